@@ -1,0 +1,137 @@
+"""The one normalized record, `AccessEvent`, and its fast positional twin `EventRow`.
+
+`AccessEvent` (pydantic) is the contract at the edges: tests, the CLI's JSON output, later the
+API. The hot path builds `EventRow` tuples (same fields, same order, timestamps as integer
+microseconds since the epoch) and hands them to the store as Arrow columns; `to_event` and
+`AccessEvent.model_validate` turn one into the other, so both stay in step.
+
+Secret values never enter either: parsers read names and paths, never payloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from pipeline.errors import ParseError
+
+Source = Literal["vault", "aws", "gcp", "azure", "k8s"]
+IdentityKind = Literal["service", "human", "root", "unknown"]
+Action = Literal["read", "list", "write", "delete", "rotate", "auth", "other"]
+Outcome = Literal["success", "denied", "error"]
+
+SOURCES: tuple[str, ...] = ("vault", "aws", "gcp", "azure", "k8s")
+IDENTITY_KINDS: tuple[str, ...] = ("service", "human", "root", "unknown")
+ACTIONS: tuple[str, ...] = ("read", "list", "write", "delete", "rotate", "auth", "other")
+OUTCOMES: tuple[str, ...] = ("success", "denied", "error")
+
+
+class AccessEvent(BaseModel):
+    """One access to (or attempt on) a secrets backend, normalized across sources.
+
+    >>> e = AccessEvent(event_id="r1", timestamp="2026-05-01T03:10:00Z", source="vault",
+    ...     backend="vault", identity="orders-api", identity_kind="service",
+    ...     secret="secret/db", action="read", operation="read", outcome="success")
+    >>> e.timestamp.isoformat()
+    '2026-05-01T03:10:00+00:00'
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str
+    timestamp: datetime
+    source: Source
+    backend: str
+    identity: str
+    identity_kind: IdentityKind
+    secret: str | None
+    action: Action
+    operation: str
+    outcome: Outcome
+    source_ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    error: str | None = None
+    note: str | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp must carry a time zone (naive datetimes are ambiguous)")
+        return value.astimezone(UTC)
+
+
+class EventRow(NamedTuple):
+    """`AccessEvent` as a tuple: cheap to build per event, transposed to columns per batch."""
+
+    event_id: str
+    ts_us: int
+    source: str
+    backend: str
+    identity: str
+    identity_kind: str
+    secret: str | None
+    action: str
+    operation: str
+    outcome: str
+    source_ip: str | None
+    user_agent: str | None
+    request_id: str | None
+    error: str | None
+    note: str | None
+
+
+FIELDS: tuple[str, ...] = EventRow._fields
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_event(row: EventRow) -> AccessEvent:
+    """Validate a hot-path row against the contract."""
+    data = row._asdict()
+    data["timestamp"] = from_micros(data.pop("ts_us"))
+    return AccessEvent.model_validate(data)
+
+
+def from_micros(ts_us: int) -> datetime:
+    return datetime.fromtimestamp(ts_us // 1_000_000, UTC).replace(microsecond=ts_us % 1_000_000)
+
+
+def to_micros(text: object) -> int:
+    """Parse an ISO-8601 timestamp into UTC microseconds; naive times are taken as UTC.
+
+    Accepts what the sources write: `Z` suffixes, 0-9 fractional digits (truncated to
+    microseconds), and Panther's `2024-10-17 21:48:45.000000000`.
+
+    >>> to_micros("2020-12-01T20:29:04.356625452Z")
+    1606854544356625
+    """
+    if not isinstance(text, str):
+        raise ParseError(f"timestamp must be a string, got {type(text).__name__}")
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ParseError(f"timestamp {text[:40]!r} is not ISO-8601") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _MICRO
+
+
+_MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
+
+
+def synthetic_id(source: str, *parts: object) -> str:
+    """A stable event id for records that carry none, from the fields that identify them."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
+    return f"{source}:sha256:{digest}"
+
+
+def clip(value: object, limit: int = 256) -> str | None:
+    """A short string for free-text fields (errors, user agents); never a whole payload."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,34 @@
+"""Source registry: one module per audit-log format, looked up by name.
+
+>>> sorted(SOURCES)
+['aws', 'azure', 'gcp', 'k8s', 'vault']
+"""
+
+from __future__ import annotations
+
+from pipeline.errors import ConfigError
+from pipeline.sources import vault
+from pipeline.sources.base import Parser, SourceSpec
+
+SOURCES: dict[str, SourceSpec] = {
+    vault.NAME: vault.SPEC,
+}
+
+
+def detect(doc: object) -> str | None:
+    """The format whose records look like `doc` (the first audit record of a file)."""
+    if not isinstance(doc, dict):
+        return None
+    for name, spec in SOURCES.items():
+        if spec.looks_like(doc):
+            return name
+    return None
+
+
+def new_parser(name: str, backend: str | None = None) -> Parser:
+    try:
+        spec = SOURCES[name]
+    except KeyError:
+        valid = ", ".join(sorted(SOURCES))
+        raise ConfigError(f"unknown format {name!r}; valid formats: {valid}") from None
+    return spec.new_parser(backend)

@@ -1,0 +1,206 @@
+"""What every source parser shares: the record it receives, the result it returns, and the
+generic driver for stateless formats (one JSON document in, zero or more events out).
+
+A parser never raises on bad input: each record either contributes to events, is skipped
+as well-formed but not about secrets (counted by reason), or becomes a `DeadLetter` that
+names the file, line, offset and reason. `consumed + skipped + dead == records fed`, always.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+
+from pipeline.errors import NotSecretAccess, ParseError
+from pipeline.record import EventRow
+from pipeline.redact import redact_raw
+
+# One framed record: its raw bytes, 1-based line number, byte offset in the file.
+Record = tuple[bytes, int, int]
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A record that could not be turned into events, kept with everything needed to fix it."""
+
+    file: str
+    line: int
+    offset: int
+    reason: str
+    raw: bytes
+    format: str | None = None
+    index: str | None = None
+
+    @classmethod
+    def of(cls, record: Record, file: str, reason: str, fmt: str | None, index: str | None = None):
+        raw, line, offset = record
+        return cls(file, line, offset, reason, redact_raw(raw), fmt, index)
+
+    def where(self) -> str:
+        idx = f" {self.index}" if self.index else ""
+        return f"{self.file}:{self.line} (byte {self.offset}){idx}"
+
+
+@dataclass(slots=True)
+class FeedResult:
+    rows: list[EventRow] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    # Per-record tallies: each record fed ends in exactly one of these three.
+    consumed: int = 0
+    skipped_records: int = 0
+    dead_records: int = 0
+
+    def extend(self, other: FeedResult) -> None:
+        self.rows.extend(other.rows)
+        self.dead.extend(other.dead)
+        self.skipped.update(other.skipped)
+        self.consumed += other.consumed
+        self.skipped_records += other.skipped_records
+        self.dead_records += other.dead_records
+
+    @property
+    def accounted(self) -> int:
+        return self.consumed + self.skipped_records + self.dead_records
+
+
+class Parser(Protocol):
+    """Turns framed records of one file into events. Stateful parsers (Vault pairs request
+    and response lines) hold records back until `flush`; `pending_offset` tells the follower
+    the earliest byte offset not yet fully turned into stored events."""
+
+    def feed(self, records: list[Record], file: str) -> FeedResult: ...
+
+    def flush(self, file: str) -> FeedResult: ...
+
+    def pending_offset(self) -> int | None: ...
+
+
+ParseFn = Callable[[dict, str | None], list[EventRow]]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A registry entry: how to recognise a format and how to make a parser for it."""
+
+    name: str
+    looks_like: Callable[[dict], bool]
+    new_parser: Callable[[str | None], Parser]
+    description: str
+
+
+def unwrap(doc: object) -> Iterator[tuple[str | None, object]]:
+    """The audit records inside one JSON document, with a label saying where each sat.
+
+    Handles JSON arrays, CloudTrail S3 objects `{"Records": [...]}`, EventBridge envelopes
+    (`detail`), and Kubernetes `EventList`s (`items`).
+
+    >>> [i for i, _ in unwrap({"Records": [{}, {}]})]
+    ['Records[0]', 'Records[1]']
+    """
+    if isinstance(doc, list):
+        for i, item in enumerate(doc):
+            yield f"[{i}]", item
+    elif isinstance(doc, dict) and isinstance(doc.get("Records"), list):
+        for i, item in enumerate(doc["Records"]):
+            yield f"Records[{i}]", item
+    elif isinstance(doc, dict) and doc.get("kind") == "EventList" and isinstance(
+        doc.get("items"), list
+    ):
+        for i, item in enumerate(doc["items"]):
+            yield f"items[{i}]", item
+    elif isinstance(doc, dict) and "detail-type" in doc and isinstance(doc.get("detail"), dict):
+        yield "detail", doc["detail"]
+    else:
+        yield None, doc
+
+
+def decode(raw: bytes) -> object:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"not valid JSON: {exc}") from None
+
+
+@dataclass
+class DocumentParser:
+    """Driver for stateless formats: decode, unwrap, parse each item, account for each."""
+
+    name: str
+    parse: ParseFn
+    backend: str | None = None
+    guess: Callable[[dict], str | None] | None = None
+
+    def feed(self, records: list[Record], file: str) -> FeedResult:
+        out = FeedResult()
+        for record in records:
+            try:
+                doc = decode(record[0])
+            except ParseError as exc:
+                out.dead.append(DeadLetter.of(record, file, str(exc), self.name))
+                out.dead_records += 1
+                continue
+            self._parse_doc(doc, record, file, out)
+        return out
+
+    def _parse_doc(self, doc: object, record: Record, file: str, out: FeedResult) -> None:
+        rows: list[EventRow] = []
+        dead: list[DeadLetter] = []
+        skipped = 0
+        for index, item in unwrap(doc):
+            try:
+                if not isinstance(item, dict):
+                    raise ParseError(f"expected a JSON object, got {type(item).__name__}")
+                rows.extend(self.parse(item, self.backend))
+            except NotSecretAccess as exc:
+                out.skipped[str(exc)] += 1
+                skipped += 1
+            except ParseError as exc:
+                dead.append(DeadLetter.of(record, file, self._reason(exc, item), self.name, index))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                reason = f"unexpected shape ({type(exc).__name__}: {exc})"
+                dead.append(DeadLetter.of(record, file, reason, self.name, index))
+        out.rows.extend(rows)
+        out.dead.extend(dead)
+        # A document counts once: consumed if any item became events, else dead if any
+        # item was bad, else skipped (all items skipped, or an empty container).
+        if rows:
+            out.consumed += 1
+        elif dead:
+            out.dead_records += 1
+        else:
+            out.skipped_records += 1
+            if not skipped:
+                out.skipped["empty document"] += 1
+
+    def _reason(self, exc: ParseError, item: object) -> str:
+        other = self.guess(item) if self.guess and isinstance(item, dict) else None
+        if other and other != self.name:
+            return f"{exc} (looks like a {other} record; use --format {other} or split the file)"
+        return str(exc)
+
+    def flush(self, file: str) -> FeedResult:
+        return FeedResult()
+
+    def pending_offset(self) -> int | None:
+        return None
+
+
+def text(value: object) -> str | None:
+    """A string field, or None; anything else in a string slot is a shape error."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ParseError(f"expected a string, got {type(value).__name__} {str(value)[:40]!r}")
+
+
+def obj(value: object, what: str) -> dict:
+    """A nested object, or {} when absent; anything else is a shape error naming the field."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    raise ParseError(f"`{what}` must be an object, got {type(value).__name__}")

@@ -1,0 +1,303 @@
+"""HashiCorp Vault / OpenBao audit device entries (file, socket or syslog: JSON per entry).
+
+Each call is logged twice, a `request` entry and a `response` entry sharing `request.id`;
+one call is one event. The response wins (it carries the outcome); a request whose response
+never comes still counts once its pairing window has passed, or at the end of the input.
+
+This is the hot path (Vault is the chattiest source), so lines are decoded straight into
+typed msgspec structs holding only the fields we read, and no dict is ever built.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+import msgspec
+
+from pipeline.errors import ParseError
+from pipeline.record import EventRow, clip, synthetic_id, to_micros
+from pipeline.sources.base import DeadLetter, FeedResult, Record, SourceSpec
+
+NAME = "vault"
+
+
+class _Namespace(msgspec.Struct):
+    path: str | None = None
+
+
+class _Auth(msgspec.Struct):
+    display_name: str | None = None
+    entity_id: str | None = None
+    policies: list[str] | None = None
+    token_policies: list[str] | None = None
+    metadata: dict[str, str | None] | None = None
+    token_type: str | None = None
+
+
+class _Request(msgspec.Struct):
+    id: str | None = None
+    operation: str | None = None
+    path: str | None = None
+    mount_type: str | None = None
+    mount_point: str | None = None
+    remote_address: str | None = None
+    remote_port: int | None = None
+    namespace: _Namespace | None = None
+    headers: dict[str, list[str]] | None = None
+
+
+class Entry(msgspec.Struct):
+    """The fields of an audit entry secretwatch reads; everything else is skipped unparsed."""
+
+    type: str
+    time: str | None = None
+    auth: _Auth | None = None
+    request: _Request | None = None
+    error: str | None = None
+
+
+_decode = msgspec.json.Decoder(Entry).decode
+
+# Pairing: a request waits this many records for its response before it counts alone.
+PAIR_WINDOW = 50_000
+# Ids of answered requests remembered, so a request logged after its response is not
+# counted a second time.
+ANSWERED_MEMORY = 200_000
+
+_KV2_PARTS = {"data", "metadata", "delete", "undelete", "destroy", "subkeys"}
+_KV2_ACTION = {"delete": "delete", "destroy": "delete", "undelete": "write"}
+_OPERATION_ACTION = {
+    "read": "read",
+    "list": "list",
+    "create": "write",
+    "update": "write",
+    "patch": "write",
+    "delete": "delete",
+}
+_DYNAMIC = re.compile(r"/(creds|sts|issue|sign|static-creds)/")
+_ROTATE = re.compile(r"/rotate(-root|-role)?(/|$)")
+_UUIDISH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-?")
+_MASKED = {"", "****"}
+_HUMAN_METHODS = ("userpass-", "ldap-", "oidc-", "github-", "okta-", "radius-")
+
+
+def looks_like(doc: dict) -> bool:
+    """A Vault audit entry: `type` request/response with a `request` object."""
+    return doc.get("type") in ("request", "response") and isinstance(doc.get("request"), dict)
+
+
+def identity_of(auth: _Auth | None) -> tuple[str, str]:
+    """(identity, kind) for the caller behind a token, stable across its tokens.
+
+    Display names change per token and per method (every AppRole token is `approle`), so
+    the auth metadata decides first; `entity_id` is the fallback.
+    """
+    if auth is None:
+        return "unknown", "unknown"
+    policies = auth.policies or auth.token_policies or ()
+    if "root" in policies or auth.display_name == "root":
+        return "root", "root"
+    meta = auth.metadata or {}
+    if meta.get("service_account_name"):
+        ns = meta.get("service_account_namespace") or "default"
+        return f"{ns}/{meta['service_account_name']}", "service"
+    if meta.get("role_name"):
+        return meta["role_name"] or "", "service"
+    display = auth.display_name or ""
+    if display.startswith(_HUMAN_METHODS) or (meta.get("username") and not meta.get("role")):
+        user = meta.get("email") or meta.get("username") or display.split("-", 1)[-1]
+        return user, "human"
+    if meta.get("role"):
+        return meta["role"] or "", "service"
+    if meta.get("Task"):  # Nomad workload token: one identity per task, not per allocation
+        return f"nomad/{meta.get('Namespace') or 'default'}/{meta['Task']}", "service"
+    if auth.entity_id:
+        return f"entity:{auth.entity_id}", "unknown"
+    if display.startswith("token-"):
+        return _UUIDISH.sub("", display[6:]) or display, "unknown"
+    return (display or "unknown"), "unknown"
+
+
+def secret_and_action(request: _Request) -> tuple[str | None, str]:
+    """Canonical secret path and action for a request.
+
+    KV v2 `secret/data/x` and `secret/metadata/x` both name `secret/x`; a `list` keeps the
+    folder (`secret/apps/`). Token housekeeping and logins are `auth`, `sys/` is `other`:
+    kept, but not secret access.
+    """
+    path = request.path or ""
+    op = request.operation or ""
+    if path.startswith("auth/") or path.startswith("sys/leases/"):
+        return None, "auth"
+    if path.startswith("sys/") or op == "help" or not path:
+        return None, "other"
+    if path.startswith("identity/"):
+        return None, "other"
+    action = _OPERATION_ACTION.get(op, "other")
+    if request.mount_type == "kv" or request.mount_type is None:
+        mount = request.mount_point or path.split("/", 1)[0] + "/"
+        rest = path[len(mount) :] if path.startswith(mount) else ""
+        part, _, name = rest.partition("/")
+        if part in _KV2_PARTS and (request.mount_type == "kv" or part in ("data", "metadata")):
+            secret = mount + name
+            if part == "metadata" and op == "read":
+                action = "list"  # metadata reveals versions, not the value
+            return secret, _KV2_ACTION.get(part, action)
+    if _ROTATE.search(path):
+        return path, "rotate"
+    if _DYNAMIC.search(path) and op in ("read", "update", "create"):
+        return path, "read"  # issuing dynamic credentials is reading a secret
+    return path, action
+
+
+def _outcome(error: str | None) -> str:
+    if not error:
+        return "success"
+    lowered = error.lower()
+    if "permission denied" in lowered or "unauthorized" in lowered or "forbidden" in lowered:
+        return "denied"
+    return "error"
+
+
+def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
+    """One event from an entry (the response when there is one)."""
+    request = entry.request
+    if request is None or entry.time is None:
+        raise ParseError("vault entry lacks `request` or `time`")
+    identity, kind = identity_of(entry.auth)
+    secret, action = secret_and_action(request)
+    ns = request.namespace.path if request.namespace else None
+    if ns and secret:
+        secret = ns.rstrip("/") + "/" + secret
+    agent = (request.headers or {}).get("user-agent")
+    return EventRow(
+        event_id,
+        to_micros(entry.time),
+        NAME,
+        backend or NAME,
+        identity,
+        kind,
+        secret,
+        action,
+        request.operation or "",
+        _outcome(entry.error),
+        request.remote_address,
+        clip(agent[0]) if agent else None,
+        request.id if request.id not in _MASKED else None,
+        clip(entry.error),
+        None if entry.type == "response" else "no response entry; outcome from the request",
+    )
+
+
+def _pair_key(entry: Entry) -> str:
+    """Pairing key: `request.id`, or when that is masked or absent, the fields a request
+    and its response share."""
+    request = entry.request
+    if request is None:
+        raise ParseError("vault entry has no `request` object")
+    if request.id and request.id not in _MASKED:
+        return request.id
+    return synthetic_id(
+        NAME, request.path, request.operation, request.remote_address, request.remote_port
+    )
+
+
+class VaultParser:
+    """Pairs request and response entries into one event per call."""
+
+    def __init__(self, backend: str | None = None) -> None:
+        self.backend = backend
+        self._pending: OrderedDict[str, tuple[Entry, Record, int]] = OrderedDict()
+        self._answered: OrderedDict[str, None] = OrderedDict()
+        self._seen = 0
+
+    def feed(self, records: list[Record], file: str) -> FeedResult:
+        out = FeedResult()
+        rows = out.rows
+        pending = self._pending
+        answered = self._answered
+        backend = self.backend
+        for record in records:
+            self._seen += 1
+            try:
+                entry = _decode(record[0])
+                key = _pair_key(entry)
+                if entry.type == "response":
+                    waiting = pending.pop(key, None)
+                    event_id = self._event_id(key, waiting[0] if waiting else entry)
+                    rows.append(normalize(entry, backend, event_id))
+                    out.consumed += 2 if waiting else 1
+                    answered[key] = None
+                elif entry.type == "request":
+                    if key in answered:
+                        out.consumed += 1  # its response already made the event
+                    elif key in pending:
+                        self._emit_lone(key, out, file)
+                        pending[key] = (entry, record, self._seen)
+                    else:
+                        pending[key] = (entry, record, self._seen)
+                else:
+                    raise ParseError(f"vault entry `type` is {entry.type!r}, not request/response")
+            except (msgspec.DecodeError, ParseError) as exc:
+                out.dead.append(DeadLetter.of(record, file, _reason(exc), NAME))
+                out.dead_records += 1
+        self._expire(out, file)
+        if len(answered) > ANSWERED_MEMORY:
+            for _ in range(len(answered) - ANSWERED_MEMORY // 2):
+                answered.popitem(last=False)
+        return out
+
+    def _event_id(self, key: str, entry: Entry) -> str:
+        request = entry.request
+        if request is not None and request.id and request.id not in _MASKED:
+            return key
+        # Masked ids: the request's own time makes the pair unique (responses lack it).
+        return synthetic_id(NAME, key, entry.time)
+
+    def _expire(self, out: FeedResult, file: str) -> None:
+        horizon = self._seen - PAIR_WINDOW
+        pending = self._pending
+        while pending:
+            key, (_, _, seen) = next(iter(pending.items()))
+            if seen > horizon:
+                break
+            self._emit_lone(key, out, file)
+
+    def _emit_lone(self, key: str, out: FeedResult, file: str) -> None:
+        entry, record, _ = self._pending.pop(key)
+        try:
+            out.rows.append(normalize(entry, self.backend, self._event_id(key, entry)))
+            out.consumed += 1
+        except ParseError as exc:
+            out.dead.append(DeadLetter.of(record, file, str(exc), NAME))
+            out.dead_records += 1
+
+    def flush(self, file: str) -> FeedResult:
+        """End of input: every request still waiting counts alone."""
+        out = FeedResult()
+        while self._pending:
+            self._emit_lone(next(iter(self._pending)), out, file)
+        return out
+
+    def pending_offset(self) -> int | None:
+        """Byte offset of the oldest request still waiting for its response."""
+        for _, record, _ in self._pending.values():
+            return record[2]  # insertion order is file order, so the first is the oldest
+        return None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, msgspec.ValidationError):
+        return f"not a Vault audit entry: {exc}"
+    if isinstance(exc, msgspec.DecodeError):
+        return f"not valid JSON: {exc}"
+    return str(exc)
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    looks_like=looks_like,
+    new_parser=VaultParser,
+    description="HashiCorp Vault / OpenBao audit device (request/response JSON entries)",
+)

@@ -1,0 +1,296 @@
+"""Embedded store: one DuckDB file, written in Arrow batches, no server.
+
+Idempotency without a primary-key index (which costs more than the rest of ingest): an
+event's id always comes with the same timestamp, so a batch is anti-joined only against the
+stored events in its own time range (padded by an hour), which DuckDB prunes by zone maps.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.errors import StoreError
+from pipeline.record import FIELDS, EventRow
+from pipeline.sources.base import DeadLetter
+from pipeline.store.base import GROUPABLE, Checkpoint, EventFilter
+
+_HOUR_US = 3_600_000_000
+
+# Each entry upgrades the schema by one version; never edit a released entry, append one.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE events (
+            event_id VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL,
+            backend VARCHAR NOT NULL, identity VARCHAR NOT NULL, identity_kind VARCHAR NOT NULL,
+            secret VARCHAR, action VARCHAR NOT NULL, operation VARCHAR NOT NULL,
+            outcome VARCHAR NOT NULL, source_ip VARCHAR, user_agent VARCHAR,
+            request_id VARCHAR, error VARCHAR, note VARCHAR)""",
+        """CREATE TABLE dead_letters (
+            file VARCHAR NOT NULL, line BIGINT NOT NULL, "offset" BIGINT NOT NULL,
+            idx VARCHAR, format VARCHAR, reason VARCHAR NOT NULL, raw BLOB,
+            recorded_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE checkpoints (
+            key VARCHAR PRIMARY KEY, path VARCHAR NOT NULL, device UBIGINT NOT NULL,
+            inode UBIGINT NOT NULL, "offset" BIGINT NOT NULL, line BIGINT NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL)""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_STRING_FIELDS = [f for f in FIELDS if f != "ts_us"]
+_COLUMNS = ", ".join("ts" if f == "ts_us" else f for f in FIELDS)
+
+
+def rows_to_arrow(rows: list[EventRow]) -> pa.Table:
+    """Transpose rows into Arrow columns (C-level zip; no per-field Python loop)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(FIELDS)
+    arrays = []
+    for name, column in zip(FIELDS, columns, strict=True):
+        if name == "ts_us":
+            arrays.append(pa.array(column, pa.int64()).cast(pa.timestamp("us", tz="UTC")))
+        else:
+            arrays.append(pa.array(column, pa.string()))
+    return pa.Table.from_arrays(arrays, names=["ts" if f == "ts_us" else f for f in FIELDS])
+
+
+def _dedupe(rows: list[EventRow]) -> list[EventRow]:
+    """Keep the first row per event_id within one batch (rare; checked cheaply)."""
+    ids = [r[0] for r in rows]
+    if len(set(ids)) == len(ids):
+        return rows
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            out.append(row)
+    return out
+
+
+class DuckDBStore:
+    """The embedded default store."""
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def open(self) -> None:
+        if self.read_only and not self.path.exists():
+            raise StoreError(
+                f"store {self.path} does not exist yet; run `secretwatch ingest PATH` first "
+                "or point `store.path` in the config at an existing store"
+            )
+        if not self.read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store folder {self.path.parent}: {exc}") from exc
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=self.read_only)
+        except duckdb.IOException as exc:
+            raise StoreError(_explain_io(self.path, exc)) from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"store {self.path} cannot be opened: {exc}") from exc
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._migrate()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> DuckDBStore:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise StoreError("store is not open; call open() first")
+        return self._con
+
+    def schema_version(self) -> int:
+        has_meta = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+        ).fetchone()
+        if not has_meta or not has_meta[0]:
+            return 0
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {current}, newer than this secretwatch "
+                f"understands ({SCHEMA_VERSION}); upgrade secretwatch"
+            )
+        if current == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            raise StoreError(
+                f"store {self.path} has schema version {current}; open it once writable "
+                f"(e.g. `secretwatch ingest`) to migrate it to {SCHEMA_VERSION}"
+            )
+        con = self.con
+        con.execute("BEGIN")
+        con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                con.execute(statement)
+        con.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+        )
+        con.execute("COMMIT")
+
+    # -- writes --------------------------------------------------------------------------
+    def write_batch(
+        self,
+        rows: list[EventRow],
+        dead: list[DeadLetter] = (),  # type: ignore[assignment]
+        checkpoints: list[Checkpoint] = (),  # type: ignore[assignment]
+    ) -> int:
+        con = self.con
+        inserted = 0
+        con.execute("BEGIN")
+        try:
+            if rows:
+                inserted = self._insert_events(_dedupe(rows))
+            if dead:
+                self._insert_dead(dead)
+            for cp in checkpoints:
+                con.execute(
+                    "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [cp.key, cp.path, cp.device, cp.inode, cp.offset, cp.line, _now()],
+                )
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"writing to store {self.path} failed: {exc}") from exc
+        return inserted
+
+    def _insert_events(self, rows: list[EventRow]) -> int:
+        batch = rows_to_arrow(rows)  # noqa: F841 - referenced by name in the SQL below
+        stamps = [r[1] for r in rows]
+        lo, hi = min(stamps) - _HOUR_US, max(stamps) + _HOUR_US
+        result = self.con.execute(
+            f"""INSERT INTO events ({_COLUMNS})
+                SELECT * FROM batch b WHERE NOT EXISTS (
+                  SELECT 1 FROM events e WHERE e.event_id = b.event_id
+                  AND e.ts BETWEEN make_timestamp(?::BIGINT)::TIMESTAMPTZ AND make_timestamp(?::BIGINT)::TIMESTAMPTZ)""",  # noqa: S608
+            [lo, hi],
+        ).fetchone()
+        return int(result[0]) if result else 0
+
+    def _insert_dead(self, dead: list[DeadLetter]) -> None:
+        now = _now()
+        table = pa.table(
+            {
+                "file": [d.file for d in dead],
+                "line": pa.array([d.line for d in dead], pa.int64()),
+                "offset": pa.array([d.offset for d in dead], pa.int64()),
+                "idx": [d.index for d in dead],
+                "format": [d.format for d in dead],
+                "reason": [d.reason for d in dead],
+                "raw": pa.array([d.raw for d in dead], pa.binary()),
+            }
+        )  # noqa: F841 - referenced by name in the SQL below
+        self.con.execute(
+            """INSERT INTO dead_letters
+               SELECT t.file, t.line, t."offset", t.idx, t.format, t.reason, t.raw, ?
+               FROM "table" t WHERE NOT EXISTS (
+                 SELECT 1 FROM dead_letters d WHERE d.file = t.file AND d."offset" = t."offset"
+                 AND d.idx IS NOT DISTINCT FROM t.idx AND d.reason = t.reason)""",
+            [now],
+        )
+
+    # -- reads ---------------------------------------------------------------------------
+    def events(
+        self, where: EventFilter = EventFilter(), limit: int | None = None, newest_first: bool = False
+    ) -> pd.DataFrame:
+        clause, params = _where(where)
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT * FROM events {clause} ORDER BY ts {order}, event_id"  # noqa: S608
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.con.execute(sql, params).df()
+
+    def count(self, where: EventFilter = EventFilter()) -> int:
+        clause, params = _where(where)
+        row = self.con.execute(f"SELECT count(*) FROM events {clause}", params).fetchone()  # noqa: S608
+        return int(row[0]) if row else 0
+
+    def stats(self, by: str, where: EventFilter = EventFilter(), limit: int | None = None) -> pd.DataFrame:
+        if by not in GROUPABLE:
+            raise StoreError(f"cannot group by {by!r}; choose one of {', '.join(GROUPABLE)}")
+        clause, params = _where(where)
+        sql = f"""SELECT {by}, count(*) AS events,
+                    count(*) FILTER (WHERE outcome = 'denied') AS denied,
+                    min(ts) AS first_seen, max(ts) AS last_seen
+                  FROM events {clause} GROUP BY {by} ORDER BY events DESC, {by}"""  # noqa: S608
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.con.execute(sql, params).df()
+
+    def dead_letters(self, limit: int | None = None) -> pd.DataFrame:
+        sql = 'SELECT * FROM dead_letters ORDER BY recorded_at, file, "offset"'
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.con.execute(sql).df()
+
+    def checkpoint(self, key: str) -> Checkpoint | None:
+        row = self.con.execute(
+            'SELECT key, path, device, inode, "offset", line FROM checkpoints WHERE key = ?', [key]
+        ).fetchone()
+        return Checkpoint(*row) if row else None
+
+
+def _where(where: EventFilter) -> tuple[str, list[object]]:
+    parts: list[str] = []
+    params: list[object] = []
+    if where.since is not None:
+        parts.append("ts >= ?")
+        params.append(where.since)
+    if where.until is not None:
+        parts.append("ts < ?")
+        params.append(where.until)
+    for name in ("identity", "secret"):
+        value = getattr(where, name)
+        if value is not None:
+            if "*" in value:
+                parts.append(f"{name} LIKE ? ESCAPE '\\'")
+                escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                params.append(escaped.replace("*", "%"))
+            else:
+                parts.append(f"{name} = ?")
+                params.append(value)
+    for name in ("action", "outcome", "source"):
+        value = getattr(where, name)
+        if value is not None:
+            parts.append(f"{name} = ?")
+            params.append(value)
+    return ("WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def _explain_io(path: Path, exc: Exception) -> str:
+    text = str(exc)
+    if "lock" in text.lower():
+        return (
+            f"store {path} is in use by another process (a running `secretwatch ingest "
+            f"--follow`?); stop it or use another store path. DuckDB said: {text}"
+        )
+    return f"store {path} cannot be opened: {text}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
