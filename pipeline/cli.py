@@ -16,7 +16,7 @@ from rich.table import Table
 
 from pipeline.config import Config, load_config
 from pipeline.errors import SecretwatchError
-from pipeline.ingest import IngestSummary, Ingestor, expand_paths
+from pipeline.ingest import Ingestor, IngestSummary, expand_paths
 from pipeline.record import ACTIONS, OUTCOMES, SOURCES
 from pipeline.store import STORES, EventFilter, Store
 from pipeline.store.base import GROUPABLE
@@ -36,7 +36,11 @@ err = Console(stderr=True)
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML config (default: $SECRETWATCH_CONFIG, then config/default.yaml)."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config (default: $SECRETWATCH_CONFIG, then config/default.yaml).",
+    ),
 ]
 StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="Store file, overriding `store.path` in the config.")
@@ -57,18 +61,30 @@ def _open_store(config: Config, store_path: Path | None, read_only: bool) -> Sto
 
 @app.command()
 def ingest(
-    paths: Annotated[list[str], typer.Argument(help="Files (plain or .gz), folders, or - for stdin.")],
+    paths: Annotated[
+        list[str], typer.Argument(help="Files (plain or .gz), folders, or - for stdin.")
+    ],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", "-f", help=f"Force a format ({', '.join(SOURCES)}); default: detect per file."),
+        typer.Option(
+            "--format",
+            "-f",
+            help=f"Force a format ({', '.join(SOURCES)}); default: detect per file.",
+        ),
     ] = None,
     follow: Annotated[
         bool,
-        typer.Option("--follow", "-F", help="Keep reading as files grow (tail -F), across rotation and restarts."),
+        typer.Option(
+            "--follow",
+            "-F",
+            help="Keep reading as files grow (tail -F), across rotation and restarts.",
+        ),
     ] = False,
     config: ConfigOpt = None,
     store_path: StoreOpt = None,
-    strict: Annotated[bool, typer.Option(help="Exit with status 1 if any record was dead-lettered.")] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Exit with status 1 if any record was dead-lettered.")
+    ] = False,
 ) -> None:
     """Read audit logs into the store; print what was read, stored, skipped and dead-lettered.
 
@@ -94,7 +110,9 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _ingest_with_progress(paths: list[str], store: Store, cfg: Config, fmt: str | None) -> IngestSummary:
+def _ingest_with_progress(
+    paths: list[str], store: Store, cfg: Config, fmt: str | None
+) -> IngestSummary:
     files = [p for p in expand_paths(paths) if p is not None]
     total = sum(p.stat().st_size for p in files)
     progress = Progress(
@@ -135,7 +153,9 @@ def print_summary(s: IngestSummary) -> None:
         for letter in s.dead_examples[:3]:
             out.print(f"  e.g. {letter.where()}: {letter.reason}", highlight=False)
     if s.files_skipped:
-        out.print(f"{len(s.files_skipped)} documentation files not read: {', '.join(s.files_skipped[:3])}")
+        out.print(
+            f"{len(s.files_skipped)} documentation files not read: {', '.join(s.files_skipped[:3])}"
+        )
 
 
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
@@ -152,21 +172,41 @@ def parse_when(value: str | None, name: str) -> datetime | None:
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not ISO-8601 or an age like 24h / 7d", param_hint=name) from None
+        raise typer.BadParameter(
+            f"{value!r} is not ISO-8601 or an age like 24h / 7d", param_hint=name
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _filter(since, until, identity, secret, action, outcome, source) -> EventFilter:  # noqa: ANN001
-    for value, valid, name in ((action, ACTIONS, "--action"), (outcome, OUTCOMES, "--outcome"), (source, SOURCES, "--source")):
+    for value, valid, name in (
+        (action, ACTIONS, "--action"),
+        (outcome, OUTCOMES, "--outcome"),
+        (source, SOURCES, "--source"),
+    ):
         if value is not None and value not in valid:
-            raise typer.BadParameter(f"{value!r}; choose one of {', '.join(valid)}", param_hint=name)
-    return EventFilter(parse_when(since, "--since"), parse_when(until, "--until"), identity, secret, action, outcome, source)
+            raise typer.BadParameter(
+                f"{value!r}; choose one of {', '.join(valid)}", param_hint=name
+            )
+    return EventFilter(
+        parse_when(since, "--since"),
+        parse_when(until, "--until"),
+        identity,
+        secret,
+        action,
+        outcome,
+        source,
+    )
 
 
-Since = Annotated[str | None, typer.Option(help="From this time (ISO-8601, or an age like 24h, 7d).")]
+Since = Annotated[
+    str | None, typer.Option(help="From this time (ISO-8601, or an age like 24h, 7d).")
+]
 Until = Annotated[str | None, typer.Option(help="Before this time (ISO-8601 or age).")]
 IdentityOpt = Annotated[str | None, typer.Option(help="Identity, `*` wildcards allowed.")]
-SecretOpt = Annotated[str | None, typer.Option(help="Canonical secret path, `*` wildcards allowed.")]
+SecretOpt = Annotated[
+    str | None, typer.Option(help="Canonical secret path, `*` wildcards allowed.")
+]
 ActionOpt = Annotated[str | None, typer.Option(help=f"One of {', '.join(ACTIONS)}.")]
 OutcomeOpt = Annotated[str | None, typer.Option(help=f"One of {', '.join(OUTCOMES)}.")]
 SourceOpt = Annotated[str | None, typer.Option(help=f"One of {', '.join(SOURCES)}.")]
@@ -200,7 +240,9 @@ def events(
     if as_json:
         for record in frame.to_dict(orient="records"):
             clean = {"event_id": record.pop("event_id"), "timestamp": record.pop("ts").isoformat()}
-            clean.update((k, None if _cell(v) == "-" and v != "-" else v) for k, v in record.items())
+            clean.update(
+                (k, None if _cell(v) == "-" and v != "-" else v) for k, v in record.items()
+            )
             sys.stdout.buffer.write(orjson.dumps(clean) + b"\n")
         return
     table = Table(title=f"{len(frame)} events")
@@ -208,8 +250,13 @@ def events(
         table.add_column(name, overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(
-            row.ts.strftime("%Y-%m-%d %H:%M:%S"), row.source, row.identity, row.action,
-            _cell(row.secret), row.outcome, _cell(row.source_ip),
+            row.ts.strftime("%Y-%m-%d %H:%M:%S"),
+            row.source,
+            row.identity,
+            row.action,
+            _cell(row.secret),
+            row.outcome,
+            _cell(row.source_ip),
         )
     out.print(table)
 
@@ -234,7 +281,9 @@ def stats(
     groups = by or ["source", "identity", "secret", "outcome"]
     for name in groups:
         if name not in GROUPABLE:
-            raise typer.BadParameter(f"{name!r}; choose from {', '.join(GROUPABLE)}", param_hint="--by")
+            raise typer.BadParameter(
+                f"{name!r}; choose from {', '.join(GROUPABLE)}", param_hint="--by"
+            )
     where = _filter(since, until, identity, secret, action, outcome, source)
     try:
         store = _open_store(load_config(config), store_path, read_only=True)
@@ -252,8 +301,11 @@ def stats(
             table.add_column(col, overflow="fold")
         for row in frame.itertuples(index=False):
             table.add_row(
-                _cell(row[0]), f"{row.events:,}", f"{row.denied:,}",
-                row.first_seen.strftime("%Y-%m-%d %H:%M"), row.last_seen.strftime("%Y-%m-%d %H:%M"),
+                _cell(row[0]),
+                f"{row.events:,}",
+                f"{row.denied:,}",
+                row.first_seen.strftime("%Y-%m-%d %H:%M"),
+                row.last_seen.strftime("%Y-%m-%d %H:%M"),
             )
         out.print(table)
 
@@ -261,7 +313,9 @@ def stats(
 @app.command("dead-letters")
 def dead_letters(
     limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = 20,
-    raw: Annotated[bool, typer.Option(help="Also print each record's (redacted) raw bytes.")] = False,
+    raw: Annotated[
+        bool, typer.Option(help="Also print each record's (redacted) raw bytes.")
+    ] = False,
     config: ConfigOpt = None,
     store_path: StoreOpt = None,
 ) -> None:
@@ -277,9 +331,16 @@ def dead_letters(
     out.print(f"[bold]{len(frame)}[/] dead letters")
     for row in frame.itertuples(index=False):
         idx = f" {row.idx}" if row.idx else ""
-        out.print(f"{row.file}:{row.line} (byte {row.offset}){idx} [{row.format or '?'}] {row.reason}", highlight=False)
+        out.print(
+            f"{row.file}:{row.line} (byte {row.offset}){idx} [{row.format or '?'}] {row.reason}",
+            highlight=False,
+        )
         if raw and row.raw is not None:
-            out.print("    " + bytes(row.raw)[:500].decode("utf-8", "replace"), highlight=False, markup=False)
+            out.print(
+                "    " + bytes(row.raw)[:500].decode("utf-8", "replace"),
+                highlight=False,
+                markup=False,
+            )
 
 
 def _cell(value: object) -> str:

@@ -68,7 +68,9 @@ def load_config(path: str | Path | None = None) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {file} must hold a mapping of sections, not {type(data).__name__}")
+        raise ConfigError(
+            f"config file {file} must hold a mapping of sections, not {type(data).__name__}"
+        )
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
@@ -93,7 +95,9 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     model: type[BaseModel] = Config
     for part in loc:
         field = model.model_fields.get(str(part))
-        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
             return None
         model = field.annotation
     return model

@@ -76,7 +76,9 @@ def expand_paths(paths: Iterable[str]) -> Iterator[Path | None]:
         path = Path(raw)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and not any(p.startswith(".") for p in child.relative_to(path).parts):
+                if child.is_file() and not any(
+                    p.startswith(".") for p in child.relative_to(path).parts
+                ):
                     yield child
         elif path.exists():
             yield path
@@ -138,7 +140,7 @@ class Ingestor:
                 self.summary.records += len(chunk)
                 if parser is None:
                     held.extend(chunk)
-                    fmt = self.fmt or _detect(held)
+                    fmt = self.fmt or detect_format(held)
                     if fmt is None and len(held) < DETECT_WITHIN:
                         continue
                     parser = self._parser(fmt, name)
@@ -158,7 +160,7 @@ class Ingestor:
 
     def _parser(self, fmt: str | None, name: str) -> Parser:
         if fmt is None:
-            return _Unrecognised()
+            return UnrecognisedParser()
         self.summary.formats[fmt] += 1
         return new_parser(fmt, self.backends.get(fmt))
 
@@ -174,7 +176,8 @@ class Ingestor:
             self.summary.stored += self.store.write_batch(pending.rows, pending.dead)
 
 
-def _detect(records: list[Record]) -> str | None:
+def detect_format(records: list[Record]) -> str | None:
+    """The format of the first recognisable record among the first few of a file."""
     for raw, _, _ in records[:DETECT_WITHIN]:
         try:
             doc = orjson.loads(raw)
@@ -188,7 +191,7 @@ def _detect(records: list[Record]) -> str | None:
     return None
 
 
-class _Unrecognised:
+class UnrecognisedParser:
     """Dead-letters every record of a file whose format could not be recognised."""
 
     def feed(self, records: list[Record], file: str) -> FeedResult:
@@ -200,7 +203,7 @@ class _Unrecognised:
     def flush(self, file: str) -> FeedResult:
         return FeedResult()
 
-    def pending_offset(self) -> int | None:
+    def pending_position(self) -> tuple[int, int] | None:
         return None
 
 

@@ -70,14 +70,14 @@ class FeedResult:
 
 class Parser(Protocol):
     """Turns framed records of one file into events. Stateful parsers (Vault pairs request
-    and response lines) hold records back until `flush`; `pending_offset` tells the follower
-    the earliest byte offset not yet fully turned into stored events."""
+    and response lines) hold records back until `flush`; `pending_position` tells the follower
+    the earliest (byte offset, line) not yet fully turned into events."""
 
     def feed(self, records: list[Record], file: str) -> FeedResult: ...
 
     def flush(self, file: str) -> FeedResult: ...
 
-    def pending_offset(self) -> int | None: ...
+    def pending_position(self) -> tuple[int, int] | None: ...
 
 
 ParseFn = Callable[[dict, str | None], list[EventRow]]
@@ -108,8 +108,10 @@ def unwrap(doc: object) -> Iterator[tuple[str | None, object]]:
     elif isinstance(doc, dict) and isinstance(doc.get("Records"), list):
         for i, item in enumerate(doc["Records"]):
             yield f"Records[{i}]", item
-    elif isinstance(doc, dict) and doc.get("kind") == "EventList" and isinstance(
-        doc.get("items"), list
+    elif (
+        isinstance(doc, dict)
+        and doc.get("kind") == "EventList"
+        and isinstance(doc.get("items"), list)
     ):
         for i, item in enumerate(doc["items"]):
             yield f"items[{i}]", item
@@ -186,7 +188,7 @@ class DocumentParser:
     def flush(self, file: str) -> FeedResult:
         return FeedResult()
 
-    def pending_offset(self) -> int | None:
+    def pending_position(self) -> tuple[int, int] | None:
         return None
 
 

@@ -280,10 +280,10 @@ class VaultParser:
             self._emit_lone(next(iter(self._pending)), out, file)
         return out
 
-    def pending_offset(self) -> int | None:
-        """Byte offset of the oldest request still waiting for its response."""
+    def pending_position(self) -> tuple[int, int] | None:
+        """(byte offset, line) of the oldest request still waiting for its response."""
         for _, record, _ in self._pending.values():
-            return record[2]  # insertion order is file order, so the first is the oldest
+            return record[2], record[1]  # insertion order is file order: first is oldest
         return None
 
 

@@ -31,6 +31,9 @@ class EventFilter:
     source: str | None = None
 
 
+ALL_EVENTS = EventFilter()
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """How far a followed file has been stored: resume here after a restart."""
@@ -61,12 +64,17 @@ class Store(Protocol):
         were new. Idempotent on `event_id`: writing the same events again adds nothing."""
 
     def events(
-        self, where: EventFilter = EventFilter(), limit: int | None = None, newest_first: bool = False
+        self,
+        where: EventFilter = ALL_EVENTS,
+        limit: int | None = None,
+        newest_first: bool = False,
     ) -> pd.DataFrame: ...
 
-    def count(self, where: EventFilter = EventFilter()) -> int: ...
+    def count(self, where: EventFilter = ALL_EVENTS) -> int: ...
 
-    def stats(self, by: str, where: EventFilter = EventFilter(), limit: int | None = None) -> pd.DataFrame:
+    def stats(
+        self, by: str, where: EventFilter = ALL_EVENTS, limit: int | None = None
+    ) -> pd.DataFrame:
         """Event counts grouped by one of `GROUPABLE`, most frequent first."""
 
     def dead_letters(self, limit: int | None = None) -> pd.DataFrame: ...

@@ -17,7 +17,7 @@ import pyarrow as pa
 from pipeline.errors import StoreError
 from pipeline.record import FIELDS, EventRow
 from pipeline.sources.base import DeadLetter
-from pipeline.store.base import GROUPABLE, Checkpoint, EventFilter
+from pipeline.store.base import ALL_EVENTS, GROUPABLE, Checkpoint, EventFilter
 
 _HOUR_US = 3_600_000_000
 
@@ -91,7 +91,9 @@ class DuckDBStore:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"cannot create the store folder {self.path.parent}: {exc}") from exc
+                raise StoreError(
+                    f"cannot create the store folder {self.path.parent}: {exc}"
+                ) from exc
         try:
             self._con = duckdb.connect(str(self.path), read_only=self.read_only)
         except duckdb.IOException as exc:
@@ -187,14 +189,15 @@ class DuckDBStore:
             f"""INSERT INTO events ({_COLUMNS})
                 SELECT * FROM batch b WHERE NOT EXISTS (
                   SELECT 1 FROM events e WHERE e.event_id = b.event_id
-                  AND e.ts BETWEEN make_timestamp(?::BIGINT)::TIMESTAMPTZ AND make_timestamp(?::BIGINT)::TIMESTAMPTZ)""",  # noqa: S608
+                  AND e.ts BETWEEN make_timestamp(?::BIGINT)::TIMESTAMPTZ
+                                 AND make_timestamp(?::BIGINT)::TIMESTAMPTZ)""",  # noqa: S608
             [lo, hi],
         ).fetchone()
         return int(result[0]) if result else 0
 
     def _insert_dead(self, dead: list[DeadLetter]) -> None:
         now = _now()
-        table = pa.table(
+        table = pa.table(  # noqa: F841 - DuckDB reads it by name in the SQL below
             {
                 "file": [d.file for d in dead],
                 "line": pa.array([d.line for d in dead], pa.int64()),
@@ -204,7 +207,7 @@ class DuckDBStore:
                 "reason": [d.reason for d in dead],
                 "raw": pa.array([d.raw for d in dead], pa.binary()),
             }
-        )  # noqa: F841 - referenced by name in the SQL below
+        )
         self.con.execute(
             """INSERT INTO dead_letters
                SELECT t.file, t.line, t."offset", t.idx, t.format, t.reason, t.raw, ?
@@ -216,7 +219,10 @@ class DuckDBStore:
 
     # -- reads ---------------------------------------------------------------------------
     def events(
-        self, where: EventFilter = EventFilter(), limit: int | None = None, newest_first: bool = False
+        self,
+        where: EventFilter = ALL_EVENTS,
+        limit: int | None = None,
+        newest_first: bool = False,
     ) -> pd.DataFrame:
         clause, params = _where(where)
         order = "DESC" if newest_first else "ASC"
@@ -225,12 +231,14 @@ class DuckDBStore:
             sql += f" LIMIT {int(limit)}"
         return self.con.execute(sql, params).df()
 
-    def count(self, where: EventFilter = EventFilter()) -> int:
+    def count(self, where: EventFilter = ALL_EVENTS) -> int:
         clause, params = _where(where)
         row = self.con.execute(f"SELECT count(*) FROM events {clause}", params).fetchone()  # noqa: S608
         return int(row[0]) if row else 0
 
-    def stats(self, by: str, where: EventFilter = EventFilter(), limit: int | None = None) -> pd.DataFrame:
+    def stats(
+        self, by: str, where: EventFilter = ALL_EVENTS, limit: int | None = None
+    ) -> pd.DataFrame:
         if by not in GROUPABLE:
             raise StoreError(f"cannot group by {by!r}; choose one of {', '.join(GROUPABLE)}")
         clause, params = _where(where)

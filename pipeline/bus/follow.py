@@ -1,0 +1,235 @@
+"""Follow audit files like `tail -F`: read as they grow, across rotation and truncation,
+and resume after a restart from the offset stored with the last batch.
+
+The checkpoint is written in the same store transaction as the events it covers, and it
+points at the oldest record not yet turned into a stored event (a Vault request still
+waiting for its response), so a killed process re-reads at most a few records, which the
+store's idempotency absorbs: no gap, no duplicate.
+
+Rotation by rename keeps the inode, so on restart a checkpoint whose inode no longer sits
+at the path is looked for among the file's siblings and finished first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from rich.console import Console
+
+from pipeline.config import Config
+from pipeline.errors import InputError
+from pipeline.ingest import DETECT_WITHIN, IngestSummary, UnrecognisedParser, detect_format
+from pipeline.sources import new_parser
+from pipeline.sources.base import FeedResult, Parser, Record
+from pipeline.sources.framing import split_lines
+from pipeline.store.base import Checkpoint, Store
+
+READ_BYTES = 4 << 20
+IDLE_FLUSH_SECONDS = (
+    5.0  # a Vault request unanswered this long after the file went quiet counts alone
+)
+
+
+@dataclass
+class Followed:
+    """One followed path and where reading stands in the file currently open for it."""
+
+    path: Path
+    fmt: str | None
+    backend: str | None
+    handle: BinaryIO | None = None
+    device: int = 0
+    inode: int = 0
+    offset: int = 0  # of the first byte of `rest`
+    line: int = 1
+    rest: bytes = b""
+    parser: Parser | None = None
+    held: list[Record] = field(default_factory=list)
+    quiet_since: float = field(default_factory=time.monotonic)
+
+    @property
+    def key(self) -> str:
+        return str(self.path.resolve())
+
+    def open(self, handle: BinaryIO, offset: int = 0, line: int = 1) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        stat = os.fstat(handle.fileno())
+        handle.seek(offset)
+        self.handle, self.device, self.inode = handle, stat.st_dev, stat.st_ino
+        self.offset, self.line, self.rest = offset, line, b""
+
+    def checkpoint(self) -> Checkpoint:
+        position = self.parser.pending_position() if self.parser else None
+        offset, line = position if position else (self.offset, self.line)
+        if self.held:
+            offset, line = self.held[0][2], self.held[0][1]
+        return Checkpoint(self.key, str(self.path), self.device, self.inode, offset, line)
+
+
+def follow_files(
+    paths: list[str],
+    store: Store,
+    config: Config,
+    fmt: str | None = None,
+    console: Console | None = None,
+    stop: threading.Event | None = None,
+) -> IngestSummary:
+    """Follow `paths` until `stop` is set (or Ctrl-C / SIGTERM); return what was ingested."""
+    if stop is None:
+        stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    summary = IngestSummary()
+    files = [
+        _start(Path(p), store, fmt, config.backends.get(fmt or ""), summary, console) for p in paths
+    ]
+    poll = config.ingest.follow_poll_seconds
+    try:
+        while not stop.is_set():
+            grew = False
+            for followed in files:
+                result = _poll(followed, summary, config)
+                grew = grew or bool(result.accounted or result.rows)
+                if result.rows or result.dead or result.accounted:
+                    summary.add(result)
+                    summary.stored += store.write_batch(
+                        result.rows, result.dead, [followed.checkpoint()]
+                    )
+            if not grew:
+                stop.wait(poll)
+    except KeyboardInterrupt:
+        pass
+    for followed in files:
+        if followed.handle:
+            followed.handle.close()
+    return summary
+
+
+def _start(
+    path: Path,
+    store: Store,
+    fmt: str | None,
+    backend: str | None,
+    summary: IngestSummary,
+    console: Console | None,
+) -> Followed:
+    if path.is_dir():
+        raise InputError(f"{path}: follow mode takes files, not folders")
+    followed = Followed(path, fmt, backend)
+    summary.files += 1
+    saved = store.checkpoint(followed.key)
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: no such file (follow mode waits for growth, not creation)"
+        ) from None
+    stat = os.fstat(handle.fileno())
+    if saved is None:
+        followed.open(handle)
+        return followed
+    if saved.inode == stat.st_ino and saved.device == stat.st_dev:
+        if stat.st_size >= saved.offset:
+            followed.open(handle, saved.offset, saved.line)
+        else:
+            _say(
+                console,
+                f"{path} is shorter than its checkpoint (truncated while stopped); "
+                "reading from the start",
+            )
+            followed.open(handle)
+        return followed
+    rotated = _find_inode(path.parent, saved.device, saved.inode)
+    if rotated is not None and rotated.stat().st_size >= saved.offset:
+        _say(console, f"{path} was rotated while stopped; finishing {rotated.name} first")
+        followed.open(rotated.open("rb"), saved.offset, saved.line)
+        handle.close()
+    else:
+        _say(
+            console,
+            f"{path} was replaced while stopped and its old file is gone; "
+            "reading the new one from the start",
+        )
+        followed.open(handle)
+    return followed
+
+
+def _find_inode(folder: Path, device: int, inode: int) -> Path | None:
+    for entry in os.scandir(folder):
+        try:
+            stat = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.st_ino == inode and stat.st_dev == device and entry.is_file():
+            return Path(entry.path)
+    return None
+
+
+def _poll(f: Followed, summary: IngestSummary, config: Config) -> FeedResult:
+    """Read what is new in one file; handle truncation and rotation at end of data."""
+    out = FeedResult()
+    assert f.handle is not None  # noqa: S101 - opened in _start
+    data = f.handle.read(READ_BYTES)
+    if data:
+        f.quiet_since = time.monotonic()
+        records, f.rest, next_line, next_offset = split_lines(f.rest + data, f.line, f.offset)
+        f.line, f.offset = next_line, next_offset
+        summary.records += len(records)
+        _feed(f, records, out, summary)
+        return out
+    # No new data: truncated in place, rotated away, or just quiet.
+    try:
+        stat = f.path.stat()
+    except FileNotFoundError:
+        return out  # rotated, not yet recreated: keep the old handle until it appears
+    position = f.handle.tell()
+    if (stat.st_ino, stat.st_dev) != (f.inode, f.device):
+        _finish(f, out, summary)
+        f.parser = None
+        f.open(f.path.open("rb"))
+    elif stat.st_size < position:
+        _finish(f, out, summary)
+        f.parser = None
+        f.open(f.handle, 0, 1)  # copytruncate: same file, from the start
+    elif f.parser and time.monotonic() - f.quiet_since > IDLE_FLUSH_SECONDS:
+        out.extend(f.parser.flush(str(f.path)))
+    return out
+
+
+def _feed(
+    f: Followed, records: list[Record], out: FeedResult, summary: IngestSummary, force: bool = False
+) -> None:
+    """Feed records to the file's parser, holding the first ones until the format is known."""
+    if f.parser is None:
+        f.held.extend(records)
+        fmt = f.fmt or detect_format(f.held)
+        if fmt is None and len(f.held) < DETECT_WITHIN and not force:
+            return
+        f.parser = new_parser(fmt, f.backend) if fmt else UnrecognisedParser()
+        summary.formats[fmt or "unrecognised"] += 1
+        records, f.held = f.held, []
+    out.extend(f.parser.feed(records, str(f.path)))
+
+
+def _finish(f: Followed, out: FeedResult, summary: IngestSummary) -> None:
+    """The old file is done: its last unterminated line and any waiting requests count."""
+    if f.rest.strip():
+        summary.records += 1
+        _feed(f, [(f.rest, f.line, f.offset)], out, summary)
+        f.rest = b""
+    if f.held and f.parser is None:
+        _feed(f, [], out, summary, force=True)
+    if f.parser:
+        out.extend(f.parser.flush(str(f.path)))
+
+
+def _say(console: Console | None, message: str) -> None:
+    if console is not None:
+        console.print(f"[yellow]note:[/] {message}", highlight=False)
