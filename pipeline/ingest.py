@@ -7,9 +7,11 @@ summary as consumed, skipped (well-formed, not about secrets) or dead-lettered.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +63,19 @@ class IngestSummary:
                 self.dead_examples.append(letter)
 
 
+@contextmanager
+def fewer_gc_passes() -> Iterator[None]:
+    """Ingest allocates millions of short-lived tuples and builds no reference cycles; at
+    the cyclic collector's default cadence (every 700 allocations) its passes over the
+    growing batch cost a tenth of the run, so they are spaced out while ingesting."""
+    old = gc.get_threshold()
+    gc.set_threshold(200_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def _reason_key(reason: str) -> str:
     """Group dead-letter reasons for the summary (drop positions that vary per record)."""
     head = reason.split(" - ", 1)[0]
@@ -108,6 +123,10 @@ class Ingestor:
         self._pending = FeedResult()
 
     def ingest(self, paths: Iterable[str]) -> IngestSummary:
+        with fewer_gc_passes():
+            return self._ingest(paths)
+
+    def _ingest(self, paths: Iterable[str]) -> IngestSummary:
         for path in expand_paths(paths):
             if path is None:
                 self.ingest_stream(_stdin_records(), "<stdin>")

@@ -86,6 +86,10 @@ class EventRow(NamedTuple):
 
 
 FIELDS: tuple[str, ...] = EventRow._fields
+
+# The note of an event built from an incomplete record (a Vault request whose response has
+# not been seen). Stores let a later complete record with the same id replace it.
+PROVISIONAL_NOTE = "provisional: no response entry yet; outcome from the request"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -117,10 +121,7 @@ def to_micros(text: object) -> int:
         raise ParseError(f"timestamp {text[:40]!r} is not ISO-8601") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _MICRO
-
-
-_MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
+    return int(value.timestamp() // 1) * 1_000_000 + value.microsecond
 
 
 def synthetic_id(source: str, *parts: object) -> str:

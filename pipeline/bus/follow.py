@@ -58,8 +58,8 @@ class Followed:
         return str(self.path.resolve())
 
     def open(self, handle: BinaryIO, offset: int = 0, line: int = 1) -> None:
-        if self.handle is not None:
-            self.handle.close()
+        if self.handle is not None and self.handle is not handle:
+            self.handle.close()  # not when reopening the same handle (copytruncate)
         stat = os.fstat(handle.fileno())
         handle.seek(offset)
         self.handle, self.device, self.inode = handle, stat.st_dev, stat.st_ino
@@ -87,9 +87,27 @@ def follow_files(
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
     summary = IngestSummary()
-    files = [
-        _start(Path(p), store, fmt, config.backends.get(fmt or ""), summary, console) for p in paths
-    ]
+    files: list[Followed] = []
+    try:
+        for p in paths:
+            files.append(
+                _start(Path(p), store, fmt, config.backends.get(fmt or ""), summary, console)
+            )
+        _loop(files, store, config, summary, stop)
+    finally:
+        for followed in files:
+            if followed.handle:
+                followed.handle.close()
+    return summary
+
+
+def _loop(
+    files: list[Followed],
+    store: Store,
+    config: Config,
+    summary: IngestSummary,
+    stop: threading.Event,
+) -> None:
     poll = config.ingest.follow_poll_seconds
     try:
         while not stop.is_set():
@@ -106,10 +124,6 @@ def follow_files(
                 stop.wait(poll)
     except KeyboardInterrupt:
         pass
-    for followed in files:
-        if followed.handle:
-            followed.handle.close()
-    return summary
 
 
 def _start(
@@ -162,13 +176,14 @@ def _start(
 
 
 def _find_inode(folder: Path, device: int, inode: int) -> Path | None:
-    for entry in os.scandir(folder):
-        try:
-            stat = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if stat.st_ino == inode and stat.st_dev == device and entry.is_file():
-            return Path(entry.path)
+    with os.scandir(folder) as entries:  # closed on the early return too
+        for entry in entries:
+            try:
+                stat = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.st_ino == inode and stat.st_dev == device and entry.is_file():
+                return Path(entry.path)
     return None
 
 
@@ -176,13 +191,7 @@ def _poll(f: Followed, summary: IngestSummary, config: Config) -> FeedResult:
     """Read what is new in one file; handle truncation and rotation at end of data."""
     out = FeedResult()
     assert f.handle is not None  # noqa: S101 - opened in _start
-    data = f.handle.read(READ_BYTES)
-    if data:
-        f.quiet_since = time.monotonic()
-        records, f.rest, next_line, next_offset = split_lines(f.rest + data, f.line, f.offset)
-        f.line, f.offset = next_line, next_offset
-        summary.records += len(records)
-        _feed(f, records, out, summary)
+    if _read(f, out, summary):
         return out
     # No new data: truncated in place, rotated away, or just quiet.
     try:
@@ -191,9 +200,17 @@ def _poll(f: Followed, summary: IngestSummary, config: Config) -> FeedResult:
         return out  # rotated, not yet recreated: keep the old handle until it appears
     position = f.handle.tell()
     if (stat.st_ino, stat.st_dev) != (f.inode, f.device):
+        # Lines the writer appended to the old file between the read above and the rotation
+        # are still behind the old handle: read them all before leaving it.
+        if _read(f, out, summary):
+            return out
+        try:
+            handle = f.path.open("rb")
+        except FileNotFoundError:
+            return out  # the new file went away again: look once more next poll
         _finish(f, out, summary)
         f.parser = None
-        f.open(f.path.open("rb"))
+        f.open(handle)
     elif stat.st_size < position:
         _finish(f, out, summary)
         f.parser = None
@@ -201,6 +218,20 @@ def _poll(f: Followed, summary: IngestSummary, config: Config) -> FeedResult:
     elif f.parser and time.monotonic() - f.quiet_since > IDLE_FLUSH_SECONDS:
         out.extend(f.parser.flush(str(f.path)))
     return out
+
+
+def _read(f: Followed, out: FeedResult, summary: IngestSummary) -> bool:
+    """Read and feed the next chunk of the open file; False at end of data."""
+    assert f.handle is not None  # noqa: S101 - opened in _start
+    data = f.handle.read(READ_BYTES)
+    if not data:
+        return False
+    f.quiet_since = time.monotonic()
+    records, f.rest, next_line, next_offset = split_lines(f.rest + data, f.line, f.offset)
+    f.line, f.offset = next_line, next_offset
+    summary.records += len(records)
+    _feed(f, records, out, summary)
+    return True
 
 
 def _feed(

@@ -19,8 +19,9 @@ from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow
 from pipeline.redact import redact_raw
 
-# One framed record: its raw bytes, 1-based line number, byte offset in the file.
-Record = tuple[bytes, int, int]
+# One framed record: its raw bytes (often a zero-copy memoryview into the read buffer),
+# 1-based line number, byte offset in the file.
+Record = tuple[bytes | memoryview, int, int]
 
 
 @dataclass(slots=True)
@@ -38,7 +39,7 @@ class DeadLetter:
     @classmethod
     def of(cls, record: Record, file: str, reason: str, fmt: str | None, index: str | None = None):
         raw, line, offset = record
-        return cls(file, line, offset, reason, redact_raw(raw), fmt, index)
+        return cls(file, line, offset, reason, redact_raw(bytes(raw)), fmt, index)
 
     def where(self) -> str:
         idx = f" {self.index}" if self.index else ""
@@ -121,7 +122,7 @@ def unwrap(doc: object) -> Iterator[tuple[str | None, object]]:
         yield None, doc
 
 
-def decode(raw: bytes) -> object:
+def decode(raw: bytes | memoryview) -> object:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -11,12 +11,12 @@ typed msgspec structs holding only the fields we read, and no dict is ever built
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
+from functools import lru_cache
 
 import msgspec
 
 from pipeline.errors import ParseError
-from pipeline.record import EventRow, clip, synthetic_id, to_micros
+from pipeline.record import PROVISIONAL_NOTE, EventRow, clip, synthetic_id, to_micros
 from pipeline.sources.base import DeadLetter, FeedResult, Record, SourceSpec
 
 NAME = "vault"
@@ -26,13 +26,30 @@ class _Namespace(msgspec.Struct):
     path: str | None = None
 
 
+class _Meta(msgspec.Struct):
+    """The auth-metadata keys that name a caller (Kubernetes, AppRole, userpass/LDAP, OIDC,
+    JWT, Nomad); a struct, not a dict, so other keys are skipped and it hashes as a tuple."""
+
+    service_account_name: str | None = None
+    service_account_namespace: str | None = None
+    role_name: str | None = None
+    role: str | None = None
+    username: str | None = None
+    email: str | None = None
+    Task: str | None = None
+    Namespace: str | None = None
+
+
 class _Auth(msgspec.Struct):
     display_name: str | None = None
     entity_id: str | None = None
     policies: list[str] | None = None
     token_policies: list[str] | None = None
-    metadata: dict[str, str | None] | None = None
-    token_type: str | None = None
+    metadata: _Meta | None = None
+
+
+class _Headers(msgspec.Struct):
+    user_agent: list[str] | None = msgspec.field(default=None, name="user-agent")
 
 
 class _Request(msgspec.Struct):
@@ -44,7 +61,7 @@ class _Request(msgspec.Struct):
     remote_address: str | None = None
     remote_port: int | None = None
     namespace: _Namespace | None = None
-    headers: dict[str, list[str]] | None = None
+    headers: _Headers | None = None
 
 
 class Entry(msgspec.Struct):
@@ -57,7 +74,40 @@ class Entry(msgspec.Struct):
     error: str | None = None
 
 
+class Head(msgspec.Struct):
+    """A request entry's pairing fields only: most requests are answered, so their auth block
+    is never needed and is skipped unparsed."""
+
+    type: str
+    time: str | None = None
+    request: _Request | None = None
+
+
 _decode = msgspec.json.Decoder(Entry).decode
+_decode_head = msgspec.json.Decoder(Head).decode
+_RESPONSE_HINT = b'"type":"response"'
+_REQUEST_HINT = b'"type":"request"'
+_ID_AT = b'"request":{"id":"'
+_EMPTY_META = (None,) * len(_Meta.__struct_fields__)
+
+
+def _fast_request_id(line: bytes) -> str | None:
+    """The id of a compact request entry, read without decoding the line; None when the
+    line is not plainly one (then it is decoded). Only pairing relies on this: a request
+    that ends up counting alone is fully decoded and checked before it becomes an event."""
+    if line.find(_REQUEST_HINT, 0, 120) < 0:
+        return None
+    at = line.find(_ID_AT)
+    if at < 0:
+        return None
+    start = at + len(_ID_AT)
+    end = line.find(b'"', start, start + 200)
+    if end <= start:
+        return None
+    value = line[start:end]
+    if b"\\" in value or value == b"****":
+        return None
+    return value.decode()
 
 # Pairing: a request waits this many records for its response before it counts alone.
 PAIR_WINDOW = 50_000
@@ -96,15 +146,22 @@ def identity_of(auth: _Auth | None) -> tuple[str, str]:
     if auth is None:
         return "unknown", "unknown"
     policies = auth.policies or auth.token_policies or ()
-    if "root" in policies or auth.display_name == "root":
+    meta = msgspec.structs.astuple(auth.metadata) if auth.metadata else _EMPTY_META
+    return _identity(auth.display_name or "", auth.entity_id, "root" in policies, meta)
+
+
+@lru_cache(maxsize=65536)
+def _identity(
+    display: str, entity_id: str | None, root: bool, meta_values: tuple[str | None, ...]
+) -> tuple[str, str]:
+    if root or display == "root":
         return "root", "root"
-    meta = auth.metadata or {}
+    meta = {k: v for k, v in zip(_Meta.__struct_fields__, meta_values, strict=True) if v}
     if meta.get("service_account_name"):
         ns = meta.get("service_account_namespace") or "default"
         return f"{ns}/{meta['service_account_name']}", "service"
     if meta.get("role_name"):
         return meta["role_name"] or "", "service"
-    display = auth.display_name or ""
     if display.startswith(_HUMAN_METHODS) or (meta.get("username") and not meta.get("role")):
         user = meta.get("email") or meta.get("username") or display.split("-", 1)[-1]
         return user, "human"
@@ -112,22 +169,23 @@ def identity_of(auth: _Auth | None) -> tuple[str, str]:
         return meta["role"] or "", "service"
     if meta.get("Task"):  # Nomad workload token: one identity per task, not per allocation
         return f"nomad/{meta.get('Namespace') or 'default'}/{meta['Task']}", "service"
-    if auth.entity_id:
-        return f"entity:{auth.entity_id}", "unknown"
+    if entity_id:
+        return f"entity:{entity_id}", "unknown"
     if display.startswith("token-"):
         return _UUIDISH.sub("", display[6:]) or display, "unknown"
     return (display or "unknown"), "unknown"
 
 
-def secret_and_action(request: _Request) -> tuple[str | None, str]:
+@lru_cache(maxsize=65536)
+def secret_and_action(
+    path: str, op: str, mount_type: str | None, mount_point: str | None
+) -> tuple[str | None, str]:
     """Canonical secret path and action for a request.
 
     KV v2 `secret/data/x` and `secret/metadata/x` both name `secret/x`; a `list` keeps the
     folder (`secret/apps/`). Token housekeeping and logins are `auth`, `sys/` is `other`:
     kept, but not secret access.
     """
-    path = request.path or ""
-    op = request.operation or ""
     if path.startswith("auth/") or path.startswith("sys/leases/"):
         return None, "auth"
     if path.startswith("sys/") or op == "help" or not path:
@@ -135,11 +193,11 @@ def secret_and_action(request: _Request) -> tuple[str | None, str]:
     if path.startswith("identity/"):
         return None, "other"
     action = _OPERATION_ACTION.get(op, "other")
-    if request.mount_type == "kv" or request.mount_type is None:
-        mount = request.mount_point or path.split("/", 1)[0] + "/"
+    if mount_type == "kv" or mount_type is None:
+        mount = mount_point or path.split("/", 1)[0] + "/"
         rest = path[len(mount) :] if path.startswith(mount) else ""
         part, _, name = rest.partition("/")
-        if part in _KV2_PARTS and (request.mount_type == "kv" or part in ("data", "metadata")):
+        if part in _KV2_PARTS and (mount_type == "kv" or part in ("data", "metadata")):
             secret = mount + name
             if part == "metadata" and op == "read":
                 action = "list"  # metadata reveals versions, not the value
@@ -166,11 +224,13 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
     if request is None or entry.time is None:
         raise ParseError("vault entry lacks `request` or `time`")
     identity, kind = identity_of(entry.auth)
-    secret, action = secret_and_action(request)
+    secret, action = secret_and_action(
+        request.path or "", request.operation or "", request.mount_type, request.mount_point
+    )
     ns = request.namespace.path if request.namespace else None
     if ns and secret:
         secret = ns.rstrip("/") + "/" + secret
-    agent = (request.headers or {}).get("user-agent")
+    agent = request.headers.user_agent if request.headers else None
     return EventRow(
         event_id,
         to_micros(entry.time),
@@ -186,11 +246,11 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
         clip(agent[0]) if agent else None,
         request.id if request.id not in _MASKED else None,
         clip(entry.error),
-        None if entry.type == "response" else "no response entry; outcome from the request",
+        None if entry.type == "response" else PROVISIONAL_NOTE,
     )
 
 
-def _pair_key(entry: Entry) -> str:
+def _pair_key(entry: Entry | Head) -> str:
     """Pairing key: `request.id`, or when that is masked or absent, the fields a request
     and its response share."""
     request = entry.request
@@ -208,47 +268,67 @@ class VaultParser:
 
     def __init__(self, backend: str | None = None) -> None:
         self.backend = backend
-        self._pending: OrderedDict[str, tuple[Entry, Record, int]] = OrderedDict()
-        self._answered: OrderedDict[str, None] = OrderedDict()
+        # Waiting requests and remembered answers, in arrival (= file) order.
+        self._pending: dict[str, tuple[Head | None, Record, int]] = {}
+        self._answered: dict[str, None] = {}
         self._seen = 0
 
     def feed(self, records: list[Record], file: str) -> FeedResult:
         out = FeedResult()
-        rows = out.rows
-        pending = self._pending
-        answered = self._answered
-        backend = self.backend
+        rows, pending, answered = out.rows, self._pending, self._answered
+        backend, seen = self.backend, self._seen
         for record in records:
-            self._seen += 1
+            seen += 1
+            raw = bytes(record[0])
             try:
-                entry = _decode(record[0])
-                key = _pair_key(entry)
+                # The hint only picks the cheaper decoder; the decoded `type` decides.
+                entry: Entry | Head | None
+                if raw.find(_RESPONSE_HINT, 0, 120) >= 0:
+                    entry = _decode(raw)
+                    key = _pair_key(entry)
+                else:
+                    fast_id = _fast_request_id(raw)
+                    if fast_id is not None:
+                        key = fast_id
+                        if key in answered:
+                            out.consumed += 1
+                        else:
+                            if key in pending:
+                                self._emit_lone(key, out, file)
+                            pending[key] = (None, record, seen)
+                        continue
+                    entry = _decode_head(raw)
+                    if entry.type == "response":
+                        entry = _decode(raw)
+                    key = _pair_key(entry)
                 if entry.type == "response":
                     waiting = pending.pop(key, None)
                     event_id = self._event_id(key, waiting[0] if waiting else entry)
-                    rows.append(normalize(entry, backend, event_id))
+                    rows.append(normalize(entry, backend, event_id))  # type: ignore[arg-type]
                     out.consumed += 2 if waiting else 1
                     answered[key] = None
                 elif entry.type == "request":
                     if key in answered:
                         out.consumed += 1  # its response already made the event
-                    elif key in pending:
-                        self._emit_lone(key, out, file)
-                        pending[key] = (entry, record, self._seen)
                     else:
-                        pending[key] = (entry, record, self._seen)
+                        if key in pending:  # the same id twice: the first counts alone
+                            self._emit_lone(key, out, file)
+                        pending[key] = (entry, record, seen)  # type: ignore[assignment]
                 else:
                     raise ParseError(f"vault entry `type` is {entry.type!r}, not request/response")
             except (msgspec.DecodeError, ParseError) as exc:
                 out.dead.append(DeadLetter.of(record, file, _reason(exc), NAME))
                 out.dead_records += 1
+        self._seen = seen
         self._expire(out, file)
         if len(answered) > ANSWERED_MEMORY:
-            for _ in range(len(answered) - ANSWERED_MEMORY // 2):
-                answered.popitem(last=False)
+            for key in list(answered)[: len(answered) - ANSWERED_MEMORY // 2]:
+                del answered[key]
         return out
 
-    def _event_id(self, key: str, entry: Entry) -> str:
+    def _event_id(self, key: str, entry: Entry | Head | None) -> str:
+        if entry is None:  # paired by a plain request id
+            return key
         request = entry.request
         if request is not None and request.id and request.id not in _MASKED:
             return key
@@ -257,27 +337,31 @@ class VaultParser:
 
     def _expire(self, out: FeedResult, file: str) -> None:
         horizon = self._seen - PAIR_WINDOW
-        pending = self._pending
-        while pending:
-            key, (_, _, seen) = next(iter(pending.items()))
+        expired = []
+        for key, (_, _, seen) in self._pending.items():
             if seen > horizon:
-                break
+                break  # arrival order: the rest are younger
+            expired.append(key)
+        for key in expired:
             self._emit_lone(key, out, file)
 
     def _emit_lone(self, key: str, out: FeedResult, file: str) -> None:
-        entry, record, _ = self._pending.pop(key)
+        head, record, _ = self._pending.pop(key)
         try:
-            out.rows.append(normalize(entry, self.backend, self._event_id(key, entry)))
+            entry = _decode(record[0])
+            if entry.type != "request":
+                raise ParseError(f"vault entry `type` is {entry.type!r}, not request/response")
+            out.rows.append(normalize(entry, self.backend, self._event_id(key, head or entry)))
             out.consumed += 1
-        except ParseError as exc:
-            out.dead.append(DeadLetter.of(record, file, str(exc), NAME))
+        except (msgspec.DecodeError, ParseError) as exc:
+            out.dead.append(DeadLetter.of(record, file, _reason(exc), NAME))
             out.dead_records += 1
 
     def flush(self, file: str) -> FeedResult:
         """End of input: every request still waiting counts alone."""
         out = FeedResult()
-        while self._pending:
-            self._emit_lone(next(iter(self._pending)), out, file)
+        for key in list(self._pending):
+            self._emit_lone(key, out, file)
         return out
 
     def pending_position(self) -> tuple[int, int] | None:

@@ -1,8 +1,9 @@
 """Embedded store: one DuckDB file, written in Arrow batches, no server.
 
 Idempotency without a primary-key index (which costs more than the rest of ingest): an
-event's id always comes with the same timestamp, so a batch is anti-joined only against the
-stored events in its own time range (padded by an hour), which DuckDB prunes by zone maps.
+event's id always comes with the same timestamp, so a batch is checked only against the ids
+stored in its own time range (padded by an hour), which DuckDB finds by zone maps; in a
+stream that range holds little beyond the previous batch.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.errors import StoreError
-from pipeline.record import FIELDS, EventRow
+from pipeline.record import FIELDS, PROVISIONAL_NOTE, EventRow
 from pipeline.sources.base import DeadLetter
 from pipeline.store.base import ALL_EVENTS, GROUPABLE, Checkpoint, EventFilter
 
@@ -59,17 +60,17 @@ def rows_to_arrow(rows: list[EventRow]) -> pa.Table:
 
 
 def _dedupe(rows: list[EventRow]) -> list[EventRow]:
-    """Keep the first row per event_id within one batch (rare; checked cheaply)."""
+    """One row per event_id within a batch: the first, unless a later complete row
+    replaces a provisional one (rare; checked cheaply)."""
     ids = [r[0] for r in rows]
     if len(set(ids)) == len(ids):
         return rows
-    seen: set[str] = set()
-    out = []
+    chosen: dict[str, EventRow] = {}
     for row in rows:
-        if row[0] not in seen:
-            seen.add(row[0])
-            out.append(row)
-    return out
+        held = chosen.get(row[0])
+        if held is None or (held.note == PROVISIONAL_NOTE and row.note != PROVISIONAL_NOTE):
+            chosen[row[0]] = row
+    return list(chosen.values())
 
 
 class DuckDBStore:
@@ -182,18 +183,29 @@ class DuckDBStore:
         return inserted
 
     def _insert_events(self, rows: list[EventRow]) -> int:
-        batch = rows_to_arrow(rows)  # noqa: F841 - referenced by name in the SQL below
+        """Insert the rows whose ids are not stored yet; return how many that was."""
         stamps = [r[1] for r in rows]
         lo, hi = min(stamps) - _HOUR_US, max(stamps) + _HOUR_US
-        result = self.con.execute(
-            f"""INSERT INTO events ({_COLUMNS})
-                SELECT * FROM batch b WHERE NOT EXISTS (
-                  SELECT 1 FROM events e WHERE e.event_id = b.event_id
-                  AND e.ts BETWEEN make_timestamp(?::BIGINT)::TIMESTAMPTZ
-                                 AND make_timestamp(?::BIGINT)::TIMESTAMPTZ)""",  # noqa: S608
-            [lo, hi],
-        ).fetchone()
-        return int(result[0]) if result else 0
+        stored = self.con.execute(
+            """SELECT event_id, note IS NOT DISTINCT FROM ? FROM events
+               WHERE ts BETWEEN make_timestamp(?::BIGINT)::TIMESTAMPTZ
+                            AND make_timestamp(?::BIGINT)::TIMESTAMPTZ""",
+            [PROVISIONAL_NOTE, lo, hi],
+        ).fetchall()
+        if stored:
+            known = {event_id: provisional for event_id, provisional in stored}
+            # A complete record replaces a provisional one stored earlier under its id.
+            upgrades = [r[0] for r in rows if known.get(r[0]) and r.note != PROVISIONAL_NOTE]
+            if upgrades:
+                self.con.execute("DELETE FROM events WHERE list_contains(?, event_id)", [upgrades])
+                for event_id in upgrades:
+                    del known[event_id]
+            rows = [r for r in rows if r[0] not in known]
+            if not rows:
+                return 0
+        batch = rows_to_arrow(rows)  # noqa: F841 - DuckDB reads it by name in the SQL below
+        self.con.execute(f"INSERT INTO events ({_COLUMNS}) SELECT * FROM batch")  # noqa: S608
+        return len(rows)
 
     def _insert_dead(self, dead: list[DeadLetter]) -> None:
         now = _now()
@@ -213,7 +225,8 @@ class DuckDBStore:
                SELECT t.file, t.line, t."offset", t.idx, t.format, t.reason, t.raw, ?
                FROM "table" t WHERE NOT EXISTS (
                  SELECT 1 FROM dead_letters d WHERE d.file = t.file AND d."offset" = t."offset"
-                 AND d.idx IS NOT DISTINCT FROM t.idx AND d.reason = t.reason)""",
+                 AND d.idx IS NOT DISTINCT FROM t.idx AND d.reason = t.reason
+                 AND d.raw IS NOT DISTINCT FROM t.raw)""",
             [now],
         )
 

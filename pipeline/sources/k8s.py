@@ -1,0 +1,166 @@
+"""Kubernetes API server audit events (`audit.k8s.io/v1` and `v1beta1`) on `secrets`.
+
+At level RequestResponse an event carries the whole Secret, values included, in
+`requestObject` and `responseObject`; this parser never reads either (only `objectRef`),
+so no value can reach a row. Each request is logged once per stage; RequestReceived is
+skipped because the ResponseComplete event for the same `auditID` carries the outcome.
+"""
+
+from __future__ import annotations
+
+from pipeline.errors import NotSecretAccess, ParseError
+from pipeline.record import EventRow, clip, synthetic_id, to_micros
+from pipeline.sources.base import DocumentParser, SourceSpec, obj
+
+NAME = "k8s"
+
+VERBS: dict[str, str] = {
+    "get": "read",
+    "list": "list",
+    "watch": "list",
+    "create": "write",
+    "update": "write",
+    "patch": "write",
+    "delete": "delete",
+    "deletecollection": "delete",
+}
+_TIMESTAMPS = ("stageTimestamp", "requestReceivedTimestamp", "timestamp")
+
+
+def looks_like(doc: dict) -> bool:
+    """An audit Event (not a core/v1 Event about pods, which has no auditID or objectRef)."""
+    if doc.get("kind") != "Event":
+        return False
+    api = doc.get("apiVersion")
+    return (
+        "auditID" in doc
+        or "objectRef" in doc
+        or (isinstance(api, str) and api.startswith("audit.k8s.io"))
+    )
+
+
+def _str(value: object, field: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ParseError(f"k8s `{field}` must be a string, got {type(value).__name__}")
+
+
+def identity_of(username: str | None) -> tuple[str, str]:
+    """(identity, kind): service accounts as `namespace/name`, control-plane users as services.
+
+    >>> identity_of("system:serviceaccount:kube-system:replicaset-controller")
+    ('kube-system/replicaset-controller', 'service')
+    """
+    if not username or username == "system:anonymous":
+        return username or "unknown", "unknown"
+    if username.startswith("system:serviceaccount:"):
+        parts = username.split(":", 3)
+        if len(parts) == 4:
+            return f"{parts[2]}/{parts[3]}", "service"
+    if username.startswith("system:"):
+        return username, "service"
+    return username, "human"
+
+
+def _outcome(doc: dict, stage: str | None) -> tuple[str, str | None]:
+    status = obj(doc.get("responseStatus"), "responseStatus")
+    code = status.get("code")
+    if code is not None and not isinstance(code, int):
+        raise ParseError(f"k8s `responseStatus.code` must be an integer, got {code!r:.40}")
+    reason = _str(status.get("reason"), "responseStatus.reason")
+    message = _str(status.get("message"), "responseStatus.message")
+    detail = " ".join(str(p) for p in (code, reason) if p)
+    error = clip(f"{detail}: {message}" if message and detail else message or detail or None)
+    if stage == "Panic":
+        return "error", error or "apiserver panic"
+    decision = obj(doc.get("annotations"), "annotations").get("authorization.k8s.io/decision")
+    if code in (401, 403) or decision == "forbid":
+        return "denied", error or "forbidden"
+    if code is not None and code >= 400:
+        return "error", error
+    return "success", None
+
+
+def _timestamp(doc: dict) -> tuple[int, str | None]:
+    for i, field in enumerate(_TIMESTAMPS):
+        if doc.get(field) is not None:
+            return to_micros(doc[field]), f"no stageTimestamp; used {field}" if i else None
+    created = obj(doc.get("metadata"), "metadata").get("creationTimestamp")
+    if created is not None:
+        return to_micros(created), "no stageTimestamp; used metadata.creationTimestamp"
+    raise ParseError("k8s audit event has no `stageTimestamp` or other timestamp")
+
+
+def _check_event(doc: dict) -> tuple[dict, str]:
+    """(objectRef, verb) once the record is known to be an audit event about secrets."""
+    if doc.get("kind") != "Event":
+        raise ParseError(f"k8s `kind` is {doc.get('kind')!r:.40}, expected 'Event'")
+    api = _str(doc.get("apiVersion"), "apiVersion")
+    if api and not api.startswith("audit.k8s.io/"):
+        raise ParseError(f"k8s `apiVersion` is {api[:40]!r}, not an audit.k8s.io Event")
+    ref = obj(doc.get("objectRef"), "objectRef")
+    if ref.get("resource") != "secrets" or ref.get("apiGroup") not in (None, ""):
+        raise NotSecretAccess("k8s: not a secrets resource")
+    if doc.get("stage") == "RequestReceived":
+        raise NotSecretAccess(
+            "k8s: RequestReceived stage (the ResponseComplete event carries the outcome)"
+        )
+    verb = _str(doc.get("verb"), "verb")
+    if not verb:
+        raise ParseError("k8s audit event has no `verb`")
+    return ref, verb
+
+
+def parse(doc: dict, backend: str | None) -> list[EventRow]:
+    """One row per audit event on a Secret; reads `objectRef`, never the objects."""
+    ref, verb = _check_event(doc)
+    ts, ts_note = _timestamp(doc)
+    user = _str(obj(doc.get("user"), "user").get("username"), "user.username")
+    impersonated = obj(doc.get("impersonatedUser"), "impersonatedUser")
+    notes = [ts_note]
+    if impersonated:
+        as_user = _str(impersonated.get("username"), "impersonatedUser.username")
+        notes.append(f"impersonated by {user or 'unknown'}")
+        user = as_user
+    elif not user:
+        notes.append("no user.username in record")
+    identity, kind = identity_of(user)
+    namespace = _str(ref.get("namespace"), "objectRef.namespace")
+    name = _str(ref.get("name"), "objectRef.name")
+    ips = doc.get("sourceIPs")
+    source_ip = ips[0] if isinstance(ips, list) and ips and isinstance(ips[0], str) else None
+    audit_id = _str(doc.get("auditID"), "auditID")
+    event_id = audit_id
+    if not event_id:
+        uri = doc.get("requestURI")
+        event_id = synthetic_id(NAME, ts, verb, user, uri, source_ip, doc.get("stage"))
+        notes.append("no auditID; id derived from record fields")
+    stage = _str(doc.get("stage"), "stage")
+    outcome, error = _outcome(doc, stage)
+    return [
+        EventRow(
+            event_id,
+            ts,
+            NAME,
+            backend or "kubernetes",
+            identity,
+            kind,
+            f"{namespace or '*'}/{name or ''}",
+            VERBS.get(verb, "other"),
+            verb,
+            outcome,
+            source_ip,
+            clip(_str(doc.get("userAgent"), "userAgent")),
+            audit_id,
+            error,
+            "; ".join(n for n in notes if n) or None,
+        )
+    ]
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    looks_like=looks_like,
+    new_parser=lambda backend: DocumentParser(NAME, parse, backend, guess=None),
+    description="Kubernetes API server audit events (audit.k8s.io) on secrets",
+)

@@ -1,0 +1,488 @@
+"""Follow mode end to end: real files in tmp_path, the real DuckDB store, the follower on a
+background thread, stopped through its `stop` event.
+
+The follower thread owns the store's connection while it runs; the test thread reads through
+a DuckDB cursor (its own connection to the same database) made before the thread starts, and
+uses the store object itself only while no follower is running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PosixPath
+
+import duckdb
+import orjson
+import pytest
+
+from pipeline.bus import follow as follow_mod
+from pipeline.bus.follow import Followed, follow_files
+from pipeline.config import Config
+from pipeline.ingest import IngestSummary
+from pipeline.store.duckdb import DuckDBStore
+
+POLL = 0.02
+WAIT_SECONDS = 10.0
+BASE = datetime(2026, 5, 1, 3, 10, tzinfo=UTC)
+DENIED = "1 error occurred:\n\t* permission denied\n\n"
+
+
+# -- Vault audit lines --------------------------------------------------------------------
+def rid(n: int) -> str:
+    """A stable request id per call number."""
+    return str(uuid.UUID(int=0xA0D17 << 64 | n))
+
+
+def _entry(n: int, kind: str, error: str | None = None) -> dict:
+    entry: dict = {
+        "time": (BASE + timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "type": kind,
+        "auth": {
+            "display_name": "approle",
+            "metadata": {"role_name": "orders-api"},
+            "policies": ["default"],
+        },
+        "request": {
+            "id": rid(n),
+            "operation": "read",
+            "mount_type": "kv",
+            "path": "secret/data/app/db",
+            "remote_address": "10.0.0.5",
+        },
+    }
+    if kind == "response":
+        entry["response"] = {"data": {"data": f"hmac-sha256:{n:064x}"}}
+    if error is not None:
+        entry["error"] = error
+    return entry
+
+
+def request(n: int) -> bytes:
+    return orjson.dumps(_entry(n, "request")) + b"\n"
+
+
+def response(n: int, error: str | None = None) -> bytes:
+    return orjson.dumps(_entry(n, "response", error)) + b"\n"
+
+
+def pairs(numbers: range) -> bytes:
+    return b"".join(request(n) + response(n) for n in numbers)
+
+
+def ids(numbers: range) -> set[str]:
+    return {rid(n) for n in numbers}
+
+
+def append(path: Path, data: bytes) -> None:
+    with path.open("ab") as fh:
+        fh.write(data)
+
+
+# -- the follower on a thread and a reader beside it ---------------------------------------
+class Follower:
+    """`follow_files` on a background thread, stopped by its event; errors re-raised."""
+
+    def __init__(self, paths: list[Path], store: DuckDBStore, config: Config) -> None:
+        self.stop = threading.Event()
+        self.summary: IngestSummary | None = None
+        self.error: BaseException | None = None
+        self._args = ([str(p) for p in paths], store, config)
+        self.thread = threading.Thread(target=self._run, name="follower", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.summary = follow_files(*self._args, stop=self.stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            self.error = exc
+
+    def start(self) -> Follower:
+        self.thread.start()
+        return self
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise AssertionError(f"follower failed: {self.error!r}") from self.error
+        if not self.thread.is_alive() and not self.stop.is_set():
+            raise AssertionError("follower thread ended without being stopped")
+
+    def halt(self) -> IngestSummary:
+        self.stop.set()
+        self.thread.join(WAIT_SECONDS)
+        assert not self.thread.is_alive(), "follower did not stop within 10 s"
+        self.check()
+        assert self.summary is not None
+        return self.summary
+
+
+class Reader:
+    """Reads the store from the test thread through its own cursor (a separate connection)."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.cursor: duckdb.DuckDBPyConnection = store.con.cursor()
+
+    def close(self) -> None:
+        self.cursor.close()
+
+    def count(self) -> int:
+        row = self.cursor.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def request_ids(self) -> list[str]:
+        rows = self.cursor.execute("SELECT request_id FROM events ORDER BY ts").fetchall()
+        return [r[0] for r in rows]
+
+    def wait_for(self, expected: int, follower: Follower) -> None:
+        """Wait (bounded) until exactly `expected` events are stored, then check no more come."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        count = self.count()
+        while count < expected:
+            follower.check()
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"store holds {count} events after {WAIT_SECONDS:.0f} s, expected {expected}"
+                )
+            time.sleep(POLL)
+            count = self.count()
+        time.sleep(5 * POLL)  # a few more polls: nothing extra may arrive
+        follower.check()
+        count = self.count()
+        assert count == expected, f"store holds {count} events, expected exactly {expected}"
+
+
+@pytest.fixture
+def config() -> Config:
+    return Config.model_validate({"ingest": {"follow_poll_seconds": POLL}})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBStore]:
+    s = DuckDBStore(tmp_path / "store" / "sw.duckdb")
+    s.open()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def reader(store: DuckDBStore) -> Iterator[Reader]:
+    r = Reader(store)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def start(store: DuckDBStore, config: Config) -> Iterator[Callable[..., Follower]]:
+    """Start a follower on the test's store; every follower is stopped at teardown."""
+    started: list[Follower] = []
+
+    def _start(*paths: Path) -> Follower:
+        follower = Follower(list(paths), store, config).start()
+        started.append(follower)
+        return follower
+
+    yield _start
+    for follower in started:
+        follower.stop.set()
+    for follower in started:
+        follower.thread.join(WAIT_SECONDS)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    return folder / "audit.log"
+
+
+def key_of(path: Path) -> str:
+    return str(path.resolve())
+
+
+def stored_ids(store: DuckDBStore) -> list[str]:
+    return list(store.events()["request_id"])
+
+
+# -- the cases ----------------------------------------------------------------------------
+def test_follows_a_growing_file_including_lines_written_in_pieces(
+    log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
+) -> None:
+    log.write_bytes(pairs(range(10)))
+    follower = start(log)
+    reader.wait_for(10, follower)
+
+    append(log, pairs(range(10, 14)))
+    for n in range(14, 20):  # each pair in two writes split mid-line, read in between
+        line = request(n) + response(n)
+        cut = len(request(n)) + len(response(n)) // 2 if n % 2 else len(request(n)) // 2
+        append(log, line[:cut])
+        time.sleep(3 * POLL)
+        append(log, line[cut:])
+    reader.wait_for(20, follower)
+    summary = follower.halt()
+
+    got = stored_ids(store)
+    assert sorted(got) == sorted(ids(range(20)))
+    assert len(set(got)) == 20
+    assert (summary.events, summary.stored, summary.duplicates) == (20, 20, 0)
+    assert summary.records == 40 and summary.consumed == 40 and summary.dead_lettered == 0
+    assert store.dead_letters().empty
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None
+    assert (cp.offset, cp.line, cp.inode) == (log.stat().st_size, 41, log.stat().st_ino)
+
+
+def test_follows_across_rotation_by_rename(
+    log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
+) -> None:
+    log.write_bytes(pairs(range(5)))
+    follower = start(log)
+    reader.wait_for(5, follower)
+
+    append(log, pairs(range(5, 8)))  # the last lines of the old file, right before rotation
+    rotated = log.with_name("audit.log.1")
+    log.rename(rotated)
+    log.write_bytes(pairs(range(8, 12)))
+    reader.wait_for(12, follower)
+    append(log, pairs(range(12, 14)))  # the new file keeps growing
+    reader.wait_for(14, follower)
+    summary = follower.halt()
+
+    assert sorted(stored_ids(store)) == sorted(ids(range(14)))
+    assert summary.duplicates == 0
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None
+    assert (cp.inode, cp.offset) == (log.stat().st_ino, log.stat().st_size)
+    assert cp.inode != rotated.stat().st_ino
+
+
+def test_rotation_keeps_lines_written_to_the_old_file_just_before_it(log: Path) -> None:
+    """Deterministic form of the rotation race: the writer appends its last lines to the old
+    file and the file is rotated between the follower's empty read and its look at the path."""
+
+    class RacingPath(PosixPath):
+        def stat(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.name == "audit.log" and not rotated.exists():
+                append(self, pairs(range(3, 5)))  # still written through the old inode
+                os.rename(self, rotated)
+                Path(self).write_bytes(pairs(range(5, 7)))
+            return super().stat(*args, **kwargs)
+
+    rotated = log.with_name("audit.log.1")
+    log.write_bytes(pairs(range(3)))
+    followed = Followed(RacingPath(log), None, None)
+    followed.open(log.open("rb"))
+    summary = IngestSummary()
+    rows = []
+    try:
+        for _ in range(6):
+            rows += follow_mod._poll(followed, summary, Config()).rows
+    finally:
+        assert followed.handle is not None
+        followed.handle.close()
+    assert sorted(r.request_id for r in rows) == sorted(ids(range(7)))
+
+
+def test_copytruncate_reads_the_file_again_from_the_start(
+    log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
+) -> None:
+    log.write_bytes(pairs(range(10)))
+    follower = start(log)
+    reader.wait_for(10, follower)
+    inode = log.stat().st_ino
+
+    shutil.copyfile(log, log.with_name("audit.log.1"))
+    os.truncate(log, 0)
+    append(log, pairs(range(10, 13)))  # shorter than before: the follower sees the truncation
+    reader.wait_for(13, follower)
+    append(log, pairs(range(13, 15)))
+    reader.wait_for(15, follower)
+    summary = follower.halt()
+
+    assert sorted(stored_ids(store)) == sorted(ids(range(15)))
+    assert (summary.events, summary.stored) == (15, 15)
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None
+    assert (cp.inode, cp.offset, cp.line) == (inode, log.stat().st_size, 11)
+
+
+def test_restart_resumes_from_the_checkpoint(
+    log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
+) -> None:
+    log.write_bytes(pairs(range(5)))
+    first = start(log)
+    reader.wait_for(5, first)
+    assert first.halt().events == 5
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None and (cp.offset, cp.line) == (log.stat().st_size, 11)
+
+    last = request(9) + response(9)
+    append(log, pairs(range(5, 9)) + last[:100])  # written while stopped, ending mid-line
+    second = start(log)
+    reader.wait_for(9, second)
+    append(log, last[100:])
+    reader.wait_for(10, second)
+    summary = second.halt()
+
+    assert (summary.records, summary.events, summary.stored) == (10, 5, 5)  # nothing re-read
+    assert sorted(stored_ids(store)) == sorted(ids(range(10)))
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None
+    assert (cp.inode, cp.offset, cp.line) == (log.stat().st_ino, log.stat().st_size, 21)
+
+
+def test_restart_after_rotation_while_stopped_finishes_the_old_file_first(
+    log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
+) -> None:
+    log.write_bytes(pairs(range(5)))
+    first = start(log)
+    reader.wait_for(5, first)
+    first.halt()
+
+    append(log, pairs(range(5, 8)))  # the old file's tail, never read before the rotation
+    rotated = log.with_name("audit.log.1")
+    log.rename(rotated)
+    log.write_bytes(pairs(range(8, 12)))
+    second = start(log)
+    reader.wait_for(12, second)
+    summary = second.halt()
+
+    assert sorted(stored_ids(store)) == sorted(ids(range(12)))
+    assert (summary.events, summary.stored) == (7, 7)
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None
+    assert (cp.inode, cp.offset) == (log.stat().st_ino, log.stat().st_size)
+
+
+def test_restart_after_rotation_then_stop_mid_old_file_resumes_there(
+    log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
+) -> None:
+    """Two restarts around one rotation: the checkpoint may point into the rotated file."""
+    log.write_bytes(pairs(range(3)))
+    first = start(log)
+    reader.wait_for(3, first)
+    first.halt()
+    old_inode = log.stat().st_ino
+    log.rename(log.with_name("audit.log.1"))
+    log.write_bytes(b"")  # the new file is still empty
+    second = start(log)
+    reader.wait_for(3, second)
+    second.halt()
+    append(log, pairs(range(3, 6)))
+    third = start(log)
+    reader.wait_for(6, third)
+    third.halt()
+
+    assert sorted(stored_ids(store)) == sorted(ids(range(6)))
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None
+    assert cp.inode != old_inode
+    assert (cp.inode, cp.offset) == (log.stat().st_ino, log.stat().st_size)
+
+
+def test_pending_request_holds_the_checkpoint_back_across_a_restart(
+    log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
+) -> None:
+    log.write_bytes(pairs(range(3)))
+    pending_offset = log.stat().st_size
+    append(log, request(3))  # its response is not written yet
+    append(log, pairs(range(4, 5)))  # a later, answered call
+    first = start(log)
+    reader.wait_for(4, first)  # 0-2 and 4: the request waits for its response
+    first.halt()
+
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None
+    assert (cp.offset, cp.line) == (pending_offset, 7)
+    assert rid(3) not in stored_ids(store)
+
+    second = start(log)
+    time.sleep(5 * POLL)  # let it read the request again before the response appears
+    append(log, response(3, DENIED))
+    reader.wait_for(5, second)
+    summary = second.halt()
+
+    events = store.events()
+    assert sorted(events["request_id"]) == sorted(ids(range(5)))
+    call = events[events["request_id"] == rid(3)].iloc[0]
+    assert call["event_id"] == rid(3)
+    assert call["outcome"] == "denied"
+    assert call["error"] == DENIED
+    assert call["note"] is None  # made from the response, not the lone request
+    assert summary.stored == 1  # the re-read call 4 was absorbed by the store
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None
+    assert (cp.offset, cp.line) == (log.stat().st_size, 11)
+
+
+def test_malformed_line_is_dead_lettered_and_following_continues(
+    log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
+) -> None:
+    log.write_bytes(pairs(range(2)))
+    follower = start(log)
+    reader.wait_for(2, follower)
+
+    bad = b'{"time": "2026-05-01T03:10:00Z", "type": "request", "request": {"id": \n'
+    append(log, pairs(range(2, 3)) + bad + pairs(range(3, 5)))
+    reader.wait_for(5, follower)
+    summary = follower.halt()
+
+    assert sorted(stored_ids(store)) == sorted(ids(range(5)))
+    dead = store.dead_letters()
+    assert len(dead) == 1
+    letter = dead.iloc[0]
+    assert letter["file"] == str(log)
+    assert letter["line"] == 7
+    assert letter["offset"] == len(pairs(range(3)))
+    assert letter["format"] == "vault"
+    assert letter["reason"].startswith("not valid JSON")
+    assert bytes(letter["raw"]) == bad.rstrip(b"\n")
+    assert summary.dead_lettered == 1 and summary.dead_records == 1
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None and (cp.offset, cp.line) == (log.stat().st_size, 12)
+
+
+# -- late responses and repeated offsets ---------------------------------------------------
+def test_late_response_after_idle_flush_keeps_its_outcome(
+    log: Path,
+    store: DuckDBStore,
+    reader: Reader,
+    start: Callable[..., Follower],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(follow_mod, "IDLE_FLUSH_SECONDS", 0.2)
+    log.write_bytes(pairs(range(2)) + request(2))
+    follower = start(log)
+    reader.wait_for(3, follower)  # the lone request, flushed once the file went quiet
+    append(log, response(2, DENIED))
+    deadline = time.monotonic() + 2
+    outcome = None
+    while time.monotonic() < deadline and outcome != "denied":
+        time.sleep(POLL)
+        row = reader.cursor.execute(
+            "SELECT outcome FROM events WHERE request_id = ?", [rid(2)]
+        ).fetchone()
+        outcome = row[0] if row else None
+    follower.halt()
+    assert outcome == "denied"
+
+
+def test_new_bad_line_after_copytruncate_is_dead_lettered(
+    log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
+) -> None:
+    bad = b"garbage, not JSON\n"
+    log.write_bytes(pairs(range(1)) + bad + pairs(range(1, 5)))
+    follower = start(log)
+    reader.wait_for(5, follower)
+    os.truncate(log, 0)
+    # A new bad line at the same offset is a new dead letter (the same bytes at the same
+    # place count once, so re-ingesting a file does not repeat its dead letters).
+    append(log, pairs(range(5, 6)) + b"more garbage, not JSON\n" + pairs(range(6, 7)))
+    reader.wait_for(7, follower)
+    summary = follower.halt()
+    assert summary.dead_lettered == 2
+    assert list(store.dead_letters()["line"]) == [3, 3]
