@@ -133,19 +133,21 @@ def _ingest_with_progress(
 
 
 def print_summary(s: IngestSummary) -> None:
+    """The run's accounting: every record read ends up in events, skipped or dead-lettered."""
     formats = ", ".join(f"{n} {f}" for f, n in s.formats.most_common()) or "none recognised"
     out.print(f"[bold]{s.files}[/] files ({formats})", highlight=False)
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_row("records read", f"{s.records:,}")
-    table.add_row("  into events", f"{s.consumed:,}")
-    table.add_row("  skipped (not secret access)", f"{s.skipped_records:,}")
+    table.add_row("records read (lines or documents)", f"{s.records:,}")
+    table.add_row("  made events", f"{s.consumed:,}")
+    table.add_row("  held nothing about secrets", f"{s.skipped_records:,}")
     table.add_row("  dead-lettered", f"{s.dead_records:,}")
     table.add_row("events", f"{s.events:,}")
     table.add_row("  stored (new)", f"{s.stored:,}")
     table.add_row("  already stored", f"{s.duplicates:,}")
+    table.add_row("audit entries skipped (not about secrets)", f"{sum(s.skipped.values()):,}")
     out.print(table)
     for reason, n in s.skipped.most_common(5):
-        out.print(f"  skipped {n:,}: {reason}", highlight=False)
+        out.print(f"  {n:,} x {reason}", highlight=False)
     if s.dead:
         out.print(f"[yellow]{s.dead_lettered:,} dead letters[/] (see `secretwatch dead-letters`):")
         for reason, n in s.dead.most_common(5):
@@ -153,9 +155,8 @@ def print_summary(s: IngestSummary) -> None:
         for letter in s.dead_examples[:3]:
             out.print(f"  e.g. {letter.where()}: {letter.reason}", highlight=False)
     if s.files_skipped:
-        out.print(
-            f"{len(s.files_skipped)} documentation files not read: {', '.join(s.files_skipped[:3])}"
-        )
+        shown = ", ".join(s.files_skipped[:3])
+        out.print(f"{len(s.files_skipped)} documentation files not read: {shown}", highlight=False)
 
 
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")

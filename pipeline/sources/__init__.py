@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 from pipeline.errors import ConfigError
-from pipeline.sources import vault
-from pipeline.sources.base import Parser, SourceSpec
+from pipeline.sources import azure, cloudtrail, gcp, k8s, vault
+from pipeline.sources.base import DocumentParser, Parser, SourceSpec
 
 SOURCES: dict[str, SourceSpec] = {
-    vault.NAME: vault.SPEC,
+    spec.name: spec for spec in (vault.SPEC, cloudtrail.SPEC, gcp.SPEC, azure.SPEC, k8s.SPEC)
 }
 
 
@@ -31,4 +31,7 @@ def new_parser(name: str, backend: str | None = None) -> Parser:
     except KeyError:
         valid = ", ".join(sorted(SOURCES))
         raise ConfigError(f"unknown format {name!r}; valid formats: {valid}") from None
-    return spec.new_parser(backend)
+    parser = spec.new_parser(backend)
+    if isinstance(parser, DocumentParser):
+        parser.guess = detect  # so a dead letter can say which format a stray record is
+    return parser

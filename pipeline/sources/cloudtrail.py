@@ -185,10 +185,12 @@ def _secretsmanager(event: str, doc: dict, req: dict, rg: str, acct: str) -> Tar
 
 
 def _ssm(event: str, req: dict | None, rg: str, acct: str) -> Targets:
-    if event == "DescribeParameters":
-        return _describe_parameters(req or {}, rg, acct)
-    if req is None:  # CloudTrail drops them on throttled or failed calls
+    if req is None and event == "DescribeParameters":  # dropped on throttled or failed calls
+        return [(f"arn:aws:ssm:{rg}:{acct}:parameter/*", "requestParameters not logged")]
+    if req is None:
         return [(None, "requestParameters not logged; parameter unknown")]
+    if event == "DescribeParameters":
+        return _describe_parameters(req, rg, acct)
     if event == "GetParametersByPath":
         path = _str(req.get("path"), "requestParameters.path") or "/"
         return [(parameter_arn(path, rg, acct, folder=True), None)]

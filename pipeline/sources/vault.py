@@ -109,6 +109,7 @@ def _fast_request_id(line: bytes) -> str | None:
         return None
     return value.decode()
 
+
 # Pairing: a request waits this many records for its response before it counts alone.
 PAIR_WINDOW = 50_000
 # Ids of answered requests remembered, so a request logged after its response is not

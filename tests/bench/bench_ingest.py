@@ -25,7 +25,9 @@ from vault_gen import generate  # noqa: E402
 from pipeline.ingest import Ingestor  # noqa: E402
 from pipeline.store.duckdb import DuckDBStore  # noqa: E402
 
-CACHE = Path(os.environ.get("SECRETWATCH_BENCH_CACHE", Path.home() / ".cache" / "secretwatch-bench"))
+CACHE = Path(
+    os.environ.get("SECRETWATCH_BENCH_CACHE", Path.home() / ".cache" / "secretwatch-bench")
+)
 
 
 def bare_loads(path: Path) -> tuple[int, float]:
@@ -74,11 +76,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             records, stored, t_ingest = full_ingest(path, Path(tmp))
         best_b = min(best_b, t_ingest)
-        print(f"  run {run + 1}: (a) {n / t_loads:,.0f} lines/s, (b) {records / t_ingest:,.0f} lines/s")
+        rates = f"(a) {n / t_loads:,.0f} lines/s, (b) {records / t_ingest:,.0f} lines/s"
+        print(f"  run {run + 1}: {rates}")
     rate_a, rate_b = n / best_a, records / best_b
     t_loads, t_ingest = best_a, best_b
     print(f"(a) bare orjson.loads:  {rate_a:>10,.0f} lines/s  ({t_loads:.2f} s)")
-    print(f"(b) full ingest:        {rate_b:>10,.0f} lines/s  ({t_ingest:.2f} s, {stored:,} events stored)")
+    detail = f"{t_ingest:.2f} s, {stored:,} events stored"
+    print(f"(b) full ingest:        {rate_b:>10,.0f} lines/s  ({detail})")
     print(f"ratio (b)/(a): {rate_b / rate_a:.2f}  (goal >= 0.60)")
 
 

@@ -126,7 +126,8 @@ def generate(path: Path, lines: int, seed: int = 7, identities: int = 60) -> int
             denied = rng.random() < 0.01
             req_entry = {"time": stamp, "type": "request", "auth": auth, "request": request}
             resp_entry = {
-                "time": (clock + timedelta(microseconds=800)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z",
+                "time": (clock + timedelta(microseconds=800)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+                + "Z",
                 "type": "response",
                 "auth": auth,
                 "request": request,

@@ -141,6 +141,12 @@ def test_throttled_call_without_parameters_is_kept_as_error(invictus: FeedResult
 def test_describe_parameters_by_name_is_a_listing_of_that_parameter(invictus: FeedResult) -> None:
     row = by_id(invictus, "ba56cadb-8c7d-40bd-95cf-9635edb92b17")
     assert (row.secret, row.action) == (SSM_ARN + "credentials-34", "list")
+    throttled = by_id(invictus, "77e4b31e-94ea-40fa-b4cf-14e78268510e")
+    assert (throttled.secret, throttled.outcome, throttled.note) == (
+        f"arn:aws:ssm:us-east-1:{ACCT}:parameter/*",
+        "error",
+        "requestParameters not logged",
+    )
 
 
 def test_put_parameter_value_never_enters_a_row(invictus: FeedResult) -> None:
