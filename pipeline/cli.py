@@ -93,6 +93,8 @@ def ingest(
     """
     try:
         cfg = load_config(config)
+        if not follow:
+            list(expand_paths(paths))  # a missing input fails before a store is created
         store = _open_store(cfg, store_path, read_only=False)
         try:
             if follow:

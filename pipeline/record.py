@@ -11,7 +11,7 @@ Secret values never enter either: parsers read names and paths, never payloads.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -91,6 +91,7 @@ FIELDS: tuple[str, ...] = EventRow._fields
 # not been seen). Stores let a later complete record with the same id replace it.
 PROVISIONAL_NOTE = "provisional: no response entry yet; outcome from the request"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
 
 
 def to_event(row: EventRow) -> AccessEvent:
@@ -121,7 +122,9 @@ def to_micros(text: object) -> int:
         raise ParseError(f"timestamp {text[:40]!r} is not ISO-8601") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() // 1) * 1_000_000 + value.microsecond
+    if 1900 < value.year < 2400:  # float seconds are exact to the second in this range
+        return int(value.timestamp() // 1) * 1_000_000 + value.microsecond
+    return (value - _EPOCH) // _MICRO
 
 
 def synthetic_id(source: str, *parts: object) -> str:

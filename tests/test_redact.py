@@ -42,7 +42,7 @@ def test_every_sensitive_key_is_masked(key: str) -> None:
         True,
         ["TOPSECRET-a", "TOPSECRET-b"],
         {"password": "TOPSECRET", "nested": {"deeper": ["TOPSECRET"]}},
-        "with \"quotes\" and } brackets ] and \\ backslashes TOPSECRET",
+        'with "quotes" and } brackets ] and \\ backslashes TOPSECRET',
     ],
 )
 def test_values_of_any_type_are_masked_whole(value: object) -> None:

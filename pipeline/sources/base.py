@@ -97,18 +97,22 @@ class SourceSpec:
 def unwrap(doc: object) -> Iterator[tuple[str | None, object]]:
     """The audit records inside one JSON document, with a label saying where each sat.
 
-    Handles JSON arrays, CloudTrail S3 objects `{"Records": [...]}`, EventBridge envelopes
-    (`detail`), and Kubernetes `EventList`s (`items`).
+    Handles JSON arrays, CloudTrail S3 objects `{"Records": [...]}`, Azure diagnostic exports
+    `{"records": [...]}` (storage accounts, Event Hubs), EventBridge envelopes (`detail`), and
+    Kubernetes `EventList`s (`items`).
 
     >>> [i for i, _ in unwrap({"Records": [{}, {}]})]
     ['Records[0]', 'Records[1]']
+    >>> [i for i, _ in unwrap({"records": [{"category": "AuditEvent"}]})]
+    ['records[0]']
     """
     if isinstance(doc, list):
         for i, item in enumerate(doc):
             yield f"[{i}]", item
-    elif isinstance(doc, dict) and isinstance(doc.get("Records"), list):
-        for i, item in enumerate(doc["Records"]):
-            yield f"Records[{i}]", item
+    elif isinstance(doc, dict) and isinstance(doc.get("Records", doc.get("records")), list):
+        key = "Records" if "Records" in doc else "records"
+        for i, item in enumerate(doc[key]):
+            yield f"{key}[{i}]", item
     elif (
         isinstance(doc, dict)
         and doc.get("kind") == "EventList"

@@ -30,7 +30,7 @@ _OPERATIONS = {
     " UnlabelParameterVersion CancelRotateSecret",
     "delete": "DeleteSecret DeleteParameter DeleteParameters StartSecretVersionDelete"
     " EndSecretVersionDelete DeleteResourcePolicy",
-    "rotate": "RotateSecret",
+    "rotate": "RotateSecret RotationSucceeded",  # the latter: scheduled rotation, logged by AWS
 }
 ACTIONS: dict[str, str] = {op: act for act, ops in _OPERATIONS.items() for op in ops.split()}
 _DENIED = re.compile(r"^AccessDenied|UnauthorizedOperation$|^UnauthorizedAccess$|NotAuthorized")

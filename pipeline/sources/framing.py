@@ -36,7 +36,8 @@ def open_binary(path: Path) -> BinaryIO:
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     if raw.peek(2)[:2] == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+        raw.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # owns and closes the file
     return raw
 
 

@@ -246,7 +246,7 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
         request.remote_address,
         clip(agent[0]) if agent else None,
         request.id if request.id not in _MASKED else None,
-        clip(entry.error),
+        clip(entry.error or None),
         None if entry.type == "response" else PROVISIONAL_NOTE,
     )
 
@@ -303,11 +303,15 @@ class VaultParser:
                         entry = _decode(raw)
                     key = _pair_key(entry)
                 if entry.type == "response":
-                    waiting = pending.pop(key, None)
+                    waiting = pending.get(key)
                     event_id = self._event_id(key, waiting[0] if waiting else entry)
+                    # A bad response leaves its request waiting: it still counts, alone.
                     rows.append(normalize(entry, backend, event_id))  # type: ignore[arg-type]
+                    if waiting:
+                        del pending[key]
                     out.consumed += 2 if waiting else 1
-                    answered[key] = None
+                    if entry.request and entry.request.id not in _MASKED and entry.request.id:
+                        answered[key] = None  # masked ids repeat: never treat them as answered
                 elif entry.type == "request":
                     if key in answered:
                         out.consumed += 1  # its response already made the event

@@ -180,6 +180,9 @@ class DuckDBStore:
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
             raise StoreError(f"writing to store {self.path} failed: {exc}") from exc
+        except BaseException:
+            con.execute("ROLLBACK")  # leave no open transaction behind, whatever failed
+            raise
         return inserted
 
     def _insert_events(self, rows: list[EventRow]) -> int:

@@ -300,3 +300,18 @@ def test_mutated_records_fail_cleanly(data: st.DataObject) -> None:
         return
     for row in rows:
         to_event(row)
+
+
+def test_storage_export_with_lowercase_records_wrapper(tmp_path: Path) -> None:
+    # Diagnostic settings that archive to a storage account or Event Hub wrap records in
+    # {"records": [...]}; both records come out, in order, each with its index.
+    get = _doc()
+    listing = orjson.loads((OWN / "secretlist.json").read_bytes())
+    export = tmp_path / "PT1H.json"
+    export.write_bytes(orjson.dumps({"records": [get, listing]}))
+    result = feed(export)
+    assert (result.consumed, result.dead_records) == (1, 0)
+    assert [(r.operation, r.secret) for r in result.rows] == [
+        ("SecretGet", "orders-kv/secrets/db-password"),
+        (listing["operationName"], one(OWN / "secretlist.json").secret),
+    ]

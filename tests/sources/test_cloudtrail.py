@@ -291,12 +291,12 @@ def test_generated_paths_batches_and_keys(generated: FeedResult) -> None:
     assert generated.skipped["cloudtrail: kms.amazonaws.com call other than Decrypt"] == 1
 
 
-def test_generated_rotation_service_event_is_other(generated: FeedResult) -> None:
-    # The agreed mapping lists API calls only; scheduled rotation logs RotationSucceeded.
+def test_generated_scheduled_rotation_is_rotation_evidence(generated: FeedResult) -> None:
+    # Scheduled rotation calls no API; AWS logs RotationSucceeded, which must count as rotate.
     row = by_id(generated, G + "12")
     assert (row.operation, row.action, row.identity) == (
         "RotationSucceeded",
-        "other",
+        "rotate",
         "secretsmanager.amazonaws.com",
     )
     assert row.secret == GEN_SM + "prod/orders/db"

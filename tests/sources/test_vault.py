@@ -171,7 +171,11 @@ def test_identity_per_auth_method(
             "default/b",
             "service",
         ),
-        ({"display_name": "github-octocat", "metadata": {"username": "octocat"}}, "octocat", "human"),
+        (
+            {"display_name": "github-octocat", "metadata": {"username": "octocat"}},
+            "octocat",
+            "human",
+        ),
         ({"display_name": "okta-dave@example.com", "metadata": {}}, "dave@example.com", "human"),
         ({"display_name": "jwt-x", "metadata": {"role": "tfc-role"}}, "tfc-role", "service"),
         (
@@ -231,10 +235,22 @@ def test_secret_and_action_in_fixture(
         ("secret/undelete/x", "update", "kv", "secret/", ("secret/x", "write")),
         ("secret/subkeys/x", "read", "kv", "secret/", ("secret/x", "read")),
         ("kv/app/db", "read", "kv", "kv/", ("kv/app/db", "read")),  # KV v1: path as is
-        ("database/creds/readonly", "read", "database", "database/", ("database/creds/readonly", "read")),
+        (
+            "database/creds/readonly",
+            "read",
+            "database",
+            "database/",
+            ("database/creds/readonly", "read"),
+        ),
         ("aws/sts/deploy", "update", "aws", "aws/", ("aws/sts/deploy", "read")),
         ("pki/issue/web", "update", "pki", "pki/", ("pki/issue/web", "read")),
-        ("database/rotate-root/db1", "update", "database", "database/", ("database/rotate-root/db1", "rotate")),
+        (
+            "database/rotate-root/db1",
+            "update",
+            "database",
+            "database/",
+            ("database/rotate-root/db1", "rotate"),
+        ),
         ("transit/encrypt/k", "update", "transit", "transit/", ("transit/encrypt/k", "write")),
         ("auth/token/lookup-self", "read", "token", "auth/token/", (None, "auth")),
         ("auth/token/renew-self", "update", "token", "auth/token/", (None, "auth")),
@@ -263,7 +279,7 @@ def test_denied_outcome_and_response_wins(fixture_rows: dict[str, EventRow]) -> 
     # The event carries the response's time (the request was at 03:18:00.0).
     assert row.ts_us == to_micros("2026-05-01T03:18:07.250000Z")
     assert row.note is None
-    assert row.secret == "secret/apps/payments/stripe"
+    assert row.secret == "secret/apps/payments/stripe"  # noqa: S105 - a path, not a password
 
 
 @pytest.mark.parametrize(
@@ -272,7 +288,7 @@ def test_denied_outcome_and_response_wins(fixture_rows: dict[str, EventRow]) -> 
         (DENIED, "denied"),
         ("1 error occurred:\n\t* Unauthorized\n\n", "denied"),
         ("Forbidden", "denied"),
-        ("1 error occurred:\n\t* no handler for route \"nope/x\"\n\n", "error"),
+        ('1 error occurred:\n\t* no handler for route "nope/x"\n\n', "error"),
         ("internal error", "error"),
         ("", "success"),
     ],
@@ -425,6 +441,42 @@ def test_masked_ids_distinct_calls_stay_distinct() -> None:
     assert {r.event_id for r in again.rows} == {r.event_id for r in result.rows}
 
 
+def test_masked_lone_request_after_an_answered_call_still_counts() -> None:
+    """BUG (pipeline/sources/vault.py, VaultParser.feed, request branch `if key in
+    answered`): with masked ids the pairing key is path/operation/address/port, which
+    repeats for every call of the same kind on one keep-alive connection (the tallen sample
+    reuses port 58090). Once one such call was answered, every later masked request with the
+    same key is taken for "its response already made the event": counted as consumed and
+    dropped. A later request whose response never comes therefore yields no event at all,
+    although the module promises that such a request "still counts". Here: three calls,
+    the last without a response -> expected 3 events, actual 2."""
+
+    def entry(kind: str, time: str) -> dict:
+        return _entry(
+            kind,
+            "****",
+            time,
+            path="auth/token/lookup-self",
+            auth=APPROLE,
+            remote_address="3.93.200.217",
+            remote_port=58090,
+        )
+
+    result = run(
+        _records(
+            entry("request", "2026-05-01T00:00:00Z"),
+            entry("response", "2026-05-01T00:00:00.1Z"),
+            entry("request", "2026-05-01T00:05:00Z"),
+            entry("response", "2026-05-01T00:05:00.1Z"),
+            entry("request", "2026-05-01T00:09:00Z"),  # never answered
+        )
+    )
+    assert result.accounted == 5
+    stamps = sorted(r.ts_us for r in result.rows)
+    assert len(stamps) == 3, f"expected 3 events, got {len(stamps)}"
+    assert stamps[-1] == to_micros("2026-05-01T00:09:00Z")
+
+
 def test_pretty_printed_concatenated_variant() -> None:
     records = records_of(PRETTY)
     assert len(records) == 6
@@ -513,13 +565,17 @@ def test_elastic_sample() -> None:
     rows = by_id(result.rows)
 
     caps = rows["cd09708b-11cc-2985-648b-cfe262cf7e50"]
-    assert (caps.identity, caps.identity_kind, caps.action) == ("example@gmail.com", "human", "other")
+    assert (caps.identity, caps.identity_kind, caps.action) == (
+        "example@gmail.com",
+        "human",
+        "other",
+    )
     assert caps.secret is None
     assert caps.ts_us == to_micros("2020-12-01T20:29:04.36089379Z")
 
     kv = rows["0042ad1b-1400-7eb7-5e25-1dfc898c1998"]
     assert (kv.identity, kv.identity_kind) == ("nomad/default/runner", "service")
-    assert kv.secret == "secret/apps/continuous-delivery/aws-bucket-sse-c"
+    assert kv.secret == "secret/apps/continuous-delivery/aws-bucket-sse-c"  # noqa: S105
     assert (kv.action, kv.outcome, kv.source_ip) == ("read", "success", "10.6.8.36")
 
     (lone,) = [r for r in result.rows if r.event_id not in {caps.event_id, kv.event_id}]

@@ -1,0 +1,167 @@
+"""DuckDB-specific store behaviour: schema versions, opening errors, locking across
+processes. The backend-independent contract is in test_store_contract.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.errors import StoreError
+from pipeline.record import EventRow, to_micros
+from pipeline.store import STORES
+from pipeline.store.duckdb import SCHEMA_VERSION, DuckDBStore, rows_to_arrow
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, threading, os
+    from pipeline.store.duckdb import DuckDBStore
+    store = DuckDBStore(sys.argv[1])
+    store.open()
+    print("ready", flush=True)
+    threading.Timer(60, os._exit, [3]).start()  # never outlive a stuck test
+    sys.stdin.readline()  # hold the store until the test closes our stdin
+    store.close()
+    os._exit(0)
+    """
+)
+
+
+def _row(event_id: str) -> EventRow:
+    return EventRow(
+        event_id,
+        to_micros("2026-05-01T03:00:00Z"),
+        "vault",
+        "vault",
+        "a",
+        "service",
+        "secret/x",
+        "read",
+        "read",
+        "success",
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def test_registered_as_default() -> None:
+    assert STORES["duckdb"] is DuckDBStore
+
+
+def test_schema_version_is_current(tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "s.duckdb") as store:
+        assert store.schema_version() == SCHEMA_VERSION >= 1
+    with DuckDBStore(tmp_path / "s.duckdb", read_only=True) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_creates_missing_folders(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "s.duckdb"
+    with DuckDBStore(path) as store:
+        store.write_batch([_row("a")])
+    assert path.is_file()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    DuckDBStore(path).open()  # create, then pretend a newer secretwatch migrated it
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 4)]
+        )
+    finally:
+        con.close()
+    for read_only in (False, True):
+        with pytest.raises(StoreError) as info:
+            DuckDBStore(path, read_only=read_only).open()
+        message = str(info.value)
+        assert str(SCHEMA_VERSION + 4) in message
+        assert f"({SCHEMA_VERSION})" in message
+        assert "upgrade secretwatch" in message
+        assert str(path) in message
+
+
+def test_read_only_missing_store_is_explained(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "s.duckdb"
+    with pytest.raises(StoreError) as info:
+        DuckDBStore(path, read_only=True).open()
+    message = str(info.value)
+    assert str(path) in message
+    assert "does not exist" in message
+    assert "secretwatch ingest" in message
+    assert not path.parent.exists()  # a reader never creates anything
+
+
+def test_read_only_unmigrated_store_is_explained(tmp_path: Path) -> None:
+    path = tmp_path / "empty.duckdb"
+    duckdb.connect(str(path)).close()  # a DuckDB file without our schema
+    with pytest.raises(StoreError, match="schema version 0"):
+        DuckDBStore(path, read_only=True).open()
+    with DuckDBStore(path) as store:  # a writer migrates it
+        assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_not_a_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "text.duckdb"
+    path.write_text("this is not a database\n" * 100)
+    with pytest.raises(StoreError) as info:
+        DuckDBStore(path).open()
+    assert str(path) in str(info.value)
+
+
+def test_store_folder_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create the store folder"):
+        DuckDBStore(blocker / "s.duckdb").open()
+
+
+def test_store_in_use_by_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "busy.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        for read_only in (False, True):
+            with pytest.raises(StoreError) as info:
+                DuckDBStore(path, read_only=read_only).open()
+            message = str(info.value)
+            assert "in use" in message
+            assert str(path) in message
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        try:
+            holder.wait(timeout=30)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+                holder.wait()
+            for stream in (holder.stdout, holder.stderr):
+                if stream is not None:
+                    stream.close()
+    assert holder.returncode == 0
+    with DuckDBStore(path) as store:  # free again once the holder is gone
+        assert store.count() == 0
+
+
+def test_rows_to_arrow_shape() -> None:
+    table = rows_to_arrow([_row("a"), _row("b")])
+    assert table.num_rows == 2
+    assert table.column_names[:2] == ["event_id", "ts"]
+    assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
+    assert rows_to_arrow([]).num_rows == 0

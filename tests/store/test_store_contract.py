@@ -1,0 +1,379 @@
+"""The `Store` contract, run against every backend in conftest.BACKENDS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from pipeline.errors import StoreError
+from pipeline.record import FIELDS, PROVISIONAL_NOTE, EventRow, from_micros, to_micros
+from pipeline.sources.base import DeadLetter
+from pipeline.store.base import GROUPABLE, Checkpoint, EventFilter, Store
+
+T0 = "2026-05-01T03:00:00Z"
+
+
+def make_row(
+    event_id: str, ts: str = T0, path: str | None = "secret/apps/orders/db", **fields: object
+) -> EventRow:
+    """A row; `path` is the canonical secret (None for auth events)."""
+    values: dict[str, object] = {
+        "event_id": event_id,
+        "ts_us": to_micros(ts),
+        "source": "vault",
+        "backend": "vault",
+        "identity": "orders-api",
+        "identity_kind": "service",
+        "secret": path,
+        "action": "read",
+        "operation": "read",
+        "outcome": "success",
+        "source_ip": "10.0.0.1",
+        "user_agent": None,
+        "request_id": event_id,
+        "error": None,
+        "note": None,
+    }
+    values.update(fields)
+    return EventRow(**values)  # type: ignore[arg-type]
+
+
+def _utc(text: str) -> datetime:
+    return from_micros(to_micros(text))
+
+
+@pytest.fixture
+def populated(store: Store) -> Store:
+    rows = [
+        make_row("e1", "2026-05-01T03:00:00Z"),
+        make_row("e2", "2026-05-01T03:05:00Z", identity="orders-worker"),
+        make_row(
+            "e3",
+            "2026-05-01T04:00:00Z",
+            identity="alice",
+            identity_kind="human",
+            outcome="denied",
+            error="permission denied",
+            path="secret/apps/payments/stripe",
+        ),
+        make_row(
+            "e4",
+            "2026-05-01T05:00:00Z",
+            identity="alice",
+            identity_kind="human",
+            action="list",
+            operation="list",
+            path="secret/apps/",
+        ),
+        make_row(
+            "e5",
+            "2026-05-01T06:00:00Z",
+            identity="a_b",
+            path=None,
+            action="auth",
+            operation="update",
+        ),
+        make_row(
+            "e6",
+            "2026-05-01T07:00:00Z",
+            identity="axb",
+            source="k8s",
+            backend="kubernetes",
+            path="shop/db",
+        ),
+        make_row(
+            "e7",
+            "2026-05-02T03:00:00Z",
+            identity="alice",
+            identity_kind="human",
+            outcome="denied",
+            path="secret/apps/payments/stripe",
+        ),
+    ]
+    assert store.write_batch(rows) == 7
+    return store
+
+
+def _ids(frame: pd.DataFrame) -> list[str]:
+    return list(frame["event_id"])
+
+
+# -- writes --------------------------------------------------------------------------------
+
+
+def test_write_batch_is_idempotent(store: Store) -> None:
+    rows = [make_row(f"e{i}", f"2026-05-01T03:0{i}:00Z") for i in range(5)]
+    assert store.write_batch(rows) == 5
+    assert store.count() == 5
+    assert store.write_batch(rows) == 0  # the same rows again add nothing
+    assert store.write_batch(list(reversed(rows))) == 0
+    assert store.count() == 5
+    more = [*rows[:2], make_row("e9", "2026-05-01T03:09:00Z")]
+    assert store.write_batch(more) == 1  # only the new one counts
+    assert store.count() == 6
+
+
+def test_duplicates_within_one_batch(store: Store) -> None:
+    first = make_row("dup", identity="first")
+    second = make_row("dup", identity="second")
+    assert store.write_batch([first, second, make_row("other")]) == 2
+    frame = store.events()
+    assert sorted(_ids(frame)) == ["dup", "other"]
+    assert frame.set_index("event_id").loc["dup", "identity"] == "first"
+
+
+def test_empty_batch(store: Store) -> None:
+    assert store.write_batch([]) == 0
+    assert store.count() == 0
+    assert len(store.events()) == 0
+
+
+def test_complete_row_replaces_provisional(store: Store) -> None:
+    lone = make_row("r1", "2026-05-01T03:00:00Z", note=PROVISIONAL_NOTE)
+    assert store.write_batch([lone]) == 1
+    complete = make_row("r1", "2026-05-01T03:00:01Z", outcome="denied")
+    store.write_batch([complete])
+    frame = store.events()
+    assert _ids(frame) == ["r1"]
+    assert frame["outcome"][0] == "denied"
+    assert pd.isna(frame["note"][0])
+    # A provisional row never replaces a complete one.
+    assert store.write_batch([lone]) == 0
+    assert store.events()["outcome"][0] == "denied"
+
+
+def test_round_trip_of_every_field(store: Store) -> None:
+    row = make_row(
+        "full",
+        "2020-12-01T20:29:04.356625Z",
+        user_agent="vault-agent/1.15",
+        error="1 error occurred",
+        note="n",
+        source_ip="192.0.2.1",
+    )
+    store.write_batch([row])
+    frame = store.events()
+    assert list(frame.columns) == ["ts" if f == "ts_us" else f for f in FIELDS]
+    record = frame.to_dict(orient="records")[0]
+    assert record["ts"] == datetime(2020, 12, 1, 20, 29, 4, 356625, tzinfo=UTC)
+    for name in FIELDS:
+        if name != "ts_us":
+            assert record[name] == getattr(row, name), name
+
+
+def test_secret_none_round_trips(store: Store) -> None:
+    store.write_batch([make_row("n", path=None, action="auth")])
+    value = store.events()["secret"][0]
+    assert value is None or pd.isna(value)
+
+
+# -- queries -------------------------------------------------------------------------------
+
+
+def test_events_ordered_and_limited(populated: Store) -> None:
+    assert _ids(populated.events()) == ["e1", "e2", "e3", "e4", "e5", "e6", "e7"]
+    assert _ids(populated.events(newest_first=True)) == ["e7", "e6", "e5", "e4", "e3", "e2", "e1"]
+    assert _ids(populated.events(limit=2)) == ["e1", "e2"]
+    assert _ids(populated.events(limit=2, newest_first=True)) == ["e7", "e6"]
+
+
+def test_time_range(populated: Store) -> None:
+    where = EventFilter(since=_utc("2026-05-01T04:00:00Z"), until=_utc("2026-05-01T06:00:00Z"))
+    assert _ids(populated.events(where)) == ["e3", "e4"]  # since inclusive, until exclusive
+    assert populated.count(where) == 2
+    assert _ids(populated.events(EventFilter(since=_utc("2026-05-01T07:00:00Z")))) == ["e6", "e7"]
+    assert _ids(populated.events(EventFilter(until=_utc("2026-05-01T03:05:00Z")))) == ["e1"]
+    empty = EventFilter(since=_utc("2030-01-01T00:00:00Z"))
+    assert populated.count(empty) == 0
+    assert len(populated.events(empty)) == 0
+
+
+@pytest.mark.parametrize(
+    ("identity", "expected"),
+    [
+        ("alice", ["e3", "e4", "e7"]),
+        ("orders-api", ["e1"]),
+        ("orders-*", ["e1", "e2"]),
+        ("*-worker", ["e2"]),
+        ("*", ["e1", "e2", "e3", "e4", "e5", "e6", "e7"]),
+        ("a_b", ["e5"]),  # `_` is literal, not a one-character wildcard
+        ("a_*", ["e5"]),
+        ("a%b", []),  # `%` is literal too
+        ("ALICE", []),  # exact, case-sensitive
+        ("nobody", []),
+    ],
+)
+def test_identity_filter(populated: Store, identity: str, expected: list[str]) -> None:
+    where = EventFilter(identity=identity)
+    assert _ids(populated.events(where)) == expected
+    assert populated.count(where) == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("secret", "expected"),
+    [
+        ("secret/apps/payments/stripe", ["e3", "e7"]),
+        ("secret/apps/", ["e4"]),
+        ("secret/apps/*", ["e1", "e2", "e3", "e4", "e7"]),
+        ("*/db", ["e1", "e2", "e6"]),
+        ("secret/apps", []),
+    ],
+)
+def test_secret_filter(populated: Store, secret: str, expected: list[str]) -> None:
+    assert _ids(populated.events(EventFilter(secret=secret))) == expected
+
+
+def test_action_outcome_source_filters(populated: Store) -> None:
+    assert _ids(populated.events(EventFilter(action="list"))) == ["e4"]
+    assert _ids(populated.events(EventFilter(action="auth"))) == ["e5"]
+    assert _ids(populated.events(EventFilter(outcome="denied"))) == ["e3", "e7"]
+    assert _ids(populated.events(EventFilter(source="k8s"))) == ["e6"]
+    assert populated.count(EventFilter(source="vault")) == 6
+    both = EventFilter(identity="alice", outcome="denied", since=_utc("2026-05-02T00:00:00Z"))
+    assert _ids(populated.events(both)) == ["e7"]
+    assert populated.count(EventFilter(action="delete")) == 0
+
+
+# -- stats ---------------------------------------------------------------------------------
+
+
+def test_stats_by_identity(populated: Store) -> None:
+    frame = populated.stats("identity")
+    assert list(frame.columns) == ["identity", "events", "denied", "first_seen", "last_seen"]
+    rows = {r.identity: r for r in frame.itertuples(index=False)}
+    assert list(frame["identity"])[0] == "alice"  # most frequent first
+    assert (rows["alice"].events, rows["alice"].denied) == (3, 2)
+    assert rows["alice"].first_seen == _utc("2026-05-01T04:00:00Z")
+    assert rows["alice"].last_seen == _utc("2026-05-02T03:00:00Z")
+    assert (rows["orders-api"].events, rows["orders-api"].denied) == (1, 0)
+    assert int(frame["events"].sum()) == 7
+    # ties are ordered by name
+    assert list(frame["identity"])[1:] == sorted(list(frame["identity"])[1:])
+
+
+def test_stats_with_filter_and_limit(populated: Store) -> None:
+    frame = populated.stats("outcome", EventFilter(identity="alice"))
+    assert dict(zip(frame["outcome"], frame["events"], strict=True)) == {"denied": 2, "success": 1}
+    assert len(populated.stats("identity", limit=2)) == 2
+    by_source = populated.stats("source")
+    assert dict(zip(by_source["source"], by_source["events"], strict=True)) == {
+        "vault": 6,
+        "k8s": 1,
+    }
+
+
+@pytest.mark.parametrize("by", GROUPABLE)
+def test_stats_every_groupable_column(populated: Store, by: str) -> None:
+    frame = populated.stats(by)
+    assert int(frame["events"].sum()) == 7
+    assert int(frame["denied"].sum()) == 2
+
+
+def test_stats_rejects_unknown_column(populated: Store) -> None:
+    with pytest.raises(StoreError, match="event_id") as info:
+        populated.stats("event_id")
+    assert "identity" in str(info.value)  # names the valid choices
+    with pytest.raises(StoreError):
+        populated.stats("identity; DROP TABLE events")
+    assert populated.count() == 7
+
+
+# -- dead letters --------------------------------------------------------------------------
+
+
+def _letter(offset: int, reason: str = "not valid JSON", raw: bytes = b"garbage") -> DeadLetter:
+    return DeadLetter("logs/a.log", offset // 10 + 1, offset, reason, raw, "vault", None)
+
+
+def test_dead_letters_stored_and_deduplicated(store: Store) -> None:
+    letters = [
+        _letter(0),
+        _letter(10, "unexpected shape"),
+        DeadLetter("t.json", 1, 0, "bad item", b"{}", "aws", "Records[3]"),
+    ]
+    store.write_batch([], letters)
+    frame = store.dead_letters()
+    assert len(frame) == 3
+    got = {(r.file, r.line, r.offset, r.reason) for r in frame.itertuples(index=False)}
+    assert got == {
+        ("logs/a.log", 1, 0, "not valid JSON"),
+        ("logs/a.log", 2, 10, "unexpected shape"),
+        ("t.json", 1, 0, "bad item"),
+    }
+    indexed = frame[frame["file"] == "t.json"].iloc[0]
+    assert (indexed["idx"], indexed["format"], bytes(indexed["raw"])) == (
+        "Records[3]",
+        "aws",
+        b"{}",
+    )
+    store.write_batch([], letters)  # the same letters again: nothing new
+    assert len(store.dead_letters()) == 3
+    store.write_batch([], [_letter(20)])
+    assert len(store.dead_letters()) == 4
+    assert len(store.dead_letters(limit=2)) == 2
+    assert store.count() == 0  # dead letters are not events
+
+
+def test_events_and_dead_letters_in_one_batch(store: Store) -> None:
+    assert store.write_batch([make_row("x")], [_letter(0)]) == 1
+    assert store.count() == 1
+    assert len(store.dead_letters()) == 1
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+
+def test_checkpoints_round_trip(store: Store) -> None:
+    assert store.checkpoint("missing") is None
+    cp = Checkpoint("audit", "/var/log/vault/audit.log", 2049, 2**40 + 5, 123_456, 789)
+    store.write_batch([], checkpoints=[cp])
+    assert store.checkpoint("audit") == cp
+    later = Checkpoint("audit", "/var/log/vault/audit.log", 2049, 2**40 + 6, 0, 1)
+    other = Checkpoint("other", "/x", 1, 2, 3, 4)
+    store.write_batch([make_row("e")], checkpoints=[later, other])
+    assert store.checkpoint("audit") == later
+    assert store.checkpoint("other") == other
+    assert store.count() == 1
+
+
+# -- durability ----------------------------------------------------------------------------
+
+
+def test_data_survives_reopen_read_only(store_factory, populated: Store) -> None:  # noqa: ANN001
+    populated.write_batch([], [_letter(0)], [Checkpoint("k", "p", 1, 2, 3, 4)])
+    populated.close()
+    reader = store_factory(read_only=True)
+    reader.open()
+    try:
+        assert reader.count() == 7
+        assert len(reader.dead_letters()) == 1
+        assert reader.checkpoint("k") == Checkpoint("k", "p", 1, 2, 3, 4)
+    finally:
+        reader.close()
+    writer = store_factory()
+    writer.open()
+    try:
+        assert writer.write_batch([make_row("e1", "2026-05-01T03:00:00Z")]) == 0
+        assert writer.count() == 7
+    finally:
+        writer.close()
+
+
+def test_read_only_store_refuses_writes(store_factory, populated: Store) -> None:  # noqa: ANN001
+    populated.close()
+    reader = store_factory(read_only=True)
+    reader.open()
+    try:
+        with pytest.raises(StoreError):
+            reader.write_batch([make_row("new")])
+        assert reader.count() == 7
+    finally:
+        reader.close()
+
+
+def test_closed_store_raises_store_error(store_factory) -> None:  # noqa: ANN001
+    closed = store_factory()
+    with pytest.raises(StoreError, match="not open"):
+        closed.count()

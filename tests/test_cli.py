@@ -1,0 +1,425 @@
+"""The `secretwatch` command line: output, filters, and clear errors with exit status 2."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.config import ENV_VAR
+from pipeline.record import FIELDS
+
+REPO = Path(__file__).resolve().parents[1]
+VAULT = REPO / "tests" / "fixtures" / "vault"
+JSONL = VAULT / "audit.jsonl"  # 35 records, 18 events
+PRETTY = VAULT / "audit_pretty.json"  # 6 records, 3 events
+GARBAGE = b"hello world\nthis is not an audit log\n"
+WIDE = {"COLUMNS": "250"}
+JSON_KEYS = ["event_id", "timestamp"] + [f for f in FIELDS if f not in ("event_id", "ts_us")]
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, threading, os
+    from pipeline.store.duckdb import DuckDBStore
+    store = DuckDBStore(sys.argv[1])
+    store.open()
+    print("ready", flush=True)
+    threading.Timer(60, os._exit, [3]).start()
+    sys.stdin.readline()
+    store.close()
+    os._exit(0)
+    """
+)
+
+
+def flat(text: str) -> str:
+    """Output without rich's box drawing and line wrapping, for substring checks."""
+    return " ".join(re.sub(r"[│╭╮╰╯─┃┏┓┗┛━]", " ", text).split())
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from an empty folder: nothing is written into the repository."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(JSONL, logs / "audit.log")
+    shutil.copy(PRETTY, logs / "pretty.json")
+    (tmp_path / "cfg.yaml").write_text("ingest:\n  batch_size: 5\nbackends:\n  vault: lab\n")
+    return tmp_path
+
+
+def number(output: str, label: str) -> int:
+    """The count on the summary line that starts with `label` (labels may grow suffixes)."""
+    for line in output.splitlines():
+        text = line.strip()
+        if text.startswith(label) and (len(text) == len(label) or not text[len(label)].isalnum()):
+            return int(re.findall(r"\d[\d,]*", text[len(label) :])[-1].replace(",", ""))
+    raise AssertionError(f"no summary line {label!r} in:\n{output}")
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env=WIDE)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def ingested(work: Path) -> Path:
+    code, _ = invoke("ingest", "logs", "--store", "s.duckdb", "--config", "cfg.yaml")
+    assert code == 0
+    return work
+
+
+def events_json(*args: str) -> list[dict]:
+    code, output = invoke("events", "--json", "--store", "s.duckdb", *args)
+    assert code == 0, output
+    return [orjson.loads(line) for line in output.splitlines() if line.strip()]
+
+
+# -- ingest --------------------------------------------------------------------------------
+
+
+def test_ingest_summary(work: Path) -> None:
+    code, output = invoke("ingest", "logs", "--store", "s.duckdb", "--config", "cfg.yaml")
+    assert code == 0, output
+    assert "2 files (2 vault)" in flat(output)
+    assert number(output, "records read") == 41
+    assert number(output, "dead-lettered") == 0
+    assert number(output, "events") == 21
+    assert number(output, "stored (new)") == 21
+    assert number(output, "already stored") == 0
+    assert (work / "s.duckdb").is_file()
+    assert not (work / "data").exists()  # --store overrides the configured path
+
+    code, output = invoke("ingest", "logs", "--store", "s.duckdb", "--config", "cfg.yaml")
+    assert code == 0
+    assert number(output, "stored (new)") == 0
+    assert number(output, "already stored") == 21
+
+
+def test_ingest_reports_dead_letters_and_strict(work: Path) -> None:
+    (work / "logs" / "junk.log").write_bytes(GARBAGE)
+    code, output = invoke("ingest", "logs", "--store", "s.duckdb")
+    assert code == 0
+    text = flat(output)
+    assert number(output, "dead-lettered") == 2
+    assert "2 dead letters" in text
+    assert "unrecognised format" in text
+    assert "junk.log:1 (byte 0)" in text
+    code, _ = invoke("ingest", "logs", "--store", "s.duckdb", "--strict")
+    assert code == 1
+
+
+def test_ingest_uses_configured_store_path(work: Path) -> None:
+    (work / "cfg2.yaml").write_text("store:\n  path: stores/main.duckdb\n")
+    code, output = invoke("ingest", "logs", "--config", "cfg2.yaml")
+    assert code == 0, output
+    assert (work / "stores" / "main.duckdb").is_file()
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def test_events_json_fields(ingested: Path) -> None:
+    events = events_json("--limit", "0")
+    assert len(events) == 21
+    for event in events:
+        assert list(event) == JSON_KEYS
+        assert event["source"] == "vault"
+        assert event["backend"] == "lab"  # from the config's backends section
+        assert event["timestamp"].endswith("+00:00")
+    first = events[0]
+    assert first["event_id"] == "11111111-1111-4111-8111-000000000001"
+    assert first["timestamp"] == "2026-05-01T03:10:00.104000+00:00"
+    assert (first["identity"], first["identity_kind"]) == ("shop/orders-api", "service")
+    assert (first["secret"], first["action"], first["outcome"]) == (
+        "secret/apps/orders/db",
+        "read",
+        "success",
+    )
+    assert first["user_agent"] == "vault-agent/1.15.2"
+    assert first["error"] is None and first["note"] is None
+    housekeeping = [e for e in events if e["action"] == "auth"]
+    assert len(housekeeping) == 5
+    assert all(e["secret"] is None for e in housekeeping)
+    lone = [e for e in events if e["note"] is not None]
+    assert [e["event_id"][-2:] for e in lone] == ["18"]
+    timestamps = [e["timestamp"] for e in events]
+    assert timestamps == sorted(timestamps)
+
+
+def test_events_default_limit_and_newest(ingested: Path) -> None:
+    assert len(events_json()) == 21  # default limit 50
+    assert len(events_json("--limit", "3")) == 3
+    newest = events_json("--newest", "--limit", "1")
+    assert newest[0]["timestamp"].startswith("2026-05-02T08:00:02")
+
+
+@pytest.mark.parametrize(
+    ("args", "check", "count"),
+    [
+        (("--identity", "alice"), lambda e: e["identity"] == "alice", 2),
+        (("--identity", "shop/*"), lambda e: e["identity"] == "shop/orders-api", 8),
+        (("--action", "list"), lambda e: e["action"] == "list", 3),
+        (("--outcome", "denied"), lambda e: e["outcome"] == "denied", 1),
+        (
+            ("--secret", "secret/apps/orders/*"),
+            lambda e: e["secret"].startswith("secret/apps/orders/"),
+            6,
+        ),
+        (("--source", "vault"), lambda e: e["source"] == "vault", 21),
+        (("--source", "aws"), lambda e: False, 0),
+        (
+            ("--since", "2026-05-01T03:15:00", "--until", "2026-05-01T03:17:00Z"),
+            lambda e: "2026-05-01T03:15" <= e["timestamp"] < "2026-05-01T03:17",
+            4,
+        ),
+        (("--identity", "alice", "--outcome", "success"), lambda e: e["action"] == "list", 1),
+    ],
+)
+def test_events_filters(ingested: Path, args: tuple[str, ...], check, count: int) -> None:  # noqa: ANN001
+    events = events_json("--limit", "0", *args)
+    assert len(events) == count
+    assert all(check(e) for e in events)
+
+
+def test_events_table(ingested: Path) -> None:
+    code, output = invoke("events", "--store", "s.duckdb", "--outcome", "denied")
+    assert code == 0
+    text = flat(output)
+    assert "1 events" in text
+    assert "alice" in text
+    assert "secret/apps/payments/stripe" in text
+    assert "2026-05-01 03:18:07" in text
+
+
+def test_bad_action_value(ingested: Path) -> None:
+    code, output = invoke("events", "--store", "s.duckdb", "--action", "steal")
+    assert code == 2
+    text = flat(output)
+    assert "--action" in text
+    assert "'steal'" in text
+    assert "read, list, write, delete, rotate, auth, other" in text
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--outcome", "maybe"), ("--source", "splunk"), ("--since", "last tuesday")],
+)
+def test_bad_filter_values(ingested: Path, option: str, value: str) -> None:
+    code, output = invoke("events", "--store", "s.duckdb", option, value)
+    assert code == 2
+    assert option in flat(output)
+    assert value in flat(output)
+
+
+# -- stats ---------------------------------------------------------------------------------
+
+
+def test_stats_by_identity(ingested: Path) -> None:
+    code, output = invoke("stats", "--by", "identity", "--store", "s.duckdb")
+    assert code == 0, output
+    text = flat(output)
+    assert text.startswith("21 events")
+    assert "by identity" in text
+    assert "by source" not in text
+    lines = {
+        line.split()[0]: line.split() for line in (flat(raw) for raw in output.splitlines()) if line
+    }
+    assert lines["shop/orders-api"][1:3] == ["8", "0"]
+    assert lines["alice"][1:3] == ["2", "1"]
+    assert lines["billing-worker"][1] == "6"
+
+
+def test_stats_default_groups_and_filter(ingested: Path) -> None:
+    code, output = invoke("stats", "--store", "s.duckdb", "--identity", "alice")
+    assert code == 0
+    text = flat(output)
+    assert text.startswith("2 events")
+    for group in ("by source", "by identity", "by secret", "by outcome"):
+        assert group in text
+
+
+def test_stats_bad_group(ingested: Path) -> None:
+    code, output = invoke("stats", "--by", "colour", "--store", "s.duckdb")
+    assert code == 2
+    assert "colour" in flat(output)
+    assert "identity" in flat(output)
+
+
+# -- dead letters --------------------------------------------------------------------------
+
+
+def test_dead_letters(work: Path) -> None:
+    (work / "logs" / "junk.log").write_bytes(GARBAGE)
+    secret_line = b'{"kind":"Secret","data":{"password":"aHVudGVyMg=="}}\n'
+    (work / "logs" / "junk.log").write_bytes(GARBAGE + secret_line)
+    assert invoke("ingest", "logs", "--store", "s.duckdb")[0] == 0
+    code, output = invoke("dead-letters", "--store", "s.duckdb")
+    assert code == 0
+    text = flat(output)
+    assert text.startswith("3 dead letters")
+    assert "junk.log:1 (byte 0) [?] unrecognised format" in text
+    assert "junk.log:3 (byte 37)" in text
+    assert "aHVudGVyMg" not in output
+    code, output = invoke("dead-letters", "--store", "s.duckdb", "--raw", "--limit", "0")
+    assert code == 0
+    assert "hello world" in output
+    assert "[REDACTED]" in output
+    assert "aHVudGVyMg" not in output  # raw bytes are kept redacted
+    code, output = invoke("dead-letters", "--store", "s.duckdb", "--limit", "1")
+    assert flat(output).startswith("1 dead letters")
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def test_missing_input_file(work: Path) -> None:
+    code, output = invoke("ingest", "logs/no-such-file.log", "--store", "s.duckdb")
+    assert code == 2
+    assert "error:" in output
+    assert "logs/no-such-file.log" in flat(output)
+    assert "no such file" in flat(output)
+
+
+def test_missing_store_for_reading(work: Path) -> None:
+    for command in ("events", "stats", "dead-letters"):
+        code, output = invoke(command, "--store", "missing.duckdb")
+        assert code == 2, command
+        text = flat(output)
+        assert "missing.duckdb" in text
+        assert "does not exist" in text
+        assert "secretwatch ingest" in text
+    assert not (work / "missing.duckdb").exists()
+
+
+def test_unreadable_store_file(work: Path) -> None:
+    (work / "bad.duckdb").write_text("not a database at all\n" * 50)
+    code, output = invoke("events", "--store", "bad.duckdb")
+    assert code == 2
+    assert "bad.duckdb" in flat(output)
+    assert "error:" in output
+
+
+@pytest.fixture
+def locked_store(work: Path) -> Iterator[Path]:
+    path = work / "busy.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        yield path
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        try:
+            holder.wait(timeout=30)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+                holder.wait()
+            for stream in (holder.stdout, holder.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def test_locked_store(locked_store: Path) -> None:
+    for args in (("ingest", "logs"), ("events",)):
+        code, output = invoke(*args, "--store", str(locked_store))
+        assert code == 2, args
+        text = flat(output)
+        assert "in use by another process" in text
+        assert "busy.duckdb" in text
+
+
+def test_bad_config_key(work: Path) -> None:
+    (work / "bad.yaml").write_text("store:\n  pth: x.duckdb\n")
+    code, output = invoke("ingest", "logs", "--config", "bad.yaml")
+    assert code == 2
+    text = flat(output)
+    assert "bad.yaml" in text
+    assert "store.pth: unknown key" in text
+    assert "valid keys here: type, path" in text
+    assert not (work / "x.duckdb").exists()
+
+
+def test_config_from_environment(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (work / "bad.yaml").write_text("ingest:\n  batch_size: many\n")
+    monkeypatch.setenv(ENV_VAR, "bad.yaml")
+    code, output = invoke("events", "--store", "s.duckdb")
+    assert code == 2
+    assert "ingest.batch_size" in flat(output)
+    assert "'many'" in flat(output)
+
+
+def test_unknown_format(work: Path) -> None:
+    code, output = invoke("ingest", "logs", "--store", "s.duckdb", "--format", "splunk")
+    assert code == 2
+    text = flat(output)
+    assert "splunk" in text
+    assert "vault" in text
+
+
+# -- the real console script ---------------------------------------------------------------
+
+
+def _console_script() -> list[str]:
+    script = Path(sys.executable).with_name("secretwatch")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("secretwatch")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from pipeline.cli import app; app()"]
+
+
+def test_console_script_end_to_end(work: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+    env.update(WIDE)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*_console_script(), *args],
+            capture_output=True,
+            text=True,
+            cwd=work,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    ingest = run("ingest", "logs", "--store", "e2e.duckdb")
+    assert ingest.returncode == 0, ingest.stderr
+    assert number(ingest.stdout, "stored (new)") == 21
+    events = run("events", "--json", "--store", "e2e.duckdb", "--identity", "alice")
+    assert events.returncode == 0, events.stderr
+    parsed = [orjson.loads(line) for line in events.stdout.splitlines()]
+    assert [e["event_id"][-2:] for e in parsed] == ["03", "11"]
+    assert parsed[1]["outcome"] == "denied"
+    missing = run("ingest", "nowhere.log", "--store", "e2e.duckdb")
+    assert missing.returncode == 2
+    assert "nowhere.log" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    help_ = run("--help")
+    assert help_.returncode == 0
+    for command in ("ingest", "events", "stats", "dead-letters"):
+        assert command in help_.stdout
