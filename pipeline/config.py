@@ -28,7 +28,11 @@ class DuckDBStoreConfig(_Model):
 
 
 class IngestConfig(_Model):
-    batch_size: int = Field(50_000, gt=0, description="events per store write")
+    batch_size: int = Field(
+        150_000,
+        gt=0,
+        description="events per store write; >= 122,880 lets DuckDB write whole row groups",
+    )
     follow_poll_seconds: float = Field(0.5, gt=0, le=60, description="follow-mode poll interval")
 
 

@@ -109,7 +109,7 @@ class Ingestor:
         store: Store,
         fmt: str | None = None,
         backends: dict[str, str] | None = None,
-        batch_size: int = 50_000,
+        batch_size: int = 150_000,
         on_advance: Callable[[int], None] | None = None,
     ) -> None:
         if fmt is not None and fmt not in SOURCES:

@@ -32,7 +32,7 @@ def test_default_yaml_equals_builtin_defaults() -> None:
     assert loaded.store.path == Path("data/secretwatch.duckdb")
     assert loaded.store.type == "duckdb"
     assert loaded.ingest == builtin.ingest
-    assert loaded.ingest.batch_size == 50_000
+    assert loaded.ingest.batch_size == 150_000
     assert loaded.ingest.follow_poll_seconds == 0.5
     # Backend names: the ones the parsers fall back to when none is configured.
     assert loaded.backends == {"vault": "vault", "k8s": "kubernetes"}
