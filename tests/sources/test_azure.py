@@ -3,7 +3,6 @@ here are written in their shape; the originals are parsed too when the shared fo
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mutation import DELETE, JSON_VALUES, mutate, paths
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, to_event, to_micros
@@ -23,7 +23,7 @@ OWN = FIXTURES / "secretwatch__generated"
 SHARED = Path("/work/shared/samples/azure_keyvault/unattributed__securathesis")
 ATTACKER = "attacker@securathesis.onmicrosoft.com"
 ACTIVITY_LOG = "Azure Activity Log record, not a Key Vault AuditEvent (category Administrative)"
-NOT_JSON = "not valid JSON: "
+NOTJSON_VALUES = "not valid JSON: "
 KEYS_FOLDER = "securaallkeyvault/keys/"
 
 
@@ -56,7 +56,7 @@ SHARED_EXPECTED = [
     (
         "index-id-44556964520__VaultPut_plus_ActivityLog_notes.txt",
         [("VaultPut", "other", None)],
-        [(1, NOT_JSON), (45, NOT_JSON), (46, ACTIVITY_LOG)],
+        [(1, NOTJSON_VALUES), (45, NOTJSON_VALUES), (46, ACTIVITY_LOG)],
     ),
 ]
 
@@ -176,7 +176,7 @@ def test_mixed_file_keeps_the_audit_event_and_dead_letters_the_rest() -> None:
     assert (row.operation, row.action, row.secret) == ("VaultGet", "other", None)
     assert (row.identity, row.identity_kind) == ("alice@contoso.example", "human")  # long URI claim
     assert [d.line for d in result.dead] == [1, 29, 30]
-    assert [d.reason.startswith(NOT_JSON) for d in result.dead[:2]] == [True, True]
+    assert [d.reason.startswith(NOTJSON_VALUES) for d in result.dead[:2]] == [True, True]
     assert result.dead[2].reason == ACTIVITY_LOG
     assert (result.consumed, result.dead_records, result.accounted) == (1, 3, 4)
 
@@ -249,43 +249,6 @@ def test_other_key_vault_categories_are_skipped() -> None:
         azure.parse({**_doc(), "category": "AzurePolicyEvaluationDetails"}, None)
 
 
-# Robustness: any one field replaced by any JSON value (or removed) fails cleanly.
-_DELETE = object()
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-
-
-def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
-    """Every path into a JSON value (dict keys and list indexes), for mutation."""
-    if isinstance(value, dict):
-        children = list(value.items())
-    elif isinstance(value, list):
-        children = list(enumerate(value))
-    else:
-        children = []
-    found = [prefix] if prefix else []
-    for key, child in children:
-        found.extend(_paths(child, (*prefix, key)))
-    return found
-
-
-def _mutate(doc: dict, path: tuple, value: object) -> dict:
-    doc = copy.deepcopy(doc)
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    if value is _DELETE and isinstance(target, dict):
-        del target[path[-1]]
-    else:
-        target[path[-1]] = None if value is _DELETE else value
-    return doc
-
-
 SEEDS = [_doc(p.name) for p in sorted(OWN.glob("*.json"))]
 
 
@@ -293,9 +256,9 @@ SEEDS = [_doc(p.name) for p in sorted(OWN.glob("*.json"))]
 @given(data=st.data())
 def test_mutated_records_fail_cleanly(data: st.DataObject) -> None:
     doc = data.draw(st.sampled_from(SEEDS))
-    path = data.draw(st.sampled_from(_paths(doc)))
+    path = data.draw(st.sampled_from(paths(doc)))
     try:
-        rows = azure.parse(_mutate(doc, path, data.draw(st.just(_DELETE) | _JSON)), None)
+        rows = azure.parse(mutate(doc, path, data.draw(st.just(DELETE) | JSON_VALUES)), None)
     except (ParseError, NotSecretAccess):
         return
     for row in rows:

@@ -3,7 +3,6 @@ generated records that cover what they lack (RotateSecret, AccessDenied, EventBr
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mutation import DELETE, JSON_VALUES, mutate, paths
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, to_event, to_micros
@@ -379,43 +379,6 @@ def test_not_secret_access_reasons_are_low_cardinality() -> None:
 
 
 # Robustness: a real record with any one field replaced by any JSON value (or removed) either
-# parses into valid rows or fails with ParseError/NotSecretAccess, never anything else.
-_DELETE = object()
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-
-
-def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
-    """Every path into a JSON value (dict keys and list indexes), for mutation."""
-    if isinstance(value, dict):
-        children = list(value.items())
-    elif isinstance(value, list):
-        children = list(enumerate(value))
-    else:
-        children = []
-    found = [prefix] if prefix else []
-    for key, child in children:
-        found.extend(_paths(child, (*prefix, key)))
-    return found
-
-
-def _mutate(doc: dict, path: tuple, value: object) -> dict:
-    doc = copy.deepcopy(doc)
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    if value is _DELETE and isinstance(target, dict):
-        del target[path[-1]]
-    else:
-        target[path[-1]] = None if value is _DELETE else value
-    return doc
-
-
 def _seeds() -> list[dict]:
     invictus = [
         r for p in sorted(INVICTUS.glob("*.json")) for r in orjson.loads(p.read_bytes())["Records"]
@@ -440,10 +403,10 @@ SEEDS = _seeds()
 @given(data=st.data())
 def test_mutated_records_fail_cleanly(data: st.DataObject) -> None:
     doc = data.draw(st.sampled_from(SEEDS))
-    path = data.draw(st.sampled_from(_paths(doc)))
-    value = data.draw(st.just(_DELETE) | _JSON)
+    path = data.draw(st.sampled_from(paths(doc)))
+    value = data.draw(st.just(DELETE) | JSON_VALUES)
     try:
-        rows = cloudtrail.parse(_mutate(doc, path, value), None)
+        rows = cloudtrail.parse(mutate(doc, path, value), None)
     except (ParseError, NotSecretAccess):
         return
     for row in rows:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mutation import DELETE, JSON_VALUES, mutate, paths
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, synthetic_id, to_event, to_micros
@@ -216,43 +217,6 @@ def test_other_services_are_skipped_with_a_stable_reason() -> None:
         gcp.parse(doc, None)
 
 
-# Robustness: any one field replaced by any JSON value (or removed) fails cleanly.
-_DELETE = object()
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-
-
-def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
-    """Every path into a JSON value (dict keys and list indexes), for mutation."""
-    if isinstance(value, dict):
-        children = list(value.items())
-    elif isinstance(value, list):
-        children = list(enumerate(value))
-    else:
-        children = []
-    found = [prefix] if prefix else []
-    for key, child in children:
-        found.extend(_paths(child, (*prefix, key)))
-    return found
-
-
-def _mutate(doc: dict, path: tuple, value: object) -> dict:
-    doc = copy.deepcopy(doc)
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    if value is _DELETE and isinstance(target, dict):
-        del target[path[-1]]
-    else:
-        target[path[-1]] = None if value is _DELETE else value
-    return doc
-
-
 SEEDS = [_sample()] + [orjson.loads(line) for line in GENERATED.read_bytes().splitlines()]
 
 
@@ -260,9 +224,9 @@ SEEDS = [_sample()] + [orjson.loads(line) for line in GENERATED.read_bytes().spl
 @given(data=st.data())
 def test_mutated_entries_fail_cleanly(data: st.DataObject) -> None:
     doc = data.draw(st.sampled_from(SEEDS))
-    path = data.draw(st.sampled_from(_paths(doc)))
+    path = data.draw(st.sampled_from(paths(doc)))
     try:
-        rows = gcp.parse(_mutate(doc, path, data.draw(st.just(_DELETE) | _JSON)), None)
+        rows = gcp.parse(mutate(doc, path, data.draw(st.just(DELETE) | JSON_VALUES)), None)
     except (ParseError, NotSecretAccess):
         return
     for row in rows:

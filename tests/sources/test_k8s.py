@@ -3,7 +3,6 @@ access (get/list/watch, 401/403, impersonation, RequestResponse with Secret data
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mutation import DELETE, JSON_VALUES, mutate, paths
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, to_event, to_micros
@@ -283,43 +283,6 @@ def test_secrets_of_other_api_groups_are_not_core_secrets() -> None:
         k8s.parse(doc, None)
 
 
-# Robustness: any one field replaced by any JSON value (or removed) fails cleanly.
-_DELETE = object()
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-
-
-def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
-    """Every path into a JSON value (dict keys and list indexes), for mutation."""
-    if isinstance(value, dict):
-        children = list(value.items())
-    elif isinstance(value, list):
-        children = list(enumerate(value))
-    else:
-        children = []
-    found = [prefix] if prefix else []
-    for key, child in children:
-        found.extend(_paths(child, (*prefix, key)))
-    return found
-
-
-def _mutate(doc: dict, path: tuple, value: object) -> dict:
-    doc = copy.deepcopy(doc)
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    if value is _DELETE and isinstance(target, dict):
-        del target[path[-1]]
-    else:
-        target[path[-1]] = None if value is _DELETE else value
-    return doc
-
-
 SEEDS = [_doc(name) for name in sorted(SECRET_FILES)] + [
     orjson.loads(line) for line in (OWN / "service_account_access.jsonl").read_bytes().splitlines()
 ]
@@ -329,9 +292,9 @@ SEEDS = [_doc(name) for name in sorted(SECRET_FILES)] + [
 @given(data=st.data())
 def test_mutated_events_fail_cleanly(data: st.DataObject) -> None:
     doc = data.draw(st.sampled_from(SEEDS))
-    path = data.draw(st.sampled_from(_paths(doc)))
+    path = data.draw(st.sampled_from(paths(doc)))
     try:
-        rows = k8s.parse(_mutate(doc, path, data.draw(st.just(_DELETE) | _JSON)), None)
+        rows = k8s.parse(mutate(doc, path, data.draw(st.just(DELETE) | JSON_VALUES)), None)
     except (ParseError, NotSecretAccess):
         return
     for row in rows:
