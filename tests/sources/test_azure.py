@@ -8,15 +8,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from helpers import DELETE, JSON_VALUES, feed_file, mutate, paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mutation import DELETE, JSON_VALUES, mutate, paths
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, to_event, to_micros
 from pipeline.sources import azure
 from pipeline.sources.base import FeedResult
-from pipeline.sources.framing import file_records
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "azure_keyvault"
 OWN = FIXTURES / "secretwatch__generated"
@@ -28,14 +27,7 @@ KEYS_FOLDER = "securaallkeyvault/keys/"
 
 
 def feed(path: Path, backend: str | None = None) -> FeedResult:
-    out = FeedResult()
-    parser = azure.SPEC.new_parser(backend)
-    for records in file_records(path):
-        out.extend(parser.feed(records, str(path)))
-    out.extend(parser.flush(str(path)))
-    for row in out.rows:
-        to_event(row)
-    return out
+    return feed_file(azure.SPEC, path, backend)
 
 
 def one(path: Path) -> EventRow:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from helpers import DELETE, JSON_VALUES, by_id, mutate, paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mutation import DELETE, JSON_VALUES, mutate, paths
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, to_event, to_micros
@@ -39,11 +39,6 @@ def feed(*paths: Path) -> FeedResult:
     for row in out.rows:
         to_event(row)
     return out
-
-
-def by_id(result: FeedResult, event_id: str) -> EventRow:
-    (row,) = [r for r in result.rows if r.event_id == event_id]
-    return row
 
 
 @pytest.fixture(scope="module")

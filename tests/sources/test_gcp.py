@@ -9,15 +9,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from helpers import DELETE, JSON_VALUES, by_id, feed_file, mutate, paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mutation import DELETE, JSON_VALUES, mutate, paths
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, synthetic_id, to_event, to_micros
 from pipeline.sources import gcp
 from pipeline.sources.base import FeedResult
-from pipeline.sources.framing import file_records
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gcp_audit"
 SAMPLE = (
@@ -31,19 +30,7 @@ VICTIM = "projects/victim-project/secrets/stratus-red-team-retrieve-secret-8"
 
 
 def feed(path: Path, backend: str | None = None) -> FeedResult:
-    out = FeedResult()
-    parser = gcp.SPEC.new_parser(backend)
-    for records in file_records(path):
-        out.extend(parser.feed(records, str(path)))
-    out.extend(parser.flush(str(path)))
-    for row in out.rows:
-        to_event(row)
-    return out
-
-
-def by_id(result: FeedResult, event_id: str) -> EventRow:
-    (row,) = [r for r in result.rows if r.event_id == event_id]
-    return row
+    return feed_file(gcp.SPEC, path, backend)
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from helpers import DELETE, JSON_VALUES, feed_file, mutate, paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mutation import DELETE, JSON_VALUES, mutate, paths
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, to_event, to_micros
 from pipeline.sources import k8s
 from pipeline.sources.base import FeedResult
-from pipeline.sources.framing import file_records
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "k8s_audit"
 FALCO = FIXTURES / "falcosecurity__falco"
@@ -33,14 +32,7 @@ EXAMPLE = "default/example-secret"
 
 
 def feed(path: Path, backend: str | None = None) -> FeedResult:
-    out = FeedResult()
-    parser = k8s.SPEC.new_parser(backend)
-    for records in file_records(path):
-        out.extend(parser.feed(records, str(path)))
-    out.extend(parser.flush(str(path)))
-    for row in out.rows:
-        to_event(row)
-    return out
+    return feed_file(k8s.SPEC, path, backend)
 
 
 def one(path: Path) -> EventRow:

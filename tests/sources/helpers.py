@@ -1,10 +1,15 @@
-"""Shared by the per-source robustness tests: mutate one field of a real record."""
+"""Shared by the per-source tests: parse a file, find a row, mutate one field of a record."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 from hypothesis import strategies as st
+
+from pipeline.record import EventRow, to_event
+from pipeline.sources.base import FeedResult, SourceSpec
+from pipeline.sources.framing import file_records
 
 DELETE = object()  # as a mutation value: remove the field
 JSON_VALUES = st.recursive(
@@ -41,3 +46,21 @@ def mutate(doc: dict, path: tuple, value: object) -> dict:
     else:
         target[path[-1]] = None if value is DELETE else value
     return doc
+
+
+def feed_file(spec: SourceSpec, path: Path, backend: str | None = None) -> FeedResult:
+    """Frame and parse one file with a source's parser, flush it, and check every row
+    against the AccessEvent contract."""
+    out = FeedResult()
+    parser = spec.new_parser(backend)
+    for records in file_records(path):
+        out.extend(parser.feed(records, str(path)))
+    out.extend(parser.flush(str(path)))
+    for row in out.rows:
+        to_event(row)
+    return out
+
+
+def by_id(result: FeedResult, event_id: str) -> EventRow:
+    (row,) = [r for r in result.rows if r.event_id == event_id]
+    return row
