@@ -12,6 +12,7 @@ at the path is looked for among the file's siblings and finished first.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
@@ -70,7 +71,34 @@ class Followed:
         offset, line = position if position else (self.offset, self.line)
         if self.held:
             offset, line = self.held[0][2], self.held[0][1]
-        return Checkpoint(self.key, str(self.path), self.device, self.inode, offset, line)
+        assert self.handle is not None  # noqa: S101 - a checkpoint is taken of an open file
+        return Checkpoint(
+            self.key,
+            str(self.path),
+            self.device,
+            self.inode,
+            offset,
+            line,
+            fingerprint(self.handle, offset),
+        )
+
+
+FINGERPRINT_BYTES = 256
+
+
+def fingerprint(handle: BinaryIO, upto: int) -> str:
+    """Hash of the file's first min(upto, 256) bytes, read without moving the handle."""
+    n = min(upto, FINGERPRINT_BYTES)
+    head = os.pread(handle.fileno(), n, 0)
+    return f"{len(head)}:{hashlib.sha256(head).hexdigest()}"
+
+
+def _same_file(handle: BinaryIO, saved: Checkpoint) -> bool:
+    """Does this file still start with the bytes the checkpoint saw? (None: not recorded.)"""
+    if saved.fingerprint is None:
+        return True
+    n = int(saved.fingerprint.split(":", 1)[0])
+    return fingerprint(handle, n) == saved.fingerprint
 
 
 def follow_files(
@@ -150,22 +178,29 @@ def _start(
         followed.open(handle)
         return followed
     if saved.inode == stat.st_ino and saved.device == stat.st_dev:
-        if stat.st_size >= saved.offset:
+        if stat.st_size >= saved.offset and _same_file(handle, saved):
             followed.open(handle, saved.offset, saved.line)
         else:
             _say(
                 console,
-                f"{path} is shorter than its checkpoint (truncated while stopped); "
-                "reading from the start",
+                f"{path} was truncated or rewritten while stopped (it no longer matches its "
+                "checkpoint); reading from the start",
             )
             followed.open(handle)
         return followed
     rotated = _find_inode(path.parent, saved.device, saved.inode)
-    if rotated is not None and rotated.stat().st_size >= saved.offset:
+    old = rotated.open("rb") if rotated is not None else None
+    if (
+        old is not None
+        and os.fstat(old.fileno()).st_size >= saved.offset
+        and _same_file(old, saved)
+    ):
         _say(console, f"{path} was rotated while stopped; finishing {rotated.name} first")
-        followed.open(rotated.open("rb"), saved.offset, saved.line)
+        followed.open(old, saved.offset, saved.line)
         handle.close()
     else:
+        if old is not None:
+            old.close()
         _say(
             console,
             f"{path} was replaced while stopped and its old file is gone; "

@@ -44,6 +44,9 @@ class Checkpoint:
     inode: int
     offset: int
     line: int
+    # "n:sha256" of the file's first n (<= 256) bytes: tells the same file from another one
+    # that reuses its inode, or one rewritten in place while the follower was stopped.
+    fingerprint: str | None = None
 
 
 class Store(Protocol):

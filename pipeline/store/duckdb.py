@@ -40,6 +40,7 @@ MIGRATIONS: list[list[str]] = [
             inode UBIGINT NOT NULL, "offset" BIGINT NOT NULL, line BIGINT NOT NULL,
             updated_at TIMESTAMPTZ NOT NULL)""",
     ],
+    ["ALTER TABLE checkpoints ADD COLUMN fingerprint VARCHAR"],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -173,8 +174,19 @@ class DuckDBStore:
                 self._insert_dead(dead)
             for cp in checkpoints:
                 con.execute(
-                    "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [cp.key, cp.path, cp.device, cp.inode, cp.offset, cp.line, _now()],
+                    """INSERT OR REPLACE INTO checkpoints
+                       (key, path, device, inode, "offset", line, updated_at, fingerprint)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [
+                        cp.key,
+                        cp.path,
+                        cp.device,
+                        cp.inode,
+                        cp.offset,
+                        cp.line,
+                        _now(),
+                        cp.fingerprint,
+                    ],
                 )
             con.execute("COMMIT")
         except duckdb.Error as exc:
@@ -274,7 +286,9 @@ class DuckDBStore:
 
     def checkpoint(self, key: str) -> Checkpoint | None:
         row = self.con.execute(
-            'SELECT key, path, device, inode, "offset", line FROM checkpoints WHERE key = ?', [key]
+            'SELECT key, path, device, inode, "offset", line, fingerprint FROM checkpoints '
+            "WHERE key = ?",
+            [key],
         ).fetchone()
         return Checkpoint(*row) if row else None
 

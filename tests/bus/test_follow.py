@@ -335,6 +335,32 @@ def test_restart_resumes_from_the_checkpoint(
     assert (cp.inode, cp.offset, cp.line) == (log.stat().st_ino, log.stat().st_size, 21)
 
 
+def test_restart_after_rewrite_in_place_past_the_checkpoint_reads_from_the_start(
+    log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
+) -> None:
+    # copytruncate while stopped, and the new content already longer than the old offset:
+    # same inode, big enough, but not the same file. Resuming at the old offset would skip
+    # the new file's first events; the fingerprint tells them apart.
+    log.write_bytes(pairs(range(3)))
+    first = start(log)
+    reader.wait_for(3, first)
+    first.halt()
+    inode = log.stat().st_ino
+    with log.open("r+b") as handle:  # rewritten in place: the inode stays
+        handle.truncate(0)
+        handle.write(pairs(range(3, 10)))
+    assert log.stat().st_ino == inode
+    second = start(log)
+    reader.wait_for(10, second)
+    summary = second.halt()
+
+    assert sorted(stored_ids(store)) == sorted(ids(range(10)))
+    assert (summary.events, summary.stored) == (7, 7)
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None and cp.offset == log.stat().st_size
+    assert cp.fingerprint is not None and cp.fingerprint.startswith("256:")
+
+
 def test_restart_after_rotation_while_stopped_finishes_the_old_file_first(
     log: Path, store: DuckDBStore, reader: Reader, start: Callable[..., Follower]
 ) -> None:

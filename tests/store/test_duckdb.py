@@ -165,3 +165,25 @@ def test_rows_to_arrow_shape() -> None:
     assert table.column_names[:2] == ["event_id", "ts"]
     assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
     assert rows_to_arrow([]).num_rows == 0
+
+
+def test_a_version_1_store_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None:
+    from pipeline.store.duckdb import MIGRATIONS
+
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    for statement in MIGRATIONS[0]:
+        con.execute(statement)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.execute("INSERT INTO checkpoints VALUES ('k', '/var/log/a.log', 1, 2, 300, 7, now())")
+    con.close()
+
+    store = DuckDBStore(path)
+    store.open()
+    try:
+        assert store.schema_version() == SCHEMA_VERSION >= 2
+        saved = store.checkpoint("k")
+        assert saved is not None and (saved.offset, saved.line, saved.fingerprint) == (300, 7, None)
+    finally:
+        store.close()
