@@ -53,6 +53,7 @@ class Followed:
     parser: Parser | None = None
     held: list[Record] = field(default_factory=list)
     quiet_since: float = field(default_factory=time.monotonic)
+    reading: str = ""  # the file actually being read, for dead letters (a rotated sibling)
 
     @property
     def key(self) -> str:
@@ -65,6 +66,7 @@ class Followed:
         handle.seek(offset)
         self.handle, self.device, self.inode = handle, stat.st_dev, stat.st_ino
         self.offset, self.line, self.rest = offset, line, b""
+        self.reading = ""
 
     def checkpoint(self) -> Checkpoint:
         position = self.parser.pending_position() if self.parser else None
@@ -197,6 +199,7 @@ def _start(
     ):
         _say(console, f"{path} was rotated while stopped; finishing {rotated.name} first")
         followed.open(old, saved.offset, saved.line)
+        followed.reading = str(rotated)
         handle.close()
     else:
         if old is not None:
@@ -251,7 +254,7 @@ def _poll(f: Followed, summary: IngestSummary, config: Config) -> FeedResult:
         f.parser = None
         f.open(f.handle, 0, 1)  # copytruncate: same file, from the start
     elif f.parser and time.monotonic() - f.quiet_since > IDLE_FLUSH_SECONDS:
-        out.extend(f.parser.flush(str(f.path)))
+        out.extend(f.parser.flush(f.reading or str(f.path)))
     return out
 
 
@@ -281,7 +284,7 @@ def _feed(
         f.parser = new_parser(fmt, f.backend) if fmt else UnrecognisedParser()
         summary.formats[fmt or "unrecognised"] += 1
         records, f.held = f.held, []
-    out.extend(f.parser.feed(records, str(f.path)))
+    out.extend(f.parser.feed(records, f.reading or str(f.path)))
 
 
 def _finish(f: Followed, out: FeedResult, summary: IngestSummary) -> None:
@@ -293,7 +296,7 @@ def _finish(f: Followed, out: FeedResult, summary: IngestSummary) -> None:
     if f.held and f.parser is None:
         _feed(f, [], out, summary, force=True)
     if f.parser:
-        out.extend(f.parser.flush(str(f.path)))
+        out.extend(f.parser.flush(f.reading or str(f.path)))
 
 
 def _say(console: Console | None, message: str) -> None:

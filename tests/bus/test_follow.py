@@ -369,7 +369,8 @@ def test_restart_after_rotation_while_stopped_finishes_the_old_file_first(
     reader.wait_for(5, first)
     first.halt()
 
-    append(log, pairs(range(5, 8)))  # the old file's tail, never read before the rotation
+    # The old file's tail, never read before the rotation, with one bad line in it.
+    append(log, pairs(range(5, 7)) + b"not json\n" + pairs(range(7, 8)))
     rotated = log.with_name("audit.log.1")
     log.rename(rotated)
     log.write_bytes(pairs(range(8, 12)))
@@ -379,6 +380,9 @@ def test_restart_after_rotation_while_stopped_finishes_the_old_file_first(
 
     assert sorted(stored_ids(store)) == sorted(ids(range(12)))
     assert (summary.events, summary.stored) == (7, 7)
+    # The dead letter names the file its line number belongs to: the rotated one.
+    letters = store.dead_letters()
+    assert list(zip(letters["file"], letters["line"], strict=True)) == [(str(rotated), 15)]
     cp = store.checkpoint(key_of(log))
     assert cp is not None
     assert (cp.inode, cp.offset) == (log.stat().st_ino, log.stat().st_size)
