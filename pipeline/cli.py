@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -346,11 +347,14 @@ def dead_letters(
             )
 
 
+def _missing(value: object) -> bool:
+    """None, or the NaN pandas puts where a string column has no value."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _cell(value: object) -> str:
-    """Table text for a value that may be missing (None, or NaN from pandas)."""
-    if value is None or value != value:  # noqa: PLR0124 - NaN is the one value != itself
-        return "-"
-    return str(value)
+    """Table text for a value that may be missing."""
+    return "-" if _missing(value) else str(value)
 
 
 def main() -> None:  # pragma: no cover - console-script entry

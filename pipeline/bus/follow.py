@@ -43,7 +43,7 @@ class Followed:
 
     path: Path
     fmt: str | None
-    backend: str | None
+    backends: dict[str, str]  # backend name per format, applied once the format is known
     handle: BinaryIO | None = None
     device: int = 0
     inode: int = 0
@@ -120,9 +120,7 @@ def follow_files(
     files: list[Followed] = []
     try:
         for p in paths:
-            files.append(
-                _start(Path(p), store, fmt, config.backends.get(fmt or ""), summary, console)
-            )
+            files.append(_start(Path(p), store, fmt, config.backends, summary, console))
         _loop(files, store, config, summary, stop)
     finally:
         for followed in files:
@@ -160,13 +158,13 @@ def _start(
     path: Path,
     store: Store,
     fmt: str | None,
-    backend: str | None,
+    backends: dict[str, str],
     summary: IngestSummary,
     console: Console | None,
 ) -> Followed:
     if path.is_dir():
         raise InputError(f"{path}: follow mode takes files, not folders")
-    followed = Followed(path, fmt, backend)
+    followed = Followed(path, fmt, backends)
     summary.files += 1
     saved = store.checkpoint(followed.key)
     try:
@@ -281,7 +279,7 @@ def _feed(
         fmt = f.fmt or detect_format(f.held)
         if fmt is None and len(f.held) < DETECT_WITHIN and not force:
             return
-        f.parser = new_parser(fmt, f.backend) if fmt else UnrecognisedParser()
+        f.parser = new_parser(fmt, f.backends.get(fmt)) if fmt else UnrecognisedParser()
         summary.formats[fmt or "unrecognised"] += 1
         records, f.held = f.held, []
     out.extend(f.parser.feed(records, f.reading or str(f.path)))

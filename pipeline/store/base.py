@@ -6,6 +6,7 @@ by configuration without them changing. Timestamps in and out are UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -60,8 +61,8 @@ class Store(Protocol):
     def write_batch(
         self,
         rows: list[EventRow],
-        dead: list[DeadLetter] = (),  # type: ignore[assignment]
-        checkpoints: list[Checkpoint] = (),  # type: ignore[assignment]
+        dead: Sequence[DeadLetter] = (),
+        checkpoints: Sequence[Checkpoint] = (),
     ) -> int:
         """Append events, dead letters and checkpoints atomically; return how many events
         were new. Idempotent on `event_id`: writing the same events again adds nothing."""

@@ -8,6 +8,7 @@ stream that range holds little beyond the previous batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -161,8 +162,8 @@ class DuckDBStore:
     def write_batch(
         self,
         rows: list[EventRow],
-        dead: list[DeadLetter] = (),  # type: ignore[assignment]
-        checkpoints: list[Checkpoint] = (),  # type: ignore[assignment]
+        dead: Sequence[DeadLetter] = (),
+        checkpoints: Sequence[Checkpoint] = (),
     ) -> int:
         con = self.con
         inserted = 0
@@ -222,7 +223,7 @@ class DuckDBStore:
         self.con.execute(f"INSERT INTO events ({_COLUMNS}) SELECT * FROM batch")  # noqa: S608
         return len(rows)
 
-    def _insert_dead(self, dead: list[DeadLetter]) -> None:
+    def _insert_dead(self, dead: Sequence[DeadLetter]) -> None:
         now = _now()
         table = pa.table(  # noqa: F841 - DuckDB reads it by name in the SQL below
             {

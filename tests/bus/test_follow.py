@@ -274,7 +274,7 @@ def test_rotation_keeps_lines_written_to_the_old_file_just_before_it(log: Path) 
 
     rotated = log.with_name("audit.log.1")
     log.write_bytes(pairs(range(3)))
-    followed = Followed(RacingPath(log), None, None)
+    followed = Followed(RacingPath(log), None, {})
     followed.open(log.open("rb"))
     summary = IngestSummary()
     rows = []
@@ -516,3 +516,16 @@ def test_new_bad_line_after_copytruncate_is_dead_lettered(
     summary = follower.halt()
     assert summary.dead_lettered == 2
     assert list(store.dead_letters()["line"]) == [3, 3]
+
+
+def test_detected_format_gets_its_configured_backend_name(
+    log: Path, store: DuckDBStore, reader: Reader
+) -> None:
+    config = Config.model_validate(
+        {"ingest": {"follow_poll_seconds": POLL}, "backends": {"vault": "vault-prod-eu"}}
+    )
+    log.write_bytes(pairs(range(2)))
+    follower = Follower([log], store, config).start()
+    reader.wait_for(2, follower)
+    follower.halt()
+    assert set(store.events()["backend"]) == {"vault-prod-eu"}
