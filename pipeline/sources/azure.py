@@ -8,11 +8,12 @@ dead-lettered with a reason that says so rather than misread. Claims come with s
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import urlsplit
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
-from pipeline.sources.base import DocumentParser, SourceSpec, obj
+from pipeline.sources.base import document_source, obj, text
 
 NAME = "azure"
 
@@ -44,10 +45,7 @@ def looks_like(doc: dict) -> bool:
     )
 
 
-def _str(value: object, field: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise ParseError(f"azure `{field}` must be a string, got {type(value).__name__}")
+_str = partial(text, source="azure")
 
 
 def vault_level(operation: str) -> bool:
@@ -207,9 +205,6 @@ def parse(doc: dict, backend: str | None) -> list[EventRow]:
     ]
 
 
-SPEC = SourceSpec(
-    name=NAME,
-    looks_like=looks_like,
-    new_parser=lambda backend: DocumentParser(NAME, parse, backend, guess=None),
-    description="Azure Key Vault diagnostic logs (category AuditEvent)",
+SPEC = document_source(
+    NAME, looks_like, parse, "Azure Key Vault diagnostic logs (category AuditEvent)"
 )

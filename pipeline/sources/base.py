@@ -133,6 +133,15 @@ def decode(raw: bytes | memoryview) -> object:
         raise ParseError(f"not valid JSON: {exc}") from None
 
 
+def document_source(
+    name: str, looks_like: Callable[[dict], bool], parse: ParseFn, description: str
+) -> SourceSpec:
+    """Registry entry for a stateless format: one JSON document in, events out."""
+    return SourceSpec(
+        name, looks_like, lambda backend: DocumentParser(name, parse, backend), description
+    )
+
+
 @dataclass
 class DocumentParser:
     """Driver for stateless formats: decode, unwrap, parse each item, account for each."""
@@ -197,11 +206,17 @@ class DocumentParser:
         return None
 
 
-def text(value: object) -> str | None:
-    """A string field, or None; anything else in a string slot is a shape error."""
+def text(value: object, field: str, source: str) -> str | None:
+    """A string field, or None; anything else in a string slot is a shape error naming the
+    field.
+
+    >>> text(3, "userAgent", "k8s")
+    Traceback (most recent call last):
+    pipeline.errors.ParseError: k8s `userAgent` must be a string, got int
+    """
     if value is None or isinstance(value, str):
         return value
-    raise ParseError(f"expected a string, got {type(value).__name__} {str(value)[:40]!r}")
+    raise ParseError(f"{source} `{field}` must be a string, got {type(value).__name__}")
 
 
 def obj(value: object, what: str) -> dict:

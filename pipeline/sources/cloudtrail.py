@@ -9,10 +9,11 @@ ARNs are read: `responseElements` may carry values and is consulted for `arn`/`n
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
-from pipeline.sources.base import DocumentParser, SourceSpec, obj
+from pipeline.sources.base import document_source, obj, text
 
 NAME = "aws"
 
@@ -55,10 +56,7 @@ def looks_like(doc: dict) -> bool:
     )
 
 
-def _str(value: object, field: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise ParseError(f"cloudtrail `{field}` must be a string, got {type(value).__name__}")
+_str = partial(text, source="cloudtrail")
 
 
 def _check_scope(source: str, event: str) -> None:
@@ -305,9 +303,9 @@ def parse(doc: dict, backend: str | None) -> list[EventRow]:
     ]
 
 
-SPEC = SourceSpec(
-    name=NAME,
-    looks_like=looks_like,
-    new_parser=lambda backend: DocumentParser(NAME, parse, backend, guess=None),
-    description="AWS CloudTrail (Secrets Manager, SSM parameters, KMS Decrypt, EC2 passwords)",
+SPEC = document_source(
+    NAME,
+    looks_like,
+    parse,
+    "AWS CloudTrail (Secrets Manager, SSM parameters, KMS Decrypt, EC2 passwords)",
 )

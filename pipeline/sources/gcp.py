@@ -8,9 +8,11 @@ for `name`, `parent` and `secretId` alone.
 
 from __future__ import annotations
 
+from functools import partial
+
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
-from pipeline.sources.base import DocumentParser, SourceSpec, obj
+from pipeline.sources.base import document_source, obj, text
 
 NAME = "gcp"
 SERVICE = "secretmanager.googleapis.com"
@@ -45,10 +47,7 @@ def looks_like(doc: dict) -> bool:
     return payload.get("serviceName") == SERVICE
 
 
-def _str(value: object, field: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise ParseError(f"gcp `{field}` must be a string, got {type(value).__name__}")
+_str = partial(text, source="gcp")
 
 
 def identity_of(auth: dict) -> tuple[str, str, str | None]:
@@ -181,9 +180,9 @@ def parse(doc: dict, backend: str | None) -> list[EventRow]:
     ]
 
 
-SPEC = SourceSpec(
-    name=NAME,
-    looks_like=looks_like,
-    new_parser=lambda backend: DocumentParser(NAME, parse, backend, guess=None),
-    description="Google Cloud Audit Logs for Secret Manager (protoPayload AuditLog entries)",
+SPEC = document_source(
+    NAME,
+    looks_like,
+    parse,
+    "Google Cloud Audit Logs for Secret Manager (protoPayload AuditLog entries)",
 )

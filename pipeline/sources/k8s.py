@@ -8,9 +8,11 @@ skipped because the ResponseComplete event for the same `auditID` carries the ou
 
 from __future__ import annotations
 
+from functools import partial
+
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
-from pipeline.sources.base import DocumentParser, SourceSpec, obj
+from pipeline.sources.base import document_source, obj, text
 
 NAME = "k8s"
 
@@ -39,10 +41,7 @@ def looks_like(doc: dict) -> bool:
     )
 
 
-def _str(value: object, field: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise ParseError(f"k8s `{field}` must be a string, got {type(value).__name__}")
+_str = partial(text, source="k8s")
 
 
 def identity_of(username: str | None) -> tuple[str, str]:
@@ -158,9 +157,6 @@ def parse(doc: dict, backend: str | None) -> list[EventRow]:
     ]
 
 
-SPEC = SourceSpec(
-    name=NAME,
-    looks_like=looks_like,
-    new_parser=lambda backend: DocumentParser(NAME, parse, backend, guess=None),
-    description="Kubernetes API server audit events (audit.k8s.io) on secrets",
+SPEC = document_source(
+    NAME, looks_like, parse, "Kubernetes API server audit events (audit.k8s.io) on secrets"
 )
