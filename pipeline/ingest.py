@@ -152,36 +152,17 @@ class Ingestor:
     def ingest_stream(self, chunks: Iterable[list[Record]], name: str) -> None:
         """One file's records through one parser (format detected on its first records)."""
         self.summary.files += 1
-        parser: Parser | None = None
-        held: list[Record] = []
+        parser = DetectingParser(self.fmt, self.backends, self.summary.formats)
         try:
             for chunk in chunks:
                 self.summary.records += len(chunk)
-                if parser is None:
-                    held.extend(chunk)
-                    fmt = self.fmt or detect_format(held)
-                    if fmt is None and len(held) < DETECT_WITHIN:
-                        continue
-                    parser = self._parser(fmt, name)
-                    chunk, held = held, []
                 self._take(parser.feed(chunk, name))
         except ParseError as exc:  # a file-level failure (e.g. unparseable YAML)
             letter = DeadLetter(name, 1, 0, str(exc), b"", self.fmt)
-            result = FeedResult(dead=[letter], dead_records=1)
             self.summary.records += 1
-            self._take(result)
+            self._take(FeedResult(dead=[letter], dead_records=1))
             return
-        if parser is None and held:
-            parser = self._parser(None, name)
-            self._take(parser.feed(held, name))
-        if parser is not None:
-            self._take(parser.flush(name))
-
-    def _parser(self, fmt: str | None, name: str) -> Parser:
-        if fmt is None:
-            return UnrecognisedParser()
-        self.summary.formats[fmt] += 1
-        return new_parser(fmt, self.backends.get(fmt))
+        self._take(parser.flush(name))
 
     def _take(self, result: FeedResult) -> None:
         self.summary.add(result)
@@ -208,6 +189,44 @@ def detect_format(records: list[Record]) -> str | None:
                 return found
             break
     return None
+
+
+class DetectingParser:
+    """A file's parser, chosen once its first records show the format (or forced): until
+    then records are held, and their position is where a follower must resume."""
+
+    def __init__(
+        self, fmt: str | None, backends: dict[str, str], formats: Counter[str] | None = None
+    ) -> None:
+        self.fmt = fmt
+        self.backends = backends
+        self.formats = formats if formats is not None else Counter()
+        self.parser: Parser | None = None
+        self.held: list[Record] = []
+
+    def feed(self, records: list[Record], file: str, force: bool = False) -> FeedResult:
+        if self.parser is None:
+            self.held.extend(records)
+            fmt = self.fmt or detect_format(self.held)
+            if fmt is None and len(self.held) < DETECT_WITHIN and not force:
+                return FeedResult()
+            self.parser = new_parser(fmt, self.backends.get(fmt)) if fmt else UnrecognisedParser()
+            if fmt:
+                self.formats[fmt] += 1
+            records, self.held = self.held, []
+        return self.parser.feed(records, file)
+
+    def flush(self, file: str) -> FeedResult:
+        """End of input: held records are parsed as whatever they are, waiting ones count."""
+        out = self.feed([], file, force=True) if self.held else FeedResult()
+        if self.parser is not None:
+            out.extend(self.parser.flush(file))
+        return out
+
+    def pending_position(self) -> tuple[int, int] | None:
+        if self.held:
+            return self.held[0][2], self.held[0][1]
+        return self.parser.pending_position() if self.parser else None
 
 
 class UnrecognisedParser:

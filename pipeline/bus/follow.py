@@ -25,9 +25,8 @@ from rich.console import Console
 
 from pipeline.config import Config
 from pipeline.errors import InputError
-from pipeline.ingest import DETECT_WITHIN, IngestSummary, UnrecognisedParser, detect_format
-from pipeline.sources import new_parser
-from pipeline.sources.base import FeedResult, Parser, Record
+from pipeline.ingest import DetectingParser, IngestSummary
+from pipeline.sources.base import FeedResult, Record
 from pipeline.sources.framing import split_lines
 from pipeline.store.base import Checkpoint, Store
 
@@ -50,8 +49,7 @@ class Followed:
     offset: int = 0  # of the first byte of `rest`
     line: int = 1
     rest: bytes = b""
-    parser: Parser | None = None
-    held: list[Record] = field(default_factory=list)
+    parser: DetectingParser | None = None
     quiet_since: float = field(default_factory=time.monotonic)
     reading: str = ""  # the file actually being read, for dead letters (a rotated sibling)
 
@@ -71,8 +69,6 @@ class Followed:
     def checkpoint(self) -> Checkpoint:
         position = self.parser.pending_position() if self.parser else None
         offset, line = position if position else (self.offset, self.line)
-        if self.held:
-            offset, line = self.held[0][2], self.held[0][1]
         assert self.handle is not None  # noqa: S101 - a checkpoint is taken of an open file
         return Checkpoint(
             self.key,
@@ -251,8 +247,8 @@ def _poll(f: Followed, summary: IngestSummary, config: Config) -> FeedResult:
         _finish(f, out, summary)
         f.parser = None
         f.open(f.handle, 0, 1)  # copytruncate: same file, from the start
-    elif f.parser and time.monotonic() - f.quiet_since > IDLE_FLUSH_SECONDS:
-        out.extend(f.parser.flush(f.reading or str(f.path)))
+    elif f.parser and f.parser.parser and time.monotonic() - f.quiet_since > IDLE_FLUSH_SECONDS:
+        out.extend(f.parser.parser.flush(f.reading or str(f.path)))  # unanswered requests
     return out
 
 
@@ -270,18 +266,10 @@ def _read(f: Followed, out: FeedResult, summary: IngestSummary) -> bool:
     return True
 
 
-def _feed(
-    f: Followed, records: list[Record], out: FeedResult, summary: IngestSummary, force: bool = False
-) -> None:
-    """Feed records to the file's parser, holding the first ones until the format is known."""
+def _feed(f: Followed, records: list[Record], out: FeedResult, summary: IngestSummary) -> None:
+    """Feed records to the file's parser (which holds the first ones until the format is known)."""
     if f.parser is None:
-        f.held.extend(records)
-        fmt = f.fmt or detect_format(f.held)
-        if fmt is None and len(f.held) < DETECT_WITHIN and not force:
-            return
-        f.parser = new_parser(fmt, f.backends.get(fmt)) if fmt else UnrecognisedParser()
-        summary.formats[fmt or "unrecognised"] += 1
-        records, f.held = f.held, []
+        f.parser = DetectingParser(f.fmt, f.backends, summary.formats)
     out.extend(f.parser.feed(records, f.reading or str(f.path)))
 
 
@@ -291,8 +279,6 @@ def _finish(f: Followed, out: FeedResult, summary: IngestSummary) -> None:
         summary.records += 1
         _feed(f, [(f.rest, f.line, f.offset)], out, summary)
         f.rest = b""
-    if f.held and f.parser is None:
-        _feed(f, [], out, summary, force=True)
     if f.parser:
         out.extend(f.parser.flush(f.reading or str(f.path)))
 
