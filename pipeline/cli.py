@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import orjson
 import typer
 from rich.console import Console
@@ -32,8 +33,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -133,6 +134,155 @@ def _ingest_with_progress(
             store, fmt, cfg.backends, cfg.ingest.batch_size, lambda n: progress.advance(task, n)
         )
         return ingestor.ingest(paths)
+
+
+def _progress(total: int, unit_bytes: bool, show: bool) -> Progress:
+    columns = [
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn() if unit_bytes else "{task.completed:,.0f}/{task.total:,.0f}",
+        TimeRemainingColumn(),
+    ]
+    return Progress(*columns, console=err, transient=True, disable=not show)
+
+
+@app.command()
+def replay(
+    inputs: Annotated[
+        list[str],
+        typer.Option("--input", "-i", help="Audit files or folders; repeat for several."),
+    ],
+    train_until: Annotated[
+        str,
+        typer.Option(help="Learn from events before this time (ISO-8601, UTC if no zone)."),
+    ],
+    alerts: Annotated[Path, typer.Option(help="Write alerts here, one JSON object per line.")],
+    config: ConfigOpt = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help=f"Force a format ({', '.join(SOURCES)})."),
+    ] = None,
+) -> None:
+    """Learn baselines from the events before --train-until, then feed the later events
+    through detection in time order, in batches, as the live stream would; write the alerts.
+
+    No store is used or changed: this is for trying secretwatch on a log export and for
+    evaluating detectors on labelled scenarios.
+    """
+    from pipeline.replay import load_events, write_alerts
+    from pipeline.replay import replay as run_replay
+
+    cut = parse_when(train_until, "--train-until")
+    assert cut is not None  # noqa: S101 - a required option
+    try:
+        cfg = load_config(config)
+        files = [p for p in expand_paths(inputs) if p is not None]
+        total = sum(p.stat().st_size for p in files)
+        with _progress(total, True, total >= 8 << 20) as progress:
+            task = progress.add_task("reading", total=total)
+            events, summary, _ = load_events(
+                inputs, fmt, cfg.backends, lambda n: progress.advance(task, n)
+            )
+    except SecretwatchError as exc:
+        raise _fail(exc) from None
+    print_summary(summary)
+    cut_us = int(cut.timestamp() * 1_000_000)
+    later = int((events["ts"] >= cut).sum())
+    with _progress(later, False, later >= 100_000) as progress:
+        task = progress.add_task("detecting", total=later)
+        detection = run_replay(events, cut_us, cfg.detectors, lambda n: progress.advance(task, n))
+    found = [i.alert() for i in detection.incidents()]
+    alerts.parent.mkdir(parents=True, exist_ok=True)
+    write_alerts(found, alerts)
+    base = detection.base
+    out.print(
+        f"trained on {len(events) - later:,} events before {cut.isoformat()} "
+        f"({len(base)} identities now known), replayed {later:,}; "
+        f"{len(found)} alert{'' if len(found) == 1 else 's'} written to {alerts}"
+    )
+    print_alerts(found)
+
+
+@app.command("train")
+def train_cmd(
+    until: Annotated[
+        str | None,
+        typer.Option(help="Learn from events before this time (ISO-8601 or age; default now)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Ignore events before this time (default: all).")
+    ] = None,
+    config: ConfigOpt = None,
+    store_path: StoreOpt = None,
+) -> None:
+    """Learn every identity's baseline from the stored events and keep it in the store;
+    `secretwatch detect` continues from --until. Replaces baselines trained before."""
+    from pipeline.detect import train_store
+
+    cut = parse_when(until, "--until") or datetime.now(UTC)
+    try:
+        cfg = load_config(config)
+        store = _open_store(cfg, store_path, read_only=False)
+        try:
+            with err.status("learning baselines"):
+                base = train_store(store, cfg.detectors, cut, parse_when(since, "--since"))
+        finally:
+            store.close()
+    except SecretwatchError as exc:
+        raise _fail(exc) from None
+    cold = int((~base.warm(np.arange(len(base)), base.trained_until_us,
+                          cfg.detectors.cold_start.min_active_days,
+                          cfg.detectors.cold_start.min_span_days)).sum())
+    out.print(
+        f"baselines version {base.version}: {len(base)} identities learned from events before "
+        f"{cut.isoformat()} ({cold} still in cold start); multivariate model "
+        f"{'fitted' if base.model is not None else 'not fitted (too little history)'}"
+    )
+
+
+@app.command()
+def detect(
+    until: Annotated[
+        str | None,
+        typer.Option(help="Judge events before this time (default: all stored events)."),
+    ] = None,
+    config: ConfigOpt = None,
+    store_path: StoreOpt = None,
+) -> None:
+    """Judge the stored events that came after the last run (or after training) against
+    the baselines, update them, and store the alerts; prints the alerts raised or grown."""
+    from pipeline.detect import detect_store
+
+    try:
+        cfg = load_config(config)
+        store = _open_store(cfg, store_path, read_only=False)
+        try:
+            with err.status("detecting"):
+                found = detect_store(store, cfg.detectors, parse_when(until, "--until"))
+        finally:
+            store.close()
+    except SecretwatchError as exc:
+        raise _fail(exc) from None
+    out.print(f"{len(found)} alert{'' if len(found) == 1 else 's'} raised or updated")
+    print_alerts(found)
+
+
+def print_alerts(alerts: list, limit: int = 20) -> None:  # noqa: ANN001 - detectors.alert.Alert
+    """Alerts, most severe first: one headline and the explanation each."""
+    from detectors.settings import SEVERITIES
+
+    colours = {"low": "cyan", "medium": "yellow", "high": "red", "critical": "bold red"}
+    ranked = sorted(alerts, key=lambda a: (-SEVERITIES.index(a.severity), a.timestamp))
+    for a in ranked[:limit]:
+        out.print(
+            f"[{colours[a.severity]}]{a.severity.upper():8}[/] {a.timestamp:%Y-%m-%d %H:%M}Z "
+            f"[bold]{a.identity}[/] ({', '.join(a.detectors)}; {a.evidence_count} events; "
+            f"{a.id})",
+            highlight=False,
+        )
+        out.print(f"         {a.explanation}", highlight=False, markup=False)
+    if len(ranked) > limit:
+        out.print(f"... and {len(ranked) - limit} more")
 
 
 def print_summary(s: IngestSummary) -> None:

@@ -9,6 +9,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from detectors.settings import DetectorsConfig
 from pipeline.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/default.yaml")
@@ -39,6 +40,7 @@ class IngestConfig(_Model):
 class Config(_Model):
     store: DuckDBStoreConfig = DuckDBStoreConfig()
     ingest: IngestConfig = IngestConfig()
+    detectors: DetectorsConfig = DetectorsConfig()
     # The `backend` name written for each source, since audit logs rarely name their own
     # cluster (Vault, Kubernetes); cloud sources name their account/project/vault themselves.
     backends: dict[str, str] = Field(default_factory=dict)

@@ -6,10 +6,10 @@ by configuration without them changing. Timestamps in and out are UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -84,3 +84,27 @@ class Store(Protocol):
     def dead_letters(self, limit: int | None = None) -> pd.DataFrame: ...
 
     def checkpoint(self, key: str) -> Checkpoint | None: ...
+
+    def save_detection(
+        self,
+        baselines: Sequence[tuple[str, bytes]],
+        state: Mapping[str, bytes],
+        alerts: Sequence[Mapping[str, Any]],
+        version: int,
+        replace: bool = False,
+    ) -> None:
+        """Atomically store per-identity baseline documents, detection state (watermark,
+        open incidents, model) and new or updated alerts (upserted by id)."""
+
+    def baselines(self, identities: Sequence[str] | None = None) -> list[tuple[str, bytes]]:
+        """Stored baseline documents, all or those of `identities`."""
+
+    def detection_state(self, key: str) -> bytes | None: ...
+
+    def alerts(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        identity: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame: ...

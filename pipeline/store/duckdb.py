@@ -8,11 +8,13 @@ stream that range holds little beyond the previous batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import orjson
 import pandas as pd
 import pyarrow as pa
 
@@ -42,6 +44,20 @@ MIGRATIONS: list[list[str]] = [
             updated_at TIMESTAMPTZ NOT NULL)""",
     ],
     ["ALTER TABLE checkpoints ADD COLUMN fingerprint VARCHAR"],
+    [
+        """CREATE TABLE baselines (
+            identity VARCHAR PRIMARY KEY, version BIGINT NOT NULL, body BLOB NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE detection_state (
+            key VARCHAR PRIMARY KEY, value BLOB NOT NULL, updated_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE alerts (
+            id VARCHAR PRIMARY KEY, ts TIMESTAMPTZ NOT NULL, identity VARCHAR NOT NULL,
+            severity VARCHAR NOT NULL, detectors VARCHAR NOT NULL, score DOUBLE NOT NULL,
+            window_start TIMESTAMPTZ NOT NULL, window_end TIMESTAMPTZ NOT NULL,
+            explanation VARCHAR NOT NULL, evidence_count BIGINT NOT NULL,
+            baseline_version BIGINT NOT NULL, body VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -246,7 +262,84 @@ class DuckDBStore:
             [now],
         )
 
+    def save_detection(
+        self,
+        baselines: Sequence[tuple[str, bytes]],
+        state: Mapping[str, bytes],
+        alerts: Sequence[Mapping[str, Any]],
+        version: int,
+        replace: bool = False,
+    ) -> None:
+        """Store baselines, detection state and new or grown alerts in one transaction, so
+        a restart resumes exactly where the stored watermark says, with the alerts of
+        everything before it. `replace` drops all previous baselines first (a retrain)."""
+        con, now = self.con, _now()
+        con.execute("BEGIN")
+        try:
+            if replace:
+                con.execute("DELETE FROM baselines")
+            if baselines:
+                con.executemany(
+                    "INSERT OR REPLACE INTO baselines VALUES (?, ?, ?, ?)",
+                    [[identity, version, body, now] for identity, body in baselines],
+                )
+            for key, value in state.items():
+                con.execute(
+                    "INSERT OR REPLACE INTO detection_state VALUES (?, ?, ?)", [key, value, now]
+                )
+            if alerts:
+                con.executemany(
+                    """INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (id) DO UPDATE SET ts = excluded.ts,
+                         severity = excluded.severity, detectors = excluded.detectors,
+                         score = excluded.score, window_start = excluded.window_start,
+                         window_end = excluded.window_end, explanation = excluded.explanation,
+                         evidence_count = excluded.evidence_count,
+                         baseline_version = excluded.baseline_version, body = excluded.body,
+                         updated_at = excluded.updated_at""",
+                    [_alert_row(a, now) for a in alerts],
+                )
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"writing detection state to store {self.path} failed: {exc}") from exc
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
     # -- reads ---------------------------------------------------------------------------
+    def baselines(self, identities: Sequence[str] | None = None) -> list[tuple[str, bytes]]:
+        if identities is None:
+            rows = self.con.execute("SELECT identity, body FROM baselines ORDER BY identity")
+        else:
+            rows = self.con.execute(
+                "SELECT identity, body FROM baselines WHERE list_contains(?, identity) "
+                "ORDER BY identity",
+                [list(identities)],
+            )
+        return [(identity, bytes(body)) for identity, body in rows.fetchall()]
+
+    def detection_state(self, key: str) -> bytes | None:
+        row = self.con.execute(
+            "SELECT value FROM detection_state WHERE key = ?", [key]
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def alerts(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        identity: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Stored alerts, oldest first; `body` holds the full alert as JSON. `identity`
+        accepts `*` wildcards, as for events."""
+        clause, params = _where(EventFilter(since=since, until=until, identity=identity))
+        sql = f"SELECT * FROM alerts {clause} ORDER BY ts, id"  # noqa: S608
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.con.execute(sql, params).df()
+
     def events(
         self,
         where: EventFilter = ALL_EVENTS,
@@ -319,6 +412,25 @@ def _where(where: EventFilter) -> tuple[str, list[object]]:
             parts.append(f"{name} = ?")
             params.append(value)
     return ("WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def _alert_row(alert: Mapping[str, Any], now: datetime) -> list[object]:
+    return [
+        alert["id"],
+        alert["timestamp"],
+        alert["identity"],
+        alert["severity"],
+        ",".join(alert["detectors"]),
+        alert["score"],
+        alert["window_start"],
+        alert["window_end"],
+        alert["explanation"],
+        alert["evidence_count"],
+        alert["baseline_version"],
+        orjson.dumps(alert, default=str).decode(),
+        now,
+        now,
+    ]
 
 
 def _explain_io(path: Path, exc: Exception) -> str:

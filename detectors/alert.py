@@ -1,0 +1,158 @@
+"""Findings (what one detector saw) and alerts (what an analyst gets: one incident).
+
+A finding's key is (detector, identity, window start), so the same finding is never raised
+twice, however often a batch is replayed. Findings about one identity that come within
+`group_gap` of each other are one incident, whatever detectors saw them: the alert carries
+all their evidence and explanations, and its id is derived from the incident's first finding,
+so it is the same on every run over the same events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from detectors.settings import SEVERITIES
+
+MAX_EVIDENCE = 5000  # event ids kept per alert; the count says how many there were
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detector's verdict on one identity in one window."""
+
+    detector: str
+    identity: str
+    start_us: int  # window start (part of the key)
+    end_us: int
+    at_us: int  # first evidence event
+    score: float
+    threshold: float
+    severity: str
+    explanation: str
+    evidence: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.detector, self.identity, self.start_us)
+
+    @property
+    def strength(self) -> float:
+        """How far past its threshold (1.0 = just at it): comparable across detectors."""
+        return self.score / self.threshold if self.threshold else self.score
+
+
+class Alert(BaseModel):
+    """The alert record written to files, the store and SIEMs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    detector: str | list[str]
+    detectors: list[str]
+    identity: str
+    severity: str
+    score: float
+    timestamp: datetime
+    window_start: datetime
+    window_end: datetime
+    explanation: str
+    evidence: list[str]
+    evidence_count: int
+    baseline_version: int
+    findings: list[dict[str, object]]
+
+
+def alert_id(detector: str, identity: str, start_us: int) -> str:
+    """Deterministic id of an incident: a hash of its first finding's key.
+
+    >>> alert_id("root_token", "root", 0) == alert_id("root_token", "root", 0)
+    True
+    """
+    digest = hashlib.sha256(f"{detector}\x00{identity}\x00{start_us}".encode()).hexdigest()
+    return f"swa-{digest[:24]}"
+
+
+@dataclass
+class Incident:
+    """An open or closed group of findings about one identity."""
+
+    identity: str
+    findings: list[Finding] = field(default_factory=list)
+    keys: set[tuple[str, str, int]] = field(default_factory=set)
+    baseline_version: int = 0
+
+    @property
+    def start_us(self) -> int:
+        return min(f.start_us for f in self.findings)
+
+    @property
+    def end_us(self) -> int:
+        return max(f.end_us for f in self.findings)
+
+    @property
+    def id(self) -> str:
+        first = min(self.findings, key=lambda f: (f.start_us, f.detector))
+        return alert_id(first.detector, first.identity, first.start_us)
+
+    def add(self, finding: Finding) -> bool:
+        if finding.key in self.keys:
+            return False
+        self.keys.add(finding.key)
+        self.findings.append(finding)
+        return True
+
+    def alert(self) -> Alert:
+        findings = sorted(self.findings, key=lambda f: (f.start_us, f.detector))
+        detectors = sorted({f.detector for f in findings})
+        rank = max(SEVERITIES.index(f.severity) for f in findings)
+        if len(detectors) > 1:  # independent signals agreeing make it more likely real
+            rank = min(rank + 1, len(SEVERITIES) - 1)
+        evidence: list[str] = []
+        seen: set[str] = set()
+        for f in findings:
+            for e in f.evidence:
+                if e not in seen:
+                    seen.add(e)
+                    evidence.append(e)
+        lead = max(findings, key=lambda f: f.strength)
+        others = [f.explanation for f in findings if f is not lead]
+        explanation = lead.explanation
+        if others:
+            extra = "; ".join(dict.fromkeys(others))
+            explanation = f"{explanation} Also: {extra}"
+        return Alert(
+            id=self.id,
+            detector=detectors[0] if len(detectors) == 1 else detectors,
+            detectors=detectors,
+            identity=self.identity,
+            severity=SEVERITIES[rank],
+            score=round(max(f.strength for f in findings), 3),
+            timestamp=_dt(min(f.at_us for f in findings)),
+            window_start=_dt(self.start_us),
+            window_end=_dt(self.end_us),
+            explanation=explanation,
+            evidence=evidence[:MAX_EVIDENCE],
+            evidence_count=len(evidence),
+            baseline_version=self.baseline_version,
+            findings=[
+                {
+                    "detector": f.detector,
+                    "score": round(f.score, 3),
+                    "threshold": f.threshold,
+                    "severity": f.severity,
+                    "window_start": _dt(f.start_us).isoformat(),
+                    "window_end": _dt(f.end_us).isoformat(),
+                    "explanation": f.explanation,
+                    "evidence_count": len(f.evidence),
+                }
+                for f in findings
+            ],
+        )
+
+
+def _dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, tz=UTC)

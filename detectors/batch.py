@@ -1,0 +1,70 @@
+"""What every detector receives: one batch of prepared events, with each event's baseline
+row and whether that identity is past cold start, computed once for all detectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from detectors.baseline import Baselines
+from detectors.events import DAYS
+from detectors.settings import DetectorsConfig
+
+
+@dataclass
+class Batch:
+    frame: pd.DataFrame  # prepared events (detectors.events.prepare), time-ordered
+    rows: np.ndarray  # each event's baseline row, -1 for identities never seen
+    warm: np.ndarray  # each event's identity has enough history to be judged against it
+    start_us: int
+    end_us: int
+    cfg: DetectorsConfig
+
+    @classmethod
+    def of(
+        cls, base: Baselines, frame: pd.DataFrame, start_us: int, end_us: int, cfg: DetectorsConfig
+    ) -> Batch:
+        rows = base.ids(frame["identity"].to_numpy())
+        warm = base.warm(
+            rows, start_us, cfg.cold_start.min_active_days, cfg.cold_start.min_span_days
+        )
+        return cls(frame, rows, warm, start_us, end_us, cfg)
+
+    def groups(self, mask: np.ndarray, *keys: str) -> Iterator[tuple[tuple, np.ndarray]]:
+        """(key values, positions) of the events under `mask`, grouped by `keys`."""
+        positions = np.flatnonzero(mask)
+        if not len(positions):
+            return
+        sub = self.frame.iloc[positions]
+        for key, idx in sub.groupby(list(keys), sort=True).indices.items():
+            yield (key if isinstance(key, tuple) else (key,)), positions[idx]
+
+    def ids(self, positions: np.ndarray) -> tuple[str, ...]:
+        return tuple(self.frame["event_id"].to_numpy()[positions])
+
+    def first_us(self, positions: np.ndarray) -> int:
+        return int(self.frame["ts_us"].to_numpy()[positions].min())
+
+    def when(self, us: int) -> str:
+        """`03:10 on Sunday` in the configured time zone."""
+        t = pd.Timestamp(us, unit="us", tz="UTC").tz_convert(self.cfg.timezone)
+        return f"{t:%H:%M} on {DAYS[t.weekday()]} {t:%Y-%m-%d}"
+
+
+def plural(n: int, word: str) -> str:
+    """`1 secret`, `4 secrets`.
+
+    >>> plural(1, "secret"), plural(4, "secret")
+    ('1 secret', '4 secrets')
+    """
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def sample(values: list[str] | set[str], limit: int = 3) -> str:
+    """A few example values for an explanation: `a, b, c and 4 more`."""
+    ordered = sorted(values)
+    shown = ", ".join(ordered[:limit])
+    return shown if len(ordered) <= limit else f"{shown} and {len(ordered) - limit} more"

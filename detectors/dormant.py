@@ -1,0 +1,53 @@
+"""Dormant identity returning: a service or person silent far longer than ever before comes
+back. Decommissioned services whose credentials were never revoked are a favourite way in.
+The silence needed is the larger of a fixed floor and a multiple of the identity's own
+longest silence, so people back from a holiday and monthly jobs are not flagged."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.alert import Finding
+from detectors.baseline import Baselines
+from detectors.batch import Batch, plural
+from detectors.events import HOUR_US
+from detectors.settings import Dormant
+
+
+def detect(base: Baselines, batch: Batch, cfg: Dormant) -> list[Finding]:
+    f = batch.frame
+    known = batch.rows >= 0
+    findings = []
+    days = f["day"].to_numpy()
+    for (identity,), pos in batch.groups(known, "identity"):
+        r = int(batch.rows[pos[0]])
+        if base.active_days[r] < 2:
+            continue
+        silent = int(days[pos].min() - base.last_day[r]) - 1
+        need = max(cfg.min_days, cfg.gap_factor * max(int(base.max_gap_days[r]) - 1, 0))
+        score = silent / need
+        if score < cfg.threshold:
+            continue
+        at = batch.first_us(pos)
+        first_hour = pos[f["ts_us"].to_numpy()[pos] < at + HOUR_US]
+        last = np.datetime64(int(base.last_us[r]), "us").astype("datetime64[D]")
+        findings.append(
+            Finding(
+                detector="dormant",
+                identity=identity,
+                start_us=at // HOUR_US * HOUR_US,
+                end_us=at // HOUR_US * HOUR_US + HOUR_US,
+                at_us=at,
+                score=score,
+                threshold=cfg.threshold,
+                severity=cfg.severity,
+                explanation=(
+                    f"{identity} came back at {batch.when(at)} after {silent} days of silence "
+                    f"(last seen {last}); its longest silence before was "
+                    f"{plural(max(int(base.max_gap_days[r]) - 1, 0), 'day')} over "
+                    f"{plural(int(base.active_days[r]), 'active day')}."
+                ),
+                evidence=batch.ids(first_hour),
+            )
+        )
+    return findings

@@ -1,0 +1,40 @@
+"""Root-token use: Vault's root token bypasses every policy and should be revoked once a
+cluster is set up, so any use at all is worth a person's attention. No baseline needed."""
+
+from __future__ import annotations
+
+from detectors.alert import Finding
+from detectors.baseline import Baselines
+from detectors.batch import Batch, plural, sample
+from detectors.events import HOUR_US
+from detectors.settings import RootToken
+
+
+def detect(base: Baselines, batch: Batch, cfg: RootToken) -> list[Finding]:
+    f = batch.frame
+    mask = (f["identity_kind"] == "root").to_numpy()
+    findings = []
+    for (identity, hour), pos in batch.groups(mask, "identity", "uhour"):
+        secrets = {s for s in f["secret"].to_numpy()[pos] if s}
+        ips = {ip for ip in f["source_ip"].to_numpy()[pos] if ip}
+        at = batch.first_us(pos)
+        findings.append(
+            Finding(
+                detector="root_token",
+                identity=identity,
+                start_us=int(hour) * HOUR_US,
+                end_us=(int(hour) + 1) * HOUR_US,
+                at_us=at,
+                score=1.0,
+                threshold=cfg.threshold,
+                severity=cfg.severity,
+                explanation=(
+                    f"the root token made {plural(len(pos), 'request')} at {batch.when(at)}"
+                    f" ({sample(secrets) if secrets else 'no secret paths'}) from "
+                    f"{sample(ips) if ips else 'an unknown address'}; root bypasses every "
+                    "policy and should not be in use after setup."
+                ),
+                evidence=batch.ids(pos),
+            )
+        )
+    return findings

@@ -1,0 +1,135 @@
+"""Detector settings: the `detectors:` section of the config, validated by pydantic.
+
+Each detector has an `enabled` switch, a `threshold` on its own score and a `severity`; the
+defaults are what `config/default.yaml` states. Scores are ratios to the identity's own norm
+(or, for the yes/no signals, a 0-1 confidence), so one threshold fits services of any size.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ColdStart(_Model):
+    """An identity with less history than this is new: only the detectors that need no
+    history about it (root token, unexpected accessor, absolute denied/enumeration floors)
+    judge it, so a freshly deployed service is not alarmed by its first days."""
+
+    min_active_days: int = Field(7, ge=1, description="days with any activity")
+    min_span_days: int = Field(14, ge=1, description="days from first to latest event")
+
+
+class UnusualTime(_Model):
+    enabled: bool = True
+    threshold: float = Field(0.6, gt=0, le=1)
+    severity: Severity = "medium"
+    # An hour counts as unused when the identity was active in it (or the hours beside it)
+    # in fewer than this fraction of the weeks, or of the same kind of day, it was seen.
+    max_usage: float = Field(0.03, gt=0, lt=1)
+    # A service doing exactly its usual work (known secrets, known networks, usual volume)
+    # at a new hour has most likely been rescheduled: its score is multiplied by this.
+    routine_factor: float = Field(0.5, ge=0, le=1)
+
+
+class RateSpike(_Model):
+    enabled: bool = True
+    threshold: float = Field(3.0, gt=1, description="x the busiest comparable hour")
+    severity: Severity = "medium"
+    min_count: int = Field(40, ge=1, description="requests in the hour, at least")
+
+
+class UnexpectedAccessor(_Model):
+    enabled: bool = True
+    threshold: float = Field(0.5, gt=0, le=1)
+    severity: Severity = "high"
+    # A secret read by at least this share of all identities (and `common_min` of them) is
+    # shared configuration, not another team's.
+    common_fraction: float = Field(0.25, gt=0, le=1)
+    common_min: int = Field(6, ge=2)
+
+
+class DeniedBurst(_Model):
+    enabled: bool = True
+    threshold: float = Field(2.0, gt=1, description="x the identity's worst window so far")
+    severity: Severity = "medium"
+    min_denied: int = Field(5, ge=1, description="denied requests in one window, at least")
+
+
+class Enumeration(_Model):
+    enabled: bool = True
+    threshold: float = Field(2.0, gt=1, description="x the most secrets it touched in a window")
+    severity: Severity = "high"
+    min_distinct: int = Field(15, ge=2, description="distinct secrets in one window, at least")
+    min_novel: int = Field(10, ge=2, description="never-touched secrets in one window")
+
+
+class NewSource(_Model):
+    enabled: bool = True
+    threshold: float = Field(0.6, gt=0, le=1)
+    severity: Severity = "medium"
+
+
+class Dormant(_Model):
+    enabled: bool = True
+    threshold: float = Field(1.0, gt=0, description="x the required silence")
+    severity: Severity = "medium"
+    min_days: float = Field(30, gt=0, description="silence that makes an identity dormant")
+    gap_factor: float = Field(3.0, ge=1, description="x its longest silence before")
+
+
+class RootToken(_Model):
+    enabled: bool = True
+    threshold: float = Field(1.0, gt=0)
+    severity: Severity = "critical"
+
+
+class Multivariate(_Model):
+    enabled: bool = True
+    threshold: float = Field(1.0, gt=0, description="x the training outlier cut-off")
+    severity: Severity = "low"
+    # Per identity-hour features; the cut-off is this quantile of holdout scores.
+    quantile: float = Field(0.0005, gt=0, lt=0.5)
+    trees: int = Field(100, ge=10)
+    min_rows: int = Field(500, ge=50, description="holdout identity-hours needed to fit")
+
+
+class DetectorsConfig(_Model):
+    timezone: str = "UTC"
+    window_minutes: int = Field(10, ge=1, le=60, description="burst window")
+    batch_minutes: int = Field(60, ge=1, le=1440, description="replay/detect batch length")
+    group_gap_hours: float = Field(
+        24, ge=0, description="findings on one identity this close form one incident"
+    )
+    rate_history_weeks: int = Field(8, ge=1, le=52)
+    cold_start: ColdStart = ColdStart()
+    unusual_time: UnusualTime = UnusualTime()
+    rate_spike: RateSpike = RateSpike()
+    unexpected_accessor: UnexpectedAccessor = UnexpectedAccessor()
+    denied_burst: DeniedBurst = DeniedBurst()
+    enumeration: Enumeration = Enumeration()
+    new_source: NewSource = NewSource()
+    dormant: Dormant = Dormant()
+    root_token: RootToken = RootToken()
+    multivariate: Multivariate = Multivariate()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as UTC or Europe/Berlin"
+            ) from None
+        return value

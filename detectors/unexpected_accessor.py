@@ -1,0 +1,77 @@
+"""Unexpected accessor: an identity reads a secret it never touched, in a folder it never
+touched, that other identities own. This is how a compromised service reaching for another
+team's database password looks, and how low-and-slow collection looks one read at a time.
+
+Shared configuration (a secret read by a good share of all identities) is not anyone's in
+particular, and a brand-new secret nobody has read yet has no owner to offend. People roam
+more than services: an identity that often picked up new folders before scores lower."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.alert import Finding
+from detectors.baseline import Baselines
+from detectors.batch import Batch, plural, sample
+from detectors.events import HOUR_US
+from detectors.settings import UnexpectedAccessor
+
+
+def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Finding]:
+    f = batch.frame
+    ok = f["access"].to_numpy() & ~f["denied"].to_numpy()
+    if not ok.any():
+        return []
+    common = max(cfg.common_min, cfg.common_fraction * max(len(base), 1))
+    secrets, areas = f["secret"].to_numpy(), f["area"].to_numpy()
+    findings = []
+    for (identity, hour), pos in batch.groups(ok, "identity", "uhour"):
+        r = int(batch.rows[pos[0]])
+        mine = base.secrets[r] if r >= 0 else set()
+        my_areas = base.areas[r] if r >= 0 else set()
+        roam = 0.0
+        if r >= 0 and base.active_days[r]:
+            roam = min(1.0, 3 * base.area_new_days[r] / base.active_days[r])
+        flagged: dict[str, tuple[float, set[str]]] = {}
+        for s, a in {(secrets[i], areas[i]) for i in pos}:
+            if s in mine or a in my_areas:
+                continue
+            owners = base.accessors.get(s, set()) - {identity}
+            if not owners:
+                owners = base.area_users.get(a, set()) - {identity}
+            if not owners or len(owners) >= common:
+                continue
+            score = (1 - 0.5 * len(owners) / common) * (1 - 0.6 * roam)
+            if score >= cfg.threshold:
+                flagged[s] = (score, owners)
+        if not flagged:
+            continue
+        hits = pos[np.isin(secrets[pos], list(flagged))]
+        owners_all = set().union(*(o for _, o in flagged.values()))
+        at = batch.first_us(hits)
+        history = (
+            f"{plural(int(base.active_days[r]), 'active day')} of history"
+            if r >= 0
+            else "its first days (no history yet)"
+        )
+        findings.append(
+            Finding(
+                detector="unexpected_accessor",
+                identity=identity,
+                start_us=int(hour) * HOUR_US,
+                end_us=(int(hour) + 1) * HOUR_US,
+                at_us=at,
+                score=max(s for s, _ in flagged.values()),
+                threshold=cfg.threshold,
+                severity=cfg.severity,
+                explanation=(
+                    f"{identity} read {sample(set(flagged))} ({plural(len(hits), 'request')}) "
+                    f"at {batch.when(at)}, in {'a folder' if len(flagged) == 1 else 'folders'}"
+                    f" it never touched in {history}; "
+                    f"{'it is' if len(flagged) == 1 else 'they are'} read by "
+                    f"{sample(owners_all)}."
+                ),
+                evidence=batch.ids(hits),
+            )
+        )
+    return findings
