@@ -122,8 +122,8 @@ class Incident:
         others = [f.explanation for f in findings if f is not lead]
         explanation = lead.explanation
         if others:
-            extra = "; ".join(dict.fromkeys(others))
-            explanation = f"{explanation} Also: {extra}"
+            extra = "; ".join(e.rstrip(".") for e in dict.fromkeys(others))
+            explanation = f"{explanation} Also: {extra}."
         return Alert(
             id=self.id,
             detector=detectors[0] if len(detectors) == 1 else detectors,

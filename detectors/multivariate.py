@@ -1,13 +1,15 @@
-"""Multivariate model: an Isolation Forest over per identity-hour features, for what no
-single rule sees (a few more secrets than usual, a denial or two, a slightly odd hour and a
-list, all at once).
+"""Multivariate model: a Gaussian mixture over per identity-hour features, for what no single
+rule sees (a few more secrets than usual, a denial or two, a slightly odd hour and a list,
+all at once). A density model, unlike an Isolation Forest, keeps scoring an hour as more
+anomalous the further it lies beyond anything seen, so an extreme hour is never mistaken for
+the merely unusual.
 
 It is fitted on a holdout: baselines are learned from the first two thirds of the training
 window and the features of the last third are computed against them, so the model sees
 realistic novelty (new secrets, new networks) rather than a history that already contains
-every hour it is shown. An hour alerts only when it is more anomalous than every holdout
-hour (`threshold` x that maximum); the explanation names the features furthest from the
-holdout's typical values."""
+every hour it is shown. The score is 0 for the holdout's median hour and 1 for its most
+anomalous one; an hour alerts past `threshold`. The explanation names the features furthest
+from the holdout's typical values."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import IsolationForest
+from sklearn.mixture import GaussianMixture
 
 from detectors.alert import Finding
 from detectors.baseline import Baselines
@@ -39,11 +41,18 @@ FEATURES = (
 
 @dataclass
 class Model:
-    forest: IsolationForest
-    cut: float  # the most anomalous holdout hour's score
-    center: np.ndarray  # holdout medians, for explanations
-    spread: np.ndarray  # holdout interquartile ranges
+    mixture: GaussianMixture
+    center: np.ndarray  # holdout medians (features are scaled by these and `spread`)
+    spread: np.ndarray  # holdout interquartile ranges, at least 0.25
+    typical: float  # the median holdout hour's anomaly (negative log density)
+    cut: float  # the most anomalous holdout hour's
     rows: int  # holdout identity-hours it was fitted on
+
+    def anomaly(self, x: np.ndarray) -> np.ndarray:
+        return -self.mixture.score_samples((x - self.center) / self.spread)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        return (self.anomaly(x) - self.typical) / max(self.cut - self.typical, 1e-9)
 
 
 def features(
@@ -94,10 +103,19 @@ def fit(
     _, x = features(early, holdout, warm, rows, now_us)
     if len(x) < cfg.min_rows:
         return None
-    forest = IsolationForest(n_estimators=cfg.trees, random_state=0).fit(x)
-    anomaly = -forest.score_samples(x)
+    center = np.median(x, axis=0)
     q1, q3 = np.percentile(x, [25, 75], axis=0)
-    return Model(forest, float(anomaly.max()), np.median(x, axis=0), q3 - q1, len(x))
+    spread = np.maximum(q3 - q1, 0.25)
+    mixture = GaussianMixture(
+        n_components=min(cfg.components, len(x) // 100),
+        covariance_type="full",
+        reg_covar=0.05,  # features with one value in the holdout must not become singular
+        random_state=0,
+    ).fit((x - center) / spread)
+    model = Model(mixture, center, spread, 0.0, 1.0, len(x))
+    anomaly = model.anomaly(x)
+    model.typical, model.cut = float(np.median(anomaly)), float(anomaly.max())
+    return model
 
 
 def detect(base: Baselines, batch: Batch, cfg: Multivariate) -> list[Finding]:
@@ -107,13 +125,12 @@ def detect(base: Baselines, batch: Batch, cfg: Multivariate) -> list[Finding]:
     keys, x = features(base, batch.frame, batch.warm, batch.rows, batch.start_us)
     if not len(x):
         return []
-    anomaly = -model.forest.score_samples(x)
+    scores = model.score(x)
     findings = []
-    for (identity, hour, pos), row, a in zip(keys, x, anomaly, strict=True):
-        score = a / model.cut
+    for (identity, hour, pos), row, score in zip(keys, x, scores, strict=True):
         if score < cfg.threshold:
             continue
-        z = np.abs(row - model.center) / np.maximum(model.spread, 0.25)
+        z = np.abs(row - model.center) / model.spread
         top = np.argsort(-z)[:3]
         described = ", ".join(
             f"{FEATURES[i]} {_show(i, row[i])} (typical {_show(i, model.center[i])})" for i in top
@@ -131,8 +148,8 @@ def detect(base: Baselines, batch: Batch, cfg: Multivariate) -> list[Finding]:
                 severity=cfg.severity,
                 explanation=(
                     f"{identity}'s hour from {batch.when(start)} is unlike any of the "
-                    f"{model.rows} training hours (anomaly {a:.2f}, most in training "
-                    f"{model.cut:.2f}): {described}."
+                    f"{model.rows} training hours ({score:.1f}x as far out as the furthest "
+                    f"of them): {described}."
                 ),
                 evidence=batch.ids(pos),
             )

@@ -94,11 +94,11 @@ class RootToken(_Model):
 
 class Multivariate(_Model):
     enabled: bool = True
-    threshold: float = Field(1.0, gt=0, description="x the training outlier cut-off")
+    # The score is 0 for the median holdout hour and 1 for the most anomalous one; a margin
+    # above 1 keeps the many ordinary hours of a long stream from crossing it by chance.
+    threshold: float = Field(1.5, gt=0, description="x as far out as the furthest holdout hour")
     severity: Severity = "low"
-    # Per identity-hour features; the cut-off is this quantile of holdout scores.
-    quantile: float = Field(0.0005, gt=0, lt=0.5)
-    trees: int = Field(100, ge=10)
+    components: int = Field(8, ge=1, description="Gaussian mixture components")
     min_rows: int = Field(500, ge=50, description="holdout identity-hours needed to fit")
 
 

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+from world import after, frame, row, us
+
+from detectors.engine import DETECTORS, Detection
+from detectors.events import HOUR_US
+from detectors.settings import DetectorsConfig
+
+
+def _run(detection: Detection, rows: list, hours: int) -> list:
+    f = frame(rows)
+    ts = f["ts_us"].to_numpy()
+    changed = []
+    start = us(after(0))
+    for h in range(hours):
+        lo, hi = np.searchsorted(ts, [start + h * HOUR_US, start + (h + 1) * HOUR_US])
+        changed += detection.run(f.iloc[lo:hi], start + h * HOUR_US, start + (h + 1) * HOUR_US)
+    return changed
+
+
+def test_every_detector_is_registered_and_configurable():
+    cfg = DetectorsConfig()
+    for name in DETECTORS:
+        assert getattr(cfg, name).enabled
+
+
+def test_findings_close_together_are_one_incident(trained):
+    detection = Detection(trained, DetectorsConfig())
+    rows = [row("orders/orders-api", after(2), "secret/payments/db"),
+            row("orders/orders-api", after(9), "secret/payments/stripe-key"),
+            row("orders/orders-api", after(40), "secret/payments/db")]
+    _run(detection, rows, 48)
+    incidents = detection.incidents()
+    # 2h and 9h are one incident, 40h another; other detectors may add findings to them.
+    assert [sum(f.detector == "unexpected_accessor" for f in i.findings)
+            for i in incidents] == [2, 1]
+
+
+def test_an_attacker_cannot_teach_the_model(trained):
+    detection = Detection(trained, DetectorsConfig())
+    r = trained.index["orders/orders-api"]
+    rows = [row("orders/orders-api", after(h), "secret/payments/db") for h in range(0, 72, 12)]
+    _run(detection, rows, 72)
+    assert "secret/payments/db" not in trained.secrets[r]
+    raised = [f for i in detection.incidents() for f in i.findings
+              if f.detector == "unexpected_accessor"]
+    assert len(raised) == 6  # raised every time
+
+
+def test_disabled_detectors_stay_silent(trained):
+    cfg = DetectorsConfig()
+    cfg = cfg.model_copy(update={"root_token": cfg.root_token.model_copy(update={"enabled": False}),
+                                 "unexpected_accessor": cfg.unexpected_accessor.model_copy(
+                                     update={"enabled": False})})
+    detection = Detection(trained, cfg)
+    assert _run(detection, [row("root", after(0.5), kind="root")], 1) == []
+
+
+def test_same_stream_same_alerts(trained_once):
+    from detectors.baseline import Baselines
+
+    def fresh() -> Detection:
+        base = Baselines.from_rows(trained_once.to_rows(), **trained_once.meta())
+        base.model = trained_once.model
+        return Detection(base, DetectorsConfig())
+
+    rows = [row("root", after(1), kind="root"),
+            row("alice", after(3) + timedelta(minutes=5), kind="human", ip="192.168.10.4")]
+    one, two = fresh(), fresh()
+    _run(one, rows, 6)
+    _run(two, rows, 6)
+    assert [i.alert() for i in one.incidents()] == [i.alert() for i in two.incidents()]
+    assert len(one.incidents()) == 2

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from judge import judge
+from world import after, row
+
+
+def sweep(ident: str, n: int, folder: str = "secret/orders", kind: str = "service") -> list:
+    return [row(ident, after(10) + timedelta(seconds=10 * i), f"{folder}/k{i}", kind=kind,
+                ip="192.168.10.4" if kind == "human" else "10.244.1.7") for i in range(n)]
+
+
+def test_many_secrets_never_touched(trained):
+    rows = sweep("alice", 25, kind="human")
+    [finding] = judge("enumeration", trained, rows)
+    assert "25 distinct secrets (25 never before" in finding.explanation
+    assert len(finding.evidence) == 25
+
+
+def test_usual_secrets_read_often_are_not_enumeration(trained):
+    rows = [row("orders/orders-api", after(10) + timedelta(seconds=i), "secret/orders/db")
+            for i in range(60)]
+    assert judge("enumeration", trained, rows) == []
+
+
+def test_new_identity_reading_its_configuration_at_start_up(trained):
+    assert judge("enumeration", trained, sweep("newcomer", 20, "secret/newcomer")) == []
+    assert judge("enumeration", trained, sweep("newcomer", 30, "secret/newcomer"))
