@@ -57,11 +57,14 @@ def load_detection(store: Store, cfg: DetectorsConfig) -> tuple[Detection, int]:
         raise StoreError("the store holds no baselines yet; run `secretwatch train` first")
     meta = orjson.loads(raw)
     watermark = meta.pop("watermark_us")
-    if meta["window_minutes"] != cfg.window_minutes or meta["tz"] != cfg.timezone:
+    stored = (meta["window_minutes"], meta["tz"], meta["ring_weeks"])
+    wanted = (cfg.window_minutes, cfg.timezone, cfg.rate_history_weeks)
+    if stored != wanted:
         raise StoreError(
-            f"the stored baselines were trained with detectors.window_minutes="
-            f"{meta['window_minutes']} and detectors.timezone={meta['tz']}; the config says "
-            f"{cfg.window_minutes} and {cfg.timezone}. Run `secretwatch train` again"
+            "the stored baselines were trained with detectors.window_minutes="
+            f"{stored[0]}, detectors.timezone={stored[1]} and detectors.rate_history_weeks="
+            f"{stored[2]}; the config says {wanted[0]}, {wanted[1]} and {wanted[2]}. Run "
+            "`secretwatch train` again, or restore those settings"
         )
     try:
         base = Baselines.from_rows(store.baselines(), **meta)

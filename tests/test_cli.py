@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -18,6 +22,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.config import ENV_VAR
 from pipeline.record import FIELDS
+from pipeline.store.duckdb import DuckDBStore
 
 REPO = Path(__file__).resolve().parents[1]
 VAULT = REPO / "tests" / "fixtures" / "vault"
@@ -377,6 +382,208 @@ def test_unknown_format(work: Path) -> None:
     text = flat(output)
     assert "splunk" in text
     assert "vault" in text
+
+
+# -- replay, train, detect -----------------------------------------------------------------
+
+HISTORY_START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+CUT_OFF = HISTORY_START + timedelta(days=21)
+ROOT_AT = CUT_OFF + timedelta(hours=3, minutes=10)
+LATER = 49  # calls after the cut-off in the history below
+ROOT_REQUEST = "7007aaaa-0000-4000-8000-00000000c0de"
+VALUE_HMAC = "hmac-sha256:" + "5ec2e7" * 10  # an HMAC'd secret value in a response
+ALERT_KEYS = {
+    "id", "detector", "identity", "severity", "score", "timestamp", "explanation", "evidence"
+}
+SERVICE = {
+    "display_name": "kubernetes-shop-orders-api",
+    "policies": ["default", "orders"],
+    "token_policies": ["default", "orders"],
+    "metadata": {
+        "role": "orders",
+        "service_account_name": "orders-api",
+        "service_account_namespace": "shop",
+    },
+    "entity_id": "1f3b0c2a-0000-4000-8000-000000000001",
+    "token_type": "service",
+}
+ROOT_AUTH = {
+    "display_name": "root",
+    "policies": ["root"],
+    "token_policies": ["root"],
+    "token_type": "service",
+}
+
+
+def vault_call(
+    rng: random.Random, when: datetime, auth: dict, path: str, ip: str, request_id: str
+) -> bytes:
+    """One read as a Vault file audit device logs it: a request line and a response line
+    sharing `request.id`, with HMAC'd tokens and response data."""
+    token = "hmac-sha256:" + hashlib.sha256(rng.randbytes(16)).hexdigest()
+    full_auth = {"client_token": token, "accessor": token[::-1], **auth}
+    request = {
+        "id": request_id,
+        "operation": "read",
+        "mount_type": "kv",
+        "mount_point": "secret/",
+        "client_token": token,
+        "namespace": {"id": "root"},
+        "path": path,
+        "remote_address": ip,
+        "remote_port": rng.randrange(30000, 65000),
+        "headers": {"user-agent": ["vault-client-go/0.4.3"]},
+    }
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    answered = (when + timedelta(milliseconds=3)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    response = {
+        "mount_type": "kv",
+        "data": {"data": {"password": VALUE_HMAC}, "metadata": {"version": 3}},
+    }
+    return orjson.dumps(
+        {"time": stamp, "type": "request", "auth": full_auth, "request": request}
+    ) + b"\n" + orjson.dumps(
+        {"time": answered, "type": "response", "auth": full_auth, "request": request,
+         "response": response}
+    ) + b"\n"
+
+
+def write_vault_history(path: Path, days: int = 22) -> int:
+    """`days` days of shop/orders-api reading its two secrets a few times every hour, and one
+    read with the root token three hours after the cut-off; return the calls after it."""
+    rng = random.Random(11)
+    lines: list[bytes] = []
+    later = 1
+    for hour in range(days * 24):
+        at = HISTORY_START + timedelta(hours=hour)
+        for _ in range(rng.randint(1, 3)):
+            later += at >= CUT_OFF
+            secret = rng.choice(["db", "stripe"])
+            lines.append(vault_call(
+                rng, at + timedelta(seconds=rng.randrange(3600)), SERVICE,
+                f"secret/data/shop/orders/{secret}", "10.244.1.7",
+                str(uuid.UUID(int=rng.getrandbits(128))),
+            ))
+    lines.append(vault_call(rng, ROOT_AT, ROOT_AUTH, "secret/data/payments/db", "203.0.113.9",
+                            ROOT_REQUEST))
+    path.write_bytes(b"".join(lines))
+    return later
+
+
+@pytest.fixture
+def history(work: Path) -> Path:
+    """A folder holding the history as a Vault audit log."""
+    folder = work / "history"
+    folder.mkdir()
+    assert write_vault_history(folder / "vault.log") == LATER
+    return folder
+
+
+def alert_lines(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_replay_writes_the_root_alert(history: Path, work: Path) -> None:
+    code, output = invoke(
+        "replay", "--input", "history", "--train-until", CUT_OFF.isoformat(),
+        "--alerts", "out/alerts.jsonl",
+    )
+    assert code == 0, output
+    assert number(output, "dead-lettered") == 0
+    alerts = alert_lines(work / "out" / "alerts.jsonl")
+    assert len(alerts) == 1  # the service's usual reads raise nothing
+    [alert] = alerts
+    assert ALERT_KEYS <= set(alert)
+    assert alert["identity"] == "root"
+    assert "root_token" in alert["detectors"]
+    assert alert["severity"] == "critical"
+    assert alert["evidence"] == [ROOT_REQUEST]  # the Vault request id
+    assert alert["timestamp"].startswith(ROOT_AT.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert "secret/payments/db" in alert["explanation"]
+    assert VALUE_HMAC not in (work / "out" / "alerts.jsonl").read_text()
+    text = flat(output)
+    assert "1 alert written to out/alerts.jsonl" in text
+    trained, known, replayed = re.findall(
+        r"trained on ([\d,]+) events before (?:\S+) \((\d+) identities now known\), "
+        r"replayed ([\d,]+)",
+        text,
+    )[0]
+    assert int(trained.replace(",", "")) + int(replayed.replace(",", "")) == number(
+        output, "events"
+    )
+    assert int(replayed.replace(",", "")) == LATER  # the last day's reads, and root's
+    assert known == "2"  # the service, and root since the cut-off
+    assert "CRITICAL" in text and alert["id"] in text
+
+
+def test_replay_reports_dead_letters_and_goes_on(history: Path, work: Path) -> None:
+    (work / "broken.log").write_bytes(
+        b'{"time":"2026-03-23T05:00:00Z","type":"request","request":{"id":"x", "pa\n'
+    )
+    code, output = invoke(
+        "replay", "-i", "history", "-i", "broken.log", "--format", "vault",
+        "--train-until", CUT_OFF.strftime("%Y-%m-%dT%H:%M:%S"),  # no zone: UTC
+        "--alerts", "alerts.jsonl",
+    )
+    assert code == 0, output
+    assert number(output, "dead-lettered") == 1
+    text = flat(output)
+    assert "1 dead letters" in text
+    assert "broken.log:1" in text
+    assert "not valid JSON" in text
+    [alert] = alert_lines(work / "alerts.jsonl")
+    assert alert["evidence"] == [ROOT_REQUEST]
+
+
+@pytest.mark.parametrize("value", ["soon", "2026-13-01", ""])
+def test_replay_bad_train_until(history: Path, work: Path, value: str) -> None:
+    code, output = invoke(
+        "replay", "--input", "history", "--train-until", value, "--alerts", "alerts.jsonl"
+    )
+    assert code == 2
+    text = flat(output)
+    assert "--train-until" in text
+    assert f"{value!r} is not ISO-8601" in text
+    assert not (work / "alerts.jsonl").exists()
+
+
+def test_ingest_train_detect(history: Path, work: Path) -> None:
+    store = ("--store", "s.duckdb")
+    assert invoke("ingest", "history", *store)[0] == 0
+    code, output = invoke("train", "--until", CUT_OFF.isoformat(), *store)
+    assert code == 0, output
+    text = flat(output)
+    assert "baselines version 1: 1 identities learned" in text
+    assert CUT_OFF.isoformat() in text
+
+    code, output = invoke("detect", *store)
+    assert code == 0, output
+    text = flat(output)
+    assert "1 alert raised or updated" in text
+    with DuckDBStore(work / "s.duckdb", read_only=True) as opened:
+        stored = opened.alerts()
+    assert list(stored["identity"]) == ["root"]
+    assert orjson.loads(stored["body"][0])["evidence"] == [ROOT_REQUEST]
+    assert "CRITICAL" in text
+    assert stored["id"][0] in text
+    assert "secret/payments/db" in text
+
+    code, output = invoke("detect", *store)  # caught up: nothing new, nothing twice
+    assert code == 0, output
+    assert "0 alerts raised or updated" in flat(output)
+    with DuckDBStore(work / "s.duckdb", read_only=True) as opened:
+        assert len(opened.alerts()) == 1
+
+
+def test_detect_before_train(history: Path, work: Path) -> None:
+    assert invoke("ingest", "history", "--store", "s.duckdb")[0] == 0
+    code, output = invoke("detect", "--store", "s.duckdb")
+    assert code == 2
+    text = flat(output)
+    assert "error:" in text
+    assert "no baselines yet" in text
+    assert "run `secretwatch train` first" in text
+    assert "Traceback" not in output
 
 
 # -- the real console script ---------------------------------------------------------------

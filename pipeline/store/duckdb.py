@@ -119,8 +119,12 @@ class DuckDBStore:
             raise StoreError(_explain_io(self.path, exc)) from exc
         except duckdb.Error as exc:
             raise StoreError(f"store {self.path} cannot be opened: {exc}") from exc
-        self._con.execute("SET TimeZone = 'UTC'")
-        self._migrate()
+        try:
+            self._con.execute("SET TimeZone = 'UTC'")
+            self._migrate()
+        except BaseException:
+            self.close()  # a refused store must not stay open (and locked) in this process
+            raise
 
     def close(self) -> None:
         if self._con is not None:

@@ -187,3 +187,72 @@ def test_a_version_1_store_is_migrated_forward_keeping_its_data(tmp_path: Path) 
         assert saved is not None and (saved.offset, saved.line, saved.fingerprint) == (300, 7, None)
     finally:
         store.close()
+
+
+
+def _old_store(path: Path, version: int) -> None:
+    """A store as secretwatch left it at schema `version`."""
+    from pipeline.store.duckdb import MIGRATIONS
+
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        for statements in MIGRATIONS[:version]:
+            for statement in statements:
+                con.execute(statement)
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(version)])
+        batch = rows_to_arrow([_row("old")])  # noqa: F841 - read by name in the SQL below
+        con.execute("INSERT INTO events SELECT * FROM batch")
+        con.execute(
+            "INSERT INTO checkpoints VALUES ('k', '/var/log/a.log', 1, 2, 300, 7, now(), '9:ab')"
+        )
+    finally:
+        con.close()
+
+
+def test_a_version_2_store_is_migrated_to_hold_detection(tmp_path: Path) -> None:
+    assert SCHEMA_VERSION == 3
+    path = tmp_path / "v2.duckdb"
+    _old_store(path, 2)
+    with DuckDBStore(path) as store:
+        assert store.schema_version() == 3
+        assert list(store.events()["event_id"]) == ["old"]  # the data is kept
+        saved = store.checkpoint("k")
+        assert saved is not None and (saved.offset, saved.fingerprint) == (300, "9:ab")
+        assert store.baselines() == []
+        assert store.detection_state("meta") is None
+        assert len(store.alerts()) == 0
+        store.save_detection([("a", b"{}")], {"meta": b"m"}, [], version=1)
+    with DuckDBStore(path, read_only=True) as store:  # migrated once, readable from then on
+        assert store.schema_version() == 3
+        assert store.baselines() == [("a", b"{}")]
+        assert store.detection_state("meta") == b"m"
+
+
+def test_a_version_2_store_is_not_migrated_by_a_reader(tmp_path: Path) -> None:
+    path = tmp_path / "v2.duckdb"
+    _old_store(path, 2)
+    with pytest.raises(StoreError) as info:
+        DuckDBStore(path, read_only=True).open()
+    message = str(info.value)
+    assert "schema version 2" in message
+    assert "writable" in message
+    assert str(path) in message
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        tables = {name for (name,) in con.execute("SHOW TABLES").fetchall()}
+    finally:
+        con.close()
+    assert version == ("2",)
+    assert "alerts" not in tables
+
+
+def test_a_refused_open_releases_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "v2.duckdb"
+    _old_store(path, 2)
+    refused = DuckDBStore(path, read_only=True)
+    with pytest.raises(StoreError):
+        refused.open()
+    with DuckDBStore(path) as store:  # `refused` still exists, as in a long-lived process
+        assert store.schema_version() == SCHEMA_VERSION

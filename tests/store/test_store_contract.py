@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
 import pandas as pd
 import pytest
 
+from detectors.alert import Finding, Incident
 from pipeline.errors import StoreError
 from pipeline.record import FIELDS, PROVISIONAL_NOTE, EventRow, from_micros, to_micros
 from pipeline.sources.base import DeadLetter
@@ -377,3 +379,151 @@ def test_closed_store_raises_store_error(store_factory) -> None:  # noqa: ANN001
     closed = store_factory()
     with pytest.raises(StoreError, match="not open"):
         closed.count()
+
+
+# -- detection: baselines, state, alerts ---------------------------------------------------
+
+
+def _baseline(identity: str, events: int) -> tuple[str, bytes]:
+    """A baseline document as detectors write them: opaque JSON bytes per identity."""
+    return identity, orjson.dumps({"format": 1, "events": events, "secrets": ["secret/x"]})
+
+
+def _alert(
+    identity: str, at: str = T0, evidence: tuple[str, ...] = ("e1",), detector: str = "root_token"
+) -> dict:
+    """An alert record as `detect_store` hands it to the store."""
+    start = to_micros(at) // 3_600_000_000 * 3_600_000_000
+    incident = Incident(identity, baseline_version=3)
+    incident.add(
+        Finding(detector, identity, start, start + 3_600_000_000, to_micros(at), 1.0, 1.0,
+                "critical", f"{identity} did something at {at}.", evidence)
+    )
+    return incident.alert().model_dump(mode="json")
+
+
+def test_baselines_round_trip(store: Store) -> None:
+    assert store.baselines() == []
+    docs = [_baseline("orders-api", 10), _baseline("alice", 3), _baseline("a_b", 1)]
+    store.save_detection(docs, {}, [], version=1)
+    assert dict(store.baselines()) == dict(docs)
+    assert all(isinstance(body, bytes) for _, body in store.baselines())
+    assert store.detection_state("meta") is None
+    assert len(store.alerts()) == 0
+    # Without `replace`, documents are upserted one by one and the others kept.
+    store.save_detection([_baseline("alice", 4)], {}, [], version=2)
+    assert dict(store.baselines()) == {**dict(docs), "alice": _baseline("alice", 4)[1]}
+
+
+def test_baselines_of_some_identities(store: Store) -> None:
+    docs = [_baseline(name, n) for n, name in enumerate(["orders-api", "alice", "a_b", "axb"])]
+    store.save_detection(docs, {}, [], version=1)
+    assert dict(store.baselines(["alice", "axb"])) == dict([docs[1], docs[3]])
+    assert store.baselines(["a_b"]) == [docs[2]]  # exact names: `_` is no wildcard
+    assert store.baselines(["a*"]) == []
+    assert store.baselines(["nobody"]) == []
+    assert store.baselines([]) == []
+    assert len(store.baselines(None)) == 4
+
+
+def test_replace_drops_previous_baselines(store: Store) -> None:
+    store.save_detection([_baseline("old", 1), _baseline("kept", 1)], {}, [], version=1)
+    store.save_detection([_baseline("kept", 2), _baseline("new", 2)], {}, [], 2, replace=True)
+    assert dict(store.baselines()) == dict([_baseline("kept", 2), _baseline("new", 2)])
+    store.save_detection([], {}, [], version=3, replace=True)
+    assert store.baselines() == []
+
+
+def test_detection_state_is_overwritten_by_key(store: Store) -> None:
+    assert store.detection_state("meta") is None
+    model = bytes(range(256))  # binary state (a pickled model) must survive intact
+    store.save_detection([], {"meta": b'{"watermark_us":1}', "model": model}, [], version=1)
+    assert store.detection_state("meta") == b'{"watermark_us":1}'
+    assert store.detection_state("model") == model
+    store.save_detection([], {"meta": b'{"watermark_us":2}'}, [], version=1)
+    assert store.detection_state("meta") == b'{"watermark_us":2}'
+    assert store.detection_state("model") == model  # keys not written are kept
+    assert store.detection_state("incidents") is None
+
+
+def test_alerts_are_upserted_by_id(store: Store) -> None:
+    first = _alert("root", evidence=("e1",))
+    other = _alert("alice", "2026-05-01T05:00:00Z", detector="denied_burst")
+    store.save_detection([], {}, [first, other], version=1)
+    before = store.alerts().set_index("id")
+    assert sorted(before.index) == sorted([first["id"], other["id"]])
+    row = before.loc[first["id"]]
+    assert (row["identity"], row["severity"], row["detectors"]) == ("root", "critical",
+                                                                     "root_token")
+    assert row["evidence_count"] == 1
+    assert orjson.loads(row["body"]) == first
+
+    grown = _alert("root", evidence=("e1", "e2", "e3"))  # the same incident, more evidence
+    assert grown["id"] == first["id"]
+    store.save_detection([], {}, [grown], version=2)
+    after = store.alerts().set_index("id")
+    assert len(after) == 2  # one row per id
+    row = after.loc[first["id"]]
+    assert row["evidence_count"] == 3
+    assert orjson.loads(row["body"])["evidence"] == ["e1", "e2", "e3"]
+    assert row["created_at"] == before.loc[first["id"], "created_at"]  # first raised then
+    assert row["updated_at"] > row["created_at"]
+    assert after.loc[other["id"], "updated_at"] == before.loc[other["id"], "updated_at"]
+
+
+def test_alerts_filtered_by_identity_time_and_limit(store: Store) -> None:
+    alerts = [
+        _alert("orders/orders-api", "2026-05-01T03:10:00Z"),
+        _alert("orders/worker", "2026-05-01T04:10:00Z"),
+        _alert("payments/api", "2026-05-01T05:10:00Z"),
+        _alert("a_b", "2026-05-01T06:10:00Z"),
+        _alert("axb", "2026-05-01T07:10:00Z"),
+    ]
+    store.save_detection([], {}, alerts, version=1)
+
+    def who(**where: object) -> list[str]:
+        return list(store.alerts(**where)["identity"])  # type: ignore[arg-type]
+
+    assert who() == [a["identity"] for a in alerts]  # oldest first
+    assert who(identity="orders/*") == ["orders/orders-api", "orders/worker"]
+    assert who(identity="*/api") == ["payments/api"]
+    assert who(identity="a_*") == ["a_b"]  # `_` is literal
+    assert who(identity="payments/api") == ["payments/api"]
+    assert who(identity="orders") == []
+    assert who(since=_utc("2026-05-01T04:10:00Z"), until=_utc("2026-05-01T06:10:00Z")) == [
+        "orders/worker",
+        "payments/api",
+    ]  # since inclusive, until exclusive
+    assert who(limit=2) == ["orders/orders-api", "orders/worker"]
+    assert who(identity="orders/*", since=_utc("2026-05-01T04:00:00Z")) == ["orders/worker"]
+
+
+def test_a_failed_save_stores_nothing(store: Store) -> None:
+    store.save_detection([_baseline("kept", 1)], {"meta": b"1"}, [_alert("root")], version=1)
+    broken = {**_alert("alice"), "timestamp": "not a time"}
+    with pytest.raises(StoreError):
+        store.save_detection(
+            [_baseline("lost", 2)], {"meta": b"2"}, [_alert("axb"), broken], 2, replace=True
+        )
+    assert dict(store.baselines()) == dict([_baseline("kept", 1)])
+    assert store.detection_state("meta") == b"1"
+    assert list(store.alerts()["identity"]) == ["root"]
+    store.save_detection([], {"meta": b"3"}, [], version=3)  # and the store still works
+    assert store.detection_state("meta") == b"3"
+
+
+def test_detection_survives_reopen_read_only(store_factory, store: Store) -> None:  # noqa: ANN001
+    alert = _alert("root")
+    store.save_detection([_baseline("alice", 1)], {"meta": b"m"}, [alert], version=1)
+    store.close()
+    reader = store_factory(read_only=True)
+    reader.open()
+    try:
+        assert reader.baselines() == [_baseline("alice", 1)]
+        assert reader.detection_state("meta") == b"m"
+        assert list(reader.alerts()["id"]) == [alert["id"]]
+        with pytest.raises(StoreError):
+            reader.save_detection([_baseline("bob", 1)], {"meta": b"x"}, [], version=2)
+        assert reader.detection_state("meta") == b"m"
+    finally:
+        reader.close()
