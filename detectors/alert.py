@@ -119,11 +119,18 @@ class Incident:
                     seen.add(e)
                     evidence.append(e)
         lead = max(findings, key=lambda f: f.strength)
-        others = [f.explanation for f in findings if f is not lead]
         explanation = lead.explanation
+        # One line per other detector (its strongest finding), then a count: an analyst
+        # reads the incident, the findings list holds every detail.
+        others = {}
+        for f in sorted(findings, key=lambda f: -f.strength):
+            if f.detector != lead.detector:
+                others.setdefault(f.detector, f.explanation.rstrip("."))
         if others:
-            extra = "; ".join(e.rstrip(".") for e in dict.fromkeys(others))
-            explanation = f"{explanation} Also: {extra}."
+            explanation += " Also: " + "; ".join(others.values()) + "."
+        rest = len(findings) - 1 - len(others)
+        if rest:
+            explanation += f" ({rest} more finding{'s' if rest > 1 else ''} in this incident.)"
         return Alert(
             id=self.id,
             detector=detectors[0] if len(detectors) == 1 else detectors,

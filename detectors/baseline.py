@@ -1,22 +1,23 @@
 """Per-identity baselines: what normal access looks like for each service or person.
 
 Learned from a training window and updated online, batch by batch, from the same code path
-(`learn` is `update` on an empty baseline), so the two can never drift apart. State is kept
-as arrays indexed by identity (struct of arrays) so a batch updates every identity in a few
-vectorized steps; `to_rows`/`from_rows` turn it into one JSON document per identity for the
-store, which is what lets a restarted process, or a Kafka member that takes over some
-identities, continue where the last one stopped.
+(`learn` is `update` on an empty baseline, a day at a time), so the two never drift apart.
+State is kept as arrays indexed by identity (struct of arrays) so a batch updates every
+identity in a few vectorized numpy steps; `to_rows`/`from_rows` turn it into one JSON
+document per identity for the store, which is what lets a restarted process, or a Kafka
+member that takes over some identities, continue where the last one stopped.
 
 What is kept per identity:
 - time: in how many weeks each hour of the week was used, and in how many weekdays and
-  weekend days each hour of the day was used (the profile is smoothed over neighbouring hours
-  and pooled across days when judged, so two weeks of history do not make every new hour
-  look strange);
+  weekend days each hour of the day was used (smoothed over neighbouring hours and pooled
+  across days when judged, so two weeks of history do not make every new hour look
+  strange), and on how many days it was active at an hour it rarely used (people on call
+  do that; services do not);
 - rate: requests per hour for each hour of the week over the last N weeks (a ring buffer),
   which carries the daily and weekly seasonality;
-- what and where: the secrets it touched, the folders ("areas") they live in, the networks
-  it came from, and how often it picked up new ones (people roam; services do not);
-- bursts: its worst 10-minute window of denied requests and of distinct secrets touched;
+- what and where: the secrets it touched, how often it read each folder ("area"), the
+  networks it came from, and how often it picked up new folders and networks;
+- bursts: its worst window of denied requests and of distinct secrets touched;
 - activity: first and last seen, active days, longest silence.
 """
 
@@ -26,11 +27,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
-import pandas as pd
 
-from detectors.events import DAY_US, HOUR_US, WEEK_US
+from detectors.events import DAY_US, HOUR_US, WEEK_US, Events
 
-FORMAT = 1  # the layout of one identity's stored document; bump when it changes
+FORMAT = 3  # the layout of one identity's stored document; bump when it changes
+# An hour used in fewer than this share of an identity's weeks is a rare hour for it.
+RARE_USAGE = 0.05
+_BIG = np.iinfo(np.int64).max
+_INT_FIELDS = (
+    "first_us",
+    "last_us",
+    "events",
+    "active_days",
+    "last_day",
+    "max_gap_days",
+    "denied_max",
+    "distinct_max",
+    "net_new_days",
+    "area_new_days",
+    "odd_days",
+    "odd_last",
+    "client_new_days",
+)
+
+
+def _ints(n: int = 0, fill: int = 0) -> np.ndarray:
+    return np.full(n, fill, np.int64)
 
 
 @dataclass
@@ -46,54 +68,66 @@ class Baselines:
     names: list[str] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
     kind: list[str] = field(default_factory=list)
-    first_us: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    last_us: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    events: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    active_days: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    last_day: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    max_gap_days: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    first_us: np.ndarray = field(default_factory=_ints)
+    last_us: np.ndarray = field(default_factory=_ints)
+    events: np.ndarray = field(default_factory=_ints)
+    active_days: np.ndarray = field(default_factory=_ints)
+    last_day: np.ndarray = field(default_factory=_ints)
+    max_gap_days: np.ndarray = field(default_factory=_ints)
+    denied_max: np.ndarray = field(default_factory=_ints)
+    distinct_max: np.ndarray = field(default_factory=_ints)
+    net_new_days: np.ndarray = field(default_factory=_ints)
+    area_new_days: np.ndarray = field(default_factory=_ints)
+    odd_days: np.ndarray = field(default_factory=_ints)  # days active at a rare hour
+    odd_last: np.ndarray = field(default_factory=_ints)
+    client_new_days: np.ndarray = field(default_factory=_ints)
     how_weeks: np.ndarray = field(default_factory=lambda: np.zeros((0, 168), np.int32))
     how_last: np.ndarray = field(default_factory=lambda: np.zeros((0, 168), np.int64))
     daytype_days: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 24), np.int32))
     daytype_last: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 24), np.int64))
     ring: np.ndarray = field(default_factory=lambda: np.zeros((0, 168, 8), np.int32))
-    denied_max: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    distinct_max: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    net_new_days: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    area_new_days: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     secrets: list[set[str]] = field(default_factory=list)
-    areas: list[set[str]] = field(default_factory=list)
+    areas: list[dict[str, int]] = field(default_factory=list)  # folder -> reads
     nets: list[set[str]] = field(default_factory=list)
-    # Derived on load and kept current: who reads each secret, who comes from each network.
+    clients: list[set[str]] = field(default_factory=list)  # user-agent families
+    # Derived on load and kept current: who reads each secret and folder, who uses a network
+    # or a client.
     accessors: dict[str, set[str]] = field(default_factory=dict)
-    net_users: dict[str, set[str]] = field(default_factory=dict)
     area_users: dict[str, set[str]] = field(default_factory=dict)
+    net_users: dict[str, set[str]] = field(default_factory=dict)
+    client_users: dict[str, set[str]] = field(default_factory=dict)
     # The multivariate model, fitted at training time (see detectors.multivariate).
     model: object | None = None
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def ids(self, identities: np.ndarray | pd.Series) -> np.ndarray:
+    def ids(self, identities: np.ndarray) -> np.ndarray:
         """Identity names -> row numbers (-1 for identities without a baseline)."""
+        if not len(identities):
+            return _ints()
+        codes, uniques = _factorize(identities)
         get = self.index.get
-        return np.fromiter((get(x, -1) for x in identities), np.int64, len(identities))
+        return np.array([get(x, -1) for x in uniques], np.int64)[codes]
 
-    def warm(self, rows: np.ndarray, now_us: int, min_active_days: int, min_span_days: int):
+    def warm(
+        self, rows: np.ndarray, now_us: int, min_active_days: int, min_span_days: int
+    ) -> np.ndarray:
         """Which identities have enough history to be judged against it (cold start)."""
         rows = np.asarray(rows)
-        known = rows >= 0
-        safe = np.where(known, rows, 0)
-        span = (now_us - self.first_us[safe]) / DAY_US if len(self) else np.zeros(len(rows))
+        if not len(self):
+            return np.zeros(len(rows), bool)
+        safe = np.where(rows >= 0, rows, 0)
+        span = (now_us - self.first_us[safe]) / DAY_US
         enough = (self.active_days[safe] >= min_active_days) & (span >= min_span_days)
-        return known & enough if len(self) else np.zeros(len(rows), bool)
+        return (rows >= 0) & enough
 
-    def weeks_seen(self, row: int, now_us: int) -> int:
-        return max(1, int((now_us - self.first_us[row]) // WEEK_US) + 1)
+    def weeks_seen(self, r: int, now_us: int) -> int:
+        return max(1, int((now_us - self.first_us[r]) // WEEK_US) + 1)
 
-    def days_seen(self, row: int, now_us: int, tz_offset_days: int = 0) -> tuple[int, int]:
+    def days_seen(self, r: int, now_us: int) -> tuple[int, int]:
         """(weekdays, weekend days) from the identity's first day to `now_us`, inclusive."""
-        first = np.datetime64(int(self.first_us[row] // DAY_US), "D")
+        first = np.datetime64(int(self.first_us[r] // DAY_US), "D")
         last = np.datetime64(int(now_us // DAY_US), "D") + 1
         total = int((last - first).astype(int))
         weekdays = int(np.busday_count(first, last))
@@ -118,15 +152,25 @@ class Baselines:
         )
         return min(1.0, float(value)), words
 
+    def irregularity(self, r: int) -> float:
+        """Share of its active days on which the identity used a rare hour (0-1)."""
+        return float(self.odd_days[r]) / max(int(self.active_days[r]), 1)
+
+    def home(self, identity: str) -> str:
+        """The folder an identity reads most: where it belongs."""
+        r = self.index.get(identity)
+        if r is None or not self.areas[r]:
+            return ""
+        counts = self.areas[r]
+        return max(counts, key=lambda a: (counts[a], a))
+
     def rate_ref(self, r: int, utc_hour: int) -> tuple[int, int]:
         """(busiest same-weekday hour +-1, busiest same hour-of-day +-1 on any day) in the
         rate history: the weekly and the daily seasonal reference."""
-        how, _ = self._slots(np.array([utc_hour]))
-        h = int(how[0])
+        h = int(_slots(np.array([utc_hour]), self.ring_weeks)[0][0])
         near = [(h - 1) % 168, h, (h + 1) % 168]
         seasonal = int(self.ring[r, near].max())
-        hod = np.array([(d * 24 + (h % 24) + k) % 168 for d in range(7) for k in (-1, 0, 1)])
-        pooled = int(self.ring[r, hod].max())
+        pooled = int(self.ring[r, _SAME_HOUR[h % 24]].max())
         return seasonal, pooled
 
     # -- growth ----------------------------------------------------------------------------
@@ -139,22 +183,12 @@ class Baselines:
             self.names.append(name)
             self.kind.append(kind)
             self.secrets.append(set())
-            self.areas.append(set())
+            self.areas.append({})
             self.nets.append(set())
-        big = np.iinfo(np.int64).max
-        self.first_us = np.concatenate([self.first_us, np.full(n, big, np.int64)])
-        self.last_us = np.concatenate([self.last_us, np.zeros(n, np.int64)])
-        for name in (
-            "events",
-            "active_days",
-            "max_gap_days",
-            "denied_max",
-            "distinct_max",
-            "net_new_days",
-            "area_new_days",
-        ):
-            setattr(self, name, np.concatenate([getattr(self, name), np.zeros(n, np.int64)]))
-        self.last_day = np.concatenate([self.last_day, np.full(n, -1, np.int64)])
+            self.clients.append(set())
+        for name in _INT_FIELDS:
+            fill = {"first_us": _BIG, "last_day": -1, "odd_last": -1}.get(name, 0)
+            setattr(self, name, np.concatenate([getattr(self, name), _ints(n, fill)]))
         self.how_weeks = np.concatenate([self.how_weeks, np.zeros((n, 168), np.int32)])
         self.how_last = np.concatenate([self.how_last, np.full((n, 168), -1, np.int64)])
         self.daytype_days = np.concatenate([self.daytype_days, np.zeros((n, 2, 24), np.int32)])
@@ -164,146 +198,166 @@ class Baselines:
     # -- learning --------------------------------------------------------------------------
     def update(
         self,
-        frame: pd.DataFrame,
+        ev: Events,
         span: tuple[int, int] | None = None,
         exclude: np.ndarray | None = None,
     ) -> None:
-        """Fold a prepared events frame (see `detectors.events.prepare`) into the baselines.
+        """Fold prepared events (see `detectors.events.prepare`) into the baselines.
 
-        `span` is the [start, end) the frame covers in µs, so that silent hours count as
-        zero in the rate history; it defaults to the frame's own extent. Events under
+        `span` is the [start, end) the events cover in µs, so that silent hours count as
+        zero in the rate history; it defaults to the events' own extent. Events under
         `exclude` (the evidence of alerts) only count as activity (last seen, active days):
         the patterns never learn from them, so an attacker cannot teach the model."""
-        if not len(frame):
-            if span is not None:
-                self._zero_ring(span)
-                self.observed_until_us = max(self.observed_until_us, span[1])
-            return
-        named_mask = (frame["identity"] != "").to_numpy()
-        named = frame[named_mask]
-        new = pd.unique(named["identity"][~named["identity"].isin(self.index)])
-        if len(new):
-            kinds = named.drop_duplicates("identity").set_index("identity")["identity_kind"]
-            self.add_identities(list(new), [str(kinds[x]) for x in new])
-        rows = self.ids(named["identity"].to_numpy())
         if span is None:
-            ts = named["ts_us"].to_numpy() if len(named) else frame["ts_us"].to_numpy()
-            span = (int(ts.min()) // HOUR_US * HOUR_US, (int(ts.max()) // HOUR_US + 1) * HOUR_US)
-        if len(named):
-            self._activity(named, rows)
-        if exclude is not None and exclude.any():
-            keep = ~exclude[named_mask]
-            named, rows = named[keep], rows[keep]
-        self._time_profile(named, rows)
-        self._rate(named, rows, span)
-        self._bursts(named, rows)
-        self._sets(named, rows)
+            if not len(ev):
+                return
+            span = (
+                int(ev.ts_us[0]) // HOUR_US * HOUR_US,
+                (int(ev.ts_us[-1]) // HOUR_US + 1) * HOUR_US,
+            )
+        named = ev.identity != ""
+        if not named.all():
+            ev = ev.take(named)
+            exclude = exclude[named] if exclude is not None else None
+        if len(ev):
+            codes, uniques = _factorize(ev.identity)
+            new = [i for i, name in enumerate(uniques) if name not in self.index]
+            if new:
+                first = np.unique(codes, return_index=True)[1]
+                self.add_identities(
+                    [uniques[i] for i in new], [ev.identity_kind[first[i]] for i in new]
+                )
+            rows = np.array([self.index[x] for x in uniques], np.int64)[codes]
+            self._activity(ev, rows)
+            if exclude is not None and exclude.any():
+                keep = ~exclude
+                ev, rows = ev.take(keep), rows[keep]
+        else:
+            rows = _ints()
+        self._zero_ring(span)
+        if len(ev):
+            self._time_profile(ev, rows, span[0])
+            self._rate(ev, rows, span)
+            self._bursts(ev, rows)
+            self._sets(ev, rows)
         self.observed_until_us = max(self.observed_until_us, span[1])
         self.version += 1
 
-    def _activity(self, f: pd.DataFrame, rows: np.ndarray) -> None:
-        ts = f["ts_us"].to_numpy()
-        np.minimum.at(self.first_us, rows, ts)
-        np.maximum.at(self.last_us, rows, ts)
+    def _activity(self, ev: Events, rows: np.ndarray) -> None:
+        np.minimum.at(self.first_us, rows, ev.ts_us)
+        np.maximum.at(self.last_us, rows, ev.ts_us)
         np.add.at(self.events, rows, 1)
-        days = pd.DataFrame({"r": rows, "d": f["day"].to_numpy()}).drop_duplicates()
-        days = days.sort_values(["r", "d"])
-        r, d = days["r"].to_numpy(), days["d"].to_numpy()
-        previous = np.where(np.r_[True, r[1:] != r[:-1]], self.last_day[r], np.r_[0, d[:-1]])
+        key = np.unique((rows << 24) | ev.day)
+        r, d = key >> 24, key & 0xFFFFFF
+        first_of_row = np.r_[True, r[1:] != r[:-1]]
+        previous = np.where(first_of_row, self.last_day[r], np.r_[0, d[:-1]])
         gaps = np.where(previous >= 0, d - previous, 0)
         fresh = d > self.last_day[r]
         np.maximum.at(self.max_gap_days, r, gaps)
         np.add.at(self.active_days, r[fresh], 1)
         np.maximum.at(self.last_day, r, d)
 
-    def _time_profile(self, f: pd.DataFrame, rows: np.ndarray) -> None:
-        if not len(f):
-            return
-        how, week, day = f["how"].to_numpy(), f["week"].to_numpy(), f["day"].to_numpy()
-        keys = pd.DataFrame({"r": rows, "h": how, "w": week}).drop_duplicates()
-        r, h, w = keys["r"].to_numpy(), keys["h"].to_numpy(), keys["w"].to_numpy()
+    def _time_profile(self, ev: Events, rows: np.ndarray, now_us: int) -> None:
+        key = np.unique((rows << 40) | (ev.week << 8) | ev.how)
+        r, w, h = key >> 40, (key >> 8) & 0xFFFFFFFF, key & 0xFF
+        self._count_odd_days(r, h, ev, rows, now_us)
         fresh = w > self.how_last[r, h]
         np.add.at(self.how_weeks, (r[fresh], h[fresh]), 1)
         np.maximum.at(self.how_last, (r, h), w)
-        daytype = (how // 24 >= 5).astype(np.int64)
-        keys = pd.DataFrame({"r": rows, "t": daytype, "h": how % 24, "d": day}).drop_duplicates()
-        r, t, h, d = (keys[c].to_numpy() for c in ("r", "t", "h", "d"))
+        weekend = (ev.how // 24 >= 5).astype(np.int64)
+        key = np.unique((rows << 40) | (ev.day << 6) | (weekend << 5) | (ev.how % 24))
+        r, d = key >> 40, (key >> 6) & 0x3FFFFFFFF
+        t, h = (key >> 5) & 1, key & 0x1F
         fresh = d > self.daytype_last[r, t, h]
         np.add.at(self.daytype_days, (r[fresh], t[fresh], h[fresh]), 1)
         np.maximum.at(self.daytype_last, (r, t, h), d)
 
-    def _slots(self, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        monday_based = hours * HOUR_US + 3 * DAY_US
-        return (monday_based % WEEK_US) // HOUR_US, (monday_based // WEEK_US) % self.ring_weeks
+    def _count_odd_days(
+        self, r: np.ndarray, h: np.ndarray, ev: Events, rows: np.ndarray, now_us: int
+    ) -> None:
+        """Count the days an identity, already four weeks old, used an hour-of-week it had
+        used in under RARE_USAGE of its weeks (judged before this batch is learned)."""
+        hw = self.how_weeks
+        used = hw[r, h] + 0.5 * (hw[r, (h - 1) % 168] + hw[r, (h + 1) % 168])
+        weeks = (now_us - self.first_us[r]) // WEEK_US + 1
+        rare = (weeks >= 4) & (used < RARE_USAGE * np.maximum(weeks, 1))
+        if not rare.any():
+            return
+        odd_rows = np.unique(r[rare])
+        last_day = np.zeros(len(self), np.int64)
+        np.maximum.at(last_day, rows, ev.day)
+        fresh = last_day[odd_rows] > self.odd_last[odd_rows]
+        self.odd_days[odd_rows[fresh]] += 1
+        self.odd_last[odd_rows] = np.maximum(self.odd_last[odd_rows], last_day[odd_rows])
 
     def _zero_ring(self, span: tuple[int, int]) -> None:
         first = max(span[0] // HOUR_US, span[1] // HOUR_US - 168 * self.ring_weeks)
         hours = np.arange(first, span[1] // HOUR_US, dtype=np.int64)
-        how, slot = self._slots(hours)
+        how, slot = _slots(hours, self.ring_weeks)
         self.ring[:, how, slot] = 0
 
-    def _rate(self, f: pd.DataFrame, rows: np.ndarray, span: tuple[int, int]) -> None:
-        self._zero_ring(span)
-        hour = f["ts_us"].to_numpy() // HOUR_US  # UTC hours: the ring is internal
+    def _rate(self, ev: Events, rows: np.ndarray, span: tuple[int, int]) -> None:
         cutoff = span[1] // HOUR_US - 168 * self.ring_weeks
-        keep = hour >= cutoff
-        counts = pd.DataFrame({"r": rows[keep], "h": hour[keep]}).value_counts()
-        if not len(counts):
-            return
-        r = counts.index.get_level_values(0).to_numpy()
-        h = counts.index.get_level_values(1).to_numpy()
-        how, slot = self._slots(h)
-        self.ring[r, how, slot] = counts.to_numpy()
+        keep = ev.uhour >= cutoff  # UTC hours: the ring is internal
+        key, counts = np.unique((rows[keep] << 32) | ev.uhour[keep], return_counts=True)
+        how, slot = _slots(key & 0xFFFFFFFF, self.ring_weeks)
+        self.ring[key >> 32, how, slot] = counts
 
-    def _bursts(self, f: pd.DataFrame, rows: np.ndarray) -> None:
-        win = f["win"].to_numpy()
-        denied = f["denied"].to_numpy()
-        if denied.any():
-            c = pd.DataFrame({"r": rows[denied], "w": win[denied]}).value_counts()
-            np.maximum.at(self.denied_max, c.index.get_level_values(0).to_numpy(), c.to_numpy())
-        access = f["access"].to_numpy()
-        if access.any():
-            d = pd.DataFrame(
-                {"r": rows[access], "w": win[access], "s": f["secret"].to_numpy()[access]}
-            ).drop_duplicates()
-            c = d[["r", "w"]].value_counts()
-            np.maximum.at(self.distinct_max, c.index.get_level_values(0).to_numpy(), c.to_numpy())
+    def _bursts(self, ev: Events, rows: np.ndarray) -> None:
+        if ev.denied.any():
+            key, counts = np.unique((rows[ev.denied] << 32) | ev.win[ev.denied], return_counts=True)
+            np.maximum.at(self.denied_max, key >> 32, counts)
+        if ev.access.any():
+            a = ev.access
+            key, counts = np.unique(
+                distinct_pairs((rows[a] << 32) | ev.win[a], ev.scode[a]), return_counts=True
+            )
+            np.maximum.at(self.distinct_max, key >> 32, counts)
 
-    def _sets(self, f: pd.DataFrame, rows: np.ndarray) -> None:
-        if not len(f):
-            return
-        ok = f["access"].to_numpy() & ~f["denied"].to_numpy()
-        pairs = pd.DataFrame(
-            {
-                "r": rows[ok],
-                "s": f["secret"].to_numpy()[ok],
-                "a": f["area"].to_numpy()[ok],
-                "d": f["day"].to_numpy()[ok],
-            }
-        ).drop_duplicates(["r", "s"])
-        area_days: set[tuple[int, int]] = set()
-        for r, s, a, d in pairs.itertuples(index=False):
-            if s not in self.secrets[r]:
-                self.secrets[r].add(s)
-                self.accessors.setdefault(s, set()).add(self.names[r])
-                if a not in self.areas[r]:
-                    if self.areas[r]:
-                        area_days.add((r, d))
-                    self.areas[r].add(a)
+    def _sets(self, ev: Events, rows: np.ndarray) -> None:
+        ok = np.flatnonzero(ev.access & ~ev.denied)
+        if len(ok):
+            pair = (rows[ok] << 32) | ev.scode[ok]
+            _, first, reads = np.unique(pair, return_index=True, return_counts=True)
+            area_days: set[tuple[int, int]] = set()
+            for i, n in zip(ok[first], reads, strict=True):
+                r, s, a = int(rows[i]), ev.secret[i], ev.area[i]
+                counts = self.areas[r]
+                if a not in counts:
+                    if counts:
+                        area_days.add((r, int(ev.day[i])))
+                    counts[a] = 0
                     self.area_users.setdefault(a, set()).add(self.names[r])
-        for r, _ in area_days:
-            self.area_new_days[r] += 1
-        nets = pd.DataFrame({"r": rows, "n": f["net"].to_numpy(), "d": f["day"].to_numpy()})
-        nets = nets[nets["n"] != ""].drop_duplicates(["r", "n"])
-        net_days: set[tuple[int, int]] = set()
-        for r, n, d in nets.itertuples(index=False):
-            if n not in self.nets[r]:
-                if self.nets[r]:
-                    net_days.add((r, d))
-                self.nets[r].add(n)
-                self.net_users.setdefault(n, set()).add(self.names[r])
-        for r, _ in net_days:
-            self.net_new_days[r] += 1
+                counts[a] += int(n)
+                if s not in self.secrets[r]:
+                    self.secrets[r].add(s)
+                    self.accessors.setdefault(s, set()).add(self.names[r])
+            for r, _ in area_days:
+                self.area_new_days[r] += 1
+        self._learn_new(ev, rows, ev.net, ev.ncode, self.nets, self.net_users,
+                        self.net_new_days)
+        self._learn_new(ev, rows, ev.client, ev.ccode, self.clients, self.client_users,
+                        self.client_new_days)
+
+    def _learn_new(self, ev: Events, rows: np.ndarray, values: np.ndarray, codes: np.ndarray,
+                   known: list[set[str]], users: dict[str, set[str]],
+                   new_days: np.ndarray) -> None:
+        """Add unseen values (networks, clients) to each identity's set, and count the days
+        on which it showed one it had not shown before (its churn)."""
+        present = np.flatnonzero(values != "")
+        if not len(present):
+            return
+        _, first = np.unique((rows[present] << 32) | codes[present], return_index=True)
+        days: set[tuple[int, int]] = set()
+        for i in present[first]:
+            r, value = int(rows[i]), values[i]
+            if value not in known[r]:
+                if known[r]:
+                    days.add((r, int(ev.day[i])))
+                known[r].add(value)
+                users.setdefault(value, set()).add(self.names[r])
+        for r, _ in days:
+            new_days[r] += 1
 
     # -- persistence -----------------------------------------------------------------------
     def to_rows(self, identities: list[str] | None = None) -> list[tuple[str, bytes]]:
@@ -311,28 +365,19 @@ class Baselines:
         out = []
         for name in identities if identities is not None else self.names:
             r = self.index[name]
-            doc = {
-                "format": FORMAT,
-                "kind": self.kind[r],
-                "first_us": self.first_us[r],
-                "last_us": self.last_us[r],
-                "events": self.events[r],
-                "active_days": self.active_days[r],
-                "last_day": self.last_day[r],
-                "max_gap_days": self.max_gap_days[r],
-                "how_weeks": self.how_weeks[r],
-                "how_last": self.how_last[r],
-                "daytype_days": self.daytype_days[r],
-                "daytype_last": self.daytype_last[r],
-                "ring": self.ring[r],
-                "denied_max": self.denied_max[r],
-                "distinct_max": self.distinct_max[r],
-                "net_new_days": self.net_new_days[r],
-                "area_new_days": self.area_new_days[r],
-                "secrets": sorted(self.secrets[r]),
-                "areas": sorted(self.areas[r]),
-                "nets": sorted(self.nets[r]),
-            }
+            doc: dict[str, object] = {"format": FORMAT, "kind": self.kind[r]}
+            doc.update({key: getattr(self, key)[r] for key in _INT_FIELDS})
+            doc.update(
+                how_weeks=self.how_weeks[r],
+                how_last=self.how_last[r],
+                daytype_days=self.daytype_days[r],
+                daytype_last=self.daytype_last[r],
+                ring=self.ring[r],
+                secrets=sorted(self.secrets[r]),
+                areas=dict(sorted(self.areas[r].items())),
+                nets=sorted(self.nets[r]),
+                clients=sorted(self.clients[r]),
+            )
             out.append((name, orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)))
         return out
 
@@ -341,6 +386,7 @@ class Baselines:
         """Rebuild from stored documents (`meta`: tz, window_minutes, ring_weeks, version,
         trained_until_us, observed_until_us)."""
         base = cls(**meta)  # type: ignore[arg-type]
+        base.ring = np.zeros((0, 168, base.ring_weeks), np.int32)
         docs = [(name, orjson.loads(body)) for name, body in rows]
         for name, doc in docs:
             if doc.get("format") != FORMAT:
@@ -351,18 +397,7 @@ class Baselines:
         base.add_identities([n for n, _ in docs], [d["kind"] for _, d in docs])
         for name, doc in docs:
             r = base.index[name]
-            for key in (
-                "first_us",
-                "last_us",
-                "events",
-                "active_days",
-                "last_day",
-                "max_gap_days",
-                "denied_max",
-                "distinct_max",
-                "net_new_days",
-                "area_new_days",
-            ):
+            for key in _INT_FIELDS:
                 getattr(base, key)[r] = doc[key]
             base.how_weeks[r] = doc["how_weeks"]
             base.how_last[r] = doc["how_last"]
@@ -376,14 +411,17 @@ class Baselines:
                 )
             base.ring[r] = ring
             base.secrets[r] = set(doc["secrets"])
-            base.areas[r] = set(doc["areas"])
+            base.areas[r] = dict(doc["areas"])
             base.nets[r] = set(doc["nets"])
+            base.clients[r] = set(doc["clients"])
             for s in base.secrets[r]:
                 base.accessors.setdefault(s, set()).add(name)
-            for n in base.nets[r]:
-                base.net_users.setdefault(n, set()).add(name)
             for a in base.areas[r]:
                 base.area_users.setdefault(a, set()).add(name)
+            for n in base.nets[r]:
+                base.net_users.setdefault(n, set()).add(name)
+            for c in base.clients[r]:
+                base.client_users.setdefault(c, set()).add(name)
         return base
 
     def meta(self) -> dict[str, object]:
@@ -397,13 +435,53 @@ class Baselines:
         }
 
 
+# For each hour of the day, the hours of the week at that hour +-1 on every day.
+_SAME_HOUR = np.array(
+    [[(d * 24 + h + k) % 168 for d in range(7) for k in (-1, 0, 1)] for h in range(24)]
+)
+
+
+def _slots(hours: np.ndarray, ring_weeks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ring coordinates (hour of week, week slot) of absolute UTC hours."""
+    monday_based = hours * HOUR_US + 3 * DAY_US
+    return (monday_based % WEEK_US) // HOUR_US, (monday_based // WEEK_US) % ring_weeks
+
+
+def distinct_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The `a` of each distinct (a, b) pair: count them per `a` for "distinct b per a"."""
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    new = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
+    return a[new]
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values)
+    return codes, list(uniques)
+
+
 def learn(
-    frame: pd.DataFrame, tz: str = "UTC", window_minutes: int = 10, ring_weeks: int = 8
+    ev: Events,
+    tz: str = "UTC",
+    window_minutes: int = 10,
+    ring_weeks: int = 8,
+    until_us: int | None = None,
 ) -> Baselines:
-    """Baselines from a prepared training frame (time-ordered)."""
+    """Baselines from prepared training events (time-ordered), learned a day at a time as
+    the stream would teach them, up to `until_us` (default: the end of the last event's
+    hour)."""
     base = Baselines(tz=tz, window_minutes=window_minutes, ring_weeks=ring_weeks)
     base.ring = np.zeros((0, 168, ring_weeks), np.int32)
-    base.update(frame)
-    if len(frame):
-        base.trained_until_us = base.observed_until_us
+    if not len(ev):
+        return base
+    end = until_us or (int(ev.ts_us[-1]) // HOUR_US + 1) * HOUR_US
+    start = int(ev.ts_us[0]) // DAY_US * DAY_US
+    bounds = np.arange(start, end, DAY_US).tolist() + [end]
+    cuts = np.searchsorted(ev.ts_us, bounds)
+    for i in range(len(bounds) - 1):
+        base.update(ev.slice(int(cuts[i]), int(cuts[i + 1])), (bounds[i], bounds[i + 1]))
+    base.trained_until_us = end
+    base.version = 1
     return base

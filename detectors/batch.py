@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from detectors.baseline import Baselines
-from detectors.events import DAYS
+from detectors.events import DAYS, Events, group
 from detectors.settings import DetectorsConfig
 
 
 @dataclass
 class Batch:
-    frame: pd.DataFrame  # prepared events (detectors.events.prepare), time-ordered
+    ev: Events  # prepared events, time-ordered
     rows: np.ndarray  # each event's baseline row, -1 for identities never seen
     warm: np.ndarray  # each event's identity has enough history to be judged against it
     start_us: int
@@ -25,31 +25,34 @@ class Batch:
 
     @classmethod
     def of(
-        cls, base: Baselines, frame: pd.DataFrame, start_us: int, end_us: int, cfg: DetectorsConfig
+        cls, base: Baselines, ev: Events, start_us: int, end_us: int, cfg: DetectorsConfig
     ) -> Batch:
-        rows = base.ids(frame["identity"].to_numpy())
+        rows = base.ids(ev.identity)
         warm = base.warm(
             rows, start_us, cfg.cold_start.min_active_days, cfg.cold_start.min_span_days
         )
-        return cls(frame, rows, warm, start_us, end_us, cfg)
+        return cls(ev, rows, warm, start_us, end_us, cfg)
 
-    def groups(self, mask: np.ndarray, *keys: str) -> Iterator[tuple[tuple, np.ndarray]]:
-        """(key values, positions) of the events under `mask`, grouped by `keys`."""
-        positions = np.flatnonzero(mask)
-        if not len(positions):
-            return
-        sub = self.frame.iloc[positions]
-        for key, idx in sub.groupby(list(keys), sort=True).indices.items():
-            yield (key if isinstance(key, tuple) else (key,)), positions[idx]
+    def groups(
+        self, mask: np.ndarray, by: str | None = None
+    ) -> Iterator[tuple[str, int, np.ndarray]]:
+        """(identity, value of `by`, positions) for the events under `mask`, grouped by
+        identity and, if given, by the time key `by` (`uhour` or `win`)."""
+        key = self.ev.icode << 40
+        if by is not None:
+            key = key | getattr(self.ev, by)
+        for pos in group(key, np.flatnonzero(mask)):
+            first = pos[0]
+            yield self.ev.identity[first], int(getattr(self.ev, by)[first]) if by else 0, pos
 
     def ids(self, positions: np.ndarray) -> tuple[str, ...]:
-        return tuple(self.frame["event_id"].to_numpy()[positions])
+        return tuple(self.ev.event_id[positions])
 
     def first_us(self, positions: np.ndarray) -> int:
-        return int(self.frame["ts_us"].to_numpy()[positions].min())
+        return int(self.ev.ts_us[positions].min())
 
     def when(self, us: int) -> str:
-        """`03:10 on Sunday` in the configured time zone."""
+        """`03:10 on Sunday 2026-05-03` in the configured time zone."""
         t = pd.Timestamp(us, unit="us", tz="UTC").tz_convert(self.cfg.timezone)
         return f"{t:%H:%M} on {DAYS[t.weekday()]} {t:%Y-%m-%d}"
 

@@ -11,15 +11,14 @@ from detectors.settings import DeniedBurst
 
 
 def detect(base: Baselines, batch: Batch, cfg: DeniedBurst) -> list[Finding]:
-    f = batch.frame
-    denied = f["denied"].to_numpy()
+    denied = batch.ev.denied
     if not denied.any():
         return []
     width = batch.cfg.window_minutes * 60_000_000
-    secrets = f["secret"].to_numpy()
+    secrets = batch.ev.secret
     floor = cfg.min_denied / cfg.threshold
     findings = []
-    for (identity, win), pos in batch.groups(denied, "identity", "win"):
+    for identity, win, pos in batch.groups(denied, "win"):
         if len(pos) < cfg.min_denied:
             continue
         r = int(batch.rows[pos[0]])

@@ -15,21 +15,19 @@ from detectors.settings import Dormant
 
 
 def detect(base: Baselines, batch: Batch, cfg: Dormant) -> list[Finding]:
-    f = batch.frame
-    known = batch.rows >= 0
+    ev = batch.ev
     findings = []
-    days = f["day"].to_numpy()
-    for (identity,), pos in batch.groups(known, "identity"):
+    for identity, _, pos in batch.groups(batch.rows >= 0):
         r = int(batch.rows[pos[0]])
         if base.active_days[r] < 2:
             continue
-        silent = int(days[pos].min() - base.last_day[r]) - 1
+        silent = int(ev.day[pos].min() - base.last_day[r]) - 1
         need = max(cfg.min_days, cfg.gap_factor * max(int(base.max_gap_days[r]) - 1, 0))
         score = silent / need
         if score < cfg.threshold:
             continue
         at = batch.first_us(pos)
-        first_hour = pos[f["ts_us"].to_numpy()[pos] < at + HOUR_US]
+        first_hour = pos[ev.ts_us[pos] < at + HOUR_US]
         last = np.datetime64(int(base.last_us[r]), "us").astype("datetime64[D]")
         findings.append(
             Finding(

@@ -1,4 +1,4 @@
-"""Training and streaming detection: pure computation over prepared event frames.
+"""Training and streaming detection: pure computation over prepared events.
 
 `train` learns the baselines (and fits the multivariate model) from a training window.
 `Detection.run` takes one time-ordered batch: every enabled detector judges it against the
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from detectors import (
     denied_burst,
@@ -31,7 +30,7 @@ from detectors import (
 from detectors.alert import Finding, Incident
 from detectors.baseline import Baselines, learn
 from detectors.batch import Batch
-from detectors.events import HOUR_US
+from detectors.events import HOUR_US, Events
 from detectors.settings import DetectorsConfig
 
 Detector = Callable[[Baselines, Batch, Any], list[Finding]]
@@ -50,18 +49,20 @@ DETECTORS: dict[str, Detector] = {
 }
 
 
-def train(frame: pd.DataFrame, cfg: DetectorsConfig) -> Baselines:
-    """Baselines from a prepared training frame, with the multivariate model fitted on its
-    last third against baselines learned from the first two thirds."""
-    base = learn(frame, cfg.timezone, cfg.window_minutes, cfg.rate_history_weeks)
+def train(ev: Events, cfg: DetectorsConfig, until_us: int | None = None) -> Baselines:
+    """Baselines from prepared training events (up to `until_us`), with the multivariate
+    model fitted on their last third against baselines learned from the first two thirds."""
+    base = learn(ev, cfg.timezone, cfg.window_minutes, cfg.rate_history_weeks, until_us)
     mv = cfg.multivariate
-    if mv.enabled and len(frame):
-        ts = frame["ts_us"].to_numpy()
-        cut = int(ts.min() + (ts.max() - ts.min()) * 2 // 3) // HOUR_US * HOUR_US
+    if mv.enabled and len(ev):
+        ts = ev.ts_us
+        cut = int(ts[0] + (ts[-1] - ts[0]) * 2 // 3) // HOUR_US * HOUR_US
         split = int(np.searchsorted(ts, cut))
-        early = learn(frame.iloc[:split], cfg.timezone, cfg.window_minutes, cfg.rate_history_weeks)
-        holdout = frame.iloc[split:]
-        rows = early.ids(holdout["identity"].to_numpy())
+        early = learn(
+            ev.slice(0, split), cfg.timezone, cfg.window_minutes, cfg.rate_history_weeks, cut
+        )
+        holdout = ev.slice(split, len(ev))
+        rows = early.ids(holdout.identity)
         warm = early.warm(rows, cut, cfg.cold_start.min_active_days, cfg.cold_start.min_span_days)
         base.model = multivariate.fit(early, holdout, mv, warm, cut)
     return base
@@ -76,13 +77,13 @@ class Detection:
     open: dict[str, Incident] = field(default_factory=dict)
     closed: list[Incident] = field(default_factory=list)
 
-    def run(self, frame: pd.DataFrame, start_us: int, end_us: int) -> list[Incident]:
+    def run(self, ev: Events, start_us: int, end_us: int) -> list[Incident]:
         """Judge one batch covering [start_us, end_us); return the incidents it opened or
         added to (new evidence for the sinks)."""
         changed: dict[int, Incident] = {}
         findings: list[Finding] = []
-        if len(frame):
-            batch = Batch.of(self.base, frame, start_us, end_us, self.cfg)
+        if len(ev):
+            batch = Batch.of(self.base, ev, start_us, end_us, self.cfg)
             for name, detect in DETECTORS.items():
                 settings = getattr(self.cfg, name)
                 if settings.enabled:
@@ -100,8 +101,8 @@ class Detection:
         exclude = None
         if findings:
             evidence = {e for f in findings for e in f.evidence}
-            exclude = frame["event_id"].isin(evidence).to_numpy()
-        self.base.update(frame, (start_us, end_us), exclude)
+            exclude = np.isin(ev.event_id, list(evidence))
+        self.base.update(ev, (start_us, end_us), exclude)
         for identity, incident in list(self.open.items()):
             if incident.end_us + gap < end_us:
                 self.closed.append(self.open.pop(identity))

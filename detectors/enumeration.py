@@ -13,15 +13,14 @@ from detectors.settings import Enumeration
 
 
 def detect(base: Baselines, batch: Batch, cfg: Enumeration) -> list[Finding]:
-    f = batch.frame
-    access = f["access"].to_numpy()
+    access = batch.ev.access
     if not access.any():
         return []
     width = batch.cfg.window_minutes * 60_000_000
-    secrets, actions = f["secret"].to_numpy(), f["action"].to_numpy()
+    secrets, actions = batch.ev.secret, batch.ev.action
     floor = cfg.min_distinct / cfg.threshold
     findings = []
-    for (identity, win), pos in batch.groups(access, "identity", "win"):
+    for identity, win, pos in batch.groups(access, "win"):
         if len(pos) < min(cfg.min_distinct, cfg.min_novel):
             continue
         touched = set(secrets[pos])

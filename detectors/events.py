@@ -8,6 +8,7 @@ explanation is the hour the people reading it live in.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
@@ -21,43 +22,110 @@ DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sun
 ACCESS_ACTIONS = ("read", "list", "write", "delete", "rotate")
 
 
-def prepare(events: pd.DataFrame, tz: str = "UTC", window_minutes: int = 10) -> pd.DataFrame:
-    """Add `ts_us`, `uhour` (UTC hour index), local `hour` (absolute hour index), `day`,
-    `week`, `how` (hour of week, Monday 00:00 = 0), `win` (absolute window index), `net`,
-    `area`, `access` (touches a secret) and `denied` to a store frame.
+@dataclass(frozen=True)
+class Events:
+    """A batch of events as numpy columns: text columns as object arrays, time keys and
+    integer codes (for grouping) as int64, flags as bool. Slicing gives views, so the
+    replay loop cuts batches out of one prepared stream for free."""
+
+    event_id: np.ndarray
+    identity: np.ndarray
+    identity_kind: np.ndarray
+    secret: np.ndarray
+    action: np.ndarray
+    outcome: np.ndarray
+    source_ip: np.ndarray
+    net: np.ndarray
+    client: np.ndarray  # user-agent family, e.g. `aws-cli`, `vault-agent`
+    area: np.ndarray
+    ts_us: np.ndarray
+    uhour: np.ndarray  # UTC hour index
+    hour: np.ndarray  # local hour index
+    day: np.ndarray  # local day index
+    week: np.ndarray  # local week index (weeks start on Monday)
+    how: np.ndarray  # local hour of the week, Monday 00:00 = 0
+    win: np.ndarray  # burst window index
+    icode: np.ndarray  # identity code (within this stream)
+    scode: np.ndarray  # secret code
+    ncode: np.ndarray  # network code
+    ccode: np.ndarray  # client code
+    access: np.ndarray  # touches a secret
+    denied: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts_us)
+
+    def slice(self, lo: int, hi: int) -> Events:
+        return Events(**{f.name: getattr(self, f.name)[lo:hi] for f in fields(self)})
+
+    def take(self, index: np.ndarray) -> Events:
+        """The events at `index` (positions or a boolean mask)."""
+        return Events(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+
+def prepare(events: pd.DataFrame, tz: str = "UTC", window_minutes: int = 10) -> Events:
+    """Turn a store frame (time-ordered) into `Events`: time keys in the configured zone,
+    the network and folder of each event, and integer codes for grouping.
 
     >>> f = pd.DataFrame({"ts": pd.to_datetime(["2026-05-03T03:10:00Z"]), "secret": ["a/b/c"],
     ...     "source_ip": ["10.1.2.3"], "identity": ["x"], "action": ["read"],
     ...     "outcome": ["success"], "event_id": ["e"]})
-    >>> r = prepare(f).iloc[0]
-    >>> int(r.how), DAYS[int(r.how) // 24], r.net, r.area
+    >>> e = prepare(f)
+    >>> int(e.how[0]), DAYS[int(e.how[0]) // 24], e.net[0], e.area[0]
     (147, 'Sunday', '10.1.2.0/24', 'a/b')
     """
-    frame = events.copy() if len(events) else events.head(0).copy()
-    for column in ("secret", "source_ip", "identity"):
-        frame[column] = frame[column].fillna("").astype(object)
-    ts = frame["ts"]
+
+    def text(name: str) -> np.ndarray:
+        if name not in events:
+            return np.full(len(events), "", dtype=object)
+        return events[name].fillna("").to_numpy(dtype=object)
+
+    ts = events["ts"]
     if not isinstance(ts.dtype, pd.DatetimeTZDtype):
         ts = pd.to_datetime(ts, utc=True)
     ts_us = ts.dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype("int64").to_numpy()
-    offset = _offsets_us(ts, tz)
-    local = ts_us + offset
-    frame["ts_us"] = ts_us
-    frame["uhour"] = ts_us // HOUR_US
-    frame["hour"] = local // HOUR_US
-    frame["day"] = local // DAY_US
-    # 1970-01-01 was a Thursday: shift so that weeks start on Monday.
-    monday_based = local + 3 * DAY_US
-    frame["week"] = monday_based // WEEK_US
-    frame["how"] = (monday_based % WEEK_US) // HOUR_US
-    frame["win"] = ts_us // (window_minutes * 60_000_000)
-    frame["net"] = _map(frame["source_ip"], network)
-    frame["area"] = _map(frame["secret"], area)
-    frame["access"] = frame["action"].isin(ACCESS_ACTIONS).to_numpy() & (
-        frame["secret"].fillna("").to_numpy() != ""
+    local = ts_us + _offsets_us(ts, tz)
+    monday_based = local + 3 * DAY_US  # 1970-01-01 was a Thursday
+    secret, source_ip, action = text("secret"), text("source_ip"), text("action")
+    net = _map(source_ip, network)
+    client = _map(text("user_agent"), client_family)
+    return Events(
+        event_id=text("event_id"),
+        identity=(identity := text("identity")),
+        identity_kind=text("identity_kind"),
+        secret=secret,
+        action=action,
+        outcome=(outcome := text("outcome")),
+        source_ip=source_ip,
+        net=net,
+        client=client,
+        area=_map(secret, area),
+        ts_us=ts_us,
+        uhour=ts_us // HOUR_US,
+        hour=local // HOUR_US,
+        day=local // DAY_US,
+        week=monday_based // WEEK_US,
+        how=(monday_based % WEEK_US) // HOUR_US,
+        win=ts_us // (window_minutes * 60_000_000),
+        icode=pd.factorize(identity)[0].astype(np.int64),
+        scode=pd.factorize(secret)[0].astype(np.int64),
+        ncode=pd.factorize(net)[0].astype(np.int64),
+        ccode=pd.factorize(client)[0].astype(np.int64),
+        access=np.isin(action, ACCESS_ACTIONS) & (secret != ""),
+        denied=outcome == "denied",
     )
-    frame["denied"] = (frame["outcome"] == "denied").to_numpy()
-    return frame
+
+
+def group(keys: np.ndarray, positions: np.ndarray) -> list[np.ndarray]:
+    """Split `positions` into runs of equal `keys[positions]`, in key order (numpy only:
+    pandas groupby costs more than the detectors themselves on small batches)."""
+    if not len(positions):
+        return []
+    k = keys[positions]
+    order = np.argsort(k, kind="stable")
+    ordered = positions[order]
+    cuts = np.flatnonzero(np.diff(k[order])) + 1
+    return np.split(ordered, cuts)
 
 
 def _offsets_us(ts: pd.Series, tz: str) -> np.ndarray:
@@ -72,14 +140,12 @@ def _offsets_us(ts: pd.Series, tz: str) -> np.ndarray:
     )
 
 
-def _map(column: pd.Series, fn) -> np.ndarray:  # noqa: ANN001
-    """Apply a cached scalar function through the column's distinct values only."""
-    values = column.fillna("").astype(object).to_numpy()
+def _map(values: np.ndarray, fn) -> np.ndarray:  # noqa: ANN001
+    """Apply a cached scalar function through the distinct values only."""
     if not len(values):
-        return values
-    uniques, inverse = np.unique(values.astype(str), return_inverse=True)
-    mapped = np.array([fn(v) for v in uniques], dtype=object)
-    return mapped[inverse]
+        return values.copy()
+    codes, uniques = pd.factorize(values)
+    return np.array([fn(v) for v in uniques], dtype=object)[codes]
 
 
 @lru_cache(maxsize=65536)
@@ -101,16 +167,49 @@ def network(ip: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
+# Internal address space: RFC 1918, carrier-grade NAT, loopback, link-local, IPv6 ULA.
+# Everything else, documentation ranges included, counts as outside.
+INTERNAL = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+              "127.0.0.0/8", "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10")
+)
+
+
 @lru_cache(maxsize=65536)
 def is_private(net: str) -> bool:
-    """Whether a network is internal (RFC 1918, loopback, link-local, ULA) or an AWS
-    service name; an outside address is a stronger signal than a new pod subnet."""
+    """Whether a network is internal (see INTERNAL) or an AWS service name; an outside
+    address is a stronger signal than a new pod subnet.
+
+    >>> is_private("10.244.3.0/24"), is_private("198.51.100.0/24"), is_private("lambda.aws")
+    (True, False, True)
+    """
     if not net:
         return True
     try:
-        return ipaddress.ip_network(net).is_private
+        network_ = ipaddress.ip_network(net)
     except ValueError:
         return True
+    return any(
+        network_.version == inside.version and network_.subnet_of(inside)  # type: ignore[arg-type]
+        for inside in INTERNAL
+    )
+
+
+@lru_cache(maxsize=65536)
+def client_family(user_agent: str) -> str:
+    """The client software behind a user agent, without versions: what a stolen credential
+    replayed with other tools changes.
+
+    >>> client_family("aws-cli/2.15.30 Python/3.11.8"), client_family("[Boto3/1.34 md/x]")
+    ('aws-cli', 'boto3')
+    >>> client_family("Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0"), client_family("")
+    ('mozilla', '')
+    """
+    text = user_agent.strip().lstrip("[").lower()
+    for sep in ("/", " ", "("):
+        text = text.split(sep, 1)[0]
+    return text
 
 
 @lru_cache(maxsize=65536)

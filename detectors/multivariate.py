@@ -16,13 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from sklearn.mixture import GaussianMixture
 
 from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch
-from detectors.events import HOUR_US
+from detectors.events import HOUR_US, Events, group
 from detectors.settings import Multivariate
 
 FEATURES = (
@@ -56,32 +55,25 @@ class Model:
 
 
 def features(
-    base: Baselines, frame: pd.DataFrame, mask: np.ndarray, rows: np.ndarray, now_us: int
+    base: Baselines, ev: Events, mask: np.ndarray, rows: np.ndarray, now_us: int
 ) -> tuple[list[tuple[str, int, np.ndarray]], np.ndarray]:
     """One feature row per (identity, UTC hour) among the events under `mask`, with the
     event positions behind each row."""
-    positions = np.flatnonzero(mask)
     keys: list[tuple[str, int, np.ndarray]] = []
-    if not len(positions):
-        return keys, np.zeros((0, len(FEATURES)))
-    secrets, nets = frame["secret"].to_numpy(), frame["net"].to_numpy()
-    actions, denied = frame["action"].to_numpy(), frame["denied"].to_numpy()
-    access, how = frame["access"].to_numpy(), frame["how"].to_numpy()
-    sub = frame.iloc[positions]
     out = []
-    for (identity, hour), idx in sub.groupby(["identity", "uhour"], sort=True).indices.items():
-        pos = positions[idx]
-        r = int(rows[pos[0]])
-        touched = set(secrets[pos[access[pos]]])
-        seen_nets = {n for n in nets[pos] if n}
-        seasonal, pooled = base.rate_ref(r, int(hour))
-        usage, _ = base.usage(r, int(how[pos[0]]), now_us)
-        act = actions[pos]
+    for pos in group((ev.icode << 40) | ev.uhour, np.flatnonzero(mask)):
+        first = pos[0]
+        r, hour = int(rows[first]), int(ev.uhour[first])
+        touched = set(ev.secret[pos[ev.access[pos]]])
+        seen_nets = {n for n in ev.net[pos] if n}
+        seasonal, pooled = base.rate_ref(r, hour)
+        usage, _ = base.usage(r, int(ev.how[first]), now_us)
+        act = ev.action[pos]
         out.append(
             (
                 np.log1p(len(pos)),
                 np.log1p(len(touched)),
-                np.log1p(int(denied[pos].sum())),
+                np.log1p(int(ev.denied[pos].sum())),
                 np.log1p(int((act == "list").sum())),
                 np.log1p(int(np.isin(act, ("write", "delete")).sum())),
                 np.log1p(len(pos)) - np.log1p(max(seasonal, pooled / 2)),
@@ -91,15 +83,17 @@ def features(
                 np.log1p(len(seen_nets)),
             )
         )
-        keys.append((identity, int(hour), pos))
+        keys.append((ev.identity[first], hour, pos))
+    if not out:
+        return keys, np.zeros((0, len(FEATURES)))
     return keys, np.asarray(out, dtype=np.float64)
 
 
 def fit(
-    early: Baselines, holdout: pd.DataFrame, cfg: Multivariate, warm: np.ndarray, now_us: int
+    early: Baselines, holdout: Events, cfg: Multivariate, warm: np.ndarray, now_us: int
 ) -> Model | None:
     """Fit on the holdout's identity-hours (None when there are too few to trust)."""
-    rows = early.ids(holdout["identity"].to_numpy())
+    rows = early.ids(holdout.identity)
     _, x = features(early, holdout, warm, rows, now_us)
     if len(x) < cfg.min_rows:
         return None
@@ -122,7 +116,7 @@ def detect(base: Baselines, batch: Batch, cfg: Multivariate) -> list[Finding]:
     model = base.model
     if not isinstance(model, Model):
         return []
-    keys, x = features(base, batch.frame, batch.warm, batch.rows, batch.start_us)
+    keys, x = features(base, batch.ev, batch.warm, batch.rows, batch.start_us)
     if not len(x):
         return []
     scores = model.score(x)

@@ -16,7 +16,7 @@ from detectors.settings import RateSpike
 def detect(base: Baselines, batch: Batch, cfg: RateSpike) -> list[Finding]:
     findings = []
     weeks = base.ring_weeks
-    for (identity, hour), pos in batch.groups(batch.warm, "identity", "uhour"):
+    for identity, hour, pos in batch.groups(batch.warm, "uhour"):
         if len(pos) < cfg.min_count:
             continue
         r = int(batch.rows[pos[0]])

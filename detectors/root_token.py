@@ -11,12 +11,11 @@ from detectors.settings import RootToken
 
 
 def detect(base: Baselines, batch: Batch, cfg: RootToken) -> list[Finding]:
-    f = batch.frame
-    mask = (f["identity_kind"] == "root").to_numpy()
+    ev = batch.ev
     findings = []
-    for (identity, hour), pos in batch.groups(mask, "identity", "uhour"):
-        secrets = {s for s in f["secret"].to_numpy()[pos] if s}
-        ips = {ip for ip in f["source_ip"].to_numpy()[pos] if ip}
+    for identity, hour, pos in batch.groups(ev.identity_kind == "root", "uhour"):
+        secrets = {s for s in ev.secret[pos] if s}
+        ips = {ip for ip in ev.source_ip[pos] if ip}
         at = batch.first_us(pos)
         findings.append(
             Finding(

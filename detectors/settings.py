@@ -38,6 +38,9 @@ class UnusualTime(_Model):
     # A service doing exactly its usual work (known secrets, known networks, usual volume)
     # at a new hour has most likely been rescheduled: its score is multiplied by this.
     routine_factor: float = Field(0.5, ge=0, le=1)
+    # Someone active at rare hours on this share of their days (an on-call engineer) is not
+    # judged by the hour alone: the score falls to 0 as their history approaches it.
+    irregular_share: float = Field(0.1, gt=0, le=1)
 
 
 class RateSpike(_Model):
@@ -55,6 +58,12 @@ class UnexpectedAccessor(_Model):
     # shared configuration, not another team's.
     common_fraction: float = Field(0.25, gt=0, le=1)
     common_min: int = Field(6, ge=2)
+    # Readers whose own home folders (where each reads most) number this many or more make a
+    # secret shared across teams.
+    shared_homes: int = Field(3, ge=2)
+    # A secret only people have read (often whoever set it up) is not another service's:
+    # its score is multiplied by this.
+    people_only_factor: float = Field(0.4, ge=0, le=1)
 
 
 class DeniedBurst(_Model):

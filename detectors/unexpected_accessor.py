@@ -18,17 +18,18 @@ from detectors.settings import UnexpectedAccessor
 
 
 def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Finding]:
-    f = batch.frame
-    ok = f["access"].to_numpy() & ~f["denied"].to_numpy()
+    ev = batch.ev
+    ok = ev.access & ~ev.denied
     if not ok.any():
         return []
     common = max(cfg.common_min, cfg.common_fraction * max(len(base), 1))
-    secrets, areas = f["secret"].to_numpy(), f["area"].to_numpy()
+    secrets, areas = ev.secret, ev.area
     findings = []
-    for (identity, hour), pos in batch.groups(ok, "identity", "uhour"):
+    for identity, hour, pos in batch.groups(ok, "uhour"):
         r = int(batch.rows[pos[0]])
+        warm = bool(batch.warm[pos[0]])
         mine = base.secrets[r] if r >= 0 else set()
-        my_areas = base.areas[r] if r >= 0 else set()
+        my_areas = base.areas[r] if r >= 0 else {}
         roam = 0.0
         if r >= 0 and base.active_days[r]:
             roam = min(1.0, 3 * base.area_new_days[r] / base.active_days[r])
@@ -37,11 +38,17 @@ def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Findi
             if s in mine or a in my_areas:
                 continue
             owners = base.accessors.get(s, set()) - {identity}
-            if not owners:
+            if not owners and warm:
+                # A secret nobody read yet, in a folder others use. (A new identity reading
+                # new secrets is a deployment, not an intrusion.)
                 owners = base.area_users.get(a, set()) - {identity}
             if not owners or len(owners) >= common:
                 continue
+            if len({base.home(o) for o in owners}) >= cfg.shared_homes:
+                continue  # read from many teams' home folders: shared, not owned
             score = (1 - 0.5 * len(owners) / common) * (1 - 0.6 * roam)
+            if all(base.kind[base.index[o]] == "human" for o in owners):
+                score *= cfg.people_only_factor
             if score >= cfg.threshold:
                 flagged[s] = (score, owners)
         if not flagged:

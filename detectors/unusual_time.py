@@ -17,11 +17,10 @@ from detectors.settings import UnusualTime
 
 
 def detect(base: Baselines, batch: Batch, cfg: UnusualTime) -> list[Finding]:
-    f = batch.frame
-    secrets, nets, how = f["secret"].to_numpy(), f["net"].to_numpy(), f["how"].to_numpy()
-    access = f["access"].to_numpy()
+    ev = batch.ev
+    secrets, nets, how, access = ev.secret, ev.net, ev.how, ev.access
     findings = []
-    for (identity, hour), pos in batch.groups(batch.warm, "identity", "uhour"):
+    for identity, hour, pos in batch.groups(batch.warm, "uhour"):
         r = int(batch.rows[pos[0]])
         usage, words = base.usage(r, int(how[pos[0]]), batch.start_us)
         if usage >= cfg.max_usage:
@@ -36,6 +35,9 @@ def detect(base: Baselines, batch: Batch, cfg: UnusualTime) -> list[Finding]:
         )
         if routine:
             score *= cfg.routine_factor
+        irregular = base.irregularity(r)
+        half = cfg.irregular_share / 2  # full weight up to half the share, none at the share
+        score *= min(1.0, max(0.0, (cfg.irregular_share - irregular) / half))
         if score < cfg.threshold:
             continue
         at = batch.first_us(pos)
@@ -54,7 +56,15 @@ def detect(base: Baselines, batch: Batch, cfg: UnusualTime) -> list[Finding]:
                 score=score,
                 threshold=cfg.threshold,
                 severity=cfg.severity,
-                explanation=f"{identity} {did} at {batch.when(at)}; {words}.",
+                explanation=(
+                    f"{identity} {did} at {batch.when(at)}; {words}"
+                    + (
+                        f" (it was up at such hours on {irregular:.0%} of its days)"
+                        if irregular
+                        else ""
+                    )
+                    + "."
+                ),
                 evidence=batch.ids(pos),
             )
         )

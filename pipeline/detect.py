@@ -40,8 +40,7 @@ def train_store(
     """Learn baselines from the stored events in [since, until) and replace the stored
     ones; detection continues from `until`."""
     events = store.events(EventFilter(since=since, until=until))
-    frame = prepare(events, cfg.timezone, cfg.window_minutes)
-    base = train(frame, cfg)
+    base = train(prepare(events, cfg.timezone, cfg.window_minutes), cfg, _us(until))
     previous = store.detection_state("meta")
     base.version = (orjson.loads(previous)["version"] + 1) if previous else 1
     base.trained_until_us = base.observed_until_us = _us(until)
@@ -94,8 +93,8 @@ def detect_store(
     end_us = _us(until) if until is not None else None
     since = datetime.fromtimestamp(watermark / 1e6, tz=UTC)
     events = store.events(EventFilter(since=since, until=until))
-    frame = prepare(events, cfg.timezone, cfg.window_minutes)
-    ts = frame["ts_us"].to_numpy()
+    ev = prepare(events, cfg.timezone, cfg.window_minutes)
+    ts = ev.ts_us
     step = cfg.batch_minutes * 60_000_000
     if end_us is None:
         end_us = (
@@ -109,8 +108,8 @@ def detect_store(
         identities: set[str] = set()
         while start + step <= chunk_end:
             hi = int(np.searchsorted(ts, start + step))
-            part = frame.iloc[lo:hi]
-            identities.update(part["identity"].unique())
+            part = ev.slice(lo, hi)
+            identities.update(set(part.identity))
             for incident in detection.run(part, start, start + step):
                 touched[incident.id] = incident.alert()
             if on_batch is not None:

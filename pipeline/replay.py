@@ -67,23 +67,20 @@ def replay(
 ) -> Detection:
     """Learn from the events before `train_until_us`, then stream the rest through
     detection in `cfg.batch_minutes` batches aligned to the cut-off, in time order."""
-    frame = prepare(events, cfg.timezone, cfg.window_minutes)
-    ts = frame["ts_us"].to_numpy()
+    ev = prepare(events, cfg.timezone, cfg.window_minutes)
+    ts = ev.ts_us
     split = int(np.searchsorted(ts, train_until_us))
-    base = train(frame.iloc[:split], cfg)
-    base.trained_until_us = train_until_us
+    base = train(ev.slice(0, split), cfg, train_until_us)
     detection = Detection(base, cfg)
-    if split == len(frame):
-        return detection
     step = cfg.batch_minutes * 60_000_000
     start = train_until_us
-    last = int(ts[-1])
+    last = int(ts[-1]) if len(ts) else start - 1
     while start <= last:
         end = start + step
-        lo, hi = split, int(np.searchsorted(ts, end))
-        detection.run(frame.iloc[lo:hi], start, end)
+        hi = int(np.searchsorted(ts, end))
+        detection.run(ev.slice(split, hi), start, end)
         if on_batch is not None:
-            on_batch(hi - lo)
+            on_batch(hi - split)
         split, start = hi, end
     return detection
 
