@@ -101,10 +101,13 @@ def _utc(text: str) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def touched_changes(alert: dict, changes: list[dict]) -> list[dict]:
-    """Legitimate changes on the alert's identity (or on everyone) in force when it fired."""
+def touched_changes(alert: dict, labels: dict) -> list[dict]:
+    """Legitimate changes on the alert's identity (or on everyone) in force when it fired,
+    and the on-call week if its identity was on call (night pages are normal then)."""
     when = _utc(alert["timestamp"])
-    return [c for c in changes if c["identity"] in ("*", alert.get("identity"))
+    weeks = [{**w, "kind": "on_call_week"} for w in labels.get("oncall", [])]
+    return [c for c in [*labels.get("changes", []), *weeks]
+            if c["identity"] in ("*", alert.get("identity"))
             and _utc(c["start"]) <= when <= _utc(c["end"])]
 
 
@@ -122,7 +125,7 @@ def score(alerts: list[dict], labels: dict, name: str = "") -> Score:
             for attack_id in sorted(hit):
                 result.caught.setdefault(attack_id, []).append(str(alert.get("id")))
         else:
-            touches = touched_changes(alert, labels.get("changes", []))
+            touches = touched_changes(alert, labels)
             result.false_alerts.append({**alert, "touches": touches})
     return result
 

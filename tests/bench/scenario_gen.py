@@ -1279,7 +1279,8 @@ def generate(out_dir: Path, seed: int = 1, days: int = 120, scale: float = 1.0) 
     `identities` (canonical identity as parsed, source, identity_kind, role, team),
     `attacks` (id, kind, source, identity, description, start, end, event_ids: the ids
     the parser gives the attack's calls), `changes` (legitimate: kind, source, identity or
-    `*`, start, end, description) and `counts` (Vault calls, CloudTrail records).
+    `*`, start, end, description), `oncall` (identity, start, end: who may be paged at night
+    that week) and `counts` (Vault calls, CloudTrail records).
     """
     if days < 9:
         raise ValueError(f"days must be at least 9 (training plus detection); got {days}")
@@ -1313,6 +1314,8 @@ def generate(out_dir: Path, seed: int = 1, days: int = 120, scale: float = 1.0) 
         "detect_days": cal.detect_days, "identities": _identities(cal),
         "attacks": [attacks[a.id] for a in ATTACKS],
         "changes": sorted(_window_changes(cal) + w.changes, key=lambda c: c["start"]),
+        "oncall": [{"identity": ONCALL[week % len(ONCALL)], "start": iso(cal.t(7 * week)),
+                    "end": iso(cal.t(min(days, 7 * week + 7)))} for week in range((days + 6) // 7)],
         "counts": {"vault_calls": len(w.vault), "aws_records": len(w.aws)},
     }
     (out_dir / "labels.json").write_bytes(orjson.dumps(labels, option=orjson.OPT_INDENT_2))

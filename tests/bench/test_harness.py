@@ -73,6 +73,8 @@ def test_layout_and_labels(scenario: tuple[Path, dict]) -> None:
     assert len({i["identity"] for i in labels["identities"]}) >= 30
     assert {c["kind"] for c in labels["changes"]} == {
         "new_service", "batch_rescheduled", "oncall_night", "holiday_lull", "holiday_end"}
+    assert [w["identity"] for w in labels["oncall"][:4]] == [*sg.ONCALL, sg.ONCALL[0]]
+    assert labels["oncall"][-1]["end"] == labels["end"]
 
 
 def test_every_call_parses_into_one_event(scenario: tuple[Path, dict], parsed: tuple) -> None:
@@ -124,7 +126,12 @@ def test_traffic_keeps_its_rhythms(scenario: tuple[Path, dict], parsed: tuple) -
     people = normal[normal["identity"].isin([h.identity for h in sg.HUMANS])]
     hour, weekday = people["ts"].dt.hour, people["ts"].dt.day_of_week
     night = people[(hour < 6) | (weekday >= 5)]
-    assert set(night["identity"]) <= set(sg.ONCALL)
+    assert set(night["identity"]) <= set(sg.ONCALL) and len(night) > 0
+    weeks = pd.DataFrame(labels["oncall"])
+    for ts, who in zip(night["ts"], night["identity"], strict=True):
+        on = weeks[(weeks["identity"] == who) & (weeks["start"].map(pd.Timestamp) <= ts)
+                   & (ts < weeks["end"].map(pd.Timestamp))]
+        assert len(on) == 1, f"{who} up at {ts} while not on call"
     svc = normal[normal["identity"] == "orders/orders-api"]["ts"].dt.hour
     assert svc.between(9, 16).sum() > 2 * svc.between(0, 7).sum()
     legacy = normal[normal["identity"] == "legacy-cron"]["ts"]
@@ -146,6 +153,8 @@ LABELS = {
     ],
     "changes": [{"kind": "new_service", "identity": "new", "start": "2026-05-03T00:00:00Z",
                  "end": "2026-06-01T00:00:00Z"}],
+    "oncall": [{"identity": "other", "start": "2026-05-03T00:00:00Z",
+                "end": "2026-05-10T00:00:00Z"}],
 }
 
 
@@ -170,7 +179,7 @@ def test_score_counts_catches_and_false_alerts() -> None:
     assert [a["id"] for a in result.false_alerts] == ["a3", "a4", "a5"]
     assert result.false_per_day == pytest.approx(0.3)
     assert [[c["kind"] for c in a["touches"]] for a in result.false_alerts] == [
-        ["new_service"], [], []]
+        ["new_service"], [], ["on_call_week"]]
     assert result.by_kind() == {"enumeration": (1, 1), "root_token": (1, 1), "dormant": (0, 1)}
     assert [a["id"] for a in result.missed()] == ["C"]
     assert result.false_by("identity") == {"new": 2, "other": 1}

@@ -19,7 +19,7 @@ def judge(name: str, base: Baselines, rows: list, cfg: DetectorsConfig | None = 
         cfg = cfg.model_copy(
             update={name: getattr(cfg, name).model_copy(update=overrides)}
         )
-    f = frame(rows)
-    start = int(f["ts_us"].min()) // HOUR_US * HOUR_US if len(f) else us(after(0))
-    batch = Batch.of(base, f, start, start + HOUR_US, cfg)
+    ev = frame(rows)
+    start = int(ev.ts_us.min()) // HOUR_US * HOUR_US if len(ev) else us(after(0))
+    batch = Batch.of(base, ev, start, start + HOUR_US, cfg)
     return DETECTORS[name](base, batch, getattr(cfg, name))

@@ -10,15 +10,16 @@ from detectors.events import HOUR_US
 
 
 def test_online_updates_end_where_learning_everything_at_once_ends(history):
-    ts = history["ts_us"].to_numpy()
-    half = int(np.searchsorted(ts, us(START + timedelta(days=30))))
-    whole = learn(history)
-    stepwise = learn(history.iloc[:half])
-    day = 24 * HOUR_US
+    ts = history.ts_us
     start = us(START + timedelta(days=30))
-    for lo in range(start, int(ts[-1]) + 1, day):
+    half = int(np.searchsorted(ts, start))
+    day = 24 * HOUR_US
+    end = start + (int(ts[-1]) - start) // day * day + day
+    whole = learn(history, until_us=end)
+    stepwise = learn(history.slice(0, half), until_us=start)
+    for lo in range(start, end, day):
         a, b = np.searchsorted(ts, [lo, lo + day])
-        stepwise.update(history.iloc[a:b], (lo, lo + day))
+        stepwise.update(history.slice(int(a), int(b)), (lo, lo + day))
     for name in whole.names:
         assert dict(whole.to_rows([name])) == dict(stepwise.to_rows([name])), name
 
@@ -52,7 +53,7 @@ def test_silent_hours_are_zero_in_the_rate_history(trained):
     week = 7 * 24 * HOUR_US
     for w in range(8):  # eight silent weeks
         start = us(after(0)) + w * week
-        trained.update(frame([]).iloc[:0], (start, start + week))
+        trained.update(frame([]), (start, start + week))
     assert trained.rate_ref(r, hour) == (0, 0)
 
 

@@ -11,13 +11,13 @@ from detectors.settings import DetectorsConfig
 
 
 def _run(detection: Detection, rows: list, hours: int) -> list:
-    f = frame(rows)
-    ts = f["ts_us"].to_numpy()
+    ev = frame(rows)
     changed = []
     start = us(after(0))
     for h in range(hours):
-        lo, hi = np.searchsorted(ts, [start + h * HOUR_US, start + (h + 1) * HOUR_US])
-        changed += detection.run(f.iloc[lo:hi], start + h * HOUR_US, start + (h + 1) * HOUR_US)
+        lo, hi = np.searchsorted(ev.ts_us, [start + h * HOUR_US, start + (h + 1) * HOUR_US])
+        part = ev.slice(int(lo), int(hi))
+        changed += detection.run(part, start + h * HOUR_US, start + (h + 1) * HOUR_US)
     return changed
 
 

@@ -38,3 +38,17 @@ def test_a_new_identity_reaching_into_an_owned_folder(trained):
 def test_denied_reads_are_left_to_denied_burst(trained):
     rows = [row("orders/orders-api", after(10), "secret/payments/db", outcome="denied")]
     assert judge("unexpected_accessor", trained, rows) == []
+
+
+def test_secrets_read_from_many_teams_home_folders_are_shared(trained):
+    # secret/shared/tls is read by orders-api and payments-api, whose homes differ.
+    rows = [row("alice", after(10), "secret/shared/tls", ip="192.168.10.4", kind="human")]
+    assert judge("unexpected_accessor", trained, rows, shared_homes=2) == []
+
+
+def test_a_secret_only_people_read_is_not_another_services(trained):
+    rows = [row("nightly-report", after(10), "secret/orders/db", ip="10.0.5.5")]
+    trained.accessors["secret/orders/db"] = {"alice"}
+    trained.area_users["secret/orders"] = {"alice"}
+    assert judge("unexpected_accessor", trained, rows) == []
+    assert judge("unexpected_accessor", trained, rows, people_only_factor=1.0)

@@ -39,3 +39,13 @@ def test_weekend_use_by_a_weekday_person(trained):
     rows = [row("alice", saturday, "secret/orders/db", ip="192.168.10.4", kind="human")]
     [finding] = judge("unusual_time", trained, rows)
     assert "Saturday" in finding.explanation and "weekend days" in finding.explanation
+
+
+def test_people_often_up_at_odd_hours_are_not_judged_by_the_hour(trained):
+    r = trained.index["alice"]
+    rows = [row("alice", after(3), "secret/orders/db", ip="192.168.10.4", kind="human")]
+    trained.odd_days[r] = trained.active_days[r] // 20  # 5% of days: still judged
+    [finding] = judge("unusual_time", trained, rows)
+    assert "on 5% of its days" in finding.explanation
+    trained.odd_days[r] = trained.active_days[r] // 8  # 12%: on call, the hour alone is moot
+    assert judge("unusual_time", trained, rows) == []
