@@ -17,7 +17,7 @@ What is kept per identity:
   which carries the daily and weekly seasonality;
 - what and where: the secrets it touched, how often it read each folder ("area"), the
   networks it came from, and how often it picked up new folders and networks;
-- bursts: its worst window of denied requests and of distinct secrets touched;
+- bursts: its worst window (and hour) of denied requests and of distinct secrets touched;
 - activity: first and last seen, active days, longest silence.
 """
 
@@ -48,6 +48,8 @@ _INT_FIELDS = (
     "odd_days",
     "odd_last",
     "client_new_days",
+    "denied_max_hour",
+    "distinct_max_hour",
 )
 
 
@@ -76,6 +78,8 @@ class Baselines:
     max_gap_days: np.ndarray = field(default_factory=_ints)
     denied_max: np.ndarray = field(default_factory=_ints)
     distinct_max: np.ndarray = field(default_factory=_ints)
+    denied_max_hour: np.ndarray = field(default_factory=_ints)  # the same per hour, for slow
+    distinct_max_hour: np.ndarray = field(default_factory=_ints)  # probing and enumeration
     net_new_days: np.ndarray = field(default_factory=_ints)
     area_new_days: np.ndarray = field(default_factory=_ints)
     odd_days: np.ndarray = field(default_factory=_ints)  # days active at a rare hour
@@ -304,15 +308,20 @@ class Baselines:
         self.ring[key >> 32, how, slot] = counts
 
     def _bursts(self, ev: Events, rows: np.ndarray) -> None:
-        if ev.denied.any():
-            key, counts = np.unique((rows[ev.denied] << 32) | ev.win[ev.denied], return_counts=True)
-            np.maximum.at(self.denied_max, key >> 32, counts)
-        if ev.access.any():
-            a = ev.access
-            key, counts = np.unique(
-                distinct_pairs((rows[a] << 32) | ev.win[a], ev.scode[a]), return_counts=True
-            )
-            np.maximum.at(self.distinct_max, key >> 32, counts)
+        for window, denied_max, distinct_max in (
+            (ev.win, self.denied_max, self.distinct_max),
+            (ev.uhour, self.denied_max_hour, self.distinct_max_hour),
+        ):
+            if ev.denied.any():
+                d = ev.denied
+                key, counts = np.unique((rows[d] << 32) | window[d], return_counts=True)
+                np.maximum.at(denied_max, key >> 32, counts)
+            if ev.access.any():
+                a = ev.access
+                key, counts = np.unique(
+                    distinct_pairs((rows[a] << 32) | window[a], ev.scode[a]), return_counts=True
+                )
+                np.maximum.at(distinct_max, key >> 32, counts)
 
     def _sets(self, ev: Events, rows: np.ndarray) -> None:
         ok = np.flatnonzero(ev.access & ~ev.denied)

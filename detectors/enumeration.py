@@ -16,50 +16,57 @@ def detect(base: Baselines, batch: Batch, cfg: Enumeration) -> list[Finding]:
     access = batch.ev.access
     if not access.any():
         return []
-    width = batch.cfg.window_minutes * 60_000_000
     secrets, actions = batch.ev.secret, batch.ev.action
-    floor = cfg.min_distinct / cfg.threshold
     findings = []
-    for identity, win, pos in batch.groups(access, "win"):
-        if len(pos) < min(cfg.min_distinct, cfg.min_novel):
-            continue
-        touched = set(secrets[pos])
-        r = int(batch.rows[pos[0]])
-        warm = bool(batch.warm[pos[0]])
-        if warm:
-            worst = int(base.distinct_max[r])
-            novel = touched - base.secrets[r]
-            score = max(
-                len(touched) / max(worst, floor), cfg.threshold * len(novel) / cfg.min_novel
+    minutes = batch.cfg.window_minutes
+    # The short window catches a sweep; the hour catches one paced to stay under it, held to
+    # twice the floors.
+    for by, width_min, history_of, scale in (
+        ("win", minutes, base.distinct_max, 1),
+        ("uhour", 60, base.distinct_max_hour, 2),
+    ):
+        width = width_min * 60_000_000
+        min_distinct, min_novel = scale * cfg.min_distinct, scale * cfg.min_novel
+        for identity, window, pos in batch.groups(access, by):
+            if len(pos) < min(min_distinct, min_novel):
+                continue
+            touched = set(secrets[pos])
+            if len(touched) < min(min_distinct, min_novel):
+                continue
+            r = int(batch.rows[pos[0]])
+            if batch.warm[pos[0]]:
+                worst = int(history_of[r])
+                novel = touched - base.secrets[r]
+                score = max(
+                    len(touched) / max(worst, min_distinct / cfg.threshold),
+                    cfg.threshold * len(novel) / min_novel,
+                )
+                history = f"the most it touched in any {width_min} minutes before was {worst}"
+            else:
+                novel = touched
+                score = len(touched) / min_distinct
+                history = "it is too new to have a norm"
+            if score < cfg.threshold:
+                continue
+            lists = int((actions[pos] == "list").sum())
+            at = batch.first_us(pos)
+            findings.append(
+                Finding(
+                    detector="enumeration",
+                    identity=identity,
+                    start_us=window * width,
+                    end_us=(window + 1) * width,
+                    at_us=at,
+                    score=score,
+                    threshold=cfg.threshold,
+                    severity=cfg.severity,
+                    explanation=(
+                        f"{identity} touched {plural(len(touched), 'distinct secret')} "
+                        f"({len(novel)} never before, {plural(lists, 'list')}) in {width_min} "
+                        f"minutes from {batch.when(at)}, e.g. {sample(novel or touched)}; "
+                        f"{history}."
+                    ),
+                    evidence=batch.ids(pos),
+                )
             )
-            history = (
-                f"the most it touched in any {batch.cfg.window_minutes} minutes before was {worst}"
-            )
-        else:
-            novel = touched
-            score = len(touched) / cfg.min_distinct
-            history = "it is too new to have a norm"
-        if score < cfg.threshold or len(touched) < min(cfg.min_distinct, cfg.min_novel):
-            continue
-        lists = int((actions[pos] == "list").sum())
-        at = batch.first_us(pos)
-        findings.append(
-            Finding(
-                detector="enumeration",
-                identity=identity,
-                start_us=int(win) * width,
-                end_us=(int(win) + 1) * width,
-                at_us=at,
-                score=score,
-                threshold=cfg.threshold,
-                severity=cfg.severity,
-                explanation=(
-                    f"{identity} touched {plural(len(touched), 'distinct secret')} "
-                    f"({len(novel)} never before, {plural(lists, 'list')}) in "
-                    f"{batch.cfg.window_minutes} minutes from {batch.when(at)}, e.g. "
-                    f"{sample(novel or touched)}; {history}."
-                ),
-                evidence=batch.ids(pos),
-            )
-        )
     return findings

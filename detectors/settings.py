@@ -47,7 +47,7 @@ class RateSpike(_Model):
     enabled: bool = True
     threshold: float = Field(3.0, gt=1, description="x the busiest comparable hour")
     severity: Severity = "medium"
-    min_count: int = Field(40, ge=1, description="requests in the hour, at least")
+    min_count: int = Field(30, ge=1, description="requests in the hour, at least")
 
 
 class UnexpectedAccessor(_Model):
@@ -105,7 +105,7 @@ class Multivariate(_Model):
     enabled: bool = True
     # The score is 0 for the median holdout hour and 1 for the most anomalous one; a margin
     # above 1 keeps the many ordinary hours of a long stream from crossing it by chance.
-    threshold: float = Field(1.5, gt=0, description="x as far out as the furthest holdout hour")
+    threshold: float = Field(2.5, gt=0, description="x as far out as the furthest holdout hour")
     severity: Severity = "low"
     components: int = Field(8, ge=1, description="Gaussian mixture components")
     min_rows: int = Field(500, ge=50, description="holdout identity-hours needed to fit")
@@ -116,7 +116,7 @@ class DetectorsConfig(_Model):
     window_minutes: int = Field(10, ge=1, le=60, description="burst window")
     batch_minutes: int = Field(60, ge=1, le=1440, description="replay/detect batch length")
     group_gap_hours: float = Field(
-        24, ge=0, description="findings on one identity this close form one incident"
+        48, ge=0, description="findings on one identity this close form one incident"
     )
     rate_history_weeks: int = Field(8, ge=1, le=52)
     cold_start: ColdStart = ColdStart()

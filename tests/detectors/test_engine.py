@@ -31,10 +31,10 @@ def test_findings_close_together_are_one_incident(trained):
     detection = Detection(trained, DetectorsConfig())
     rows = [row("orders/orders-api", after(2), "secret/payments/db"),
             row("orders/orders-api", after(9), "secret/payments/stripe-key"),
-            row("orders/orders-api", after(40), "secret/payments/db")]
-    _run(detection, rows, 48)
+            row("orders/orders-api", after(70), "secret/payments/db")]
+    _run(detection, rows, 72)
     incidents = detection.incidents()
-    # 2h and 9h are one incident, 40h another; other detectors may add findings to them.
+    # 2h and 9h are one incident, 70h another; other detectors may add findings to them.
     assert [sum(f.detector == "unexpected_accessor" for f in i.findings)
             for i in incidents] == [2, 1]
 

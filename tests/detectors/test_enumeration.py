@@ -13,7 +13,7 @@ def sweep(ident: str, n: int, folder: str = "secret/orders", kind: str = "servic
 
 def test_many_secrets_never_touched(trained):
     rows = sweep("alice", 25, kind="human")
-    [finding] = judge("enumeration", trained, rows)
+    finding, *_ = judge("enumeration", trained, rows)
     assert "25 distinct secrets (25 never before" in finding.explanation
     assert len(finding.evidence) == 25
 
