@@ -95,12 +95,21 @@ class Incident:
 
     @property
     def id(self) -> str:
-        first = min(self.findings, key=lambda f: (f.start_us, f.detector))
+        """The id of the finding that opened the incident: it never changes as the
+        incident grows, so an alert already delivered is updated, never raised again."""
+        first = self.findings[0]
         return alert_id(first.detector, first.identity, first.start_us)
 
     def add(self, finding: Finding) -> bool:
+        """Add a finding; one with a known key replaces the old one if it has more
+        evidence (a window judged again once complete). True if anything changed."""
         if finding.key in self.keys:
-            return False
+            for i, old in enumerate(self.findings):
+                if old.key == finding.key:
+                    if len(finding.evidence) <= len(old.evidence):
+                        return False
+                    self.findings[i] = finding
+                    return True
         self.keys.add(finding.key)
         self.findings.append(finding)
         return True

@@ -295,7 +295,14 @@ class Baselines:
         self.odd_last[odd_rows] = np.maximum(self.odd_last[odd_rows], last_day[odd_rows])
 
     def _zero_ring(self, span: tuple[int, int]) -> None:
-        first = max(span[0] // HOUR_US, span[1] // HOUR_US - 168 * self.ring_weeks)
+        """Clear the ring slots of hours entered for the first time (their slot still holds
+        the count of `ring_weeks` ago); hours already observed keep what they have, so a
+        batch shorter than an hour, or a late event, adds to its hour."""
+        first = max(
+            span[0] // HOUR_US,
+            -(-self.observed_until_us // HOUR_US),
+            span[1] // HOUR_US - 168 * self.ring_weeks,
+        )
         hours = np.arange(first, span[1] // HOUR_US, dtype=np.int64)
         how, slot = _slots(hours, self.ring_weeks)
         self.ring[:, how, slot] = 0
@@ -305,7 +312,7 @@ class Baselines:
         keep = ev.uhour >= cutoff  # UTC hours: the ring is internal
         key, counts = np.unique((rows[keep] << 32) | ev.uhour[keep], return_counts=True)
         how, slot = _slots(key & 0xFFFFFFFF, self.ring_weeks)
-        self.ring[key >> 32, how, slot] = counts
+        np.add.at(self.ring, (key >> 32, how, slot), counts.astype(np.int32))
 
     def _bursts(self, ev: Events, rows: np.ndarray) -> None:
         for window, denied_max, distinct_max in (

@@ -80,7 +80,26 @@ class Detection:
     def run(self, ev: Events, start_us: int, end_us: int) -> list[Incident]:
         """Judge one batch covering [start_us, end_us); return the incidents it opened or
         added to (new evidence for the sinks)."""
-        changed: dict[int, Incident] = {}
+        findings = self._judge(ev, start_us, end_us)
+        changed = self._group(findings)
+        exclude = None
+        if findings:
+            evidence = {e for f in findings for e in f.evidence}
+            exclude = np.isin(ev.event_id, list(evidence))
+        self.base.update(ev, (start_us, end_us), exclude)
+        gap = int(self.cfg.group_gap_hours * HOUR_US)
+        for identity, incident in list(self.open.items()):
+            if incident.end_us + gap < end_us:
+                self.closed.append(self.open.pop(identity))
+        return changed
+
+    def peek(self, ev: Events, start_us: int, end_us: int) -> list[Incident]:
+        """Judge the part of a batch seen so far without learning from it: a stream raises
+        alerts as events arrive and `run`s the batch once it is complete (the same
+        findings then only grow)."""
+        return self._group(self._judge(ev, start_us, end_us))
+
+    def _judge(self, ev: Events, start_us: int, end_us: int) -> list[Finding]:
         findings: list[Finding] = []
         if len(ev):
             batch = Batch.of(self.base, ev, start_us, end_us, self.cfg)
@@ -88,6 +107,10 @@ class Detection:
                 settings = getattr(self.cfg, name)
                 if settings.enabled:
                     findings.extend(detect(self.base, batch, settings))
+        return findings
+
+    def _group(self, findings: list[Finding]) -> list[Incident]:
+        changed: dict[int, Incident] = {}
         gap = int(self.cfg.group_gap_hours * HOUR_US)
         for f in sorted(findings, key=lambda f: (f.start_us, f.detector, f.identity)):
             incident = self.open.get(f.identity)
@@ -98,14 +121,6 @@ class Detection:
                 self.open[f.identity] = incident
             if incident.add(f):
                 changed[id(incident)] = incident
-        exclude = None
-        if findings:
-            evidence = {e for f in findings for e in f.evidence}
-            exclude = np.isin(ev.event_id, list(evidence))
-        self.base.update(ev, (start_us, end_us), exclude)
-        for identity, incident in list(self.open.items()):
-            if incident.end_us + gap < end_us:
-                self.closed.append(self.open.pop(identity))
         return list(changed.values())
 
     def incidents(self) -> list[Incident]:

@@ -27,7 +27,18 @@ def test_incident_groups_findings_and_bumps_severity():
     assert alert.evidence == ["e2", "e3", "e1"] and alert.evidence_count == 3
     assert alert.score == 5.0 and alert.baseline_version == 7
     assert alert.explanation.startswith("unusual_time saw something. Also: new_source")
-    assert alert.id == alert_id("unusual_time", "svc", 50)
+    # The id is the opening finding's, even when an earlier finding joins later: an alert
+    # already delivered is updated, never raised again under a new id.
+    assert alert.id == alert_id("new_source", "svc", 100)
+
+
+def test_a_finding_judged_again_with_more_evidence_replaces_the_old_one():
+    incident = Incident("svc")
+    assert incident.add(finding("rate_spike", 0, ("e1",)))
+    assert incident.add(finding("rate_spike", 0, ("e1", "e2", "e3")))
+    assert not incident.add(finding("rate_spike", 0, ("e1", "e2")))
+    alert = incident.alert()
+    assert alert.evidence == ["e1", "e2", "e3"] and len(incident.findings) == 1
 
 
 def test_single_detector_alert_keeps_a_plain_detector_name():

@@ -24,6 +24,29 @@ def test_online_updates_end_where_learning_everything_at_once_ends(history):
         assert dict(whole.to_rows([name])) == dict(stepwise.to_rows([name])), name
 
 
+def test_batches_shorter_than_an_hour_add_to_their_hour(history):
+    ts = history.ts_us
+    start = us(START + timedelta(days=30))
+    half = int(np.searchsorted(ts, start))
+    end = start + 24 * HOUR_US
+    hourly = learn(history.slice(0, half), until_us=start)
+    short = learn(history.slice(0, half), until_us=start)
+    step = HOUR_US // 4
+    for lo in range(start, end, HOUR_US):
+        a, b = np.searchsorted(ts, [lo, lo + HOUR_US])
+        hourly.update(history.slice(int(a), int(b)), (lo, lo + HOUR_US))
+    for lo in range(start, end, step):
+        a, b = np.searchsorted(ts, [lo, lo + step])
+        # every quarter hour holds back its first event and learns it a quarter later
+        if b - a > 1:
+            short.update(history.slice(int(a) + 1, int(b)), (lo, lo + step))
+            short.update(history.slice(int(a), int(a) + 1), (lo, lo + step))
+        else:
+            short.update(history.slice(int(a), int(b)), (lo, lo + step))
+    assert np.array_equal(hourly.ring, short.ring)
+    assert hourly.ring.sum() > 0
+
+
 def test_round_trip_through_documents(trained):
     again = Baselines.from_rows(trained.to_rows(), **trained.meta())
     assert again.to_rows() == trained.to_rows()
