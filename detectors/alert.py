@@ -127,7 +127,8 @@ class Incident:
                 if e not in seen:
                     seen.add(e)
                     evidence.append(e)
-        lead = max(findings, key=lambda f: f.strength)
+        # The most severe finding leads (root use before a stray read), then the strongest.
+        lead = max(findings, key=lambda f: (SEVERITIES.index(f.severity), f.strength))
         explanation = lead.explanation
         # One line per other detector (its strongest finding), then a count: an analyst
         # reads the incident, the findings list holds every detail.

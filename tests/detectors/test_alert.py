@@ -46,3 +46,12 @@ def test_single_detector_alert_keeps_a_plain_detector_name():
     incident.add(finding("root_token", 0, severity="critical"))
     alert = incident.alert()
     assert alert.detector == "root_token" and alert.severity == "critical"
+
+
+def test_the_most_severe_finding_leads_the_explanation():
+    incident = Incident("root")
+    incident.add(finding("unexpected_accessor", 0, score=9.0))
+    incident.add(finding("root_token", 0, severity="critical", score=1.0))
+    alert = incident.alert()
+    assert alert.explanation.startswith("root_token saw something. Also: unexpected_accessor")
+    assert alert.severity == "critical" and alert.score == 9.0
