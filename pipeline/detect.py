@@ -40,6 +40,9 @@ def train_store(
     """Learn baselines from the stored events in [since, until) and replace the stored
     ones; detection continues from `until`."""
     events = store.events(EventFilter(since=since, until=until))
+    attacks = alert_evidence(store, since, until)
+    if attacks:
+        events = events[~events["event_id"].isin(attacks)]
     base = train(prepare(events, cfg.timezone, cfg.window_minutes), cfg, _us(until))
     previous = store.detection_state("meta")
     base.version = (orjson.loads(previous)["version"] + 1) if previous else 1
@@ -47,6 +50,18 @@ def train_store(
     state = {"meta": _meta(base, _us(until)), "incidents": b"[]", "model": pickle.dumps(base.model)}
     store.save_detection(base.to_rows(), state, [], base.version, replace=True)
     return base
+
+
+def alert_evidence(
+    store: Store, since: datetime | None = None, until: datetime | None = None
+) -> set[str]:
+    """The evidence of the stored alerts in a window, except those an analyst resolved as
+    false positives: a retrain must not learn an attack as normal, but should learn what
+    was wrongly flagged."""
+    alerts = store.alerts(since=since, until=until)
+    if "resolution" in alerts:
+        alerts = alerts[alerts["resolution"].fillna("") != "false_positive"]
+    return {e for body in alerts["body"] for e in orjson.loads(body)["evidence"]}
 
 
 def load_detection(store: Store, cfg: DetectorsConfig) -> tuple[Detection, int]:

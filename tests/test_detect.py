@@ -188,6 +188,16 @@ def test_a_retrain_learns_only_from_its_window(files: dict[str, Path], tmp_path:
         assert int(days) == 14
 
 
+def test_a_retrain_never_learns_the_evidence_of_alerts(files: dict[str, Path], tmp_path: Path):
+    cfg = DetectorsConfig()
+    with DuckDBStore(_copy(files["detected"], tmp_path / "s.duckdb")) as store:
+        retrained = train_store(store, cfg, END)  # a window that holds both attacks
+        assert "root" not in retrained.index  # its only event raised an alert
+        orders = retrained.index["orders/orders-api"]
+        assert "secret/payments/db" not in retrained.secrets[orders]
+        assert "secret/orders/db" in retrained.secrets[orders]  # its normal reads are kept
+
+
 def test_open_incidents_survive_a_restart(files: dict[str, Path], tmp_path: Path):
     cfg = DetectorsConfig()
     with DuckDBStore(_copy(files["trained"], tmp_path / "s.duckdb")) as store:
