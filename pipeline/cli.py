@@ -17,7 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from pipeline.config import Config, load_config
-from pipeline.errors import SecretwatchError
+from pipeline.errors import InputError, SecretwatchError
 from pipeline.ingest import Ingestor, IngestSummary, expand_paths
 from pipeline.record import ACTIONS, OUTCOMES, SOURCES
 from pipeline.store import STORES, EventFilter, Store
@@ -87,12 +87,22 @@ def ingest(
     strict: Annotated[
         bool, typer.Option(help="Exit with status 1 if any record was dead-lettered.")
     ] = False,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect",
+            help="With --follow: judge events as they are stored (from the trained "
+            "baselines, see `secretwatch train`) and raise alerts into the store's outbox.",
+        ),
+    ] = False,
 ) -> None:
     """Read audit logs into the store; print what was read, stored, skipped and dead-lettered.
 
     Ingesting the same input twice stores nothing new. Malformed records never stop a run:
     each goes to the dead-letter record (see `secretwatch dead-letters`).
     """
+    if detect and not follow:
+        raise _fail(InputError("--detect needs --follow; for stored events: secretwatch detect"))
     try:
         cfg = load_config(config)
         if not follow:
@@ -102,7 +112,13 @@ def ingest(
             if follow:
                 from pipeline.bus.follow import follow_files
 
-                summary = follow_files(paths, store, cfg, fmt=fmt, console=err)
+                live = _Live(store, cfg) if detect else None
+                on_stored = live.feed if live is not None else None
+                summary = follow_files(
+                    paths, store, cfg, fmt=fmt, console=err, on_stored=on_stored
+                )
+                if live is not None:
+                    live.detection.snapshot()
             else:
                 summary = _ingest_with_progress(paths, store, cfg, fmt)
         finally:
@@ -112,6 +128,23 @@ def ingest(
     print_summary(summary)
     if strict and summary.dead_lettered:
         raise typer.Exit(1)
+
+
+class _Live:
+    """Live detection inside `ingest --follow --detect`: every identity is this process's."""
+
+    def __init__(self, store: Store, cfg: Config) -> None:
+        from pipeline.live import LiveDetection
+
+        self.detection = LiveDetection(store, cfg.detectors, "embedded")
+        self.detection.assign(lambda identity: "embedded")
+
+    def feed(self, rows: list) -> None:
+        for alert in self.detection.process(rows, stored=True):
+            err.print(
+                f"[bold red]alert[/] {alert.severity} {alert.identity}: {alert.explanation}",
+                highlight=False,
+            )
 
 
 def _ingest_with_progress(

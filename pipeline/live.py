@@ -142,10 +142,13 @@ class LiveDetection:
         return ts_us >= max(marks) if marks else True
 
     # -- the stream ------------------------------------------------------------------------
-    def process(self, rows: Sequence[EventRow], clock_us: int | None = None) -> list[Alert]:
-        """Store the events, judge them, store the alerts they raise (the outbox) and,
-        from time to time, a snapshot. When this returns, the batch may be committed."""
-        if rows:
+    def process(
+        self, rows: Sequence[EventRow], clock_us: int | None = None, stored: bool = False
+    ) -> list[Alert]:
+        """Store the events (unless the caller has: `stored`), judge them, store the alerts
+        they raise (the outbox) and, from time to time, a snapshot. When this returns, the
+        batch may be committed."""
+        if rows and not stored:
             self.store.write_batch(list(rows))
         fresh = [
             r for r in rows if r.event_id not in self.seen and self._fresh(r.identity, r.ts_us)

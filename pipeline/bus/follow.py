@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -26,6 +27,7 @@ from rich.console import Console
 from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.ingest import DetectingParser, IngestSummary
+from pipeline.record import EventRow
 from pipeline.sources.base import FeedResult, Record
 from pipeline.sources.framing import split_lines
 from pipeline.store.base import Checkpoint, Store
@@ -106,8 +108,10 @@ def follow_files(
     fmt: str | None = None,
     console: Console | None = None,
     stop: threading.Event | None = None,
+    on_stored: Callable[[list[EventRow]], None] | None = None,
 ) -> IngestSummary:
-    """Follow `paths` until `stop` is set (or Ctrl-C / SIGTERM); return what was ingested."""
+    """Follow `paths` until `stop` is set (or Ctrl-C / SIGTERM); return what was ingested.
+    `on_stored` gets each batch once it is stored with its checkpoint (live detection)."""
     if stop is None:
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():
@@ -117,7 +121,7 @@ def follow_files(
     try:
         for p in paths:
             files.append(_start(Path(p), store, fmt, config.backends, summary, console))
-        _loop(files, store, config, summary, stop)
+        _loop(files, store, config, summary, stop, on_stored)
     finally:
         for followed in files:
             if followed.handle:
@@ -131,6 +135,7 @@ def _loop(
     config: Config,
     summary: IngestSummary,
     stop: threading.Event,
+    on_stored: Callable[[list[EventRow]], None] | None = None,
 ) -> None:
     poll = config.ingest.follow_poll_seconds
     try:
@@ -144,6 +149,8 @@ def _loop(
                     summary.stored += store.write_batch(
                         result.rows, result.dead, [followed.checkpoint()]
                     )
+                    if on_stored is not None and result.rows:
+                        on_stored(result.rows)
             if not grew:
                 stop.wait(poll)
     except KeyboardInterrupt:
