@@ -2,9 +2,54 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.errors import StoreError
 from pipeline.store.base import Checkpoint, EventFilter, Store
 from pipeline.store.duckdb import DuckDBStore
+from pipeline.store.elasticsearch import ElasticsearchStore
 
-__all__ = ["Checkpoint", "EventFilter", "Store", "DuckDBStore", "STORES"]
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
-STORES = {"duckdb": DuckDBStore}
+__all__ = [
+    "Checkpoint",
+    "EventFilter",
+    "Store",
+    "DuckDBStore",
+    "ElasticsearchStore",
+    "STORES",
+    "open_store",
+]
+
+STORES: dict[str, type[DuckDBStore] | type[ElasticsearchStore]] = {
+    "duckdb": DuckDBStore,
+    "elasticsearch": ElasticsearchStore,
+}
+
+
+def open_store(config: Config, store_path: Path | str | None, read_only: bool) -> Store:
+    """The configured store, opened. `store_path` (the CLI's --store) overrides where it
+    lives: a file for DuckDB, a URL for Elasticsearch."""
+    section = config.store
+    if section.type == "elasticsearch":
+        if store_path is not None:
+            section = section.model_copy(update={"url": _as_url(store_path)})
+        store: Store = ElasticsearchStore.from_config(section, read_only=read_only)
+    else:
+        store = DuckDBStore(store_path or section.path, read_only=read_only)
+    store.open()
+    return store
+
+
+def _as_url(value: Path | str) -> str:
+    # A URL that went through Path lost a slash: http://host -> http:/host.
+    text = re.sub(r"^(https?):/+", r"\1://", str(value))
+    if not re.fullmatch(r"https?://[^\s/@]+/?", text):
+        raise StoreError(
+            f"--store {value} is not an Elasticsearch URL; the configured store is "
+            "Elasticsearch, so pass http(s)://host:port (or leave --store out)"
+        )
+    return text

@@ -50,6 +50,54 @@ class Checkpoint:
     fingerprint: str | None = None
 
 
+# -- the alert outbox ----------------------------------------------------------------------
+DELIVERY_STATES = ("pending", "delivered", "dead", "suppressed")
+RESOLUTIONS = ("true_positive", "false_positive")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    """One alert revision a sink has not taken yet, with that sink's delivery record.
+
+    `revision` is the alert's delivery revision: it grows whenever the alert's body or
+    resolution changes and whenever a repeat is folded into it, so a receiver that keeps the
+    highest revision per alert id holds the latest word on every incident."""
+
+    alert_id: str
+    revision: int
+    alert: Mapping[str, Any]  # the alert record as detectors wrote it (`body`)
+    resolution: str | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    note: str | None
+    repeats: int  # alerts folded into this one (suppression window)
+    folded_into: str | None  # the open alert this one was folded into
+    fold_decided: bool  # whether the suppression step has judged this alert yet
+    state: str | None  # this sink's record: None before the first attempt
+    attempts: int  # attempts at the current revision (0 after success or redrive)
+    first_failed_at: datetime | None
+    last_status: int | None
+    delivered_revision: int  # 0 = never delivered to this sink
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What one attempt (or routing decision) did with one alert revision for one sink.
+
+    `delivered` and `suppressed` settle `revision` (the sink wants nothing more until it
+    grows); `pending` schedules another attempt at `next_attempt_at`; `dead` waits for
+    `secretwatch alerts redrive`."""
+
+    alert_id: str
+    revision: int
+    state: str
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    status: int | None = None  # the receiver's HTTP status, if it answered
+    error: str | None = None  # redacted and bounded by the caller; the store clips it too
+    first_failed_at: datetime | None = None
+
+
 class Store(Protocol):
     def open(self) -> None:
         """Connect (and create or migrate the schema when writable)."""
@@ -108,3 +156,90 @@ class Store(Protocol):
         identity: str | None = None,
         limit: int | None = None,
     ) -> pd.DataFrame: ...
+
+    # -- the alert outbox --------------------------------------------------------------------
+    # The alerts table is the outbox: `save_detection` writes an alert in the same step that
+    # moves the watermark past its evidence, and bumps its `revision` when an upsert changes
+    # its body. Delivery keeps one record per (alert, sink); the work of a sink is every
+    # alert whose revision is above what that sink settled, except dead ones. `alerts()`
+    # frames carry `revision`, `resolution`, `resolved_by`, `resolved_at`, `note`,
+    # `repeats` and `folded_into` besides the columns above. Times are tz-aware UTC.
+
+    def pending_deliveries(
+        self, sink: str, limit: int, now: datetime
+    ) -> list[PendingDelivery]:
+        """Up to `limit` alerts `sink` should take now, oldest alert first: revision above
+        the sink's settled one, not dead, and no retry scheduled after `now`."""
+
+    def record_delivery(
+        self, sink: str, outcomes: Sequence[DeliveryOutcome], now: datetime
+    ) -> None:
+        """Upsert the delivery records of `sink` for these alerts in one step. `delivered`
+        and `suppressed` set the settled revision (and `delivered_at` for delivered);
+        `pending` and `dead` keep it. `error` is stored clipped to 2,000 characters."""
+
+    def delivery_state(
+        self,
+        sinks: Sequence[str],
+        state: str | None = None,
+        alert_id: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """One row per (alert, sink in `sinks`), newest alert first (then sink name), with
+        columns alert_id, sink, ts, identity, severity, detectors, revision,
+        delivered_revision, state, attempts, next_attempt_at, last_status, last_error,
+        first_failed_at, delivered_at, resolution, repeats, folded_into. `state` is the
+        effective one: `dead` stays dead, a revision above the settled one is `pending`
+        (also before any attempt), else the record's `delivered` or `suppressed`.
+        `state` and `alert_id` filter; `limit` counts alerts, not rows."""
+
+    def resolve_alert(
+        self, alert_id: str, resolution: str | None, by: str, note: str | None, now: datetime
+    ) -> None:
+        """An analyst's verdict (`true_positive`, `false_positive`, or None to reopen); it
+        bumps the revision so every sink receives the new status. A retrain learns the
+        evidence of false positives as normal (`pipeline.detect.alert_evidence`) and keeps
+        every other alert's out. Raises StoreError naming the id if no such alert exists."""
+
+    def redrive(self, sink: str | None = None, alert_id: str | None = None) -> int:
+        """Make dead deliveries (of one sink, one alert, or all) pending again with no
+        attempts counted; return how many."""
+
+    def decide_fold(self, alert_id: str, into: str | None, now: datetime) -> str | None:
+        """Record the suppression step's verdict on an alert once: folded into the open
+        alert `into` (whose revision and `repeats` then grow by one) or not folded (None).
+        A verdict already stored wins; return the stored one."""
+
+    # -- aggregates for reports ------------------------------------------------------------
+    # Reports never read events one by one: a quarter can hold tens of millions. Each
+    # method below is one aggregation the store runs itself (SQL in DuckDB, aggregations
+    # in Elasticsearch). Shared rules: `since` is inclusive, `until` exclusive, both
+    # tz-aware; a missing `since` means from the first stored event. Timestamps come back
+    # as tz-aware UTC pandas timestamps (sub-second precision may differ per store:
+    # callers that need identical output across stores floor them to seconds). Counts are
+    # integers. One row per distinct key; row order is not part of the contract (callers
+    # sort). An empty range gives an empty frame with exactly these columns.
+
+    def access_summary(self, since: datetime | None, until: datetime) -> pd.DataFrame:
+        """Events in [since, until) grouped by (source, backend, identity, identity_kind,
+        secret, action, operation, outcome), with `events` (count), `first_ts` and
+        `last_ts` (earliest and latest event of the group).
+
+        `secret` is missing (None or NaN) for events without one (logins, housekeeping);
+        those events form their own groups, so the counts add up to every event."""
+
+    def hourly_activity(self, since: datetime | None, until: datetime) -> pd.DataFrame:
+        """Events in [since, until) per identity and clock hour: columns `identity`,
+        `hour` (the UTC start of the hour), `events` and `denied` (those whose outcome
+        is `denied`). Hours without events have no row."""
+
+    def source_coverage(self, since: datetime | None, until: datetime) -> pd.DataFrame:
+        """Events in [since, until) per source, backend and UTC day: columns `source`,
+        `backend`, `day` (UTC midnight), `events`, `first_ts`, `last_ts`. Days without
+        events have no row, which is how a missing log shows."""
+
+    def secret_history(self, until: datetime) -> pd.DataFrame:
+        """Every event before `until` that names a secret, over the whole stored history,
+        grouped by (source, backend, secret, action, operation, outcome), with `events`,
+        `first_ts` and `last_ts`: when each secret was last read, written or rotated, and
+        since when it has been known, however long ago that was."""

@@ -8,7 +8,7 @@ stream that range holds little beyond the previous batch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,35 @@ import pyarrow as pa
 from pipeline.errors import StoreError
 from pipeline.record import FIELDS, PROVISIONAL_NOTE, EventRow
 from pipeline.sources.base import DeadLetter
-from pipeline.store.base import ALL_EVENTS, GROUPABLE, Checkpoint, EventFilter
+from pipeline.store.base import (
+    ALL_EVENTS,
+    DELIVERY_STATES,
+    GROUPABLE,
+    RESOLUTIONS,
+    Checkpoint,
+    DeliveryOutcome,
+    EventFilter,
+    PendingDelivery,
+)
 
 _HOUR_US = 3_600_000_000
+MAX_ERROR = 2000  # characters of a delivery error kept
+
+# An alert's delivery revision: its own (body and verdict changes) plus the repeats folded
+# into it. `a` is the alerts table, `f` the fold counts below, `fo` its own fold verdict.
+_FOLDS = """WITH folds AS (SELECT into_id, count(*) AS n FROM alert_folds
+                            WHERE into_id IS NOT NULL GROUP BY into_id)"""
+_FOLD_JOINS = """LEFT JOIN folds f ON f.into_id = a.id
+                 LEFT JOIN alert_folds fo ON fo.alert_id = a.id"""
+_REVISION = "(a.revision + coalesce(f.n, 0))"
+UPSERT_DELIVERIES = """INSERT INTO deliveries SELECT * FROM outcome_rows
+    ON CONFLICT (alert_id, sink) DO UPDATE SET
+      delivered_revision = greatest(deliveries.delivered_revision, excluded.delivered_revision),
+      state = excluded.state, attempts = excluded.attempts,
+      next_attempt_at = excluded.next_attempt_at, last_status = excluded.last_status,
+      last_error = excluded.last_error, first_failed_at = excluded.first_failed_at,
+      delivered_at = coalesce(excluded.delivered_at, deliveries.delivered_at),
+      updated_at = excluded.updated_at"""
 
 # Each entry upgrades the schema by one version; never edit a released entry, append one.
 MIGRATIONS: list[list[str]] = [
@@ -57,6 +83,21 @@ MIGRATIONS: list[list[str]] = [
             explanation VARCHAR NOT NULL, evidence_count BIGINT NOT NULL,
             baseline_version BIGINT NOT NULL, body VARCHAR NOT NULL,
             created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)""",
+    ],
+    [  # the alert outbox: revisions, analyst verdicts, per-sink delivery, folded repeats
+        "ALTER TABLE alerts ADD COLUMN revision BIGINT DEFAULT 1",
+        "ALTER TABLE alerts ADD COLUMN resolution VARCHAR",
+        "ALTER TABLE alerts ADD COLUMN resolved_by VARCHAR",
+        "ALTER TABLE alerts ADD COLUMN resolved_at TIMESTAMPTZ",
+        "ALTER TABLE alerts ADD COLUMN note VARCHAR",
+        """CREATE TABLE deliveries (
+            alert_id VARCHAR NOT NULL, sink VARCHAR NOT NULL,
+            delivered_revision BIGINT NOT NULL, state VARCHAR NOT NULL,
+            attempts BIGINT NOT NULL, next_attempt_at TIMESTAMPTZ, last_status INTEGER,
+            last_error VARCHAR, first_failed_at TIMESTAMPTZ, delivered_at TIMESTAMPTZ,
+            updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (alert_id, sink))""",
+        """CREATE TABLE alert_folds (
+            alert_id VARCHAR PRIMARY KEY, into_id VARCHAR, decided_at TIMESTAMPTZ NOT NULL)""",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -292,9 +333,15 @@ class DuckDBStore:
                     "INSERT OR REPLACE INTO detection_state VALUES (?, ?, ?)", [key, value, now]
                 )
             if alerts:
+                # A changed body is a new revision for the sinks; an identical one is not.
                 con.executemany(
-                    """INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """INSERT INTO alerts (id, ts, identity, severity, detectors, score,
+                         window_start, window_end, explanation, evidence_count,
+                         baseline_version, body, created_at, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT (id) DO UPDATE SET ts = excluded.ts,
+                         revision = CASE WHEN alerts.body IS DISTINCT FROM excluded.body
+                                         THEN alerts.revision + 1 ELSE alerts.revision END,
                          severity = excluded.severity, detectors = excluded.detectors,
                          score = excluded.score, window_start = excluded.window_start,
                          window_end = excluded.window_end, explanation = excluded.explanation,
@@ -307,6 +354,175 @@ class DuckDBStore:
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
             raise StoreError(f"writing detection state to store {self.path} failed: {exc}") from exc
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    # -- the alert outbox (contracts in store/base.py) -----------------------------------
+    def pending_deliveries(self, sink: str, limit: int, now: datetime) -> list[PendingDelivery]:
+        rows = self.con.execute(
+            f"""{_FOLDS}
+            SELECT a.id, {_REVISION}, a.body, a.resolution, a.resolved_by, a.resolved_at,
+                   a.note, coalesce(f.n, 0), fo.into_id, fo.alert_id IS NOT NULL, d.state,
+                   coalesce(d.attempts, 0), d.first_failed_at, d.last_status,
+                   coalesce(d.delivered_revision, 0)
+            FROM alerts a {_FOLD_JOINS}
+            LEFT JOIN deliveries d ON d.alert_id = a.id AND d.sink = ?
+            WHERE {_REVISION} > coalesce(d.delivered_revision, 0)
+              AND d.state IS DISTINCT FROM 'dead'
+              AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)
+            ORDER BY a.created_at, a.id""",  # noqa: S608 - constants only
+            [sink, now],
+        ).fetchmany(int(limit))  # not LIMIT: DuckDB 2.0.1 drops it over an empty join
+        return [
+            PendingDelivery(r[0], int(r[1]), orjson.loads(r[2]), *r[3:7], int(r[7]), r[8],
+                            bool(r[9]), r[10], int(r[11]), r[12], r[13], int(r[14]))
+            for r in rows
+        ]
+
+    def record_delivery(
+        self, sink: str, outcomes: Sequence[DeliveryOutcome], now: datetime
+    ) -> None:
+        if not outcomes:
+            return
+        for o in outcomes:
+            if o.state not in DELIVERY_STATES:
+                raise StoreError(
+                    f"delivery state {o.state!r} of alert {o.alert_id}; valid: "
+                    + ", ".join(DELIVERY_STATES)
+                )
+        settles = ("delivered", "suppressed")
+        stamp = pa.timestamp("us", tz="UTC")
+        batch = pa.table({
+            "alert_id": pa.array([o.alert_id for o in outcomes], pa.string()),
+            "sink": pa.array([sink] * len(outcomes), pa.string()),
+            "delivered_revision": pa.array(
+                [o.revision if o.state in settles else 0 for o in outcomes], pa.int64()),
+            "state": pa.array([o.state for o in outcomes], pa.string()),
+            "attempts": pa.array([o.attempts for o in outcomes], pa.int64()),
+            "next_attempt_at": pa.array([o.next_attempt_at for o in outcomes], stamp),
+            "last_status": pa.array([o.status for o in outcomes], pa.int32()),
+            "last_error": pa.array([(o.error or "")[:MAX_ERROR] or None for o in outcomes],
+                                   pa.string()),
+            "first_failed_at": pa.array([o.first_failed_at for o in outcomes], stamp),
+            "delivered_at": pa.array(
+                [now if o.state == "delivered" else None for o in outcomes], stamp),
+            "updated_at": pa.array([now] * len(outcomes), stamp),
+        })
+        # One statement for the batch (executemany costs milliseconds a row).
+        def record(con: duckdb.DuckDBPyConnection) -> None:
+            con.register("outcome_rows", batch)
+            try:
+                con.execute(UPSERT_DELIVERIES)
+            finally:
+                con.unregister("outcome_rows")
+
+        self._transaction("recording deliveries", record)
+
+    def delivery_state(
+        self,
+        sinks: Sequence[str],
+        state: str | None = None,
+        alert_id: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        if state is not None and state not in DELIVERY_STATES:
+            raise StoreError(f"delivery state {state!r}; valid: {', '.join(DELIVERY_STATES)}")
+        # A window, not LIMIT: DuckDB 2.0.1 drops a LIMIT over a join with an empty table.
+        cut = f"QUALIFY row_number() OVER (ORDER BY ts DESC, alert_id) <= {int(limit)}" if (
+            limit is not None) else ""
+        return self.con.execute(
+            f"""{_FOLDS}, rows AS (
+              SELECT a.id AS alert_id, s.sink, a.ts, a.identity, a.severity, a.detectors,
+                     {_REVISION} AS revision,
+                     coalesce(d.delivered_revision, 0) AS delivered_revision,
+                     CASE WHEN d.state = 'dead' THEN 'dead'
+                          WHEN {_REVISION} > coalesce(d.delivered_revision, 0) THEN 'pending'
+                          ELSE d.state END AS state,
+                     coalesce(d.attempts, 0) AS attempts, d.next_attempt_at, d.last_status,
+                     d.last_error, d.first_failed_at, d.delivered_at, a.resolution,
+                     coalesce(f.n, 0) AS repeats, fo.into_id AS folded_into
+              FROM alerts a CROSS JOIN (SELECT unnest(?::VARCHAR[]) AS sink) s
+              {_FOLD_JOINS}
+              LEFT JOIN deliveries d ON d.alert_id = a.id AND d.sink = s.sink),
+            picked AS (
+              SELECT alert_id, ts FROM rows WHERE (?::VARCHAR IS NULL OR state = ?)
+                AND (?::VARCHAR IS NULL OR alert_id = ?)
+              GROUP BY alert_id, ts {cut})
+            SELECT rows.* FROM rows JOIN picked USING (alert_id)
+            WHERE ?::VARCHAR IS NULL OR rows.state = ?
+            ORDER BY rows.ts DESC, alert_id, sink""",  # noqa: S608 - constants only
+            [list(sinks), state, state, alert_id, alert_id, state, state],
+        ).df()
+
+    def resolve_alert(
+        self, alert_id: str, resolution: str | None, by: str, note: str | None, now: datetime
+    ) -> None:
+        if resolution is not None and resolution not in RESOLUTIONS:
+            raise StoreError(f"resolution {resolution!r}; valid: {', '.join(RESOLUTIONS)}")
+        found: list[object] = []
+        self._transaction(
+            "resolving an alert",
+            lambda con: found.extend(
+                con.execute(
+                    """UPDATE alerts SET resolution = ?, resolved_by = ?, resolved_at = ?,
+                         note = ?, revision = revision + 1, updated_at = ?
+                       WHERE id = ? RETURNING id""",
+                    [resolution, by if resolution else None, now if resolution else None,
+                     note, now, alert_id],
+                ).fetchall()
+            ),
+        )
+        if not found:
+            raise StoreError(
+                f"no alert {alert_id!r} in store {self.path}; `secretwatch alerts` lists them"
+            )
+
+    def redrive(self, sink: str | None = None, alert_id: str | None = None) -> int:
+        moved: list[object] = []
+        self._transaction(
+            "re-driving dead deliveries",
+            lambda con: moved.extend(
+                con.execute(
+                    """UPDATE deliveries SET state = 'pending', attempts = 0,
+                         next_attempt_at = NULL, first_failed_at = NULL, updated_at = ?
+                       WHERE state = 'dead' AND (?::VARCHAR IS NULL OR sink = ?)
+                         AND (?::VARCHAR IS NULL OR alert_id = ?) RETURNING alert_id""",
+                    [_now(), sink, sink, alert_id, alert_id],
+                ).fetchall()
+            ),
+        )
+        return len(moved)
+
+    def decide_fold(self, alert_id: str, into: str | None, now: datetime) -> str | None:
+        if into == alert_id:
+            raise StoreError(f"alert {alert_id} cannot be folded into itself")
+        decided: list[tuple[str | None]] = []
+
+        def decide(con: duckdb.DuckDBPyConnection) -> None:
+            decided.extend(
+                con.execute(
+                    "SELECT into_id FROM alert_folds WHERE alert_id = ?", [alert_id]
+                ).fetchall()
+            )
+            if not decided:
+                con.execute("INSERT INTO alert_folds VALUES (?, ?, ?)", [alert_id, into, now])
+
+        self._transaction("recording a suppression verdict", decide)
+        return decided[0][0] if decided else into
+
+    def _transaction(
+        self, doing: str, work: Callable[[duckdb.DuckDBPyConnection], object]
+    ) -> None:
+        """Run `work(con)` in one transaction; a failure rolls it back whole."""
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            work(con)
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"{doing} in store {self.path} failed: {exc}") from exc
         except BaseException:
             con.execute("ROLLBACK")
             raise
@@ -339,7 +555,10 @@ class DuckDBStore:
         """Stored alerts, oldest first; `body` holds the full alert as JSON. `identity`
         accepts `*` wildcards, as for events."""
         clause, params = _where(EventFilter(since=since, until=until, identity=identity))
-        sql = f"SELECT * FROM alerts {clause} ORDER BY ts, id"  # noqa: S608
+        sql = f"""{_FOLDS}
+            SELECT a.* REPLACE ({_REVISION} AS revision), coalesce(f.n, 0) AS repeats,
+                   fo.into_id AS folded_into
+            FROM alerts a {_FOLD_JOINS} {clause} ORDER BY ts, id"""  # noqa: S608
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return self.con.execute(sql, params).df()
@@ -375,6 +594,54 @@ class DuckDBStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return self.con.execute(sql, params).df()
+
+    # -- aggregates for reports (contracts in store/base.py) --------------------------------
+    def access_summary(self, since: datetime | None, until: datetime) -> pd.DataFrame:
+        return self._aggregate(
+            """SELECT source, backend, identity, identity_kind, secret, action, operation,
+                      outcome, count(*) AS events, min(ts) AS first_ts, max(ts) AS last_ts
+               FROM events WHERE {range} GROUP BY ALL""",
+            since,
+            until,
+        )
+
+    def hourly_activity(self, since: datetime | None, until: datetime) -> pd.DataFrame:
+        return self._aggregate(
+            """SELECT identity, date_trunc('hour', ts) AS hour, count(*) AS events,
+                      count(*) FILTER (WHERE outcome = 'denied') AS denied
+               FROM events WHERE {range} GROUP BY ALL""",
+            since,
+            until,
+        )
+
+    def source_coverage(self, since: datetime | None, until: datetime) -> pd.DataFrame:
+        return self._aggregate(
+            """SELECT source, backend, date_trunc('day', ts) AS day, count(*) AS events,
+                      min(ts) AS first_ts, max(ts) AS last_ts
+               FROM events WHERE {range} GROUP BY ALL""",
+            since,
+            until,
+        )
+
+    def secret_history(self, until: datetime) -> pd.DataFrame:
+        return self._aggregate(
+            """SELECT source, backend, secret, action, operation, outcome, count(*) AS events,
+                      min(ts) AS first_ts, max(ts) AS last_ts
+               FROM events WHERE {range} AND secret IS NOT NULL GROUP BY ALL""",
+            None,
+            until,
+        )
+
+    def _aggregate(self, sql: str, since: datetime | None, until: datetime) -> pd.DataFrame:
+        """Run one report aggregation over [since, until); `{range}` marks the filter."""
+        where, params = "ts < ?", [until]
+        if since is not None:
+            where, params = "ts >= ? AND ts < ?", [since, until]
+        frame = self.con.execute(sql.replace("{range}", where), params).df()
+        for name in ("events", "denied"):
+            if name in frame:
+                frame[name] = frame[name].astype("int64")
+        return frame
 
     def dead_letters(self, limit: int | None = None) -> pd.DataFrame:
         sql = 'SELECT * FROM dead_letters ORDER BY recorded_at, file, "offset"'

@@ -211,11 +211,11 @@ def _old_store(path: Path, version: int) -> None:
 
 
 def test_a_version_2_store_is_migrated_to_hold_detection(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     path = tmp_path / "v2.duckdb"
     _old_store(path, 2)
     with DuckDBStore(path) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == SCHEMA_VERSION
         assert list(store.events()["event_id"]) == ["old"]  # the data is kept
         saved = store.checkpoint("k")
         assert saved is not None and (saved.offset, saved.fingerprint) == (300, "9:ab")
@@ -224,9 +224,35 @@ def test_a_version_2_store_is_migrated_to_hold_detection(tmp_path: Path) -> None
         assert len(store.alerts()) == 0
         store.save_detection([("a", b"{}")], {"meta": b"m"}, [], version=1)
     with DuckDBStore(path, read_only=True) as store:  # migrated once, readable from then on
-        assert store.schema_version() == 3
+        assert store.schema_version() == SCHEMA_VERSION
         assert store.baselines() == [("a", b"{}")]
         assert store.detection_state("meta") == b"m"
+
+
+def test_a_version_3_store_gets_the_outbox_and_keeps_its_alerts(tmp_path: Path) -> None:
+    """Alerts raised before the outbox existed become revision 1, pending for every sink."""
+    from datetime import UTC, datetime
+
+    from pipeline.store.duckdb import MIGRATIONS
+
+    path = tmp_path / "v3.duckdb"
+    _old_store(path, 3)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            "INSERT INTO alerts VALUES ('swa-old', now(), 'root', 'critical', 'root_token', 1.0,"
+            " now(), now(), 'root was used.', 1, 1, '{\"id\": \"swa-old\"}', now(), now())"
+        )
+    finally:
+        con.close()
+    assert len(MIGRATIONS) == 4
+    with DuckDBStore(path) as store:
+        assert store.schema_version() == 4
+        row = store.alerts().iloc[0]
+        assert (row["id"], row["revision"], row["repeats"]) == ("swa-old", 1, 0)
+        assert row["resolution"] is None
+        pending = store.pending_deliveries("file", 10, datetime.now(UTC))
+        assert [(p.alert_id, p.revision, p.state) for p in pending] == [("swa-old", 1, None)]
 
 
 def test_a_version_2_store_is_not_migrated_by_a_reader(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from detectors.alert import Finding, Incident
 from pipeline.errors import StoreError
 from pipeline.record import FIELDS, PROVISIONAL_NOTE, EventRow, from_micros, to_micros
 from pipeline.sources.base import DeadLetter
-from pipeline.store.base import GROUPABLE, Checkpoint, EventFilter, Store
+from pipeline.store.base import GROUPABLE, Checkpoint, DeliveryOutcome, EventFilter, Store
 
 T0 = "2026-05-01T03:00:00Z"
 
@@ -527,3 +527,344 @@ def test_detection_survives_reopen_read_only(store_factory, store: Store) -> Non
         assert reader.detection_state("meta") == b"m"
     finally:
         reader.close()
+
+
+# -- the alert outbox: revisions, deliveries, verdicts, folds -------------------------------
+
+NOW = datetime(2026, 5, 2, 12, 0, tzinfo=UTC)
+
+
+def _later(seconds: float) -> datetime:
+    return NOW + pd.Timedelta(seconds=seconds).to_pytimedelta()
+
+
+def _pending(store: Store, sink: str = "hook", now: datetime = NOW) -> list[tuple[str, int]]:
+    return [(p.alert_id, p.revision) for p in store.pending_deliveries(sink, 100, now)]
+
+
+def _outcome(alert: dict, state: str, revision: int = 1, **fields: object) -> DeliveryOutcome:
+    return DeliveryOutcome(alert["id"], revision, state, **fields)  # type: ignore[arg-type]
+
+
+def test_a_new_alert_is_pending_for_every_sink(store: Store) -> None:
+    alert = _alert("root", evidence=("e1", "e2"))
+    store.save_detection([], {}, [alert], version=1)
+    for sink in ("hook", "splunk"):
+        [p] = store.pending_deliveries(sink, 10, NOW)
+        assert (p.alert_id, p.revision, p.state, p.attempts, p.delivered_revision) == (
+            alert["id"], 1, None, 0, 0)
+        assert p.alert == alert  # the body as detectors wrote it
+        assert (p.resolution, p.repeats, p.folded_into, p.fold_decided) == (None, 0, None,
+                                                                             False)
+        assert (p.first_failed_at, p.last_status) == (None, None)
+
+
+def test_revision_grows_only_when_the_alert_changes(store: Store) -> None:
+    alert = _alert("root", evidence=("e1",))
+    store.save_detection([], {}, [alert], version=1)
+    store.save_detection([], {}, [alert], version=1)  # judged again: the same alert
+    assert list(store.alerts()["revision"]) == [1]
+    store.save_detection([], {}, [_alert("root", evidence=("e1", "e2"))], version=2)
+    assert list(store.alerts()["revision"]) == [2]
+    assert _pending(store) == [(alert["id"], 2)]
+
+
+def test_delivered_settles_a_revision_until_the_alert_grows(store: Store) -> None:
+    alert = _alert("root", evidence=("e1",))
+    store.save_detection([], {}, [alert], version=1)
+    store.record_delivery("hook", [_outcome(alert, "delivered", attempts=1, status=200)], NOW)
+    assert _pending(store) == []
+    assert _pending(store, "splunk") == [(alert["id"], 1)]  # other sinks are independent
+    store.save_detection([], {}, [_alert("root", evidence=("e1", "e2"))], version=2)
+    [p] = store.pending_deliveries("hook", 10, NOW)
+    assert (p.revision, p.state, p.delivered_revision) == (2, "delivered", 1)
+
+
+def test_a_retry_waits_for_its_time(store: Store) -> None:
+    alert = _alert("root")
+    store.save_detection([], {}, [alert], version=1)
+    failed = _outcome(alert, "pending", attempts=2, next_attempt_at=_later(60), status=503,
+                      error="HTTP 503: busy", first_failed_at=NOW)
+    store.record_delivery("hook", [failed], NOW)
+    assert _pending(store, now=_later(59)) == []
+    [p] = store.pending_deliveries("hook", 10, _later(60))
+    assert (p.state, p.attempts, p.last_status, p.first_failed_at) == ("pending", 2, 503, NOW)
+
+
+def test_dead_waits_for_a_redrive(store: Store) -> None:
+    alert, other = _alert("root"), _alert("alice", "2026-05-01T05:00:00Z")
+    store.save_detection([], {}, [alert, other], version=1)
+    store.record_delivery("hook", [
+        _outcome(alert, "dead", attempts=1, status=401, error="HTTP 401: bad token",
+                 first_failed_at=NOW),
+        _outcome(other, "dead", attempts=5, status=503, first_failed_at=NOW),
+    ], NOW)
+    assert _pending(store, now=_later(3600)) == []
+    assert len(_pending(store, "splunk")) == 2
+    store.save_detection([], {}, [_alert("root", evidence=("e1", "e9"))], version=2)
+    assert _pending(store, now=_later(3600)) == []  # a new revision does not wake the dead
+    assert store.redrive(sink="splunk") == 0
+    assert store.redrive(sink="hook", alert_id=alert["id"]) == 1
+    [p] = store.pending_deliveries("hook", 10, NOW)
+    assert (p.alert_id, p.revision, p.state, p.attempts, p.first_failed_at) == (
+        alert["id"], 2, "pending", 0, None)
+    assert store.redrive() == 1  # every sink, every alert
+    assert store.redrive() == 0
+
+
+def test_suppressed_settles_like_delivered(store: Store) -> None:
+    alert = _alert("root")
+    store.save_detection([], {}, [alert], version=1)
+    store.record_delivery("pager", [_outcome(alert, "suppressed", error="below min")], NOW)
+    assert _pending(store, "pager") == []
+    state = store.delivery_state(["pager"]).iloc[0]
+    assert (state["state"], state["delivered_revision"], state["last_error"]) == (
+        "suppressed", 1, "below min")
+    assert pd.isna(state["delivered_at"])
+
+
+def test_pending_is_oldest_first_and_limited(store: Store) -> None:
+    alerts = [_alert(f"svc-{i}", f"2026-05-01T0{i}:10:00Z") for i in range(5)]
+    for a in alerts:  # one save each: created in this order
+        store.save_detection([], {}, [a], version=1)
+    assert [i for i, _ in _pending(store)] == [a["id"] for a in alerts]
+    assert [p.alert_id for p in store.pending_deliveries("hook", 2, NOW)] == [
+        a["id"] for a in alerts[:2]]
+    assert list(store.delivery_state(["hook"], limit=2)["alert_id"]) == [
+        a["id"] for a in alerts[:2:-1]]  # newest first, before any delivery record exists
+
+
+def test_delivery_state_per_alert_and_sink(store: Store) -> None:
+    first, second = _alert("root"), _alert("alice", "2026-05-01T05:00:00Z")
+    store.save_detection([], {}, [first, second], version=1)
+    store.record_delivery("hook", [_outcome(first, "delivered", attempts=3, status=204)], NOW)
+    store.record_delivery("splunk", [
+        _outcome(first, "dead", attempts=1, status=401, error="x" * 5000, first_failed_at=NOW)
+    ], NOW)
+    frame = store.delivery_state(["hook", "splunk"])
+    got = {(r.alert_id, r.sink): r for r in frame.itertuples(index=False)}
+    assert len(frame) == 4
+    assert list(frame["alert_id"])[:2] == [second["id"]] * 2  # newest alert first
+    hook = got[first["id"], "hook"]
+    assert (hook.state, hook.revision, hook.delivered_revision, hook.attempts,
+            hook.last_status) == ("delivered", 1, 1, 3, 204)
+    assert hook.delivered_at is not None and not pd.isna(hook.delivered_at)
+    dead = got[first["id"], "splunk"]
+    assert (dead.state, dead.last_status, len(dead.last_error)) == ("dead", 401, 2000)
+    assert got[second["id"], "hook"].state == "pending"  # no attempt yet is pending
+    assert (got[second["id"], "hook"].identity, got[second["id"], "hook"].severity) == (
+        "alice", "critical")
+    assert list(store.delivery_state(["hook", "splunk"], state="dead")["alert_id"]) == [
+        first["id"]]
+    assert set(store.delivery_state(["hook"], alert_id=first["id"])["sink"]) == {"hook"}
+    limited = store.delivery_state(["hook", "splunk"], limit=1)
+    assert len(limited) == 2 and set(limited["alert_id"]) == {second["id"]}  # alerts, not rows
+    assert len(store.delivery_state([])) == 0
+    with pytest.raises(StoreError, match="valid"):
+        store.delivery_state(["hook"], state="lost")
+
+
+def test_an_unknown_delivery_state_stores_nothing(store: Store) -> None:
+    alert = _alert("root")
+    store.save_detection([], {}, [alert], version=1)
+    with pytest.raises(StoreError, match="lost"):
+        store.record_delivery(
+            "hook", [_outcome(alert, "delivered"), _outcome(alert, "lost")], NOW)
+    assert _pending(store) == [(alert["id"], 1)]
+
+
+def test_resolving_an_alert_is_a_new_revision(store: Store) -> None:
+    alert = _alert("root")
+    store.save_detection([], {}, [alert], version=1)
+    store.record_delivery("hook", [_outcome(alert, "delivered")], NOW)
+    store.resolve_alert(alert["id"], "false_positive", "ana", "a planned rotation", NOW)
+    row = store.alerts().iloc[0]
+    assert (row["resolution"], row["resolved_by"], row["note"], row["revision"]) == (
+        "false_positive", "ana", "a planned rotation", 2)
+    assert row["resolved_at"] == NOW
+    [p] = store.pending_deliveries("hook", 10, NOW)  # the SIEM hears the verdict
+    assert (p.revision, p.resolution, p.resolved_by, p.note) == (
+        2, "false_positive", "ana", "a planned rotation")
+    store.save_detection([], {}, [alert], version=1)  # detection does not undo a verdict
+    assert store.alerts().iloc[0]["resolution"] == "false_positive"
+    store.resolve_alert(alert["id"], None, "ana", None, NOW)  # reopened
+    row = store.alerts().iloc[0]
+    assert row["resolution"] is None or pd.isna(row["resolution"])
+    assert row["revision"] == 3
+    with pytest.raises(StoreError, match="swa-nope"):
+        store.resolve_alert("swa-nope", "true_positive", "ana", None, NOW)
+    with pytest.raises(StoreError, match="valid"):
+        store.resolve_alert(alert["id"], "maybe", "ana", None, NOW)
+
+
+def test_a_fold_verdict_is_kept_once_and_grows_the_open_alert(store: Store) -> None:
+    open_, repeat = _alert("svc"), _alert("svc", "2026-05-03T03:00:00Z")
+    lone = _alert("other", "2026-05-03T04:00:00Z")
+    store.save_detection([], {}, [open_, repeat, lone], version=1)
+    store.record_delivery("hook", [_outcome(open_, "delivered")], NOW)
+    assert store.decide_fold(repeat["id"], open_["id"], NOW) == open_["id"]
+    assert store.decide_fold(repeat["id"], None, NOW) == open_["id"]  # the first verdict wins
+    assert store.decide_fold(lone["id"], None, NOW) is None
+    assert store.decide_fold(lone["id"], open_["id"], NOW) is None
+    pending = {p.alert_id: p for p in store.pending_deliveries("hook", 10, NOW)}
+    grown = pending[open_["id"]]
+    assert (grown.revision, grown.repeats, grown.fold_decided) == (2, 1, False)
+    folded = pending[repeat["id"]]
+    assert (folded.folded_into, folded.fold_decided) == (open_["id"], True)
+    assert (pending[lone["id"]].folded_into, pending[lone["id"]].fold_decided) == (None, True)
+    frame = store.alerts().set_index("id")
+    assert (frame.loc[open_["id"], "repeats"], frame.loc[open_["id"], "revision"]) == (1, 2)
+    assert frame.loc[repeat["id"], "folded_into"] == open_["id"]
+    with pytest.raises(StoreError):
+        store.decide_fold(lone["id"], lone["id"], NOW)
+
+
+def test_the_outbox_survives_reopen(store_factory, store: Store) -> None:  # noqa: ANN001
+    alert = _alert("root")
+    store.save_detection([], {}, [alert], version=1)
+    store.record_delivery("hook", [_outcome(alert, "pending", attempts=1,
+                                            next_attempt_at=_later(5), first_failed_at=NOW)],
+                          NOW)
+    store.close()
+    reader = store_factory(read_only=True)
+    reader.open()
+    try:
+        [p] = reader.pending_deliveries("hook", 10, _later(5))
+        assert (p.state, p.attempts) == ("pending", 1)
+        with pytest.raises(StoreError):
+            reader.record_delivery("hook", [_outcome(alert, "delivered")], NOW)
+    finally:
+        reader.close()
+
+
+# -- report aggregates ---------------------------------------------------------------------
+# The access review reads only these; each store computes them itself. Times compared at
+# whole seconds (stores may keep different sub-second precision); row order is free.
+
+FAR = _utc("2030-01-01T00:00:00Z")
+AGGREGATES = ("access_summary", "hourly_activity", "source_coverage", "secret_history")
+
+
+@pytest.fixture
+def aggregating(populated: Store) -> Store:
+    """The populated store, if it implements the report aggregates yet (a store added
+    before them shows as xfail here until it does, rather than breaking the suite)."""
+    missing = [name for name in AGGREGATES if not hasattr(populated, name)]
+    if missing:
+        pytest.xfail(f"{type(populated).__name__} lacks {', '.join(missing)}")
+    return populated
+
+
+def _agg_rows(frame: pd.DataFrame, columns: list[str]) -> set[tuple]:
+    """Rows as tuples: missing text as None, timestamps as UTC ISO seconds."""
+    out = set()
+    for values in frame[columns].itertuples(index=False, name=None):
+        row = []
+        for value in values:
+            if isinstance(value, pd.Timestamp | datetime):
+                row.append(pd.Timestamp(value).tz_convert("UTC").floor("s").isoformat())
+            elif value is None or (isinstance(value, float) and pd.isna(value)):
+                row.append(None)
+            else:
+                row.append(value.item() if hasattr(value, "item") else value)
+        out.add(tuple(row))
+    return out
+
+
+SUMMARY_COLUMNS = ["source", "backend", "identity", "identity_kind", "secret", "action",
+                   "operation", "outcome", "events", "first_ts", "last_ts"]  # fmt: skip
+
+
+def test_access_summary_groups_every_event(aggregating: Store) -> None:
+    frame = aggregating.access_summary(None, FAR)
+    assert list(frame.columns) == SUMMARY_COLUMNS
+    assert int(frame["events"].sum()) == 7
+    assert _agg_rows(frame, SUMMARY_COLUMNS) == {
+        ("vault", "vault", "orders-api", "service", "secret/apps/orders/db", "read", "read",
+         "success", 1, "2026-05-01T03:00:00+00:00", "2026-05-01T03:00:00+00:00"),
+        ("vault", "vault", "orders-worker", "service", "secret/apps/orders/db", "read", "read",
+         "success", 1, "2026-05-01T03:05:00+00:00", "2026-05-01T03:05:00+00:00"),
+        ("vault", "vault", "alice", "human", "secret/apps/payments/stripe", "read", "read",
+         "denied", 2, "2026-05-01T04:00:00+00:00", "2026-05-02T03:00:00+00:00"),
+        ("vault", "vault", "alice", "human", "secret/apps/", "list", "list", "success", 1,
+         "2026-05-01T05:00:00+00:00", "2026-05-01T05:00:00+00:00"),
+        ("vault", "vault", "a_b", "service", None, "auth", "update", "success", 1,
+         "2026-05-01T06:00:00+00:00", "2026-05-01T06:00:00+00:00"),
+        ("k8s", "kubernetes", "axb", "service", "shop/db", "read", "read", "success", 1,
+         "2026-05-01T07:00:00+00:00", "2026-05-01T07:00:00+00:00"),
+    }  # fmt: skip
+    for name in ("first_ts", "last_ts"):
+        assert str(frame[name].dt.tz) == "UTC"
+
+
+def test_access_summary_range_is_half_open(aggregating: Store) -> None:
+    frame = aggregating.access_summary(_utc("2026-05-01T04:00:00Z"), _utc("2026-05-01T05:00:00Z"))
+    assert _agg_rows(frame, ["identity", "outcome", "events"]) == {("alice", "denied", 1)}
+    frame = aggregating.access_summary(_utc("2026-05-01T04:00:00Z"), _utc("2026-05-03T00:00:00Z"))
+    denied = frame[frame["outcome"] == "denied"]
+    assert _agg_rows(denied, ["events", "first_ts"]) == {(2, "2026-05-01T04:00:00+00:00")}
+
+
+def test_hourly_activity_per_identity_and_hour(aggregating: Store) -> None:
+    frame = aggregating.hourly_activity(None, FAR)
+    assert list(frame.columns) == ["identity", "hour", "events", "denied"]
+    assert _agg_rows(frame, ["identity", "hour", "events", "denied"]) == {
+        ("orders-api", "2026-05-01T03:00:00+00:00", 1, 0),
+        ("orders-worker", "2026-05-01T03:00:00+00:00", 1, 0),  # 03:05 is in the 03:00 hour
+        ("alice", "2026-05-01T04:00:00+00:00", 1, 1),
+        ("alice", "2026-05-01T05:00:00+00:00", 1, 0),
+        ("a_b", "2026-05-01T06:00:00+00:00", 1, 0),
+        ("axb", "2026-05-01T07:00:00+00:00", 1, 0),
+        ("alice", "2026-05-02T03:00:00+00:00", 1, 1),
+    }
+    later = aggregating.hourly_activity(_utc("2026-05-02T00:00:00Z"), FAR)
+    assert _agg_rows(later, ["identity", "events"]) == {("alice", 1)}
+
+
+def test_source_coverage_per_source_and_day(aggregating: Store) -> None:
+    frame = aggregating.source_coverage(None, FAR)
+    assert list(frame.columns) == ["source", "backend", "day", "events", "first_ts", "last_ts"]
+    assert _agg_rows(frame, list(frame.columns)) == {
+        ("vault", "vault", "2026-05-01T00:00:00+00:00", 5, "2026-05-01T03:00:00+00:00",
+         "2026-05-01T06:00:00+00:00"),
+        ("vault", "vault", "2026-05-02T00:00:00+00:00", 1, "2026-05-02T03:00:00+00:00",
+         "2026-05-02T03:00:00+00:00"),
+        ("k8s", "kubernetes", "2026-05-01T00:00:00+00:00", 1, "2026-05-01T07:00:00+00:00",
+         "2026-05-01T07:00:00+00:00"),
+    }  # fmt: skip
+
+
+def test_secret_history_names_secrets_up_to_until(aggregating: Store) -> None:
+    frame = aggregating.secret_history(_utc("2026-05-02T00:00:00Z"))
+    columns = ["source", "backend", "secret", "action", "operation", "outcome", "events",
+               "first_ts", "last_ts"]  # fmt: skip
+    assert list(frame.columns) == columns
+    # The login (no secret) and the event after `until` are left out.
+    assert _agg_rows(frame, ["secret", "action", "outcome", "events"]) == {
+        ("secret/apps/orders/db", "read", "success", 2),
+        ("secret/apps/payments/stripe", "read", "denied", 1),
+        ("secret/apps/", "list", "success", 1),
+        ("shop/db", "read", "success", 1),
+    }
+    orders = frame[frame["secret"].isin(["secret/apps/orders/db"])]
+    assert _agg_rows(orders, ["first_ts", "last_ts"]) == {
+        ("2026-05-01T03:00:00+00:00", "2026-05-01T03:05:00+00:00")
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "columns"),
+    [
+        ("access_summary", SUMMARY_COLUMNS),
+        ("hourly_activity", ["identity", "hour", "events", "denied"]),
+        ("source_coverage", ["source", "backend", "day", "events", "first_ts", "last_ts"]),
+    ],
+)
+def test_report_aggregates_of_an_empty_range(aggregating: Store, method: str,
+                                             columns: list[str]) -> None:  # fmt: skip
+    frame = getattr(aggregating, method)(_utc("2030-01-01T00:00:00Z"), _utc("2030-02-01T00:00:00Z"))
+    assert list(frame.columns) == columns
+    assert len(frame) == 0
+    assert list(aggregating.secret_history(_utc("2020-01-01T00:00:00Z")).columns)[:3] == [
+        "source", "backend", "secret"
+    ]

@@ -1,0 +1,3 @@
+"""Fixtures shared by every test under tests/."""
+
+pytest_plugins = ["services"]

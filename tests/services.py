@@ -1,0 +1,111 @@
+"""Session fixtures for the real servers that `scripts/services start` runs on 127.0.0.1:
+`kafka_bootstrap` (Kafka's bootstrap servers) and `es_url` (Elasticsearch's URL).
+
+They read SECRETWATCH_KAFKA_BOOTSTRAP and SECRETWATCH_ES_URL (as `scripts/services env`
+prints them; the defaults are the script's ports) and check that the server answers within a
+few seconds. A server that does not answer fails the test, never skips it: start them with
+`scripts/services start` (scripts/test does it for the whole suite).
+
+Registered for every test under tests/ by tests/conftest.py (`pytest_plugins`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+import warnings
+
+import pytest
+
+with warnings.catch_warnings():
+    # kafka-python 3.0 reads its protocol schemas at import time with importlib.resources'
+    # read_text and open_text, deprecated on Python 3.11 and 3.12 (no longer on 3.13), and
+    # pyproject makes every warning an error. Imported once here with those two warnings
+    # ignored, kafka is then in sys.modules for every test: this module loads first, from
+    # tests/conftest.py, before any test module is collected.
+    warnings.filterwarnings("ignore", "(read|open)_text is deprecated", DeprecationWarning)
+    import kafka  # noqa: F401
+
+KAFKA_DEFAULT = "127.0.0.1:19092"
+ES_DEFAULT = "http://127.0.0.1:19200"
+ANSWER_WITHIN_S = 5.0
+HOW = "start them with `scripts/services start` (or run the suite with scripts/test)"
+
+
+def kafka_bootstrap_servers() -> str:
+    """Kafka's bootstrap servers, after checking that a broker answers a metadata request."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    servers = os.environ.get("SECRETWATCH_KAFKA_BOOTSTRAP", KAFKA_DEFAULT)
+    if not any(_listens(s) for s in servers.split(",")):
+        pytest.fail(f"Kafka does not listen at {servers}: {HOW}", pytrace=False)
+    timeout_ms = int(ANSWER_WITHIN_S * 1000)
+    settings = {"bootstrap_servers": servers, "request_timeout_ms": timeout_ms}
+    if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG:  # kafka-python 3
+        settings["bootstrap_timeout_ms"] = timeout_ms
+    admin = None
+    try:
+        admin = KafkaAdminClient(**settings)
+        cluster = admin.describe_cluster()
+    except (KafkaError, OSError) as e:
+        pytest.fail(f"Kafka does not answer at {servers} ({e!r}): {HOW}", pytrace=False)
+    finally:
+        if admin is not None:
+            admin.close()
+    if not cluster.get("brokers"):
+        pytest.fail(f"Kafka at {servers} reports no broker: {HOW}", pytrace=False)
+    return servers
+
+
+def elasticsearch_url() -> str:
+    """Elasticsearch's URL, after checking that it answers with a yellow or green cluster
+    whose major version is the Python client's (a 9.x client cannot talk to an 8.x server)."""
+    import elasticsearch
+
+    url = os.environ.get("SECRETWATCH_ES_URL", ES_DEFAULT).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        pytest.fail(f"SECRETWATCH_ES_URL must be an http(s) URL, not {url!r}", pytrace=False)
+    try:
+        health = _get_json(f"{url}/_cluster/health?wait_for_status=yellow&timeout=3s")
+        nodes = _get_json(f"{url}/_nodes/_local/info/_none")
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        pytest.fail(f"Elasticsearch does not answer at {url} ({e!r}): {HOW}", pytrace=False)
+    if health.get("status") not in ("green", "yellow"):
+        pytest.fail(f"Elasticsearch at {url} is not ready: {health}", pytrace=False)
+    version = next(iter(nodes["nodes"].values()))["version"]
+    client = elasticsearch.__versionstr__
+    if version.split(".")[0] != client.split(".")[0]:
+        pytest.fail(
+            f"Elasticsearch at {url} is {version} but the Python client is {client}: "
+            "their major versions must match",
+            pytrace=False,
+        )
+    return url
+
+
+def _listens(server: str) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=ANSWER_WITHIN_S):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=ANSWER_WITHIN_S) as response:  # noqa: S310
+        return json.load(response)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    return kafka_bootstrap_servers()
+
+
+@pytest.fixture(scope="session")
+def es_url() -> str:
+    return elasticsearch_url()
