@@ -25,7 +25,7 @@ import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
@@ -124,14 +124,22 @@ class LiveDetection:
         self._seed_incidents(since_us)
 
     def _seed_incidents(self, since_us: int) -> None:
-        """Alerts raised after the last snapshot keep their ids: re-open them."""
+        """Alerts raised or grown after the last snapshot keep their ids: re-open them.
+
+        An incident is selected by where it ends, not where it opened: a long one opened
+        well before the watermark still takes the findings judged again after it. Alerts
+        are few (a handful a day), so all of them are read and the newest incident per
+        owned identity wins."""
         gap = int(self.cfg.group_gap_hours * 3_600_000_000)
-        alerts = self.store.alerts(since=_dt(since_us - gap))
-        for body in alerts.get("body", []):
+        latest: dict[str, tuple[int, dict]] = {}
+        for body in self.store.alerts().get("body", []):
             doc = orjson.loads(body)
-            identity = doc["identity"]
+            identity, end = doc["identity"], _us(doc["window_end"])
             if self.owner(identity) is None or identity in self.detection.open:
                 continue
+            if end >= since_us - gap and end > latest.get(identity, (-1, {}))[0]:
+                latest[identity] = (end, doc)
+        for identity, (_, doc) in latest.items():
             self.detection.open[identity] = _incident_from_alert(doc)
 
     def _fresh(self, identity: str, ts_us: int) -> bool:
@@ -313,4 +321,8 @@ def _dt(us: int) -> datetime:
 
 
 def _us(text: str) -> int:
-    return int(datetime.fromisoformat(text).timestamp() * 1_000_000)
+    """Exact microseconds since the epoch (a float timestamp can be off by one)."""
+    return (datetime.fromisoformat(text) - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,0 +1,195 @@
+"""`secretwatch run`: one member of the distributed flow, both stages in one process.
+
+Two threads, each with its own KafkaConsumer (kafka-python consumers are not thread-safe,
+and a consumer belongs to one group): normalize (raw topics, group `<group_id>-normalize`)
+and detect (events topic, group `<group_id>-detect`). Neither waits for the other, a slow
+store holds back only the detect stage, and each commits its own offsets by its own rule
+(see `pipeline/bus/normalize_stage.py` and `pipeline/bus/detect_stage.py`). Only the detect
+thread touches the store.
+
+SIGTERM / SIGINT set a stop flag: each stage finishes its batch, the detect stage
+snapshots, both commit and close, and the process exits 0. A stage that fails stops the
+other and the process exits 1; whatever was not committed is read again on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import orjson
+from rich.console import Console
+
+from pipeline.bus import kafka
+from pipeline.bus.detect_stage import DetectStage
+from pipeline.bus.kafka import ConsumerRecord
+from pipeline.bus.normalize_stage import NormalizeStage
+from pipeline.config import Config, KafkaConfig
+from pipeline.errors import StoreError
+from pipeline.store.base import Store
+
+log = logging.getLogger(__name__)
+REPORT_SECONDS = 10.0
+
+
+def default_member() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Delays:
+    """Produce-to-stored and produce-to-alert delays, from the Kafka timestamps events carry
+    (the time their raw record was produced); optionally one JSON line per batch to a file."""
+
+    def __init__(self, metrics: Path | None) -> None:
+        self.stored: list[float] = []  # since the last report, in ms
+        self.out: IO[bytes] | None = metrics.open("ab") if metrics else None
+
+    def batch(self, records: list[ConsumerRecord], alerts: list) -> None:
+        if not records and not alerts:
+            return
+        now = time.time() * 1000
+        delays = [now - r.timestamp for r in records]
+        self.stored.extend(delays)
+        line: dict[str, object] = {"t": now, "stored": len(records)}
+        if delays:
+            line["delay_ms"] = [round(d, 1) for d in delays]
+        if alerts:
+            stamps: dict[str, int] = {}
+            for r in records:
+                try:
+                    stamps[orjson.loads(r.value)["event_id"]] = r.timestamp
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    continue  # a dead-lettered record
+            line["alerts"] = [
+                {"id": a.id, "identity": a.identity, "delay_ms": _alert_delay(a, stamps, now)}
+                for a in alerts
+            ]
+        if self.out is not None:
+            self.out.write(orjson.dumps(line) + b"\n")
+            self.out.flush()
+
+    def report(self) -> str:
+        got, self.stored = sorted(self.stored), []
+        if not got:
+            return "no events"
+        p50, p99 = got[len(got) // 2], got[min(len(got) - 1, int(len(got) * 0.99))]
+        return f"{len(got):,} events, produce->stored p50 {p50:,.0f} ms, p99 {p99:,.0f} ms"
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+
+
+def _alert_delay(alert: object, stamps: dict[str, int], now: float) -> float | None:
+    """From the produce time of the oldest evidence event in this batch (the alert fired on
+    the batch that completed its pattern) to now."""
+    evidence = [stamps[e] for e in getattr(alert, "evidence", ()) if e in stamps]
+    return round(now - min(evidence), 1) if evidence else None
+
+
+class Member:
+    """Both stages of one consumer-group member."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        kcfg: KafkaConfig,
+        store: Store,
+        store_name: str,
+        member: str,
+        console: Console,
+        metrics: Path | None = None,
+    ) -> None:
+        self.console = console
+        self.delays = Delays(metrics)
+        kafka.ensure_topics(kcfg)
+        self.normalize = NormalizeStage(cfg, kcfg, member)
+        self.detect = DetectStage(cfg, kcfg, store, store_name, member, self.delays.batch)
+        self.failures: list[tuple[str, BaseException]] = []
+
+    def run(self, stop: threading.Event) -> int:
+        threads = [
+            threading.Thread(target=self._guard, args=(name, stage.run, stop), name=name)
+            for name, stage in (("normalize", self.normalize), ("detect", self.detect))
+        ]
+        for t in threads:
+            t.start()
+        last = time.monotonic()
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.5)
+            if time.monotonic() - last >= REPORT_SECONDS:
+                last = time.monotonic()
+                self._report()
+        self._report()
+        self.delays.close()
+        for name, exc in self.failures:
+            self.console.print(f"[bold red]error:[/] {name} stage failed: {exc}", highlight=False)
+        return 1 if self.failures else 0
+
+    def _guard(self, name: str, body: Callable[[threading.Event], None], stop: threading.Event):
+        try:
+            body(stop)
+        except BaseException as exc:  # noqa: BLE001 - reported, and the other stage stops
+            log.exception("%s stage failed", name)
+            self.failures.append((name, exc))
+            stop.set()
+
+    def _report(self) -> None:
+        n, d = self.normalize, self.detect
+        self.console.print(
+            f"normalize: {n.records:,} raw records -> {n.events:,} events, {n.dead:,} dead "
+            f"letters | detect: {d.events:,} stored, {d.alerts:,} alerts raised or updated, "
+            f"partitions {sorted(d.owned)} | {self.delays.report()}",
+            highlight=False,
+        )
+
+
+def open_store(
+    opener: Callable[[], Store], name: str, console: Console, patience: float = 120.0
+) -> Store:
+    """Open the store, waiting (0.5 s doubling to 10 s) while it is unavailable, e.g. still
+    starting, or just created by another member and not ready yet; give up after
+    `patience` seconds with the store's own error."""
+    delay, deadline = 0.5, time.monotonic() + patience
+    while True:
+        try:
+            return opener()
+        except StoreError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            console.print(
+                f"store {name} not available yet ({exc}); retrying in {delay:.1f} s",
+                highlight=False,
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
+def run_member(
+    cfg: Config,
+    kcfg: KafkaConfig,
+    store: Store,
+    store_name: str,
+    console: Console,
+    member: str | None = None,
+    metrics: Path | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT; the exit status (0: stopped on request)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    name = member or default_member()
+    console.print(
+        f"member {name}: {kcfg.raw_topic_prefix}* -> {kcfg.events_topic} -> store "
+        f"{store_name} (groups {kcfg.group_id}-normalize, {kcfg.group_id}-detect)",
+        highlight=False,
+    )
+    return Member(cfg, kcfg, store, store_name, name, console, metrics).run(stop)

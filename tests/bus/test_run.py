@@ -1,0 +1,260 @@
+"""`secretwatch run` members as real processes against the real Kafka and Elasticsearch
+(`scripts/services start`): two members share a four-partition topic and survive a kill -9
+without losing an event or raising an alert twice; an Elasticsearch outage holds the
+pipeline back (no commit past an unstored event) until it returns; a malformed record goes
+to the dead-letter topic and the stream goes on.
+
+The outage is a TCP proxy between the member and Elasticsearch that refuses connections for
+a while: `scripts/services` starts servers on fresh data, so restarting Elasticsearch would
+lose what the test is checking.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
+import pytest
+from kafkatools import (
+    CuttableProxy,
+    Offsets,
+    Proc,
+    TopicReader,
+    drop,
+    kafka_section,
+    unique,
+    wait_for,
+    write_config,
+)
+
+from pipeline.bus.kafka import ensure_topics
+from pipeline.config import load_config
+from pipeline.errors import StoreError
+from pipeline.record import EventRow
+from pipeline.store.elasticsearch import ElasticsearchStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from raw_stream import Raw, expected_events, produce, raw_records, scenario  # noqa: E402
+
+GROUP_GAP = timedelta(hours=48)  # detectors.group_gap_hours: findings closer are one incident
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Raw], dict[str, EventRow]]:
+    """~25,000 raw records (Vault and CloudTrail, 40 days, 11 labelled attacks)."""
+    folder = tmp_path_factory.mktemp("scenario")
+    scenario(folder, days=40, scale=0.05)
+    records = raw_records(folder)
+    return records, expected_events(records)
+
+
+@pytest.fixture
+def offsets(kafka_bootstrap: str) -> Iterator[Offsets]:
+    found = Offsets(kafka_bootstrap)
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def made(kafka_bootstrap: str, es_url: str) -> Iterator[list[str]]:
+    """Names of the topics and indices a test makes; dropped afterwards."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        drop(kafka_bootstrap, name, es_url)
+
+
+def setup(tmp: Path, bootstrap: str, es: str, label: str, made: list[str], **kafka: object):
+    name = unique(label)
+    made.append(name)
+    section = kafka_section(
+        bootstrap, name, tmp, session_timeout_ms=6000, snapshot_seconds=5, **kafka
+    )
+    store = {"type": "elasticsearch", "url": es, "index_prefix": name}
+    config = write_config(tmp, section, store)
+    kcfg = load_config(config).kafka
+    assert kcfg is not None
+    ensure_topics(kcfg)
+    return name, config, kcfg
+
+
+def member(tmp: Path, config: Path, name: str) -> Proc:
+    return Proc(tmp, name, "run", "--config", str(config), "--member", name)
+
+
+def owned(proc: Proc) -> list[int] | None:
+    """The detect partitions the member last said it owns."""
+    found = re.findall(r"detect: owns partitions \[([\d, ]*)\]", proc.log())
+    return [int(p) for p in found[-1].split(",") if p.strip()] if found else None
+
+
+def reap(*procs: Proc | None) -> None:
+    """Kill what a failed test left running (a passing test has stopped them already)."""
+    for proc in procs:
+        if proc is not None and proc.popen.poll() is None:
+            proc.kill9()
+
+
+def es_store(url: str, prefix: str) -> ElasticsearchStore:
+    """The members' store, read-only, once a member has created it."""
+
+    def opened() -> ElasticsearchStore | None:
+        store = ElasticsearchStore(url, prefix, read_only=True)
+        try:
+            store.open()
+        except StoreError:
+            return None
+        return store
+
+    return wait_for(opened, 90, f"a member to create the store {prefix}", every=0.5)
+
+
+def stored_count(store: ElasticsearchStore) -> int:
+    try:
+        return store.count()
+    except Exception:  # noqa: BLE001 - the indices appear with the first write
+        return 0
+
+
+def alert_bodies(store: ElasticsearchStore) -> list[dict]:
+    return [orjson.loads(b) for b in store.alerts()["body"]]
+
+
+def assert_no_duplicate_alerts(alerts: list[dict]) -> None:
+    """Ids unique, and no incident split in two: two alerts about one identity are at least
+    the grouping gap apart (closer findings belong to one incident, one alert)."""
+    ids = [a["id"] for a in alerts]
+    assert len(ids) == len(set(ids))
+    by_identity: dict[str, list[dict]] = {}
+    for a in alerts:
+        by_identity.setdefault(a["identity"], []).append(a)
+    for identity, mine in by_identity.items():
+        mine.sort(key=lambda a: a["window_start"])
+        for before, after in zip(mine, mine[1:], strict=False):
+            gap = datetime.fromisoformat(after["window_start"]) - datetime.fromisoformat(
+                before["window_end"]
+            )
+            assert gap >= GROUP_GAP, (identity, before["id"], after["id"])
+
+
+def test_two_members_share_the_work_and_survive_kill_9(
+    tmp_path: Path, kafka_bootstrap: str, es_url: str, stream, offsets: Offsets, made
+):
+    records, expected = stream
+    name, config, kcfg = setup(tmp_path, kafka_bootstrap, es_url, "crash", made)
+    a, b = member(tmp_path, config, "a"), member(tmp_path, config, "b")
+    a2 = store = None
+    try:
+        store = es_store(es_url, name)
+        wait_for(lambda: owned(a) and owned(b), 90, "both members to own detect partitions")
+        assert sorted(owned(a) + owned(b)) == [0, 1, 2, 3]  # type: ignore[operator]
+        produce(kcfg, records)
+        wait_for(lambda: stored_count(store) >= len(expected) // 4, 180, "a quarter stored")
+        a.kill9()
+        at_kill = stored_count(store)
+        assert at_kill < len(expected), "the kill came after the stream had been stored"
+        time.sleep(3)
+        a2 = member(tmp_path, config, "a2")
+        wait_for(lambda: stored_count(store) == len(expected), 300, "every event stored")
+        wait_for(
+            lambda: sorted((owned(a2) or []) + (owned(b) or [])) == [0, 1, 2, 3],
+            90,
+            "the restarted member and the survivor to share the partitions",
+        )
+        # Detection is done once every event offset is committed by the detect group.
+        wait_for(
+            lambda: offsets.lag(f"{name}-detect", kcfg.events_topic) == 0, 120, "detect lag 0"
+        )
+        assert a2.stop() == 0, a2.log()
+        assert b.stop() == 0, b.log()
+        stored = set(store.events()["event_id"])
+        assert stored == set(expected)
+        alerts = alert_bodies(store)
+        assert len(alerts) >= 3  # detection ran (which alerts depends on the takeover timing)
+        assert_no_duplicate_alerts(alerts)
+    finally:
+        reap(a, b, a2)
+        if store is not None:
+            store.close()
+
+
+def test_store_outage_holds_commits_back_then_catches_up(
+    tmp_path: Path, kafka_bootstrap: str, es_url: str, stream, offsets: Offsets, made
+):
+    records, expected = stream
+    es = urlsplit(es_url)
+    proxy = CuttableProxy(es.hostname or "127.0.0.1", es.port or 9200)
+    name, config, kcfg = setup(
+        tmp_path, kafka_bootstrap, f"http://127.0.0.1:{proxy.port}", "outage", made
+    )
+    one = member(tmp_path, config, "one")
+    detect = f"{name}-detect"
+    store = None
+    try:
+        store = es_store(es_url, name)  # the test itself reads Elasticsearch directly
+        wait_for(lambda: owned(one), 90, "the member to own its partitions")
+        half = len(records) // 2
+        produce(kcfg, records[:half])
+        wait_for(lambda: stored_count(store) > 1000, 120, "some events stored")
+        proxy.cut()
+        produce(kcfg, records[half:])
+        wait_for(lambda: "unavailable" in one.log(), 60, "the member to notice the outage")
+        held = offsets.committed(detect, kcfg.events_topic)
+        stored_then = stored_count(store)
+        time.sleep(8)
+        # Held back: nothing committed, nothing stored, while the events topic grew.
+        assert offsets.committed(detect, kcfg.events_topic) == held
+        assert stored_count(store) == stored_then < len(expected)
+        assert sum(offsets.end(kcfg.events_topic).values()) > sum(held.values())
+        proxy.restore()
+        wait_for(lambda: stored_count(store) == len(expected), 300, "every event stored")
+        wait_for(lambda: offsets.lag(detect, kcfg.events_topic) == 0, 120, "detect lag 0")
+        assert one.stop() == 0, one.log()
+        assert set(store.events()["event_id"]) == set(expected)
+        log = one.log()
+        assert f"store http://127.0.0.1:{proxy.port} unavailable" in log, log
+        waits = [float(w) for w in re.findall(r"retrying in ([\d.]+) s", log)]
+        assert waits[:2] == [0.5, 1.0], log  # backing off, from the first failure on
+        assert_no_duplicate_alerts(alert_bodies(store))
+    finally:
+        reap(one)
+        proxy.close()
+        if store is not None:
+            store.close()
+
+
+def test_malformed_record_goes_to_the_dead_letter_topic_and_the_stream_goes_on(
+    tmp_path: Path, kafka_bootstrap: str, es_url: str, stream, made
+):
+    records, _ = stream
+    name, config, kcfg = setup(tmp_path, kafka_bootstrap, es_url, "dead", made, partitions=1)
+    one = member(tmp_path, config, "one")
+    store = None
+    try:
+        store = es_store(es_url, name)
+        wait_for(lambda: owned(one), 90, "the member to own its partition")
+        first = [r for r in records[:400] if r.source == "vault"]
+        bad = Raw("vault", b"broken", b'{"type":"request","auth":{"client_token":"s.SECRET', 0)
+        produce(kcfg, [*first[:200], bad, *first[200:]])
+        events = expected_events(first)
+        wait_for(lambda: stored_count(store) == len(events), 120, "the good events stored")
+        reader = TopicReader(kafka_bootstrap, kcfg.dead_letter_topic)
+        (letter,) = reader.read(1, timeout=60, settle=1.0)
+        reader.close()
+        doc = orjson.loads(letter.value)
+        assert doc["topic"] == f"{name}.raw.vault" and doc["partition"] == 0
+        assert doc["offset"] == 200 and doc["member"] == "one"
+        assert "JSON" in doc["reason"]
+        assert "SECRET" not in doc["raw"]  # redacted
+        assert set(store.events()["event_id"]) == set(events)
+        assert one.stop() == 0, one.log()
+    finally:
+        reap(one)
+        if store is not None:
+            store.close()
