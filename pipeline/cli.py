@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -16,11 +17,12 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from pipeline.config import Config, load_config
-from pipeline.errors import InputError, SecretwatchError
+from pipeline.config import Config, KafkaConfig, load_config
+from pipeline.errors import ConfigError, InputError, SecretwatchError
 from pipeline.ingest import Ingestor, IngestSummary, expand_paths
 from pipeline.record import ACTIONS, OUTCOMES, SOURCES
-from pipeline.store import STORES, EventFilter, Store
+from pipeline.reports.settings import ReportConfig
+from pipeline.store import EventFilter, Store, open_store
 from pipeline.store.base import GROUPABLE
 
 app = typer.Typer(
@@ -55,10 +57,7 @@ def _fail(exc: SecretwatchError) -> typer.Exit:
 
 
 def _open_store(config: Config, store_path: Path | None, read_only: bool) -> Store:
-    path = store_path or config.store.path
-    store = STORES[config.store.type](path, read_only=read_only)
-    store.open()
-    return store
+    return open_store(config, store_path, read_only)
 
 
 @app.command()
@@ -145,6 +144,124 @@ class _Live:
                 f"[bold red]alert[/] {alert.severity} {alert.identity}: {alert.explanation}",
                 highlight=False,
             )
+
+
+BootstrapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bootstrap",
+        help="Kafka bootstrap servers (host:port[,host:port]), overriding kafka.bootstrap_servers.",
+    ),
+]
+
+
+def _kafka_config(cfg: Config, bootstrap: str | None) -> KafkaConfig:
+    """The `kafka:` section (defaults when absent), with --bootstrap applied."""
+    kcfg = cfg.kafka or KafkaConfig()
+    if bootstrap:
+        kcfg = kcfg.model_copy(update={"bootstrap_servers": bootstrap.split(",")})
+    return kcfg
+
+
+@app.command()
+def ship(
+    paths: Annotated[
+        list[str], typer.Argument(help="Files (plain or .gz), folders, or - for stdin.")
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help=f"Force a format ({', '.join(SOURCES)}); default: detect."
+        ),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-F",
+            help="Keep shipping as files grow (tail -F); positions in kafka.ship_state.",
+        ),
+    ] = False,
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """Produce audit records to Kafka unparsed, one raw topic per source
+    (kafka.raw_topic_prefix + vault|aws|gcp|azure|k8s), keyed so related records share a
+    partition; `secretwatch run` normalizes them. Prints records shipped per topic."""
+    from pipeline.bus.kafka import ensure_topics
+    from pipeline.ship import follow_ship, ship_files
+
+    try:
+        cfg = load_config(config)
+        kcfg = _kafka_config(cfg, bootstrap)
+        # A missing input fails before anything is produced.
+        files = [] if follow else [p for p in expand_paths(paths) if p is not None]
+        ensure_topics(kcfg)
+        if follow:
+            summary = follow_ship(paths, cfg, kcfg, fmt, console=err)
+        else:
+            total = sum(p.stat().st_size for p in files)
+            with _progress(total, True, total >= 8 << 20) as progress:
+                task = progress.add_task("shipping", total=total)
+                summary = ship_files(paths, cfg, kcfg, fmt, lambda n: progress.advance(task, n))
+    except SecretwatchError as exc:
+        raise _fail(exc) from None
+    formats = ", ".join(f"{n} {f}" for f, n in summary.formats.most_common()) or "none recognised"
+    out.print(f"[bold]{summary.files}[/] files ({formats})", highlight=False)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("records read (lines or documents)", f"{summary.records:,}")
+    table.add_row("  shipped", f"{summary.consumed:,}")
+    table.add_row("  dead-lettered (format not recognised)", f"{summary.dead_records:,}")
+    for topic, n in sorted(summary.shipped.items()):
+        table.add_row(f"  -> {topic}", f"{n:,}")
+    out.print(table)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+    member: Annotated[
+        str | None, typer.Option(help="This member's name in logs and state (default host-pid).")
+    ] = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(help="Append per-batch delays (produce->stored, ->alert) as JSON lines."),
+    ] = None,
+) -> None:
+    """One consumer-group member of the distributed flow: normalize the raw topics into the
+    events topic (keyed by identity), then store, learn and judge the events of the
+    partitions it owns. Start as many as there are partitions; SIGTERM stops one cleanly."""
+    import logging
+
+    from pipeline.run import open_store, run_member
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    try:
+        cfg = load_config(config)
+        kcfg = _kafka_config(cfg, bootstrap)
+        name = str(getattr(cfg.store, "url", None) or getattr(cfg.store, "path", "?"))
+        store = open_store(lambda: _member_store(cfg), name, err)
+        try:
+            status = run_member(cfg, kcfg, store, name, err, member, metrics)
+        finally:
+            store.close()
+    except SecretwatchError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(status)
+
+
+def _member_store(cfg: Config) -> Store:
+    """The store `run` writes to (Elasticsearch in the distributed setup)."""
+    if cfg.store.type == "elasticsearch":
+        from pipeline.store.elasticsearch import ElasticsearchStore
+
+        store = ElasticsearchStore.from_config(cfg.store)
+        store.open()
+        return store
+    return _open_store(cfg, None, read_only=False)
 
 
 def _ingest_with_progress(
@@ -497,6 +614,116 @@ def stats(
         out.print(table)
 
 
+@app.command()
+def report(
+    quarter: Annotated[
+        str | None, typer.Option(help="Review period as a quarter, e.g. 2026Q3.")
+    ] = None,
+    first: Annotated[
+        str | None, typer.Option("--from", help="First day of the period (YYYY-MM-DD).")
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="Last day of the period, inclusive.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: data/reports/access-review-PERIOD)."),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="Time zone of the period (default: report.timezone).")
+    ] = None,
+    owners: Annotated[Path | None, typer.Option(help="Owners file (report.owners).")] = None,
+    inventory: Annotated[
+        Path | None, typer.Option(help="Inventory file (report.inventory).")
+    ] = None,
+    policies: Annotated[
+        Path | None, typer.Option(help="Folder of Vault ACL policies (report.policies_dir).")
+    ] = None,
+    vault_addr: Annotated[
+        str | None,
+        typer.Option(help="Read ACL policies from this Vault, token from $VAULT_TOKEN."),
+    ] = None,
+    pdf: Annotated[bool, typer.Option(help="Also write report.pdf (needs WeasyPrint).")] = False,
+    verify: Annotated[
+        Path | None,
+        typer.Option(help="Only check a report folder against its manifest; exit 1 if not."),
+    ] = None,
+    config: ConfigOpt = None,
+    store_path: StoreOpt = None,
+) -> None:
+    """Quarterly access review: HTML (summary page, charts), CSV and JSON of every table,
+    and manifest.json with the SHA-256 of each file, the parameters and the store state.
+
+    Sections: data-source coverage, secrets and accessors, identities, granted versus used
+    access, unused secrets, rotation, ownership, alerts and denials, control mapping.
+    """
+    from pipeline.reports import manifest
+    from pipeline.reports import period as periods
+    from pipeline.reports.run import generate
+
+    if verify is not None:
+        problems = manifest.verify(verify)
+        for problem in problems:
+            err.print(f"[red]{problem}[/]", highlight=False)
+        if problems:
+            raise typer.Exit(1)
+        out.print(f"{verify}: every file matches {manifest.NAME}")
+        return
+    try:
+        cfg = load_config(config)
+        overrides = {"owners": owners, "inventory": inventory, "policies_dir": policies,
+                     "vault_addr": vault_addr, "timezone": timezone}  # fmt: skip
+        settings = _report_settings(cfg, overrides)
+        if quarter is not None and first is None and last is None:
+            chosen = periods.quarter(quarter, settings.timezone)
+        elif quarter is None and first is not None and last is not None:
+            chosen = periods.days(first, last, settings.timezone)
+        else:
+            raise InputError("give either --quarter 2026Q3, or both --from and --to")
+        folder = out_dir or Path("data") / "reports" / f"access-review-{chosen.slug}"
+        store = _open_store(cfg, store_path, read_only=True)
+        try:
+            with _progress(9, False, True) as progress:
+                task = progress.add_task("report", total=9)
+
+                def step(name: str) -> None:
+                    progress.update(task, description=name, advance=1)
+
+                done = generate(store, cfg.store.type, chosen, settings, folder, pdf, step)
+        finally:
+            store.close()
+    except SecretwatchError as exc:
+        raise _fail(exc) from None
+    s = done.review.summary
+    out.print(
+        f"[bold]{chosen.label}[/] ({chosen.timezone}): {s['identities_active']} identities, "
+        f"{s['secrets_read']}/{s['secrets_known']} secrets read, {s['reads']:,} reads; "
+        f"findings: {s['unused_secrets']} unused, "
+        f"{s['rotation_overdue'] + s['rotation_no_evidence']} not rotated, "  # type: ignore[operator]
+        f"{s['overbroad_identities']} over-broad, {s['ownership_gaps']} without owner, "
+        f"{s['coverage_gaps']} coverage gaps",
+        highlight=False,
+    )
+    for note in done.review.notes:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    digest = manifest.sha256(done.manifest.read_bytes())
+    out.print(f"{len(done.files)} files in {done.folder}; open {done.folder / 'report.html'}")
+    out.print(f"manifest {done.manifest} sha256 {digest}", highlight=False)
+
+
+def _report_settings(cfg: Config, overrides: Mapping[str, object]) -> ReportConfig:
+    """The `report:` section with the command line's overrides, validated like the file."""
+    from pydantic import ValidationError
+
+    data = {**cfg.report.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return ReportConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())  # fmt: skip
+        raise InputError(problems) from None
+
+
 @app.command("dead-letters")
 def dead_letters(
     limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = 20,
@@ -528,6 +755,219 @@ def dead_letters(
                 highlight=False,
                 markup=False,
             )
+
+
+# -- alert delivery -------------------------------------------------------------------------
+
+
+@app.command()
+def deliver(
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once", help="Send what is in the outbox, then exit (status 1 if some remain)."
+        ),
+    ] = False,
+    wait: Annotated[
+        float, typer.Option(help="With --once: wait up to this many seconds for retries.")
+    ] = 60.0,
+    config: ConfigOpt = None,
+    store_path: StoreOpt = None,
+) -> None:
+    """Send the store's alerts to the sinks in the config (`sinks:`): each alert once per
+    sink, again when it grows or is resolved, with retries, back-off and dead letters.
+    Runs until SIGTERM or Ctrl-C (which finish the requests in flight) unless --once."""
+    import logging
+    import signal
+    import threading
+    import time
+
+    from pipeline.sinks.delivery import Deliverer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    stop = threading.Event()
+    try:
+        cfg = load_config(config)
+        if not any(s.enabled for s in cfg.sinks):
+            raise ConfigError("no sink is configured (or all are disabled): add one under "
+                              "`sinks:` in the config (README: Delivering alerts to your SIEM)")
+        store = _open_store(cfg, store_path, read_only=False)
+        try:
+            deliverer = Deliverer(store, cfg.sinks, cfg.delivery)
+            deliverer.start()
+            previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                        for sig in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                if once:
+                    deliverer.drain(time.time() + wait, stop)
+                else:
+                    err.print(f"delivering to {', '.join(s.name for s in cfg.sinks)}; "
+                              "Ctrl-C stops", highlight=False)
+                    deliverer.run(stop)
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                deliverer.close()
+            names = [s.name for s in cfg.sinks if s.enabled]
+            left = store.delivery_state(names, state="pending") if names else None
+        finally:
+            store.close()
+    except SecretwatchError as exc:
+        raise _fail(exc) from None
+    counts = deliverer.tally.counts
+    pending = 0 if left is None else len(left)
+    out.print(
+        f"delivered {counts['delivered']}, suppressed {counts['suppressed']}, dead-lettered "
+        f"{counts['dead']}; {pending} deliveries still pending"
+        + (" (see `secretwatch alerts --state pending`)" if pending else ""),
+        highlight=False,
+    )
+    if once and (pending or counts["dead"]):
+        raise typer.Exit(1)
+
+
+alerts_app = typer.Typer(
+    help="Stored alerts and their delivery to each sink; resolve them, re-drive dead letters.",
+    no_args_is_help=False,
+)
+app.add_typer(alerts_app, name="alerts")
+StateOpt = Annotated[
+    str | None,
+    typer.Option("--state", help="Only deliveries in this state: pending, delivered, dead, "
+                 "suppressed."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")]
+LimitOpt = Annotated[int, typer.Option(help="At most this many alerts, newest first (0: all).")]
+
+
+@alerts_app.callback(invoke_without_command=True)
+def alerts_main(
+    ctx: typer.Context,
+    state: StateOpt = None,
+    as_json: JsonOpt = False,
+    limit: LimitOpt = 50,
+    config: ConfigOpt = None,
+    store_path: StoreOpt = None,
+) -> None:
+    """Without a subcommand: `alerts list`."""
+    if ctx.invoked_subcommand is None:
+        alerts_list(state, as_json, limit, config, store_path)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    state: StateOpt = None,
+    as_json: JsonOpt = False,
+    limit: LimitOpt = 50,
+    config: ConfigOpt = None,
+    store_path: StoreOpt = None,
+) -> None:
+    """Alerts, newest first, with their verdict and their state at every configured sink."""
+    from pipeline.sinks.status import headline, summarize
+    from pipeline.store.base import DELIVERY_STATES
+
+    if state is not None and state not in DELIVERY_STATES:
+        raise typer.BadParameter(f"{state!r}; choose one of {', '.join(DELIVERY_STATES)}",
+                                 param_hint="--state")
+    try:
+        cfg = load_config(config)
+        store = _open_store(cfg, store_path, read_only=True)
+        try:
+            names = [s.name for s in cfg.sinks if s.enabled]
+            frame = store.delivery_state(names, state, limit=limit or None)
+        finally:
+            store.close()
+    except SecretwatchError as exc:
+        raise _fail(exc) from None
+    alerts = summarize(frame)
+    if not names:
+        err.print("no sink is configured: alerts are stored but delivered nowhere (add one "
+                  "under `sinks:`)")
+    if as_json:
+        for alert in alerts:
+            sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")
+        return
+    table = Table(title=f"{len(alerts)} alerts" + (f" with {state} deliveries" if state else ""))
+    for name in ("time (UTC)", "severity", "identity", "detectors", "id", "rev", "verdict",
+                 "delivery"):
+        table.add_column(name, overflow="fold")
+    for a in alerts:
+        verdict = a["resolution"] or ("folded into " + a["folded_into"] if a["folded_into"]
+                                      else "open")
+        table.add_row(
+            str(a["timestamp"])[:16].replace("T", " "), a["severity"], a["identity"],
+            ", ".join(a["detectors"]), a["id"],
+            f"{a['revision']}" + (f" (+{a['repeats']} repeats)" if a["repeats"] else ""),
+            verdict, headline(a),
+        )
+    out.print(table)
+    dead = [d for a in alerts for d in a["deliveries"] if d["state"] == "dead"]
+    for d in dead[:3]:
+        out.print(f"  dead at {d['sink']}: {d['last_error']}", highlight=False, markup=False)
+    if dead:
+        out.print("  re-drive with: secretwatch alerts redrive [--sink NAME] [--id ID]")
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(
+    alert_id: Annotated[str, typer.Argument(help="The alert id (swa-...).")],
+    true_positive: Annotated[
+        bool, typer.Option("--true-positive", help="A real incident.")
+    ] = False,
+    false_positive: Annotated[
+        bool,
+        typer.Option("--false-positive", help="Benign: retraining learns its events as normal."),
+    ] = False,
+    reopen: Annotated[bool, typer.Option("--reopen", help="Clear the verdict.")] = False,
+    note: Annotated[str | None, typer.Option(help="Why, for the report.")] = None,
+    by: Annotated[str | None, typer.Option(help="Who decided (default: $USER).")] = None,
+    config: ConfigOpt = None,
+    store_path: StoreOpt = None,
+) -> None:
+    """Record an analyst's verdict on an alert; the sinks receive it as a new revision."""
+    import getpass
+
+    if true_positive + false_positive + reopen != 1:
+        raise typer.BadParameter("give exactly one of --true-positive, --false-positive, "
+                                 "--reopen")
+    resolution = "true_positive" if true_positive else "false_positive" if false_positive else None
+    who = by or getpass.getuser()
+    try:
+        store = _open_store(load_config(config), store_path, read_only=False)
+        try:
+            store.resolve_alert(alert_id, resolution, who, note, datetime.now(UTC))
+        finally:
+            store.close()
+    except SecretwatchError as exc:
+        raise _fail(exc) from None
+    out.print(f"{alert_id}: {resolution or 'reopened'} (by {who}); sinks receive the new "
+              "revision at the next `secretwatch deliver`", highlight=False)
+
+
+@alerts_app.command("redrive")
+def alerts_redrive(
+    sink: Annotated[str | None, typer.Option(help="Only this sink's dead letters.")] = None,
+    alert_id: Annotated[str | None, typer.Option("--id", help="Only this alert.")] = None,
+    config: ConfigOpt = None,
+    store_path: StoreOpt = None,
+) -> None:
+    """Make dead-lettered deliveries pending again (after fixing what refused them)."""
+    try:
+        cfg = load_config(config)
+        names = [s.name for s in cfg.sinks]
+        if sink is not None and sink not in names:
+            raise typer.BadParameter(f"{sink!r}; configured sinks: {', '.join(names) or 'none'}",
+                                     param_hint="--sink")
+        store = _open_store(cfg, store_path, read_only=False)
+        try:
+            moved = store.redrive(sink, alert_id)
+        finally:
+            store.close()
+    except SecretwatchError as exc:
+        raise _fail(exc) from None
+    out.print(f"{moved} dead deliver{'y is' if moved == 1 else 'ies are'} pending again; "
+              "`secretwatch deliver` sends them", highlight=False)
 
 
 def _missing(value: object) -> bool:

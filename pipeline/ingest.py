@@ -196,11 +196,16 @@ class DetectingParser:
     then records are held, and their position is where a follower must resume."""
 
     def __init__(
-        self, fmt: str | None, backends: dict[str, str], formats: Counter[str] | None = None
+        self,
+        fmt: str | None,
+        backends: dict[str, str],
+        formats: Counter[str] | None = None,
+        make: Callable[[str, str | None], Parser] = new_parser,
     ) -> None:
         self.fmt = fmt
         self.backends = backends
         self.formats = formats if formats is not None else Counter()
+        self.make = make  # `ship` makes parsers that produce records instead of events
         self.parser: Parser | None = None
         self.held: list[Record] = []
 
@@ -210,7 +215,7 @@ class DetectingParser:
             fmt = self.fmt or detect_format(self.held)
             if fmt is None and len(self.held) < DETECT_WITHIN and not force:
                 return FeedResult()
-            self.parser = new_parser(fmt, self.backends.get(fmt)) if fmt else UnrecognisedParser()
+            self.parser = self.make(fmt, self.backends.get(fmt)) if fmt else UnrecognisedParser()
             if fmt:
                 self.formats[fmt] += 1
             records, self.held = self.held, []

@@ -84,6 +84,25 @@ def test_unknown_key_names_file_key_and_valid_keys(tmp_path: Path) -> None:
     assert "type, path" in message
 
 
+def test_unknown_elasticsearch_store_key_names_its_valid_keys(tmp_path: Path) -> None:
+    path = _write(tmp_path, "store:\n  type: elasticsearch\n  password: hunter2\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "  store.password: unknown key" in message
+    for key in ("url", "index_prefix", "username", "password_env", "api_key_env", "bulk_size"):
+        assert key in message.split("valid keys here:", 1)[1]
+    assert "path" not in message.split("valid keys here:", 1)[1]  # not the DuckDB keys
+
+
+def test_elasticsearch_store_section(tmp_path: Path) -> None:
+    text = "store:\n  type: elasticsearch\n  url: https://es:9200\n  password_env: ES_PW\n"
+    store = load_config(_write(tmp_path, text)).store
+    assert (store.type, store.url, store.password_env) == ("elasticsearch", "https://es:9200",
+                                                           "ES_PW")
+    assert store.index_prefix == "secretwatch" and store.verify_certs
+
+
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     path = _write(tmp_path, "stores:\n  path: x\n")
     with pytest.raises(ConfigError) as info:
@@ -109,7 +128,9 @@ def test_unknown_nested_ingest_key(tmp_path: Path) -> None:
         ("ingest:\n  batch_size: lots\n", "ingest.batch_size", "'lots'"),
         ("ingest:\n  batch_size: 0\n", "ingest.batch_size", "greater than 0"),
         ("ingest:\n  follow_poll_seconds: 600\n", "ingest.follow_poll_seconds", "600"),
-        ("store:\n  type: elasticsearch\n", "store.type", "duckdb"),
+        ("store:\n  type: mongodb\n", "store.type", "'duckdb', 'elasticsearch'"),
+        ("store:\n  type: elasticsearch\n  index_prefix: Big\n", "store.index_prefix", "lowercase"),
+        ("store:\n  type: elasticsearch\n  url: localhost:9200\n", "store.url", "http(s)://"),
         ("store: [1, 2]\n", "store", "[1, 2]"),
         ("backends: vault\n", "backends", "'vault'"),
     ],

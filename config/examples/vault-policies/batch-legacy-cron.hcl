@@ -1,0 +1,4 @@
+# legacy-cron (AppRole batch job)
+path "secret/data/platform/legacy/*" {
+  capabilities = ["read"]
+}

@@ -1,0 +1,4 @@
+# secret-rotator: rotates the static database roles
+path "database/rotate-role/*" {
+  capabilities = ["update"]
+}
