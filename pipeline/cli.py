@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import orjson
@@ -22,8 +22,11 @@ from pipeline.errors import ConfigError, InputError, SecretwatchError
 from pipeline.ingest import Ingestor, IngestSummary, expand_paths
 from pipeline.record import ACTIONS, OUTCOMES, SOURCES
 from pipeline.reports.settings import ReportConfig
-from pipeline.store import EventFilter, Store, open_store
+from pipeline.store import EventFilter, Store, make_store, open_store
 from pipeline.store.base import GROUPABLE
+
+if TYPE_CHECKING:
+    from pipeline.sinks.embed import DeliveryHandle
 
 app = typer.Typer(
     help=(
@@ -47,7 +50,12 @@ ConfigOpt = Annotated[
     ),
 ]
 StoreOpt = Annotated[
-    Path | None, typer.Option("--store", help="Store file, overriding `store.path` in the config.")
+    Path | None,
+    typer.Option(
+        "--store",
+        help="The store, overriding the config: a DuckDB file, or an Elasticsearch URL when "
+        "`store.type` is elasticsearch.",
+    ),
 ]
 
 
@@ -94,6 +102,13 @@ def ingest(
             "baselines, see `secretwatch train`) and raise alerts into the store's outbox.",
         ),
     ] = False,
+    deliver: Annotated[
+        bool,
+        typer.Option(
+            help="With --detect: deliver alerts to the configured `sinks` from a thread as "
+            "they are raised (--no-deliver leaves them to `secretwatch deliver`).",
+        ),
+    ] = True,
 ) -> None:
     """Read audit logs into the store; print what was read, stored, skipped and dead-lettered.
 
@@ -112,12 +127,22 @@ def ingest(
                 from pipeline.bus.follow import follow_files
 
                 live = _Live(store, cfg) if detect else None
+                if live is not None and deliver and cfg.sinks:
+                    from pipeline.sinks.embed import start_delivery_thread
+
+                    live.delivery = start_delivery_thread(
+                        lambda: make_store(cfg, store_path, read_only=False), cfg
+                    )
                 on_stored = live.feed if live is not None else None
-                summary = follow_files(
-                    paths, store, cfg, fmt=fmt, console=err, on_stored=on_stored
-                )
-                if live is not None:
-                    live.detection.snapshot()
+                try:
+                    summary = follow_files(
+                        paths, store, cfg, fmt=fmt, console=err, on_stored=on_stored
+                    )
+                    if live is not None:
+                        live.detection.snapshot()
+                finally:
+                    if live is not None:
+                        live.close()
             else:
                 summary = _ingest_with_progress(paths, store, cfg, fmt)
         finally:
@@ -137,13 +162,25 @@ class _Live:
 
         self.detection = LiveDetection(store, cfg.detectors, "embedded")
         self.detection.assign(lambda identity: "embedded")
+        self.delivery: DeliveryHandle | None = None  # set when sinks are delivered here
 
     def feed(self, rows: list) -> None:
-        for alert in self.detection.process(rows, stored=True):
+        alerts = self.detection.process(rows, stored=True)
+        for alert in alerts:
             err.print(
                 f"[bold red]alert[/] {alert.severity} {alert.identity}: {alert.explanation}",
                 highlight=False,
             )
+        if alerts and self.delivery is not None:
+            self.delivery.wake()  # deliver now, not at the next poll
+
+    def close(self) -> None:
+        """Stop delivering once what is in flight is recorded; what is left stays in the
+        outbox for the next run (or `secretwatch deliver`)."""
+        if self.delivery is not None:
+            self.delivery.stop()
+            for exc in self.delivery.errors:
+                err.print(f"[bold red]delivery stopped:[/] {exc}", highlight=False)
 
 
 BootstrapOpt = Annotated[
@@ -234,7 +271,7 @@ def run(
     partitions it owns. Start as many as there are partitions; SIGTERM stops one cleanly."""
     import logging
 
-    from pipeline.run import open_store, run_member
+    from pipeline.run import run_member, wait_for_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -243,7 +280,7 @@ def run(
         cfg = load_config(config)
         kcfg = _kafka_config(cfg, bootstrap)
         name = str(getattr(cfg.store, "url", None) or getattr(cfg.store, "path", "?"))
-        store = open_store(lambda: _member_store(cfg), name, err)
+        store = wait_for_store(lambda: _open_store(cfg, None, read_only=False), name, err)
         try:
             status = run_member(cfg, kcfg, store, name, err, member, metrics)
         finally:
@@ -251,17 +288,6 @@ def run(
     except SecretwatchError as exc:
         raise _fail(exc) from None
     raise typer.Exit(status)
-
-
-def _member_store(cfg: Config) -> Store:
-    """The store `run` writes to (Elasticsearch in the distributed setup)."""
-    if cfg.store.type == "elasticsearch":
-        from pipeline.store.elasticsearch import ElasticsearchStore
-
-        store = ElasticsearchStore.from_config(cfg.store)
-        store.open()
-        return store
-    return _open_store(cfg, None, read_only=False)
 
 
 def _ingest_with_progress(

@@ -152,7 +152,7 @@ class Member:
         )
 
 
-def open_store(
+def wait_for_store(
     opener: Callable[[], Store], name: str, console: Console, patience: float = 120.0
 ) -> Store:
     """Open the store, waiting (0.5 s doubling to 10 s) while it is unavailable, e.g. still

@@ -21,6 +21,7 @@ __all__ = [
     "DuckDBStore",
     "ElasticsearchStore",
     "STORES",
+    "make_store",
     "open_store",
 ]
 
@@ -30,16 +31,20 @@ STORES: dict[str, type[DuckDBStore] | type[ElasticsearchStore]] = {
 }
 
 
-def open_store(config: Config, store_path: Path | str | None, read_only: bool) -> Store:
-    """The configured store, opened. `store_path` (the CLI's --store) overrides where it
-    lives: a file for DuckDB, a URL for Elasticsearch."""
+def make_store(config: Config, store_path: Path | str | None, read_only: bool) -> Store:
+    """The configured store, not yet opened. `store_path` (the CLI's --store) overrides
+    where it lives: a file for DuckDB, a URL for Elasticsearch."""
     section = config.store
     if section.type == "elasticsearch":
         if store_path is not None:
             section = section.model_copy(update={"url": _as_url(store_path)})
-        store: Store = ElasticsearchStore.from_config(section, read_only=read_only)
-    else:
-        store = DuckDBStore(store_path or section.path, read_only=read_only)
+        return ElasticsearchStore.from_config(section, read_only=read_only)
+    return DuckDBStore(store_path or section.path, read_only=read_only)
+
+
+def open_store(config: Config, store_path: Path | str | None, read_only: bool) -> Store:
+    """The configured store, opened (see `make_store`)."""
+    store = make_store(config, store_path, read_only)
     store.open()
     return store
 

@@ -1,6 +1,7 @@
 """`secretwatch ingest --follow --detect` as a real process: lines appended to a followed
-Vault audit file are stored and judged as they arrive, alerts land in the store's outbox,
-and a restart neither loses nor repeats them."""
+Vault audit file are stored and judged as they arrive, alerts land in the store's outbox and
+are delivered from it at once (the default config's JSON-lines sink), and a restart neither
+loses nor repeats them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -44,10 +46,10 @@ def _alerts(store: Path) -> list[dict]:
         return [orjson.loads(b) for b in opened.alerts()["body"]]
 
 
-def _start(tmp_path: Path, log: Path) -> subprocess.Popen[str]:
+def _start(tmp_path: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(BIN), "ingest", "--follow", "--detect", str(log), "--store",
-         str(tmp_path / "s.duckdb")],
+         str(tmp_path / "s.duckdb"), *extra],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "COLUMNS": "400"},
     )
@@ -63,13 +65,17 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 def test_root_use_appended_to_a_followed_file_is_alerted_at_once(tmp_path: Path):
     log = tmp_path / "audit.log"
     log.write_bytes(b"".join(_call(n) for n in range(5)))
+    delivered = tmp_path / "data" / "alerts.jsonl"  # config/default.yaml's sink, from cwd
     proc = _start(tmp_path, log)
     try:
         time.sleep(1.5)
         with log.open("ab") as out:
             out.write(_call(30, root=True))
-        # DuckDB allows one writer: read after stopping, but stop only once it is stored.
-        time.sleep(3)
+        # Delivered while the process runs (woken by the alert, not at shutdown).
+        deadline = time.monotonic() + WAIT
+        while not (delivered.exists() and delivered.read_bytes().endswith(b"\n")):
+            assert time.monotonic() < deadline, "the alert was not delivered"
+            time.sleep(0.1)
     finally:
         stderr = _stop(proc)
     assert "alert critical root" in " ".join(stderr.split())
@@ -86,5 +92,22 @@ def test_root_use_appended_to_a_followed_file_is_alerted_at_once(tmp_path: Path)
         _stop(proc)
     again = _alerts(tmp_path / "s.duckdb")
     assert [a["id"] for a in again] == [alert["id"]]
+    lines = [orjson.loads(line) for line in delivered.read_bytes().splitlines()]
+    assert [line["id"] for line in lines] == [alert["id"]]  # delivered once, across restarts
     with DuckDBStore(tmp_path / "s.duckdb", read_only=True) as opened:
         assert opened.count() == 11
+
+
+def test_no_deliver_leaves_alerts_in_the_outbox(tmp_path: Path):
+    log = tmp_path / "audit.log"
+    log.write_bytes(_call(30, root=True))
+    proc = _start(tmp_path, log, "--no-deliver")
+    try:
+        time.sleep(3)
+    finally:
+        _stop(proc)
+    [alert] = _alerts(tmp_path / "s.duckdb")
+    assert not (tmp_path / "data" / "alerts.jsonl").exists()
+    with DuckDBStore(tmp_path / "s.duckdb", read_only=True) as opened:
+        pending = opened.pending_deliveries("alerts-file", 10, datetime.now(UTC))
+    assert [p.alert_id for p in pending] == [alert["id"]]

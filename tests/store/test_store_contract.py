@@ -742,16 +742,11 @@ def test_the_outbox_survives_reopen(store_factory, store: Store) -> None:  # noq
 # whole seconds (stores may keep different sub-second precision); row order is free.
 
 FAR = _utc("2030-01-01T00:00:00Z")
-AGGREGATES = ("access_summary", "hourly_activity", "source_coverage", "secret_history")
 
 
 @pytest.fixture
 def aggregating(populated: Store) -> Store:
-    """The populated store, if it implements the report aggregates yet (a store added
-    before them shows as xfail here until it does, rather than breaking the suite)."""
-    missing = [name for name in AGGREGATES if not hasattr(populated, name)]
-    if missing:
-        pytest.xfail(f"{type(populated).__name__} lacks {', '.join(missing)}")
+    """The populated store; every backend implements the report aggregates."""
     return populated
 
 
