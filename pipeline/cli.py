@@ -269,13 +269,9 @@ def run(
     """One consumer-group member of the distributed flow: normalize the raw topics into the
     events topic (keyed by identity), then store, learn and judge the events of the
     partitions it owns. Start as many as there are partitions; SIGTERM stops one cleanly."""
-    import logging
+    from pipeline.run import configure_logging, run_member, wait_for_store
 
-    from pipeline.run import run_member, wait_for_store
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    configure_logging()
     try:
         cfg = load_config(config)
         kcfg = _kafka_config(cfg, bootstrap)

@@ -1,26 +1,33 @@
-"""`secretwatch run`: one member of the distributed flow, both stages in one process.
+"""`secretwatch run`: one member of the distributed flow, its two stages in two processes.
 
-Two threads, each with its own KafkaConsumer (kafka-python consumers are not thread-safe,
-and a consumer belongs to one group): normalize (raw topics, group `<group_id>-normalize`)
-and detect (events topic, group `<group_id>-detect`). Neither waits for the other, a slow
-store holds back only the detect stage, and each commits its own offsets by its own rule
-(see `pipeline/bus/normalize_stage.py` and `pipeline/bus/detect_stage.py`). Only the detect
-thread touches the store.
+normalize (raw topics, group `<group_id>-normalize`) runs in a child process and detect
+(events topic, group `<group_id>-detect`) in a thread of the member's own process: parsing
+and producing on one side, storing and judging on the other, each with an interpreter (and
+GIL) of its own, so a member uses two cores. Each stage has its own KafkaConsumer, commits
+its own offsets by its own rule (see `pipeline/bus/normalize_stage.py` and
+`pipeline/bus/detect_stage.py`), and neither waits for the other: a slow store holds back
+only the detect stage. Only the detect stage touches the store.
 
 SIGTERM / SIGINT set a stop flag: each stage finishes its batch, the detect stage
 snapshots, both commit and close, and the process exits 0. A stage that fails stops the
-other and the process exits 1; whatever was not committed is read again on restart.
+other and the process exits 1; whatever was not committed is read again on restart. The
+child dies with its member: if the member is killed (even with SIGKILL), the kernel sends
+the child SIGTERM and it stops like on a requested stop.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.sharedctypes import SynchronizedArray
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 from typing import IO
 
@@ -95,7 +102,7 @@ def _alert_delay(alert: object, stamps: dict[str, int], now: float) -> float | N
 
 
 class Member:
-    """Both stages of one consumer-group member."""
+    """Both stages of one consumer-group member: normalize in a child process, detect here."""
 
     def __init__(
         self,
@@ -110,24 +117,46 @@ class Member:
         self.console = console
         self.delays = Delays(metrics)
         kafka.ensure_topics(kcfg)
-        self.normalize = NormalizeStage(cfg, kcfg, member)
+        # spawn, not fork: this process already has threads and Kafka sockets.
+        ctx = multiprocessing.get_context("spawn")
+        self.counts: SynchronizedArray = ctx.Array("q", 3)  # records, events, dead letters
+        self.normalize_stop = ctx.Event()
+        self.normalize = ctx.Process(
+            target=normalize_process,
+            args=(cfg, kcfg, member, self.counts, self.normalize_stop, os.getpid()),
+            name=f"secretwatch-normalize-{member}",
+        )
         self.detect = DetectStage(cfg, kcfg, store, store_name, member, self.delays.batch)
         self.failures: list[tuple[str, BaseException]] = []
 
     def run(self, stop: threading.Event) -> int:
-        threads = [
-            threading.Thread(target=self._guard, args=(name, stage.run, stop), name=name)
-            for name, stage in (("normalize", self.normalize), ("detect", self.detect))
-        ]
-        for t in threads:
-            t.start()
+        self.normalize.start()
+        detect = threading.Thread(
+            target=self._guard, args=("detect", self.detect.run, stop), name="detect"
+        )
+        detect.start()
         last = time.monotonic()
-        while any(t.is_alive() for t in threads):
-            for t in threads:
-                t.join(timeout=0.5)
+        while detect.is_alive() or self.normalize.is_alive():
+            detect.join(timeout=0.5)
+            if stop.is_set():
+                self.normalize_stop.set()
+            elif not self.normalize.is_alive():  # exited without being asked: a failure
+                code = self.normalize.exitcode
+                self.failures.append(("normalize", RuntimeError(f"exited with status {code}")))
+                stop.set()
             if time.monotonic() - last >= REPORT_SECONDS:
                 last = time.monotonic()
                 self._report()
+            if not detect.is_alive() and self.normalize.is_alive():
+                self.normalize.join(timeout=STOP_SECONDS)
+                if self.normalize.is_alive():  # stuck: its uncommitted records are read again
+                    self.normalize.terminate()
+                    self.normalize.join(5)
+        if self.normalize.exitcode not in (0, None) and not any(
+            name == "normalize" for name, _ in self.failures
+        ):
+            code = self.normalize.exitcode
+            self.failures.append(("normalize", RuntimeError(f"exited with status {code}")))
         self._report()
         self.delays.close()
         for name, exc in self.failures:
@@ -143,13 +172,71 @@ class Member:
             stop.set()
 
     def _report(self) -> None:
-        n, d = self.normalize, self.detect
+        (records, events, dead), d = self.counts[:], self.detect
         self.console.print(
-            f"normalize: {n.records:,} raw records -> {n.events:,} events, {n.dead:,} dead "
+            f"normalize: {records:,} raw records -> {events:,} events, {dead:,} dead "
             f"letters | detect: {d.events:,} stored, {d.alerts:,} alerts raised or updated, "
             f"partitions {sorted(d.owned)} | {self.delays.report()}",
             highlight=False,
         )
+
+
+STOP_SECONDS = 60.0  # how long a stopping member waits for its normalize process
+
+
+def configure_logging() -> None:
+    """Log lines on stderr, Kafka's and Elasticsearch's own chatter at warnings only."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+
+
+def normalize_process(
+    cfg: Config,
+    kcfg: KafkaConfig,
+    member: str,
+    counts: SynchronizedArray,
+    stop: ProcessEvent,
+    parent: int,
+) -> None:
+    """The normalize stage, in a child process of member `parent`; stops when `stop` is set
+    or the member dies, and exits non-zero if the stage fails."""
+    # The stage watches a thread Event: setting it is safe in a signal handler, where
+    # setting the process-shared `stop` (which takes a lock) is not.
+    halt = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the member, which asks
+    signal.signal(signal.SIGTERM, lambda *_: halt.set())
+    _stop_with_parent(parent)
+    configure_logging()
+    stage = NormalizeStage(cfg, kcfg, member)
+
+    def relay() -> None:
+        """Asked to stop by the member, or time to publish the counts."""
+        while not halt.is_set():
+            if stop.wait(0.5):
+                halt.set()
+            counts[:] = [stage.records, stage.events, stage.dead]
+
+    threading.Thread(target=relay, name="relay", daemon=True).start()
+    try:
+        stage.run(halt)
+    except BaseException:
+        log.exception("normalize stage failed")
+        raise
+    finally:
+        halt.set()
+        counts[:] = [stage.records, stage.events, stage.dead]
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Ask the kernel for SIGTERM when the member dies (Linux), so no orphan keeps
+    consuming; elsewhere, or if the member is already gone, stop at once."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        log.warning("normalize: cannot follow the member's death on this platform")
+    if os.getppid() != parent:
+        signal.raise_signal(signal.SIGTERM)
 
 
 def wait_for_store(

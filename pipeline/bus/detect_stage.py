@@ -16,9 +16,11 @@ still has records to read (less `lateness_seconds`), and partitions far ahead of
 
 Store outages: a batch whose store step fails is neither committed nor dropped. The stage
 backs off (bounded, exponential) and retries the same batch until it succeeds. The events
-are written first, on their own, so an outage there leaves the detection state untouched;
-if judging or saving alerts and baselines fails instead, that state may hold part of the
-batch, so it is loaded again from the store before the retry.
+are written by a thread of their own while the batch is judged (the write mostly waits on
+the server): a failed write is retried on its own, the detection state untouched; if
+judging or saving alerts and baselines fails instead, that state may hold part of the
+batch, so it is loaded again from the store before the retry. Alerts may reach the outbox
+a moment before their evidence is stored; the offsets wait for both.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import orjson
@@ -114,6 +117,7 @@ class DetectStage:
         self.consumer = kafka.consumer(kcfg, f"{kcfg.group_id}-detect")
         self.align = Alignment(self.consumer, self.lateness)
         self.producer = kafka.producer(kcfg)  # for dead letters
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="detect-store")
         self.errors = kafka.SendErrors()
         self.on_batch = on_batch
         self.owned: frozenset[int] = frozenset()
@@ -173,6 +177,7 @@ class DetectStage:
                     return
             self._final_snapshot()
         finally:
+            self.writer.shutdown(wait=True, cancel_futures=True)
             self.producer.close()
             self.consumer.close(autocommit=False)
 
@@ -200,9 +205,22 @@ class DetectStage:
             self.align.seen(tp, next_offset, newest.get(tp))
         floor = self.align.adjust()
         clock = None if floor is None else floor - self.lateness
-        if rows:  # stored first: an outage here leaves the detection state untouched
-            self._with_store(lambda: self.live.store.write_batch(rows), len(rows), reload=False)
-        alerts = self._with_store(lambda: self._process(rows, clock), len(rows))
+        # Storing the events (mostly waiting on Elasticsearch) and judging them (CPU here)
+        # overlap; the batch is committed only once both are done.
+        stored = (
+            self.writer.submit(self._with_store, lambda: self.live.store.write_batch(rows),
+                               len(rows), False)
+            if rows
+            else None
+        )
+        try:
+            alerts = self._with_store(lambda: self._process(rows, clock), len(rows))
+        except BaseException:
+            if stored is not None:
+                stored.cancel()  # if not started; else it ends with the stop or the store
+            raise
+        if stored is not None:
+            stored.result()
         self.events += len(rows)
         self.alerts += len(alerts)
         if self.on_batch is not None:

@@ -26,6 +26,7 @@ from pipeline.sources.base import DeadLetter
 from pipeline.store import STORES, open_store
 from pipeline.store.base import Checkpoint, DeliveryOutcome, EventFilter
 from pipeline.store.elasticsearch import EVENT_FIELDS, KINDS, SCHEMA_VERSION, ElasticsearchStore
+from pipeline.store.elasticsearch import store as store_module
 
 # Answers a request instead of Elasticsearch: (method, path, body) -> (status, body), or
 # DROP to close the connection without an answer, or None to relay the request.
@@ -296,6 +297,28 @@ def test_replayed_large_batch_adds_nothing_and_reads_back_in_pages(prefix: str) 
         svc3 = store.events(EventFilter(identity="svc-3", since=frame["ts"][500]))
         assert set(svc3["identity"]) == {"svc-3"} and svc3["ts"].min() >= frame["ts"][500]
         assert str(frame["ts"].dtype) == "datetime64[us, UTC]"
+
+
+def test_writes_under_load_are_refreshed_at_most_once_a_second_yet_every_read_sees_them(
+    prefix: str, proxies, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> None:
+    """Big batches in a row skip the refresh (it costs a tenth of the write rate); any
+    store's read refreshes first, so another process (a member taking over from one
+    killed between refreshes) still sees every event."""
+    monkeypatch.setattr(store_module, "REFRESH_SECONDS", 3600.0)  # "within a second"
+    proxy = proxies(lambda method, path, body: None)  # relays everything, records it
+    rows = [make_row(f"r{i:05d}", f"2026-05-01T04:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i % 10}"
+                     "00000Z") for i in range(6_000)]
+    with ElasticsearchStore(proxy.url, prefix) as writer:
+        for part in range(3):  # three batches of 2,000 within "a second"
+            writer.write_batch(rows[part * 2000:(part + 1) * 2000])
+        refreshes = [p for _, p in proxy.requests if "_refresh" in p]
+        assert len(refreshes) == 1  # the first batch refreshes, the next two wait
+        with ElasticsearchStore(ES_URL, prefix, read_only=True) as reader:
+            assert reader.count() == 6_000
+            assert len(reader.events(EventFilter(since=_utc("2026-05-01T04:00:00Z")))) == 6_000
+        writer.write_batch([make_row("quiet", "2026-05-01T05:00:00Z")])  # small: at once
+        assert "_refresh" in proxy.requests[-1][1]
 
 
 # -- retries -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ a `Cluster` (cluster.py); the outbox and the report aggregations live beside it.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -14,6 +15,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+from elasticsearch import AuthorizationException
 
 from pipeline.errors import StoreError
 from pipeline.record import PROVISIONAL_NOTE, EventRow
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 _HOUR_US = 3_600_000_000
+REFRESH_SECONDS = 1.0  # under load, written events become searchable this often
+REFRESH_BATCH = 1000  # a batch smaller than this is searchable at once
 _DEAD_COLUMNS = {
     "file": ("file", "str"), "line": ("line", "int"), "offset": ("offset", "int"),
     "idx": ("idx", "str"), "format": ("format", "str"), "reason": ("reason", "str"),
@@ -120,6 +124,8 @@ class ElasticsearchStore:
             options["api_key"] = api_key
         elif username:
             options["basic_auth"] = (username, password or "")
+        self._unrefreshed: set[str] = set()  # written since the last refresh
+        self._refreshed_at = 0.0
         self.cluster = Cluster(url, index_prefix, options, bulk_size=bulk_size,
                                bulk_threads=bulk_threads, read_slices=read_slices,
                                max_retries=max_retries, backoff=backoff)
@@ -257,7 +263,7 @@ class ElasticsearchStore:
         if dead:
             self._write_dead(dead)
             touched.add(self.index("dead-letters"))
-        self.cluster.refresh(touched)
+        self._refresh_soon(touched, small=len(rows) < REFRESH_BATCH)
         if checkpoints:
             self.cluster.ensure(self.index("checkpoints"))
             now = now_iso()
@@ -268,6 +274,27 @@ class ElasticsearchStore:
                 },
             }) for cp in checkpoints])
         return inserted
+
+    def _refresh_soon(self, indices: set[str], small: bool) -> None:
+        """Make written events searchable for other readers (Kibana, another member): at
+        once after a small batch (a quiet stream, where delay matters), at most once a
+        second under load, where a refresh per batch costs a tenth of the write rate.
+        This store's own reads refresh first (`_visible`), so they never miss a write."""
+        self._unrefreshed |= indices
+        now = time.monotonic()
+        if small or now - self._refreshed_at >= REFRESH_SECONDS:
+            self.cluster.refresh(self._unrefreshed)
+            self._unrefreshed, self._refreshed_at = set(), now
+
+    def _visible(self) -> None:
+        """Refresh the event and dead-letter indices before a search: a write of any
+        process (a member killed before the once-a-second refresh) is then seen. A
+        reader whose credentials may not refresh reads what the scheduled one shows."""
+        try:
+            self.cluster.refresh({self.index("events"), self.index("dead-letters")})
+        except AuthorizationException:
+            return
+        self._unrefreshed = set()
 
     def _write_events(self, rows: list[EventRow], touched: set[str]) -> int:
         stamps = np.array([r[1] for r in rows], dtype="datetime64[us]")
@@ -473,6 +500,7 @@ class ElasticsearchStore:
         limit: int | None = None,
         newest_first: bool = False,
     ) -> pd.DataFrame:
+        self._visible()
         order = "desc" if newest_first else "asc"
         index, sort = self.index("events"), [{"@timestamp": order}, {"event.id": "asc"}]
         if limit is not None:  # the first rows in order: one stream
@@ -496,6 +524,7 @@ class ElasticsearchStore:
 
     @_guard("counting events")
     def count(self, where: EventFilter = ALL_EVENTS) -> int:
+        self._visible()
         return int(
             self.cluster.client.count(
                 index=self.index("events"),
@@ -512,6 +541,7 @@ class ElasticsearchStore:
         """A composite aggregation paged to the end (exact counts, unlike `terms`), then
         ordered like DuckDB: most events first, ties by name, no value last. First and
         last times come from sorted top hits, exact to the µs (min/max give ms)."""
+        self._visible()
         if by not in GROUPABLE:
             raise StoreError(f"cannot group by {by!r}; choose one of {', '.join(GROUPABLE)}")
         rows = list(
@@ -542,6 +572,7 @@ class ElasticsearchStore:
 
     @_guard("reading dead letters")
     def dead_letters(self, limit: int | None = None) -> pd.DataFrame:
+        self._visible()
         sort = [{"recorded_at": "asc"}, {"file": "asc"}, {"offset": "asc"}]
         return frame(self.cluster.sources("dead-letters", {"match_all": {}}, sort, limit),
                      _DEAD_COLUMNS)
@@ -596,18 +627,22 @@ class ElasticsearchStore:
     # -- report aggregates (contracts in store/base.py; the work is in reports.py) ---------
     @_guard("summarizing access")
     def access_summary(self, since: datetime | None, until: datetime) -> pd.DataFrame:
+        self._visible()
         return reports.access_summary(self.cluster, since, until)
 
     @_guard("counting hourly activity")
     def hourly_activity(self, since: datetime | None, until: datetime) -> pd.DataFrame:
+        self._visible()
         return reports.hourly_activity(self.cluster, since, until)
 
     @_guard("measuring source coverage")
     def source_coverage(self, since: datetime | None, until: datetime) -> pd.DataFrame:
+        self._visible()
         return reports.source_coverage(self.cluster, since, until)
 
     @_guard("reading secret history")
     def secret_history(self, until: datetime) -> pd.DataFrame:
+        self._visible()
         return reports.secret_history(self.cluster, until)
 
 
