@@ -3,9 +3,12 @@ for, and of the store state it read, so a reviewer can show the evidence was not
 and anyone can rebuild it and compare.
 
 "Store state" is what the report actually consumed: the aggregates the store returned
-(normalized, then hashed column by column: `export.digest`), the stored event count and
-the schema version. Two stores holding the same events give the same state hash, whichever
-kind they are.
+(normalized, then hashed column by column: `export.digest`), the stored event count, and
+which store it was with that store's own schema version. Two stores holding the same
+events give the same aggregate hashes and event count, whichever kind they are; the state
+hash over all of it differs between kinds, since it also covers the store's name and
+schema version (tests/reports/test_report_elasticsearch.py compares a DuckDB and an
+Elasticsearch report).
 """
 
 from __future__ import annotations

@@ -20,7 +20,10 @@ class ReportConfig(BaseModel):
     # A secret with no new value this long before the period's end needs rotation.
     rotation_days: int = Field(default=90, ge=1)
     # A source silent longer than this is a coverage gap (daily buckets: at least 24).
-    gap_hours: float = Field(default=24, ge=24)
+    # A float default: defaults are not validated, and an int 24 here would enter the
+    # manifest's parameters as `24` while a validated config (the CLI's) gives `24.0`,
+    # so the same settings would hash differently depending on how they were built.
+    gap_hours: float = Field(default=24.0, ge=24)
     owners: Path | None = Path("config/owners.yaml")
     inventory: Path | None = None
     policies_dir: Path | None = None
