@@ -84,14 +84,30 @@ class Incident:
     findings: list[Finding] = field(default_factory=list)
     keys: set[tuple[str, str, int]] = field(default_factory=set)
     baseline_version: int = 0
+    # (start, end) of the findings, kept as they are added: grouping asks for the end of an
+    # incident for every finding, and long incidents hold hundreds of them.
+    _span: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
+    # Each finding's entry in the alert, made once per finding (an incident's alert is made
+    # again whenever it grows).
+    _docs: dict[tuple[str, str, int], tuple[Finding, dict[str, object]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def start_us(self) -> int:
-        return min(f.start_us for f in self.findings)
+        return self._window()[0]
 
     @property
     def end_us(self) -> int:
-        return max(f.end_us for f in self.findings)
+        return self._window()[1]
+
+    def _window(self) -> tuple[int, int]:
+        if self._span is None:
+            self._span = (
+                min(f.start_us for f in self.findings),
+                max(f.end_us for f in self.findings),
+            )
+        return self._span
 
     @property
     def id(self) -> str:
@@ -112,6 +128,9 @@ class Incident:
                     return True
         self.keys.add(finding.key)
         self.findings.append(finding)
+        if self._span is not None:  # a finding with a known key has the same window
+            start, end = self._span
+            self._span = (min(start, finding.start_us), max(end, finding.end_us))
         return True
 
     def alert(self) -> Alert:
@@ -155,20 +174,25 @@ class Incident:
             evidence=evidence[:MAX_EVIDENCE],
             evidence_count=len(evidence),
             baseline_version=self.baseline_version,
-            findings=[
-                {
-                    "detector": f.detector,
-                    "score": round(f.score, 3),
-                    "threshold": f.threshold,
-                    "severity": f.severity,
-                    "window_start": _dt(f.start_us).isoformat(),
-                    "window_end": _dt(f.end_us).isoformat(),
-                    "explanation": f.explanation,
-                    "evidence_count": len(f.evidence),
-                }
-                for f in findings
-            ],
+            findings=[self._doc(f) for f in findings],
         )
+
+    def _doc(self, f: Finding) -> dict[str, object]:
+        held = self._docs.get(f.key)
+        if held is not None and held[0] is f:
+            return held[1]
+        doc: dict[str, object] = {
+            "detector": f.detector,
+            "score": round(f.score, 3),
+            "threshold": f.threshold,
+            "severity": f.severity,
+            "window_start": _dt(f.start_us).isoformat(),
+            "window_end": _dt(f.end_us).isoformat(),
+            "explanation": f.explanation,
+            "evidence_count": len(f.evidence),
+        }
+        self._docs[f.key] = (f, doc)
+        return doc
 
 
 def _dt(us: int) -> datetime:

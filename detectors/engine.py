@@ -70,12 +70,20 @@ def train(ev: Events, cfg: DetectorsConfig, until_us: int | None = None) -> Base
 
 @dataclass
 class Detection:
-    """Streaming detection state: baselines plus the incidents still open."""
+    """Streaming detection state: baselines plus the incidents still open.
+
+    `known` holds, per identity, incidents raised before this state was loaded (the stored
+    alerts of a previous owner, or of this one before a reload) that judging the same
+    events again may reach. A finding that would open a new incident within the grouping
+    gap of one of them re-opens it instead, so it keeps its id and its findings: which
+    finding opened an incident depends on what had arrived when it was first judged, and
+    a judgement made again, in one go, must not open the same incident under another id."""
 
     base: Baselines
     cfg: DetectorsConfig
     open: dict[str, Incident] = field(default_factory=dict)
     closed: list[Incident] = field(default_factory=list)
+    known: dict[str, list[Incident]] = field(default_factory=dict)
 
     def run(self, ev: Events, start_us: int, end_us: int) -> list[Incident]:
         """Judge one batch covering [start_us, end_us); return the incidents it opened or
@@ -87,16 +95,25 @@ class Detection:
             evidence = {e for f in findings for e in f.evidence}
             exclude = np.isin(ev.event_id, list(evidence))
         self.base.update(ev, (start_us, end_us), exclude)
-        gap = int(self.cfg.group_gap_hours * HOUR_US)
+        # Findings of later batches start at most an hour before them (a finding's window is
+        # its hour, or shorter), so an incident that ends a gap before that is complete.
+        horizon = end_us - HOUR_US - int(self.cfg.group_gap_hours * HOUR_US)
         for identity, incident in list(self.open.items()):
-            if incident.end_us + gap < end_us:
+            if incident.end_us < horizon:
                 self.closed.append(self.open.pop(identity))
+        if self.known:
+            for identity, incidents in list(self.known.items()):
+                incidents[:] = [i for i in incidents if i.end_us >= horizon]
+                if not incidents:
+                    del self.known[identity]
         return changed
 
     def peek(self, ev: Events, start_us: int, end_us: int) -> list[Incident]:
         """Judge the part of a batch seen so far without learning from it: a stream raises
         alerts as events arrive and `run`s the batch once it is complete (the same
-        findings then only grow)."""
+        findings then only grow). Only the first batch not yet learned from is judged
+        this way: a later one would be judged against baselines that have not learned
+        the batches before it, and its findings would come ahead of theirs."""
         return self._group(self._judge(ev, start_us, end_us))
 
     def _judge(self, ev: Events, start_us: int, end_us: int) -> list[Finding]:
@@ -117,11 +134,27 @@ class Detection:
             if incident is None or f.start_us - incident.end_us > gap:
                 if incident is not None:
                     self.closed.append(incident)
-                incident = Incident(f.identity, baseline_version=self.base.version)
+                incident = self._known(f, gap) or Incident(
+                    f.identity, baseline_version=self.base.version
+                )
                 self.open[f.identity] = incident
             if incident.add(f):
                 changed[id(incident)] = incident
         return list(changed.values())
+
+    def _known(self, f: Finding, gap: int) -> Incident | None:
+        """The known incident `f` belongs to (within the gap of it), taken out of `known`."""
+        mine = self.known.get(f.identity)
+        if not mine:
+            return None
+        near = [i for i in mine if i.start_us - gap <= f.end_us and f.start_us <= i.end_us + gap]
+        if not near:
+            return None
+        found = min(near, key=lambda i: (i.start_us, i.id))
+        mine.remove(found)
+        if not mine:
+            del self.known[f.identity]
+        return found
 
     def incidents(self) -> list[Incident]:
         """Every incident so far, closed and open, in time order."""
