@@ -36,10 +36,10 @@ from rich.console import Console
 
 from pipeline.bus import kafka
 from pipeline.bus.detect_stage import DetectStage
-from pipeline.bus.kafka import ConsumerRecord
 from pipeline.bus.normalize_stage import NormalizeStage
 from pipeline.config import Config, KafkaConfig
 from pipeline.errors import StoreError
+from pipeline.record import EventRow
 from pipeline.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -58,24 +58,20 @@ class Delays:
         self.stored: list[float] = []  # since the last report, in ms
         self.out: IO[bytes] | None = metrics.open("ab") if metrics else None
 
-    def batch(self, records: list[ConsumerRecord], alerts: list) -> None:
-        if not records and not alerts:
+    def batch(self, rows: list[EventRow], stamps: list[int], alerts: list) -> None:
+        """One stored batch: its events, their records' Kafka timestamps, the alerts raised."""
+        if not rows and not alerts:
             return
         now = time.time() * 1000
-        delays = [now - r.timestamp for r in records]
+        delays = [now - stamp for stamp in stamps]
         self.stored.extend(delays)
-        line: dict[str, object] = {"t": now, "stored": len(records)}
+        line: dict[str, object] = {"t": now, "stored": len(rows)}
         if delays:
             line["delay_ms"] = [round(d, 1) for d in delays]
         if alerts:
-            stamps: dict[str, int] = {}
-            for r in records:
-                try:
-                    stamps[orjson.loads(r.value)["event_id"]] = r.timestamp
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    continue  # a dead-lettered record
+            produced = {row.event_id: stamp for row, stamp in zip(rows, stamps, strict=True)}
             line["alerts"] = [
-                {"id": a.id, "identity": a.identity, "delay_ms": _alert_delay(a, stamps, now)}
+                {"id": a.id, "identity": a.identity, "delay_ms": _alert_delay(a, produced, now)}
                 for a in alerts
             ]
         if self.out is not None:

@@ -75,17 +75,21 @@ def store_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and (exc.meta.status >= 500 or exc.meta.status == 429)
 
 
-def decode_event(value: bytes | None) -> EventRow:
-    """An event from the events topic; ValueError/TypeError/KeyError if it is not one."""
-    row = EventRow(**orjson.loads(value or b""))
-    if not (
-        isinstance(row.event_id, str)
-        and isinstance(row.ts_us, int)
-        and isinstance(row.identity, str)
-        and row.source in SOURCES
-    ):
-        raise ValueError("event_id, ts_us, identity or source has the wrong type")
-    return row
+def decode_events(value: bytes | None) -> list[EventRow]:
+    """The events of one record of the events topic: a JSON array of event objects (or one
+    object, as records were before events travelled in batches). ValueError, TypeError or
+    KeyError if it is not that; then none of its events is taken."""
+    doc = orjson.loads(value or b"")
+    rows = [EventRow(**item) for item in (doc if isinstance(doc, list) else [doc])]
+    for row in rows:
+        if not (
+            isinstance(row.event_id, str)
+            and isinstance(row.ts_us, int)
+            and isinstance(row.identity, str)
+            and row.source in SOURCES
+        ):
+            raise ValueError("event_id, ts_us, identity or source has the wrong type")
+    return rows
 
 
 class DetectStage:
@@ -99,7 +103,7 @@ class DetectStage:
         store: Store,
         store_name: str,
         member: str,
-        on_batch: Callable[[list[ConsumerRecord], list], None] | None = None,
+        on_batch: Callable[[list[EventRow], list[int], list], None] | None = None,
     ) -> None:
         self.kcfg, self.store_name, self.member = kcfg, store_name, member
         self.topic = kcfg.events_topic
@@ -189,18 +193,22 @@ class DetectStage:
     def _batch(self, records: list[ConsumerRecord]) -> None:
         dead_before = self.dead
         rows: list[EventRow] = []
+        stamps: list[int] = []  # each event's record timestamp
         after: dict[TopicPartition, int] = {}  # offset after the last record, per partition
         newest: dict[TopicPartition, int] = {}  # newest event time, per partition
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
             after[tp] = r.offset + 1
             try:
-                row = decode_event(r.value)
+                got = decode_events(r.value)
             except (ValueError, TypeError, KeyError) as exc:
                 self._dead(r, f"not an event ({type(exc).__name__}: {exc})")
                 continue
-            rows.append(row)
-            newest[tp] = max(newest.get(tp, row.ts_us), row.ts_us)
+            if got:
+                rows += got
+                stamps += [r.timestamp] * len(got)
+                latest = max(row.ts_us for row in got)
+                newest[tp] = max(newest.get(tp, latest), latest)
         for tp, next_offset in after.items():
             self.align.seen(tp, next_offset, newest.get(tp))
         floor = self.align.adjust()
@@ -224,7 +232,7 @@ class DetectStage:
         self.events += len(rows)
         self.alerts += len(alerts)
         if self.on_batch is not None:
-            self.on_batch(records, alerts)
+            self.on_batch(rows, stamps, alerts)
         if self.dead > dead_before:
             kafka.flush(self.producer, self.errors, f"topic {self.kcfg.dead_letter_topic}")
         self._commit(records)

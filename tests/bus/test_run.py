@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
+from kafka import KafkaProducer
 from kafkatools import (
     CuttableProxy,
     Offsets,
@@ -246,14 +247,26 @@ def test_malformed_record_goes_to_the_dead_letter_topic_and_the_stream_goes_on(
         produce(kcfg, [*first[:200], bad, *first[200:]])
         events = expected_events(first)
         wait_for(lambda: stored_count(store) == len(events), 120, "the good events stored")
-        reader = TopicReader(kafka_bootstrap, kcfg.dead_letter_topic)
-        (letter,) = reader.read(1, timeout=60, settle=1.0)
+        # Events travel in batches of one identity, keyed by it: fewer records than events.
+        reader = TopicReader(kafka_bootstrap, kcfg.events_topic)
+        batches = reader.read(1, timeout=60, settle=1.0)
         reader.close()
-        doc = orjson.loads(letter.value)
-        assert doc["topic"] == f"{name}.raw.vault" and doc["partition"] == 0
-        assert doc["offset"] == 200 and doc["member"] == "one"
+        carried = [(r.key, orjson.loads(r.value)) for r in batches]
+        assert sorted(e["event_id"] for _, batch in carried for e in batch) == sorted(events)
+        assert all({e["identity"].encode() for e in batch} == {key} for key, batch in carried)
+        assert len(batches) < len(events) // 5
+        # A record on the events topic that is not an event batch is a dead letter too.
+        with KafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:
+            producer.send(kcfg.events_topic, b'[{"event_id": 7}]', b"someone").get(30)
+        reader = TopicReader(kafka_bootstrap, kcfg.dead_letter_topic)
+        letters = reader.read(2, timeout=60, settle=1.0)
+        reader.close()
+        by_topic = {d["topic"]: d for d in (orjson.loads(x.value) for x in letters)}
+        doc, foreign = by_topic[f"{name}.raw.vault"], by_topic[kcfg.events_topic]
+        assert doc["partition"] == 0 and doc["offset"] == 200 and doc["member"] == "one"
         assert "JSON" in doc["reason"]
         assert "SECRET" not in doc["raw"]  # redacted
+        assert "not an event" in foreign["reason"]
         assert set(store.events()["event_id"]) == set(events)
         assert one.stop() == 0, one.log()
     finally:

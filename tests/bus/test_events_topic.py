@@ -1,0 +1,43 @@
+"""The events topic's record format: what the normalize stage writes, the detect stage
+reads (no servers needed)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from pipeline.bus.detect_stage import decode_events
+from pipeline.bus.normalize_stage import events_value
+from pipeline.record import EventRow
+
+
+def row(event_id: str, identity: str = "orders/orders-api") -> EventRow:
+    return EventRow(event_id, 1_700_000_000_000_000, "vault", "vault", identity, "service",
+                    "secret/data/db", "read", "read", "success", "10.0.0.7", None, None, None,
+                    None)
+
+
+def test_a_batch_reads_back_as_the_same_events_in_order():
+    rows = [row("a"), row("b"), row("c")]
+    assert decode_events(events_value(rows)) == rows
+
+
+def test_a_single_event_object_is_read_as_before_batches():
+    (one,) = orjson.loads(events_value([row("a")]))
+    assert decode_events(orjson.dumps(one)) == [row("a")]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"not json",
+        b'[{"event_id": "a"}]',  # fields missing
+        orjson.dumps([{**orjson.loads(events_value([row("a")]))[0], "ts_us": "soon"}]),
+        orjson.dumps([{**orjson.loads(events_value([row("a")]))[0], "source": "ftp"}]),
+        b"[1, 2]",
+    ],
+)
+def test_anything_else_is_refused_whole(value: bytes):
+    with pytest.raises((ValueError, TypeError, KeyError)):
+        decode_events(value)
