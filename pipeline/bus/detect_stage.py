@@ -11,9 +11,8 @@ the previous owner stored but had not learned from. The loading happens after `p
 returns rather than inside the callback, so a slow store cannot stall the group protocol.
 
 Time: the clock passed to detection is the newest event time of the slowest partition that
-still has records to read or got some in the last RECENT_SECONDS (less `lateness_seconds`),
-and partitions far ahead of it wait (see align.py), so catching up on a backlog does not
-make the slower partitions' events late.
+still has records to read (less `lateness_seconds`), and partitions far ahead of it wait
+(see align.py), so catching up on a backlog does not make the slower partitions' events late.
 
 Store outages: a batch whose store step fails is neither committed nor dropped. The stage
 backs off (bounded, exponential) and retries the same batch until it succeeds. The events
@@ -54,7 +53,6 @@ from pipeline.store.base import Store
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
-RECENT_SECONDS = 5.0
 
 
 class Stopped(SecretwatchError):
@@ -121,9 +119,7 @@ class DetectStage:
         self.last_snapshot = time.monotonic()
         self.lateness = int(kcfg.lateness_seconds * 1_000_000)
         self.consumer = kafka.consumer(kcfg, f"{kcfg.group_id}-detect")
-        # The normalize stage writes every partition as it goes: one read to its end a
-        # moment ago is about to get more, and must still hold the clock back.
-        self.align = Alignment(self.consumer, self.lateness, recent_seconds=RECENT_SECONDS)
+        self.align = Alignment(self.consumer, self.lateness)
         self.producer = kafka.producer(kcfg)  # for dead letters
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="detect-store")
         self.errors = kafka.SendErrors()
@@ -217,8 +213,6 @@ class DetectStage:
             self.align.seen(tp, next_offset, newest.get(tp))
         floor = self.align.adjust()
         clock = None if floor is None else floor - self.lateness
-        if self.align.waiting():  # a partition not heard from yet may hold older events
-            clock = 0
         # Storing the events (mostly waiting on Elasticsearch) and judging them (CPU here)
         # overlap; the batch is committed only once both are done.
         stored = (

@@ -2,35 +2,24 @@
 the events topic, bad records to the dead-letter topic.
 
 Each raw partition has its own parser (a Vault request and its response share a key, so a
-partition), fed with Kafka offsets where a file parser gets byte offsets.
-
-Order: parsed events wait until no raw partition still to be read can hold older ones (the
-newest event time of the slowest, see align.py), then go out oldest first. Catching up on a
-backlog, one fetch of a partition spans hours of event time; produced as read, the events
-of the partitions read next would all come late to detection, which would store them but
-not judge them.
+partition), fed with Kafka offsets where a file parser gets byte offsets. A partition's
+committed offset never passes the oldest record whose event has not been produced yet (a
+request waiting for its response), and commits happen only after the producer flushed, so a
+killed member re-reads at most a few records and the store absorbs the duplicates.
 
 Events travel in batches: one Kafka record holds up to EVENTS_PER_RECORD events of one
-identity, keyed by that identity (so they land on the partition a single event would),
-from a stretch of at most half the lateness in event time, so batching never reorders
-events by more than detection tolerates. Producing and consuming cost the Python client the
-same per record whatever its size. A record's Kafka timestamp is the time the oldest of its
-events' raw records was produced, so the delays the detect stage measures from it are never
-understated.
-
-Commits: a partition's committed offset never passes the oldest record whose event has not
-been produced yet (a request waiting for its response, or an event waiting for the slower
-partitions), and commits happen only after the producer flushed, so a killed member
-re-reads some records and the store absorbs the duplicates.
+identity from one poll, keyed by that identity (so they land on the partition a single event
+would). Producing and consuming cost the Python client the same per record whatever its
+size, and was most of this stage's time with one record per event. A record's Kafka
+timestamp is the time the oldest of its events' raw records was produced, so the delays the
+detect stage measures from it are never understated.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -70,18 +59,6 @@ def events_value(rows: Iterable[EventRow]) -> bytes:
 
 
 @dataclass
-class _Held:
-    """Events parsed from the records from `offset` on, in event-time order, waiting for the
-    slower partitions; `sent` of them have gone out."""
-
-    offset: int
-    ts: list[int]
-    rows: list[EventRow]
-    stamps: list[int]  # produce time of each one's raw record (ms)
-    sent: int = 0
-
-
-@dataclass
 class _Partition:
     """One raw partition's parser and how far its records have become produced events."""
 
@@ -91,41 +68,10 @@ class _Partition:
     committed: int = -1
     quiet_since: float = field(default_factory=time.monotonic)
     last_stamp: int = 0  # produce time of the last record fed (ms)
-    held: deque[_Held] = field(default_factory=deque)
 
     def commit_position(self) -> int:
         pending = self.parser.pending_position()
-        positions = [self.next_offset]
-        if pending is not None:
-            positions.append(pending[0])
-        if self.held:
-            positions.append(self.held[0].offset)
-        return min(positions)
-
-    def hold(self, offset: int, rows: list[EventRow], stamps: list[int]) -> None:
-        if rows:
-            order = sorted(range(len(rows)), key=lambda i: rows[i].ts_us)
-            self.held.append(_Held(
-                offset,
-                [rows[i].ts_us for i in order],
-                [rows[i] for i in order],
-                [stamps[i] for i in order],
-            ))
-
-    def release(self, limit: int | None) -> list[tuple[int, EventRow, int]]:
-        """Held events up to event time `limit` (all if None), as (time, row, stamp)."""
-        out: list[tuple[int, EventRow, int]] = []
-        while self.held:
-            held = self.held[0]
-            cut = len(held.ts) if limit is None else bisect.bisect_right(held.ts, limit)
-            if cut > held.sent:
-                out += zip(held.ts[held.sent : cut], held.rows[held.sent : cut],
-                           held.stamps[held.sent : cut], strict=True)
-                held.sent = cut
-            if cut < len(held.ts):
-                break  # later ones are newer still
-            self.held.popleft()
-        return out
+        return pending[0] if pending is not None else self.next_offset
 
 
 class NormalizeStage:
@@ -138,10 +84,8 @@ class NormalizeStage:
         self.consumer = kafka.consumer(kcfg, f"{kcfg.group_id}-normalize")
         self.producer = kafka.producer(kcfg)
         self.errors = kafka.SendErrors()
-        self.lateness = int(kcfg.lateness_seconds * 1_000_000)
-        self.align = Alignment(self.consumer, self.lateness)
+        self.align = Alignment(self.consumer, int(kcfg.lateness_seconds * 1_000_000))
         self.records = self.events = self.dead = 0
-        self.unflushed = False  # dead letters sent since the last flush
         self.partition_count = 0  # of the events topic; see _partitioner
         self.partition_cache: dict[str, int] = {}
 
@@ -152,29 +96,22 @@ class NormalizeStage:
                 polled = self.consumer.poll(
                     timeout_ms=self.kcfg.poll_timeout_ms, max_records=self.kcfg.batch_max_records
                 )
-                for tp, records in polled.items():
-                    self._take(tp, records)
-                self._flush_idle()
-                floor = self.align.adjust()
-                limit = -1 if self.align.waiting() else floor
-                if self._release(limit) or self.unflushed:
+                sent = any([self._take(tp, recs) for tp, recs in polled.items()])
+                sent = self._flush_idle() or sent
+                self.align.adjust()
+                if sent:
                     kafka.flush(self.producer, self.errors, f"topic {self.kcfg.events_topic}")
-                    self.unflushed = False
                 self._commit()
         finally:
             self.producer.close()
             self.consumer.close(autocommit=False)
 
-    def _part(self, tp: TopicPartition) -> _Partition:
+    def _take(self, tp: TopicPartition, records: list[ConsumerRecord]) -> bool:
         part = self.parts.get(tp)
         if part is None:
             source = self.sources[tp.topic]
             parser = new_parser(source, self.cfg.backends.get(source))
             part = self.parts[tp] = _Partition(f"{tp.topic}/{tp.partition}", parser)
-        return part
-
-    def _take(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        part = self._part(tp)
         fed = [(r.value or b"", r.offset, r.offset) for r in records]
         result = part.parser.feed(fed, part.name)
         part.next_offset = records[-1].offset + 1
@@ -186,66 +123,45 @@ class NormalizeStage:
         # Produce time of each event's raw record: the event id is the record's key (Vault
         # request.id, CloudTrail eventID, ...); otherwise the batch's oldest.
         stamps = {r.key: r.timestamp for r in records if r.key is not None}
-        oldest = records[0].timestamp
-        part.hold(
-            records[0].offset,
-            result.rows,
-            [stamps.get(row.event_id.encode(), oldest) for row in result.rows],
-        )
-        self._dead_letters(tp, result)
+        self._send(tp, result, stamps, records[0].timestamp)
+        return bool(result.rows or result.dead)
 
-    def _flush_idle(self) -> None:
+    def _flush_idle(self) -> bool:
         """A request unanswered while its partition has been quiet counts alone (like the
         follower's idle flush): otherwise its offset would hold the commit back forever."""
+        sent = False
         now = time.monotonic()
         for tp, part in self.parts.items():
-            pending = part.parser.pending_position()
-            if pending and now - part.quiet_since > IDLE_FLUSH_SECONDS:
+            if part.parser.pending_position() and now - part.quiet_since > IDLE_FLUSH_SECONDS:
                 result = part.parser.flush(part.name)
-                # produced by then, at the latest
-                part.hold(pending[0], result.rows, [part.last_stamp] * len(result.rows))
-                self._dead_letters(tp, result)
+                self._send(tp, result, {}, part.last_stamp)  # produced by then, at the latest
+                sent = sent or bool(result.rows or result.dead)
+        return sent
 
-    def _release(self, limit: int | None) -> bool:
-        """Produce the held events up to event time `limit` (all if None), oldest first, in
-        batches of one identity over at most half the lateness; True if any went out."""
-        out = sorted(
-            (item for part in self.parts.values() for item in part.release(limit)),
-            key=lambda item: item[0],
-        )
-        if not out:
-            return False
+    def _send(
+        self, tp: TopicPartition, result: FeedResult, stamps: dict[bytes, int], oldest: int
+    ) -> None:
         send, topic, errors = self.producer.send, self.kcfg.events_topic, self.errors
         partition = self._partitioner(len(self.producer.partitions_for(topic)))
-        span = max(1, self.lateness // 2)
-        start = 0
-        while start < len(out):
-            end = bisect.bisect_left(out, out[start][0] + span, lo=start, key=lambda i: i[0])
-            by_identity: dict[str, list[tuple[int, EventRow, int]]] = {}
-            for item in out[start:end]:
-                by_identity.setdefault(item[1].identity, []).append(item)
-            for identity, items in by_identity.items():
-                key, number = identity.encode(), partition(identity)
-                for first in range(0, len(items), EVENTS_PER_RECORD):
-                    part = items[first : first + EVENTS_PER_RECORD]
-                    value = events_value(row for _, row, _ in part)
-                    stamp = min(stamp for _, _, stamp in part)
-                    future = send(topic, value, key, partition=number, timestamp_ms=stamp)
-                    future.add_errback(errors)
-            start = end
-        self.events += len(out)
-        return True
-
-    def _dead_letters(self, tp: TopicPartition, result: FeedResult) -> None:
+        by_identity: dict[str, list[EventRow]] = {}
+        for row in result.rows:
+            by_identity.setdefault(row.identity, []).append(row)
+        for identity, rows in by_identity.items():
+            key, number = identity.encode(), partition(identity)
+            for start in range(0, len(rows), EVENTS_PER_RECORD):
+                part = rows[start : start + EVENTS_PER_RECORD]
+                stamp = min(stamps.get(row.event_id.encode(), oldest) for row in part)
+                future = send(topic, events_value(part), key, partition=number, timestamp_ms=stamp)
+                future.add_errback(errors)
         for letter in result.dead:
             where = {"topic": tp.topic, "partition": tp.partition, "member": self.member}
-            self.producer.send(
+            send(
                 self.kcfg.dead_letter_topic,
                 kafka.dead_letter_value(letter, **where),
                 f"{tp.topic}/{tp.partition}/{letter.offset}".encode(),
-            ).add_errback(self.errors)
+            ).add_errback(errors)
+        self.events += len(result.rows)
         self.dead += len(result.dead)
-        self.unflushed = self.unflushed or bool(result.dead)
 
     def _partitioner(self, count: int) -> Callable[[str], int]:
         """The default partitioner's choice for an identity (murmur2 of the key, as every
@@ -280,8 +196,8 @@ class NormalizeStage:
             self.parts[tp].committed = meta.offset
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Partitions taken away: their waiting requests and held events will be re-read by
-        the new owner from the committed offset, which never passed them."""
+        """Partitions taken away: their waiting requests will be re-read by the new owner
+        from the committed offset, which never passed them."""
         partitions = list(partitions)
         for tp in partitions:
             self.parts.pop(tp, None)
