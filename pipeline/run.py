@@ -18,6 +18,7 @@ the child SIGTERM and it stops like on a requested stop.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
 import multiprocessing
 import os
@@ -52,11 +53,18 @@ def default_member() -> str:
 
 class Delays:
     """Produce-to-stored and produce-to-alert delays, from the Kafka timestamps events carry
-    (the time their raw record was produced); optionally one JSON line per batch to a file."""
+    (the time their raw record was produced); optionally one JSON line per batch to a file.
+
+    An alert may fire batches after its evidence was stored (when the clock completes its
+    window), so with a metrics file the produce times of the last REMEMBERED events are
+    kept to measure it."""
+
+    REMEMBERED = 500_000
 
     def __init__(self, metrics: Path | None) -> None:
         self.stored: list[float] = []  # since the last report, in ms
         self.out: IO[bytes] | None = metrics.open("ab") if metrics else None
+        self.produced: dict[str, int] = {}  # event id -> produce time (ms), oldest first
 
     def batch(self, rows: list[EventRow], stamps: list[int], alerts: list) -> None:
         """One stored batch: its events, their records' Kafka timestamps, the alerts raised."""
@@ -65,18 +73,22 @@ class Delays:
         now = time.time() * 1000
         delays = [now - stamp for stamp in stamps]
         self.stored.extend(delays)
+        if self.out is None:
+            return
         line: dict[str, object] = {"t": now, "stored": len(rows)}
         if delays:
             line["delay_ms"] = [round(d, 1) for d in delays]
+        produced = self.produced
+        produced.update((row.event_id, stamp) for row, stamp in zip(rows, stamps, strict=True))
+        for old in list(itertools.islice(produced, max(0, len(produced) - self.REMEMBERED))):
+            del produced[old]
         if alerts:
-            produced = {row.event_id: stamp for row, stamp in zip(rows, stamps, strict=True)}
             line["alerts"] = [
                 {"id": a.id, "identity": a.identity, "delay_ms": _alert_delay(a, produced, now)}
                 for a in alerts
             ]
-        if self.out is not None:
-            self.out.write(orjson.dumps(line) + b"\n")
-            self.out.flush()
+        self.out.write(orjson.dumps(line) + b"\n")
+        self.out.flush()
 
     def report(self) -> str:
         got, self.stored = sorted(self.stored), []
@@ -91,8 +103,8 @@ class Delays:
 
 
 def _alert_delay(alert: object, stamps: dict[str, int], now: float) -> float | None:
-    """From the produce time of the oldest evidence event in this batch (the alert fired on
-    the batch that completed its pattern) to now."""
+    """From the produce time of the oldest evidence event to now (None if none of them is
+    remembered)."""
     evidence = [stamps[e] for e in getattr(alert, "evidence", ()) if e in stamps]
     return round(now - min(evidence), 1) if evidence else None
 
@@ -171,7 +183,8 @@ class Member:
         (records, events, dead), d = self.counts[:], self.detect
         self.console.print(
             f"normalize: {records:,} raw records -> {events:,} events, {dead:,} dead "
-            f"letters | detect: {d.events:,} stored, {d.alerts:,} alerts raised or updated, "
+            f"letters | detect: {d.events:,} stored ({d.live.late_count:,} came late: stored, "
+            f"not judged), {d.alerts:,} alerts raised or updated, "
             f"partitions {sorted(d.owned)} | {self.delays.report()}",
             highlight=False,
         )
