@@ -164,6 +164,7 @@ class DetectStage:
     # -- the loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         self.stop = stop
+        kafka.wait_for_partitions(self.consumer, [self.topic], stop)
         self.consumer.subscribe([self.topic], listener=_Owner(self))
         try:
             while not stop.is_set():

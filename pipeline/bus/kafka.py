@@ -8,6 +8,8 @@ the file, and are never logged.
 from __future__ import annotations
 
 import os
+import threading
+import time
 import warnings
 from functools import lru_cache
 from typing import Any
@@ -156,6 +158,31 @@ def ensure_topics(cfg: KafkaConfig, topics: list[str] | None = None) -> list[str
         raise BusError(f"kafka at {_servers(cfg)}: cannot create topics: {exc}") from exc
     finally:
         admin.close()
+
+
+PARTITIONS_SECONDS = 60.0
+
+
+def wait_for_partitions(
+    consumer: KafkaConsumer, topics: list[str], stop: threading.Event | None = None
+) -> None:
+    """Wait until this client's metadata lists partitions for every topic, before it
+    subscribes: a member that joins its group while a topic just created has no partition
+    leaders yet is assigned nothing, and kafka-python may not ask for a new assignment
+    once they appear (a member stayed idle for minutes in a test). BusError after
+    PARTITIONS_SECONDS, naming the topics."""
+    deadline = time.monotonic() + PARTITIONS_SECONDS
+    missing = list(topics)
+    while missing:
+        missing = [t for t in missing if not consumer.partitions_for_topic(t)]
+        if not missing or (stop is not None and stop.is_set()):
+            return
+        if time.monotonic() > deadline:
+            raise BusError(
+                f"topics {', '.join(missing)} have no partitions after "
+                f"{PARTITIONS_SECONDS:.0f} s; is the broker healthy (leaders elected)?"
+            )
+        time.sleep(0.2)
 
 
 @lru_cache(maxsize=65536)

@@ -90,6 +90,7 @@ class NormalizeStage:
         self.partition_cache: dict[str, int] = {}
 
     def run(self, stop: threading.Event) -> None:
+        kafka.wait_for_partitions(self.consumer, list(self.sources), stop)
         self.consumer.subscribe(list(self.sources), listener=_Forget(self))
         try:
             while not stop.is_set():
