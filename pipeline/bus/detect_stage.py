@@ -164,9 +164,9 @@ class DetectStage:
     # -- the loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         self.stop = stop
-        kafka.wait_for_partitions(self.consumer, [self.topic], stop)
-        self.consumer.subscribe([self.topic], listener=_Owner(self))
         try:
+            kafka.wait_for_partitions(self.consumer, [self.topic], stop)
+            self.consumer.subscribe([self.topic], listener=_Owner(self))
             while not stop.is_set():
                 polled = self.consumer.poll(
                     timeout_ms=self.kcfg.poll_timeout_ms, max_records=self.kcfg.batch_max_records

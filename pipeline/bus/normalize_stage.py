@@ -90,9 +90,9 @@ class NormalizeStage:
         self.partition_cache: dict[str, int] = {}
 
     def run(self, stop: threading.Event) -> None:
-        kafka.wait_for_partitions(self.consumer, list(self.sources), stop)
-        self.consumer.subscribe(list(self.sources), listener=_Forget(self))
         try:
+            kafka.wait_for_partitions(self.consumer, list(self.sources), stop)
+            self.consumer.subscribe(list(self.sources), listener=_Forget(self))
             while not stop.is_set():
                 polled = self.consumer.poll(
                     timeout_ms=self.kcfg.poll_timeout_ms, max_records=self.kcfg.batch_max_records
