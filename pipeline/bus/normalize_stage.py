@@ -7,12 +7,13 @@ committed offset never passes the oldest record whose event has not been produce
 request waiting for its response), and commits happen only after the producer flushed, so a
 killed member re-reads at most a few records and the store absorbs the duplicates.
 
-Events travel in batches: one Kafka record holds up to EVENTS_PER_RECORD events of one
-identity from one poll, keyed by that identity (so they land on the partition a single event
-would). Producing and consuming cost the Python client the same per record whatever its
-size, and was most of this stage's time with one record per event. A record's Kafka
-timestamp is the time the oldest of its events' raw records was produced, so the delays the
-detect stage measures from it are never understated.
+A record of the events topic is a JSON array of events (`events_value`); this stage writes
+one event per record, in the order parsed. Grouping a poll's events by identity into fewer
+records made the Python client's work smaller but reordered events across identities; with
+it, one CI run saw a member taking over after a kill -9 raise one incident twice (the cause
+is not proven), and it did not raise the member's rate (detection is its limit). A record's Kafka timestamp
+is the time its event's raw record was produced, so the detect stage can tell the
+end-to-end delay.
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ from pipeline.sources import new_parser
 from pipeline.sources.base import FeedResult, Parser
 
 log = logging.getLogger(__name__)
-
-
-EVENTS_PER_RECORD = 200  # a few hundred kB at most: well under Kafka's 1 MB record limit
 
 
 def events_value(rows: Iterable[EventRow]) -> bytes:
@@ -144,16 +142,11 @@ class NormalizeStage:
     ) -> None:
         send, topic, errors = self.producer.send, self.kcfg.events_topic, self.errors
         partition = self._partitioner(len(self.producer.partitions_for(topic)))
-        by_identity: dict[str, list[EventRow]] = {}
         for row in result.rows:
-            by_identity.setdefault(row.identity, []).append(row)
-        for identity, rows in by_identity.items():
-            key, number = identity.encode(), partition(identity)
-            for start in range(0, len(rows), EVENTS_PER_RECORD):
-                part = rows[start : start + EVENTS_PER_RECORD]
-                stamp = min(stamps.get(row.event_id.encode(), oldest) for row in part)
-                future = send(topic, events_value(part), key, partition=number, timestamp_ms=stamp)
-                future.add_errback(errors)
+            stamp = stamps.get(row.event_id.encode(), oldest)
+            future = send(topic, events_value([row]), row.identity.encode(),
+                          partition=partition(row.identity), timestamp_ms=stamp)
+            future.add_errback(errors)
         for letter in result.dead:
             where = {"topic": tp.topic, "partition": tp.partition, "member": self.member}
             send(
