@@ -11,9 +11,9 @@ A record of the events topic is a JSON array of events (`events_value`); this st
 one event per record, in the order parsed. Grouping a poll's events by identity into fewer
 records made the Python client's work smaller but reordered events across identities; with
 it, one CI run saw a member taking over after a kill -9 raise one incident twice (the cause
-is not proven), and it did not raise the member's rate (detection is its limit). A record's Kafka timestamp
-is the time its event's raw record was produced, so the detect stage can tell the
-end-to-end delay.
+is not proven), and it did not raise the member's rate (detection is its limit). A
+record's Kafka timestamp is the time its event's raw record was produced, so the detect
+stage can tell the end-to-end delay.
 """
 
 from __future__ import annotations
