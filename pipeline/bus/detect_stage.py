@@ -11,8 +11,9 @@ the previous owner stored but had not learned from. The loading happens after `p
 returns rather than inside the callback, so a slow store cannot stall the group protocol.
 
 Time: the clock passed to detection is the newest event time of the slowest partition that
-still has records to read (less `lateness_seconds`), and partitions far ahead of it wait
-(see align.py), so catching up on a backlog does not make the slower partitions' events late.
+still has records to read or got some in the last RECENT_SECONDS (less `lateness_seconds`),
+and partitions far ahead of it wait (see align.py), so catching up on a backlog does not
+make the slower partitions' events late.
 
 Store outages: a batch whose store step fails is neither committed nor dropped. The stage
 backs off (bounded, exponential) and retries the same batch until it succeeds. The events
@@ -35,7 +36,7 @@ from typing import TypeVar
 import orjson
 
 from pipeline.bus import kafka
-from pipeline.bus.align import Alignment
+from pipeline.bus.align import Alignment, RawMarks
 from pipeline.bus.kafka import (
     ConsumerRebalanceListener,
     ConsumerRecord,
@@ -53,6 +54,7 @@ from pipeline.store.base import Store
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+RECENT_SECONDS = 5.0
 
 
 class Stopped(SecretwatchError):
@@ -75,11 +77,21 @@ def store_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and (exc.meta.status >= 500 or exc.meta.status == 429)
 
 
-def decode_events(value: bytes | None) -> list[EventRow]:
-    """The events of one record of the events topic: a JSON array of event objects (or one
-    object, as records were before events travelled in batches). ValueError, TypeError or
-    KeyError if it is not that; then none of its events is taken."""
+def decode_record(value: bytes | None) -> list[EventRow] | tuple[float, dict[str, int | None]]:
+    """One record of the events topic: its events (a JSON array of event objects, or one
+    object as records were before events travelled in arrays), or a normalize member's
+    progress marks as (sent, marks) (see `normalize_stage.marks_value`). ValueError,
+    TypeError or KeyError if it is neither; then none of it is taken."""
     doc = orjson.loads(value or b"")
+    if isinstance(doc, dict) and "marks" in doc:
+        marks, sent = doc["marks"], doc.get("at", 0.0)
+        if not (
+            isinstance(marks, dict)
+            and isinstance(sent, int | float)
+            and all(isinstance(m, int) or m is None for m in marks.values())
+        ):
+            raise ValueError("marks are not raw partitions with event times")
+        return float(sent), marks
     rows = [EventRow(**item) for item in (doc if isinstance(doc, list) else [doc])]
     for row in rows:
         if not (
@@ -119,7 +131,12 @@ class DetectStage:
         self.last_snapshot = time.monotonic()
         self.lateness = int(kcfg.lateness_seconds * 1_000_000)
         self.consumer = kafka.consumer(kcfg, f"{kcfg.group_id}-detect")
-        self.align = Alignment(self.consumer, self.lateness)
+        # The normalize stage writes every partition as it goes: one read to its end a
+        # moment ago is about to get more, and must still hold the clock back.
+        self.align = Alignment(
+            self.consumer, self.lateness, recent_seconds=RECENT_SECONDS, pause=False
+        )
+        self.marks = RawMarks()
         self.producer = kafka.producer(kcfg)  # for dead letters
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="detect-store")
         self.errors = kafka.SendErrors()
@@ -155,6 +172,7 @@ class DetectStage:
                 )
         self.owned = self.owned - gone
         self.align.forget(partitions)
+        self.marks.forget(gone)
         self.stale = True
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
@@ -201,9 +219,12 @@ class DetectStage:
             tp = TopicPartition(r.topic, r.partition)
             after[tp] = r.offset + 1
             try:
-                got = decode_events(r.value)
+                got = decode_record(r.value)
             except (ValueError, TypeError, KeyError) as exc:
                 self._dead(r, f"not an event ({type(exc).__name__}: {exc})")
+                continue
+            if isinstance(got, tuple):
+                self.marks.update(r.partition, *got)
                 continue
             if got:
                 rows += got
@@ -212,8 +233,10 @@ class DetectStage:
                 newest[tp] = max(newest.get(tp, latest), latest)
         for tp, next_offset in after.items():
             self.align.seen(tp, next_offset, newest.get(tp))
-        floor = self.align.adjust()
-        clock = None if floor is None else floor - self.lateness
+        bounds = [b for b in (self.align.adjust(), self.marks.floor()) if b is not None]
+        clock = min(bounds) - self.lateness if bounds else None
+        if self.align.waiting():  # a partition not heard from yet may hold older events
+            clock = 0
         # Storing the events (mostly waiting on Elasticsearch) and judging them (CPU here)
         # overlap; the batch is committed only once both are done.
         stored = (

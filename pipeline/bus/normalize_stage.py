@@ -2,25 +2,35 @@
 the events topic, bad records to the dead-letter topic.
 
 Each raw partition has its own parser (a Vault request and its response share a key, so a
-partition), fed with Kafka offsets where a file parser gets byte offsets. A partition's
-committed offset never passes the oldest record whose event has not been produced yet (a
-request waiting for its response), and commits happen only after the producer flushed, so a
-killed member re-reads at most a few records and the store absorbs the duplicates.
+partition), fed with Kafka offsets where a file parser gets byte offsets.
+
+Order: parsed events wait until no raw partition still to be read can hold older ones (the
+newest event time of the slowest, see align.py), then go out oldest first. Catching up on a
+backlog, one fetch of a partition spans hours of event time; produced as read, the events
+of the partitions read next would all come late to detection, which would store them but
+not judge them.
 
 A record of the events topic is a JSON array of events (`events_value`); this stage writes
-one event per record, in the order parsed. Grouping a poll's events by identity into fewer
+one event per record, in event-time order (above). Grouping a poll's events by identity into fewer
 records made the Python client's work smaller but reordered events across identities; with
 it, one CI run saw a member taking over after a kill -9 raise one incident twice (the cause
 is not proven), and it did not raise the member's rate (detection is its limit). A
 record's Kafka timestamp is the time its event's raw record was produced, so the detect
 stage can tell the end-to-end delay.
+
+Commits: a partition's committed offset never passes the oldest record whose event has not
+been produced yet (a request waiting for its response, or an event waiting for the slower
+partitions), and commits happen only after the producer flushed, so a killed member
+re-reads some records and the store absorbs the duplicates.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -56,6 +66,36 @@ def events_value(rows: Iterable[EventRow]) -> bytes:
     return orjson.dumps([dict(zip(FIELDS, row, strict=True)) for row in rows])
 
 
+MARKS_SECONDS = 0.5  # at most this often, progress marks go to the events topic
+MARKS_RESEND_SECONDS = 5.0  # and again this often while a raw partition is behind
+
+
+def marks_value(marks: dict[str, int | None], member: str) -> bytes:
+    """A progress record of the events topic, sent to each of its partitions: for each raw
+    partition (`topic/partition`) this member reads, the event time up to which its events
+    have all been produced, or None once it is caught up with nothing held. With several
+    members each normalizing its own raw partitions, one member's events can be hours
+    ahead of another's; the detect stage learns only up to the slowest mark, so the events
+    the other member produces next do not come late (see detect_stage.py).
+
+    >>> marks_value({"raw.vault/0": 5, "raw.aws/1": None}, "m1")[:50]
+    b'{"marks":{"raw.vault/0":5,"raw.aws/1":null},"membe'
+    """
+    return orjson.dumps({"marks": marks, "member": member, "at": time.time()})
+
+
+@dataclass
+class _Held:
+    """Events parsed from the records from `offset` on, in event-time order, waiting for the
+    slower partitions; `sent` of them have gone out."""
+
+    offset: int
+    ts: list[int]
+    rows: list[EventRow]
+    stamps: list[int]  # produce time of each one's raw record (ms)
+    sent: int = 0
+
+
 @dataclass
 class _Partition:
     """One raw partition's parser and how far its records have become produced events."""
@@ -66,10 +106,42 @@ class _Partition:
     committed: int = -1
     quiet_since: float = field(default_factory=time.monotonic)
     last_stamp: int = 0  # produce time of the last record fed (ms)
+    newest: int | None = None  # newest event time parsed
+    held: deque[_Held] = field(default_factory=deque)
 
     def commit_position(self) -> int:
         pending = self.parser.pending_position()
-        return pending[0] if pending is not None else self.next_offset
+        positions = [self.next_offset]
+        if pending is not None:
+            positions.append(pending[0])
+        if self.held:
+            positions.append(self.held[0].offset)
+        return min(positions)
+
+    def hold(self, offset: int, rows: list[EventRow], stamps: list[int]) -> None:
+        if rows:
+            order = sorted(range(len(rows)), key=lambda i: rows[i].ts_us)
+            self.held.append(_Held(
+                offset,
+                [rows[i].ts_us for i in order],
+                [rows[i] for i in order],
+                [stamps[i] for i in order],
+            ))
+
+    def release(self, limit: int | None) -> list[tuple[int, EventRow, int]]:
+        """Held events up to event time `limit` (all if None), as (time, row, stamp)."""
+        out: list[tuple[int, EventRow, int]] = []
+        while self.held:
+            held = self.held[0]
+            cut = len(held.ts) if limit is None else bisect.bisect_right(held.ts, limit)
+            if cut > held.sent:
+                out += zip(held.ts[held.sent : cut], held.rows[held.sent : cut],
+                           held.stamps[held.sent : cut], strict=True)
+                held.sent = cut
+            if cut < len(held.ts):
+                break  # later ones are newer still
+            self.held.popleft()
+        return out
 
 
 class NormalizeStage:
@@ -82,10 +154,15 @@ class NormalizeStage:
         self.consumer = kafka.consumer(kcfg, f"{kcfg.group_id}-normalize")
         self.producer = kafka.producer(kcfg)
         self.errors = kafka.SendErrors()
-        self.align = Alignment(self.consumer, int(kcfg.lateness_seconds * 1_000_000))
+        self.lateness = int(kcfg.lateness_seconds * 1_000_000)
+        self.align = Alignment(self.consumer, self.lateness)
         self.records = self.events = self.dead = 0
+        self.unflushed = False  # dead letters sent since the last flush
         self.partition_count = 0  # of the events topic; see _partitioner
         self.partition_cache: dict[str, int] = {}
+        self.dormant: dict[TopicPartition, _Partition] = {}  # see `forget`
+        self.marks_sent: dict[str, int | None] = {}
+        self.marks_at = 0.0
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -95,22 +172,32 @@ class NormalizeStage:
                 polled = self.consumer.poll(
                     timeout_ms=self.kcfg.poll_timeout_ms, max_records=self.kcfg.batch_max_records
                 )
-                sent = any([self._take(tp, recs) for tp, recs in polled.items()])
-                sent = self._flush_idle() or sent
-                self.align.adjust()
-                if sent:
+                for tp, records in polled.items():
+                    self._take(tp, records)
+                self._flush_idle()
+                floor = self.align.adjust()
+                limit = -1 if self.align.waiting() else floor
+                sent = self._release(limit)
+                if limit != -1:
+                    sent = self._send_marks(limit) or sent
+                if sent or self.unflushed:
                     kafka.flush(self.producer, self.errors, f"topic {self.kcfg.events_topic}")
+                    self.unflushed = False
                 self._commit()
         finally:
             self.producer.close()
             self.consumer.close(autocommit=False)
 
-    def _take(self, tp: TopicPartition, records: list[ConsumerRecord]) -> bool:
+    def _part(self, tp: TopicPartition) -> _Partition:
         part = self.parts.get(tp)
         if part is None:
             source = self.sources[tp.topic]
             parser = new_parser(source, self.cfg.backends.get(source))
             part = self.parts[tp] = _Partition(f"{tp.topic}/{tp.partition}", parser)
+        return part
+
+    def _take(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        part = self._part(tp)
         fed = [(r.value or b"", r.offset, r.offset) for r in records]
         result = part.parser.feed(fed, part.name)
         part.next_offset = records[-1].offset + 1
@@ -118,44 +205,83 @@ class NormalizeStage:
         part.last_stamp = records[-1].timestamp
         self.records += len(records)
         newest = max((row.ts_us for row in result.rows), default=None)
+        if newest is not None:
+            part.newest = max(part.newest or newest, newest)
         self.align.seen(tp, part.next_offset, newest)
         # Produce time of each event's raw record: the event id is the record's key (Vault
         # request.id, CloudTrail eventID, ...); otherwise the batch's oldest.
         stamps = {r.key: r.timestamp for r in records if r.key is not None}
-        self._send(tp, result, stamps, records[0].timestamp)
-        return bool(result.rows or result.dead)
+        oldest = records[0].timestamp
+        part.hold(
+            records[0].offset,
+            result.rows,
+            [stamps.get(row.event_id.encode(), oldest) for row in result.rows],
+        )
+        self._dead_letters(tp, result)
 
-    def _flush_idle(self) -> bool:
+    def _flush_idle(self) -> None:
         """A request unanswered while its partition has been quiet counts alone (like the
         follower's idle flush): otherwise its offset would hold the commit back forever."""
-        sent = False
         now = time.monotonic()
         for tp, part in self.parts.items():
-            if part.parser.pending_position() and now - part.quiet_since > IDLE_FLUSH_SECONDS:
+            pending = part.parser.pending_position()
+            if pending and now - part.quiet_since > IDLE_FLUSH_SECONDS:
                 result = part.parser.flush(part.name)
-                self._send(tp, result, {}, part.last_stamp)  # produced by then, at the latest
-                sent = sent or bool(result.rows or result.dead)
-        return sent
+                # produced by then, at the latest
+                part.hold(pending[0], result.rows, [part.last_stamp] * len(result.rows))
+                self._dead_letters(tp, result)
 
-    def _send(
-        self, tp: TopicPartition, result: FeedResult, stamps: dict[bytes, int], oldest: int
-    ) -> None:
+    def _release(self, limit: int | None) -> bool:
+        """Produce the held events up to event time `limit` (all if None), oldest first; True
+        if any went out."""
+        out = sorted(
+            (item for part in self.parts.values() for item in part.release(limit)),
+            key=lambda item: item[0],
+        )
+        if not out:
+            return False
         send, topic, errors = self.producer.send, self.kcfg.events_topic, self.errors
         partition = self._partitioner(len(self.producer.partitions_for(topic)))
-        for row in result.rows:
-            stamp = stamps.get(row.event_id.encode(), oldest)
+        for _, row, stamp in out:
             future = send(topic, events_value([row]), row.identity.encode(),
                           partition=partition(row.identity), timestamp_ms=stamp)
             future.add_errback(errors)
+        self.events += len(out)
+        return True
+
+    def _send_marks(self, limit: int | None) -> bool:
+        """Tell every events partition how far each owned raw partition has been produced
+        (see `marks_value`): when that changed, and again every MARKS_RESEND_SECONDS while
+        one is not caught up; nothing once all are and stay caught up."""
+        marks: dict[str, int | None] = {}
+        for tp in self.align.assigned():
+            part = self.parts.get(tp)
+            done = (part is None or not part.held) and not self.align.behind(tp)
+            marks[f"{tp.topic}/{tp.partition}"] = None if done else limit
+        now = time.monotonic()
+        changed = marks != self.marks_sent
+        if not marks or not (
+            (changed and now - self.marks_at >= MARKS_SECONDS)
+            or (now - self.marks_at >= MARKS_RESEND_SECONDS and any(marks.values()))
+        ):
+            return False
+        topic = self.kcfg.events_topic
+        value = marks_value(marks, self.member)
+        for number in range(len(self.producer.partitions_for(topic))):
+            self.producer.send(topic, value, partition=number).add_errback(self.errors)
+        self.marks_sent, self.marks_at = marks, now
+        return True
+
+    def _dead_letters(self, tp: TopicPartition, result: FeedResult) -> None:
         for letter in result.dead:
             where = {"topic": tp.topic, "partition": tp.partition, "member": self.member}
-            send(
+            self.producer.send(
                 self.kcfg.dead_letter_topic,
                 kafka.dead_letter_value(letter, **where),
                 f"{tp.topic}/{tp.partition}/{letter.offset}".encode(),
-            ).add_errback(errors)
-        self.events += len(result.rows)
+            ).add_errback(self.errors)
         self.dead += len(result.dead)
+        self.unflushed = self.unflushed or bool(result.dead)
 
     def _partitioner(self, count: int) -> Callable[[str], int]:
         """The default partitioner's choice for an identity (murmur2 of the key, as every
@@ -189,17 +315,34 @@ class NormalizeStage:
         for tp, meta in offsets.items():
             self.parts[tp].committed = meta.offset
 
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Partitions taken away: their waiting requests will be re-read by the new owner
-        from the committed offset, which never passed them."""
+    def forget(self, partitions: Iterable[TopicPartition], lost: bool = False) -> None:
+        """Partitions taken away: their waiting requests and held events will be re-read by
+        the new owner from the committed offset, which never passed them. A rebalance
+        takes every partition away and may give some back at once: their state is kept
+        for `reassigned` (not when `lost`: then another member has them already)."""
         partitions = list(partitions)
         for tp in partitions:
-            self.parts.pop(tp, None)
+            part = self.parts.pop(tp, None)
+            if part is not None and not lost:
+                self.dormant[tp] = part
         self.align.forget(partitions)
+
+    def reassigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Partitions given back to this member go on where they were, with their requests
+        and held events: nobody else read them meanwhile. The read position is set to
+        match (`seek` only sets it, so it is safe inside the group callback)."""
+        for tp in assigned:
+            part = self.dormant.pop(tp, None)
+            if part is not None and part.next_offset >= 0:
+                self.parts[tp] = part
+                self.consumer.seek(tp, part.next_offset)
+                self.align.seen(tp, part.next_offset, part.newest)
+        self.dormant = {}
 
 
 class _Forget(ConsumerRebalanceListener):
-    """Everything produced is committed between polls, so a revocation only drops state."""
+    """Everything produced is committed between polls, so a revocation only sets state
+    aside (see `NormalizeStage.forget`)."""
 
     def __init__(self, stage: NormalizeStage) -> None:
         self.stage = stage
@@ -208,8 +351,8 @@ class _Forget(ConsumerRebalanceListener):
         self.stage.forget(revoked)
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.stage.reassigned(assigned)
         log.info("normalize: assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
     def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
-        self.stage.forget(lost)
-
+        self.stage.forget(lost, lost=True)

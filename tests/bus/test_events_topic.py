@@ -1,13 +1,15 @@
-"""The events topic's record format: what the normalize stage writes, the detect stage
-reads (no servers needed)."""
+"""The events topic's record formats (events, progress marks): what the normalize stage
+writes, the detect stage reads (no servers needed)."""
 
 from __future__ import annotations
+
+import time
 
 import orjson
 import pytest
 
-from pipeline.bus.detect_stage import decode_events
-from pipeline.bus.normalize_stage import events_value
+from pipeline.bus.detect_stage import decode_record
+from pipeline.bus.normalize_stage import events_value, marks_value
 from pipeline.record import EventRow
 
 
@@ -24,11 +26,17 @@ def as_object(event_id: str) -> dict:
 
 def test_a_batch_reads_back_as_the_same_events_in_order():
     rows = [row("a"), row("b"), row("c")]
-    assert decode_events(events_value(rows)) == rows
+    assert decode_record(events_value(rows)) == rows
 
 
 def test_a_single_event_object_is_read_as_before_batches():
-    assert decode_events(orjson.dumps(as_object("a"))) == [row("a")]
+    assert decode_record(orjson.dumps(as_object("a"))) == [row("a")]
+
+
+def test_progress_marks_read_back_with_when_they_were_sent():
+    sent, marks = decode_record(marks_value({"raw.vault/0": 5, "raw.aws/1": None}, "m1"))
+    assert marks == {"raw.vault/0": 5, "raw.aws/1": None}
+    assert abs(sent - time.time()) < 60
 
 
 @pytest.mark.parametrize(
@@ -40,8 +48,10 @@ def test_a_single_event_object_is_read_as_before_batches():
         orjson.dumps([{**as_object("a"), "ts_us": "soon"}]),
         orjson.dumps([{**as_object("a"), "source": "ftp"}]),
         b"[1, 2]",
+        b'{"marks": ["raw.vault/0"]}',
+        b'{"marks": {"raw.vault/0": "noon"}, "at": 1.0}',
     ],
 )
 def test_anything_else_is_refused_whole(value: bytes):
     with pytest.raises((ValueError, TypeError, KeyError)):
-        decode_events(value)
+        decode_record(value)

@@ -185,6 +185,34 @@ def test_two_members_share_the_work_and_survive_kill_9(
             store.close()
 
 
+def test_a_backlog_is_judged_whole_none_of_it_late(
+    tmp_path: Path, kafka_bootstrap: str, es_url: str, stream, offsets: Offsets, made
+):
+    """Raw records waiting on four partitions per source, one fetch of each spanning days of
+    event time: the member hands events on in event-time order, so none comes late to
+    detection (late events are stored but not judged)."""
+    records, expected = stream
+    name, config, kcfg = setup(tmp_path, kafka_bootstrap, es_url, "backlog", made)
+    produce(kcfg, records)
+    one = member(tmp_path, config, "one")
+    store = None
+    try:
+        store = es_store(es_url, name)
+        wait_for(lambda: stored_count(store) == len(expected), 300, "every event stored")
+        detect = f"{name}-detect"
+        wait_for(lambda: offsets.lag(detect, kcfg.events_topic) == 0, 120, "detect lag 0")
+        assert one.stop() == 0, one.log()
+        text = " ".join(one.log().split())
+        reports = re.findall(r"([\d,]+) stored \(([\d,]+) came late", text)
+        assert reports, text
+        assert reports[-1] == (f"{len(expected):,}", "0"), text
+        assert len(alert_bodies(store)) >= 5
+    finally:
+        reap(one)
+        if store is not None:
+            store.close()
+
+
 def test_store_outage_holds_commits_back_then_catches_up(
     tmp_path: Path, kafka_bootstrap: str, es_url: str, stream, offsets: Offsets, made
 ):
@@ -247,11 +275,16 @@ def test_malformed_record_goes_to_the_dead_letter_topic_and_the_stream_goes_on(
         produce(kcfg, [*first[:200], bad, *first[200:]])
         events = expected_events(first)
         wait_for(lambda: stored_count(store) == len(events), 120, "the good events stored")
-        # Each record is a JSON array of events of the identity it is keyed by.
+        # Each record is a JSON array of events of the identity it is keyed by, or the
+        # normalize stage's progress marks for its raw partition (the events are all out).
         reader = TopicReader(kafka_bootstrap, kcfg.events_topic)
         batches = reader.read(1, timeout=60, settle=1.0)
         reader.close()
-        carried = [(r.key, orjson.loads(r.value)) for r in batches]
+        docs = [(r.key, orjson.loads(r.value)) for r in batches]
+        carried = [(key, doc) for key, doc in docs if isinstance(doc, list)]
+        marks = [doc["marks"] for _, doc in docs if isinstance(doc, dict)]
+        assert marks and f"{name}.raw.vault/0" in marks[-1]
+        assert set(marks[-1].values()) == {None}  # every raw partition caught up
         assert sorted(e["event_id"] for _, batch in carried for e in batch) == sorted(events)
         assert all({e["identity"].encode() for e in batch} == {key} for key, batch in carried)
         # A record on the events topic that is not an event batch is a dead letter too.
