@@ -23,6 +23,10 @@ A partition not heard from yet (no fetch answered since it was assigned) could h
 events than any other: for up to GRACE_SECONDS after its assignment it holds everything
 back (`waiting`). After that, a partition whose newest event time is not known neither
 holds the others back nor is paused: alignment never stalls a consumer.
+
+Several normalize members each produce their own raw partitions' events in order, but
+interleaved on the events topic; `RawMarks` carries each raw partition's progress to the
+detect stage, which learns only up to the slowest.
 """
 
 from __future__ import annotations

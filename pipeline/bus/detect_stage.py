@@ -10,10 +10,12 @@ assignment it loads the baselines of the identities on its partitions and judges
 the previous owner stored but had not learned from. The loading happens after `poll`
 returns rather than inside the callback, so a slow store cannot stall the group protocol.
 
-Time: the clock passed to detection is the newest event time of the slowest partition that
-still has records to read or got some in the last RECENT_SECONDS (less `lateness_seconds`),
-and partitions far ahead of it wait (see align.py), so catching up on a backlog does not
-make the slower partitions' events late.
+Time: the clock passed to detection (less `lateness_seconds`) is the lower of two bounds:
+the slowest raw partition's progress mark, as the normalize members report them on every
+events partition (see align.RawMarks: with two members, one member's events can run hours
+ahead of the other's), and the newest event time of the slowest events partition that
+still has records to read or got some in the last RECENT_SECONDS (see align.py). So
+catching up on a backlog does not make the slower partitions' events late.
 
 Store outages: a batch whose store step fails is neither committed nor dropped. The stage
 backs off (bounded, exponential) and retries the same batch until it succeeds. The events
@@ -184,11 +186,14 @@ class DetectStage:
         self.stop = stop
         try:
             kafka.wait_for_partitions(self.consumer, [self.topic], stop)
-            self.consumer.subscribe([self.topic], listener=_Owner(self))
+            listener = _Owner(self)
+            self.consumer.subscribe([self.topic], listener=listener)
+            idle = kafka.IdleRejoin(self.consumer, [self.topic], listener)
             while not stop.is_set():
                 polled = self.consumer.poll(
                     timeout_ms=self.kcfg.poll_timeout_ms, max_records=self.kcfg.batch_max_records
                 )
+                idle.check(bool(self.owned))
                 records = [r for recs in polled.values() for r in recs]
                 if not records and not self.stale:
                     self.align.adjust()  # a caught-up partition may release paused ones

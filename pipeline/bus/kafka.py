@@ -7,6 +7,7 @@ the file, and are never logged.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -37,6 +38,8 @@ from pipeline.config import KafkaConfig
 from pipeline.errors import ConfigError, SecretwatchError
 from pipeline.record import SOURCES
 from pipeline.sources.base import DeadLetter
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ConsumerRebalanceListener",
@@ -183,6 +186,38 @@ def wait_for_partitions(
                 f"{PARTITIONS_SECONDS:.0f} s; is the broker healthy (leaders elected)?"
             )
         time.sleep(0.2)
+
+
+IDLE_REJOIN_SECONDS = 30.0
+
+
+class IdleRejoin:
+    """Ask for a new assignment when this member has owned nothing for a while although its
+    topics have partitions. A member that joined while the group leader saw no partitions
+    yet was assigned nothing and, in a test, stayed so for minutes after another member
+    took every partition (kafka-python did not ask again). Leaving and joining again is
+    the public way to ask; an idle member that is merely one too many asks again after
+    twice as long each time, so the group is rarely disturbed."""
+
+    def __init__(self, consumer: KafkaConsumer, topics: list[str], listener: Any) -> None:
+        self.consumer, self.topics, self.listener = consumer, topics, listener
+        self.wait = IDLE_REJOIN_SECONDS
+        self.since = time.monotonic()
+
+    def check(self, owns: bool) -> None:
+        now = time.monotonic()
+        if owns:
+            self.since, self.wait = now, IDLE_REJOIN_SECONDS
+            return
+        if now - self.since < self.wait:
+            return
+        self.since, self.wait = now, self.wait * 2
+        if any(self.consumer.partitions_for_topic(t) for t in self.topics):
+            log.warning("%s: owned no partition of %s for %.0f s; joining the group again",
+                        self.consumer.config.get("group_id"), ", ".join(self.topics),
+                        self.wait / 2)
+            self.consumer.unsubscribe()
+            self.consumer.subscribe(self.topics, listener=self.listener)
 
 
 @lru_cache(maxsize=65536)

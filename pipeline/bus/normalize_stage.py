@@ -167,11 +167,14 @@ class NormalizeStage:
     def run(self, stop: threading.Event) -> None:
         try:
             kafka.wait_for_partitions(self.consumer, list(self.sources), stop)
-            self.consumer.subscribe(list(self.sources), listener=_Forget(self))
+            listener = _Forget(self)
+            self.consumer.subscribe(list(self.sources), listener=listener)
+            idle = kafka.IdleRejoin(self.consumer, list(self.sources), listener)
             while not stop.is_set():
                 polled = self.consumer.poll(
                     timeout_ms=self.kcfg.poll_timeout_ms, max_records=self.kcfg.batch_max_records
                 )
+                idle.check(bool(self.consumer.assignment()))
                 for tp, records in polled.items():
                     self._take(tp, records)
                 self._flush_idle()

@@ -14,8 +14,19 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafkatools import Proc, TopicReader, drop, kafka_section, unique, write_config
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewTopic
+from kafkatools import (
+    Proc,
+    TopicReader,
+    drop,
+    kafka_section,
+    unique,
+    wait_for,
+    write_config,
+)
 
+from pipeline.bus import kafka
 from pipeline.bus.kafka import partition_of
 from pipeline.record import synthetic_id
 from pipeline.sources.framing import document_records
@@ -189,3 +200,49 @@ def test_ship_follow_resumes_from_its_state_without_loss_or_repeat(
     # Each call's request and response share a key, so a partition.
     per_key = Counter((r.key, r.partition) for r in records)
     assert set(per_key.values()) == {2} and len(per_key) == 30
+
+
+def test_a_member_that_owns_nothing_joins_its_group_again(kafka_bootstrap: str):
+    """`IdleRejoin` leaves and joins the group again (a new assignment, the listener told)
+    once the member has owned nothing for its wait, then waits twice as long."""
+    name = unique("idle")
+    topic = f"{name}.events"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    consumer = None
+    try:
+        admin.create_topics([NewTopic(topic, 2, 1)])
+        consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=name,
+                                 enable_auto_commit=False, session_timeout_ms=6000)
+        assigned: list[list[int]] = []
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                pass
+
+            def on_partitions_assigned(self, got):
+                assigned.append(sorted(tp.partition for tp in got))
+
+        listener = Listener()
+        kafka.wait_for_partitions(consumer, [topic])
+        consumer.subscribe([topic], listener=listener)
+
+        def polled_until(count: int) -> bool:
+            consumer.poll(timeout_ms=200)
+            return len(assigned) >= count and bool(assigned[-1])
+
+        wait_for(lambda: polled_until(1), 60, "the first assignment")
+        idle = kafka.IdleRejoin(consumer, [topic], listener)
+        idle.check(False)  # not idle for long yet
+        assert len(assigned) == 1 and idle.wait == kafka.IDLE_REJOIN_SECONDS
+        idle.since -= kafka.IDLE_REJOIN_SECONDS + 1
+        idle.check(False)
+        assert idle.wait == 2 * kafka.IDLE_REJOIN_SECONDS
+        wait_for(lambda: polled_until(2), 60, "the assignment after joining again")
+        assert assigned[-1] == [0, 1]
+        idle.check(True)
+        assert idle.wait == kafka.IDLE_REJOIN_SECONDS
+    finally:
+        if consumer is not None:
+            consumer.close(autocommit=False)
+        admin.close()
+        drop(kafka_bootstrap, name)
