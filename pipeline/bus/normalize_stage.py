@@ -11,12 +11,12 @@ of the partitions read next would all come late to detection, which would store 
 not judge them.
 
 A record of the events topic is a JSON array of events (`events_value`); this stage writes
-one event per record, in event-time order (above). Grouping a poll's events by identity into fewer
-records made the Python client's work smaller but reordered events across identities; with
-it, one CI run saw a member taking over after a kill -9 raise one incident twice (the cause
-is not proven), and it did not raise the member's rate (detection is its limit). A
-record's Kafka timestamp is the time its event's raw record was produced, so the detect
-stage can tell the end-to-end delay.
+one event per record, in that order, keyed by identity. (Grouping a poll's events by
+identity into fewer records made the Python client's work smaller, but it reordered events
+across identities and did not raise a member's rate: detection is its limit.) A record's
+Kafka timestamp is the time its event's raw record was produced, so the detect stage can
+tell the end-to-end delay. Progress marks (`marks_value`) go to every events partition so
+that the detect stage knows how far each raw partition has been produced.
 
 Commits: a partition's committed offset never passes the oldest record whose event has not
 been produced yet (a request waiting for its response, or an event waiting for the slower
