@@ -58,6 +58,8 @@ EVENTS_AT_SCALE_1 = 370_000  # scenario_gen, 120 days
 class Run:
     """One isolated setup: its own topics, groups and index prefix."""
 
+    snapshot_seconds = 30.0  # the members' (--snapshot-seconds)
+
     def __init__(self, folder: Path, label: str, partitions: int = 4) -> None:
         self.name = f"bench{uuid.uuid4().hex[:8]}-{label}"
         self.folder = folder
@@ -70,7 +72,7 @@ class Run:
                 "dead_letter_topic": f"{self.name}.dead",
                 "group_id": self.name,
                 "partitions": partitions,
-                "snapshot_seconds": 30,
+                "snapshot_seconds": self.snapshot_seconds,
             },
         }
         self.config = folder / f"{self.name}.yaml"
@@ -243,7 +245,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--paced-seconds", type=float, default=30.0)
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds per phase")
+    parser.add_argument("--snapshot-seconds", type=float, default=Run.snapshot_seconds,
+                        help="how often members snapshot their baselines")
     args = parser.parse_args()
+    Run.snapshot_seconds = args.snapshot_seconds
     scale = round(args.events / EVENTS_AT_SCALE_1, 3)
     folder = CACHE / f"scenario-120d-{scale}-{args.seed}"
     scenario(folder, days=120, scale=scale, seed=args.seed)
