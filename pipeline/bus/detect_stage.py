@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 RECENT_SECONDS = 5.0
+SLOW_SNAPSHOT_SECONDS = 1.0
 
 
 class Stopped(SecretwatchError):
@@ -266,8 +267,13 @@ class DetectStage:
             kafka.flush(self.producer, self.errors, f"topic {self.kcfg.dead_letter_topic}")
         self._commit(records)
         if time.monotonic() - self.last_snapshot >= self.kcfg.snapshot_seconds:
+            began = time.monotonic()
             self._with_store(self.live.snapshot, 0, reload=False)
             self.last_snapshot = time.monotonic()
+            took = self.last_snapshot - began
+            # Judging waits meanwhile: a slow snapshot shows in the delays.
+            log.log(logging.INFO if took >= SLOW_SNAPSHOT_SECONDS else logging.DEBUG,
+                    "detect: snapshot took %.2f s", took)
 
     def _process(self, rows: list[EventRow], clock_us: int | None) -> list:
         """Store, judge and learn; the clock is the slowest partition's (see align.py)."""

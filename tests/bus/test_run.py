@@ -185,30 +185,43 @@ def test_two_members_share_the_work_and_survive_kill_9(
             store.close()
 
 
+@pytest.mark.parametrize("members", [1, 2])
 def test_a_backlog_is_judged_whole_none_of_it_late(
-    tmp_path: Path, kafka_bootstrap: str, es_url: str, stream, offsets: Offsets, made
+    tmp_path: Path, kafka_bootstrap: str, es_url: str, stream, offsets: Offsets, made,
+    members: int,
 ):
     """Raw records waiting on four partitions per source, one fetch of each spanning days of
-    event time: the member hands events on in event-time order, so none comes late to
-    detection (late events are stored but not judged)."""
+    event time: each member hands events on in event-time order and tells how far it has
+    got (progress marks), so none comes late to detection (late events are stored but not
+    judged). With one member the backlog is there before it starts; two members are
+    running (owning their partitions) when it is produced all at once."""
     records, expected = stream
-    name, config, kcfg = setup(tmp_path, kafka_bootstrap, es_url, "backlog", made)
-    produce(kcfg, records)
-    one = member(tmp_path, config, "one")
+    name, config, kcfg = setup(tmp_path, kafka_bootstrap, es_url, f"backlog{members}", made)
+    procs: list[Proc] = []
     store = None
     try:
+        if members == 1:
+            produce(kcfg, records)
+        procs = [member(tmp_path, config, f"m{i}") for i in range(members)]
         store = es_store(es_url, name)
+        if members > 1:
+            wait_for(lambda: all(owned(p) for p in procs), 90, "every member to own work")
+            produce(kcfg, records)
         wait_for(lambda: stored_count(store) == len(expected), 300, "every event stored")
         detect = f"{name}-detect"
         wait_for(lambda: offsets.lag(detect, kcfg.events_topic) == 0, 120, "detect lag 0")
-        assert one.stop() == 0, one.log()
-        text = " ".join(one.log().split())
-        reports = re.findall(r"([\d,]+) stored \(([\d,]+) came late", text)
-        assert reports, text
-        assert reports[-1] == (f"{len(expected):,}", "0"), text
+        late = 0
+        for proc in procs:
+            assert proc.stop() == 0, proc.log()
+            text = " ".join(proc.log().split())
+            reports = re.findall(r"([\d,]+) stored \(([\d,]+) came late", text)
+            assert reports, text
+            late += int(reports[-1][1].replace(",", ""))
+        assert late == 0, [p.log() for p in procs]
+        assert set(store.events()["event_id"]) == set(expected)
         assert len(alert_bodies(store)) >= 5
     finally:
-        reap(one)
+        reap(*procs)
         if store is not None:
             store.close()
 
