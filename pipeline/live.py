@@ -25,7 +25,9 @@ also loads the baselines of identities it does not own, read-only, because wheth
 "belongs to others" is knowledge across identities.
 
 Events older than the watermark of their partition (a record re-delivered after a crash, or
-later than `lateness`) are stored but not judged: their batch was already learned from.
+later than `lateness`) are stored but not judged: their batch was already learned from. A
+copy of an event this member learned from lately (read again after a rebalance) is known
+as such and not counted late.
 Those a reload would judge again (newer than the last snapshot's watermark) are listed in
 the store, per partition (`live/<key>/late`, cleared by the next snapshot), and stay unjudged
 after a reload, in the store and when delivered again: judged there, a late event could open
@@ -80,6 +82,7 @@ def _order(row: EventRow) -> tuple[int, str]:
 
 _FIELDS = [f.name for f in fields(Events)]
 MAX_CHUNKS = 32  # prepared chunks kept apart before they are merged into one
+LEARNED_KEPT = 200_000  # ids of events learned from, kept to tell a copy from a late event
 
 
 class LiveDetection:
@@ -106,6 +109,9 @@ class LiveDetection:
         self.none: Events = self._prepare([])
         self.chunks: list[Events] = []
         self.seen: set[str] = set()  # their ids: a re-delivered record is judged once
+        # Ids of the last LEARNED_KEPT events learned from: one delivered again (read again
+        # after a rebalance) was judged, it did not come late. Cleared by a reload.
+        self.learned: dict[str, None] = {}
         self.peeked: tuple[int, int] | None = None  # (batch start, events) judged last
         self.touched: set[str] = set()  # identities learned from since the last snapshot
         self.unsaved: dict[str, Incident] = {}  # changed, their alerts not stored yet
@@ -160,6 +166,7 @@ class LiveDetection:
         if self.start is not None:
             base.observed_until_us = max(base.observed_until_us, self.start)
         self.chunks, self.seen, self.touched, self.unsaved = [], set(), set(), {}
+        self.learned = {}
         # Which events came late is a fact about their arrival, which the store does not
         # keep: those not listed in the store yet (their listing failed) are kept, and so
         # is where learning had got when a failed `process` began.
@@ -273,7 +280,7 @@ class LiveDetection:
         fresh = []
         for r in rows:
             key = self.owner(r.identity)
-            if key is None or r.event_id in self.seen:
+            if key is None or r.event_id in self.seen or r.event_id in self.learned:
                 continue
             if r.event_id in self.late:  # delivered again
                 self.late_count += 1
@@ -356,11 +363,15 @@ class LiveDetection:
                 parts.append(c.slice(0, cut))
             if take:
                 if cut:
-                    self.seen.difference_update(c.event_id[:cut].tolist())
+                    ids = c.event_id[:cut].tolist()
+                    self.seen.difference_update(ids)
+                    self.learned.update(dict.fromkeys(ids))
                 if cut < len(c):
                     kept.append(c.slice(cut, len(c)) if cut else c)
         if take:
             self.chunks = kept
+            if len(self.learned) > 2 * LEARNED_KEPT:
+                self.learned = dict.fromkeys(list(self.learned)[-LEARNED_KEPT:])
         return _ordered(parts, self.none)
 
     def _judge(self, rows: list[EventRow], clock_us: int | None) -> dict[str, Incident]:

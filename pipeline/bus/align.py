@@ -72,15 +72,18 @@ class Alignment:
 
     def waiting(self) -> bool:
         """Is an assigned partition, within GRACE_SECONDS of its assignment, not heard from
-        yet? Until it is, nothing may count as on time."""
+        yet, or one with records to read none of which has been read yet (records just
+        written to a partition that was caught up)? Its events could be older than any
+        other's, so until it is read nothing may count as on time. Such a partition is
+        never paused, so the wait ends with its next fetch."""
         now = time.monotonic()
         for tp in self.assigned():
             since = self.since.setdefault(tp, now)
-            if (
-                tp not in self.heard
-                and self.consumer.highwater(tp) is None
-                and now - since < GRACE_SECONDS
-            ):
+            if tp in self.heard:
+                continue
+            if self.consumer.highwater(tp) is None and now - since < GRACE_SECONDS:
+                return True
+            if self.behind(tp):
                 return True
         return False
 
@@ -167,6 +170,13 @@ class RawMarks:
     def forget(self, partitions: Iterable[int]) -> None:
         gone = set(partitions)
         self.marks = {k: v for k, v in self.marks.items() if k[0] not in gone}
+
+    def missing(self, partitions: Iterable[int], raw: Iterable[str]) -> bool:
+        """Has one of these events partitions not yet told the mark of one of these raw
+        partitions? Then a member that has not produced yet may hold older events than
+        any mark so far (each member sends marks as soon as it has read its partitions)."""
+        have = set(self.marks)
+        return any((p, name) not in have for p in partitions for name in raw)
 
     def floor(self) -> int | None:
         """The slowest mark (None: every raw partition is caught up, or none told)."""

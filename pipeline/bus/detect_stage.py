@@ -38,7 +38,7 @@ from typing import TypeVar
 import orjson
 
 from pipeline.bus import kafka
-from pipeline.bus.align import Alignment, RawMarks
+from pipeline.bus.align import GRACE_SECONDS, Alignment, RawMarks
 from pipeline.bus.kafka import (
     ConsumerRebalanceListener,
     ConsumerRecord,
@@ -140,6 +140,8 @@ class DetectStage:
             self.consumer, self.lateness, recent_seconds=RECENT_SECONDS, pause=False
         )
         self.marks = RawMarks()
+        self.raw = list(kafka.raw_topics(kcfg))
+        self.assigned_at = 0.0
         self.producer = kafka.producer(kcfg)  # for dead letters
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="detect-store")
         self.errors = kafka.SendErrors()
@@ -181,6 +183,16 @@ class DetectStage:
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         self.owned = self.owned | {tp.partition for tp in partitions if tp.topic == self.topic}
         self.stale = True
+        self.assigned_at = time.monotonic()
+
+    def unmarked(self) -> bool:
+        """Within GRACE_SECONDS of an assignment, is a raw partition's progress mark still
+        unknown on an owned partition? (See align.RawMarks.missing.)"""
+        if time.monotonic() - self.assigned_at >= GRACE_SECONDS:
+            return False
+        raw = [f"{topic}/{p}" for topic in self.raw
+               for p in self.consumer.partitions_for_topic(topic) or ()]
+        return self.marks.missing(self.owned, raw)
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -241,7 +253,7 @@ class DetectStage:
             self.align.seen(tp, next_offset, newest.get(tp))
         bounds = [b for b in (self.align.adjust(), self.marks.floor()) if b is not None]
         clock = min(bounds) - self.lateness if bounds else None
-        if self.align.waiting():  # a partition not heard from yet may hold older events
+        if self.align.waiting() or self.unmarked():  # a partition may hold older events
             clock = 0
         # Storing the events (mostly waiting on Elasticsearch) and judging them (CPU here)
         # overlap; the batch is committed only once both are done.

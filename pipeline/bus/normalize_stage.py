@@ -163,6 +163,7 @@ class NormalizeStage:
         self.dormant: dict[TopicPartition, _Partition] = {}  # see `forget`
         self.marks_sent: dict[str, int | None] = {}
         self.marks_at = 0.0
+        self.released = False  # events went out since the last marks
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -250,19 +251,21 @@ class NormalizeStage:
                           partition=partition(row.identity), timestamp_ms=stamp)
             future.add_errback(errors)
         self.events += len(out)
+        self.released = True
         return True
 
     def _send_marks(self, limit: int | None) -> bool:
         """Tell every events partition how far each owned raw partition has been produced
-        (see `marks_value`): when that changed, and again every MARKS_RESEND_SECONDS while
-        one is not caught up; nothing once all are and stay caught up."""
+        (see `marks_value`): when that changed or events went out (at most every
+        MARKS_SECONDS), and again every MARKS_RESEND_SECONDS while one is not caught up;
+        nothing while all are caught up and nothing comes."""
         marks: dict[str, int | None] = {}
         for tp in self.align.assigned():
             part = self.parts.get(tp)
             done = (part is None or not part.held) and not self.align.behind(tp)
             marks[f"{tp.topic}/{tp.partition}"] = None if done else limit
         now = time.monotonic()
-        changed = marks != self.marks_sent
+        changed = marks != self.marks_sent or self.released
         if not marks or not (
             (changed and now - self.marks_at >= MARKS_SECONDS)
             or (now - self.marks_at >= MARKS_RESEND_SECONDS and any(marks.values()))
@@ -272,7 +275,7 @@ class NormalizeStage:
         value = marks_value(marks, self.member)
         for number in range(len(self.producer.partitions_for(topic))):
             self.producer.send(topic, value, partition=number).add_errback(self.errors)
-        self.marks_sent, self.marks_at = marks, now
+        self.marks_sent, self.marks_at, self.released = marks, now, False
         return True
 
     def _dead_letters(self, tp: TopicPartition, result: FeedResult) -> None:
