@@ -84,6 +84,10 @@ class Detection:
     open: dict[str, Incident] = field(default_factory=dict)
     closed: list[Incident] = field(default_factory=list)
     known: dict[str, list[Incident]] = field(default_factory=dict)
+    # Ids of incidents whose alerts are stored (the caller keeps this), and of incidents
+    # merged into a known one before their alert was stored (never to be stored).
+    raised: set[str] = field(default_factory=set)
+    merged: set[str] = field(default_factory=set)
 
     def run(self, ev: Events, start_us: int, end_us: int) -> list[Incident]:
         """Judge one batch covering [start_us, end_us); return the incidents it opened or
@@ -138,9 +142,29 @@ class Detection:
                     f.identity, baseline_version=self.base.version
                 )
                 self.open[f.identity] = incident
+            elif self.known and incident.id not in self.raised:
+                incident = self._join_known(incident, f, gap, changed)
             if incident.add(f):
                 changed[id(incident)] = incident
         return list(changed.values())
+
+    def _join_known(
+        self, incident: Incident, f: Finding, gap: int, changed: dict[int, Incident]
+    ) -> Incident:
+        """Judged again, an incident opened earlier than a known one (the first judgement
+        had fewer events, or knew less of the other identities) may grow into it: they are
+        one incident, under the id already raised. Only while the younger one's alert is
+        not stored: one raised cannot be taken back."""
+        raised = self._known(f, gap)
+        if raised is None:
+            return incident
+        for g in incident.findings:
+            raised.add(g)
+        changed.pop(id(incident), None)
+        self.merged.add(incident.id)
+        self.open[f.identity] = raised
+        changed[id(raised)] = raised
+        return raised
 
     def _known(self, f: Finding, gap: int) -> Incident | None:
         """The known incident `f` belongs to (within the gap of it), taken out of `known`."""

@@ -158,7 +158,8 @@ class LiveDetection:
                 base.version = max(base.version, state.get("version", 0))
                 incidents.extend(state["incidents"])
         for doc in incidents:
-            self.detection.open[doc["identity"]] = _incident(doc)
+            loaded = self.detection.open[doc["identity"]] = _incident(doc)
+            self.detection.raised.add(loaded.id)
         marks = list(self.watermarks.values()) or ([trained] if trained else [])
         if not marks:
             marks = self._origin()
@@ -248,6 +249,7 @@ class LiveDetection:
             else:
                 known.setdefault(identity, []).append(stored)
         self.detection.known = known
+        self.detection.raised.update(i.id for mine in known.values() for i in mine)
 
     def _fresh(self, identity: str, ts_us: int) -> bool:
         key = self.owner(identity)
@@ -296,11 +298,13 @@ class LiveDetection:
         if self.start is None and fresh:
             self._save_origin(min(r.ts_us for r in fresh) // self.step * self.step)
         self.unsaved.update(self._judge(fresh, clock_us))
-        alerts = [i.alert() for i in self.unsaved.values()]
+        merged = self.detection.merged  # into an incident raised before (engine.py)
+        alerts = [i.alert() for i in self.unsaved.values() if i.id not in merged]
         if alerts:
             self.store.save_detection(
                 [], {}, [a.model_dump(mode="json") for a in alerts], self.detection.base.version
             )
+            self.detection.raised.update(a.id for a in alerts)
         self.unsaved = {}
         if time.monotonic() - self.last_snapshot >= self.snapshot_seconds:
             self.snapshot()

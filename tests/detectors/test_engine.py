@@ -5,6 +5,7 @@ from datetime import timedelta
 import numpy as np
 from world import after, frame, row, us
 
+from detectors.alert import Finding, Incident
 from detectors.engine import DETECTORS, Detection
 from detectors.events import HOUR_US
 from detectors.settings import DetectorsConfig
@@ -74,3 +75,43 @@ def test_same_stream_same_alerts(trained_once):
     _run(two, rows, 6)
     assert [i.alert() for i in one.incidents()] == [i.alert() for i in two.incidents()]
     assert len(one.incidents()) == 2
+
+
+def _finding(identity: str, hour: int) -> Finding:
+    start = 1_770_000_000_000_000 // HOUR_US * HOUR_US + hour * HOUR_US
+    return Finding("unexpected_accessor", identity, start, start + HOUR_US, start, 5.0, 3.0,
+                   "medium", "read a secret of others", (f"e{hour}",))
+
+
+def test_judged_again_an_incident_growing_into_one_raised_before_joins_it(trained):
+    """After a takeover the next owner judges again with more events (or more knowledge of
+    other identities) than the first judgement had: an incident it opens earlier than a
+    raised one, then grows into it, is that one, under its id; the younger id is never
+    stored."""
+    detection = Detection(trained, DetectorsConfig())
+    gap = int(DetectorsConfig().group_gap_hours)
+    raised = Incident("orders/api", baseline_version=1)
+    raised.add(_finding("orders/api", 60))
+    detection.known = {"orders/api": [raised]}
+    detection.raised = {raised.id}
+    first = detection._group([_finding("orders/api", 60 - gap - 5)])  # too far to join yet
+    assert len(first) == 1 and first[0].id != raised.id
+    younger = first[0].id
+    changed = detection._group([_finding("orders/api", 60 - gap + 2)])  # within its gap
+    assert [i.id for i in changed] == [raised.id]
+    assert len(changed[0].findings) == 3
+    assert detection.open["orders/api"] is raised
+    assert detection.merged == {younger}
+
+
+def test_a_stored_incident_is_never_folded_into_another(trained):
+    detection = Detection(trained, DetectorsConfig())
+    gap = int(DetectorsConfig().group_gap_hours)
+    raised = Incident("orders/api", baseline_version=1)
+    raised.add(_finding("orders/api", 60))
+    detection.known = {"orders/api": [raised]}
+    first = detection._group([_finding("orders/api", 60 - gap - 5)])
+    detection.raised = {raised.id, first[0].id}  # its alert was stored meanwhile
+    changed = detection._group([_finding("orders/api", 60 - gap + 2)])
+    assert [i.id for i in changed] == [first[0].id]
+    assert detection.merged == set()
