@@ -86,13 +86,17 @@ def marks_value(marks: dict[str, int | None], member: str) -> bytes:
 
 @dataclass
 class _Held:
-    """Events parsed from the records from `offset` on, in event-time order, waiting for the
-    slower partitions; `sent` of them have gone out."""
+    """Events parsed from some records, in event-time order, waiting for the slower
+    partitions; `sent` of them have gone out. `low[i]`: the oldest offset a reader must go
+    back to for the events from the i-th on (each event's first record, where its id names
+    it: a Vault call's id is its records' key, and a response read alone makes the same
+    event; otherwise the first record of the lot), so a commit passes the records of events
+    already sent and a new owner produces fewer copies."""
 
-    offset: int
     ts: list[int]
     rows: list[EventRow]
     stamps: list[int]  # produce time of each one's raw record (ms)
+    low: list[int]
     sent: int = 0
 
 
@@ -114,18 +118,23 @@ class _Partition:
         positions = [self.next_offset]
         if pending is not None:
             positions.append(pending[0])
-        if self.held:
-            positions.append(self.held[0].offset)
+        positions.extend(held.low[held.sent] for held in self.held)
         return min(positions)
 
-    def hold(self, offset: int, rows: list[EventRow], stamps: list[int]) -> None:
+    def hold(
+        self, rows: list[EventRow], stamps: list[int], offsets: list[int]
+    ) -> None:
+        """Hold events with their records' produce times and first offsets."""
         if rows:
             order = sorted(range(len(rows)), key=lambda i: rows[i].ts_us)
+            low = [offsets[i] for i in order]
+            for i in range(len(low) - 2, -1, -1):
+                low[i] = min(low[i], low[i + 1])
             self.held.append(_Held(
-                offset,
                 [rows[i].ts_us for i in order],
                 [rows[i] for i in order],
                 [stamps[i] for i in order],
+                low,
             ))
 
     def release(self, limit: int | None) -> list[tuple[int, EventRow, int]]:
@@ -203,6 +212,7 @@ class NormalizeStage:
     def _take(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         part = self._part(tp)
         fed = [(r.value or b"", r.offset, r.offset) for r in records]
+        waiting = part.parser.pending_position()  # may become events of this feed
         result = part.parser.feed(fed, part.name)
         part.next_offset = records[-1].offset + 1
         part.quiet_since = time.monotonic()
@@ -214,12 +224,20 @@ class NormalizeStage:
         self.align.seen(tp, part.next_offset, newest)
         # Produce time of each event's raw record: the event id is the record's key (Vault
         # request.id, CloudTrail eventID, ...); otherwise the batch's oldest.
-        stamps = {r.key: r.timestamp for r in records if r.key is not None}
-        oldest = records[0].timestamp
+        stamps: dict[bytes, int] = {}
+        first: dict[bytes, int] = {}
+        for r in records:
+            if r.key is not None:
+                stamps[r.key] = r.timestamp
+                first.setdefault(r.key, r.offset)
+        oldest, start = records[0].timestamp, records[0].offset
+        if waiting is not None:
+            start = min(start, waiting[0])
+        ids = [row.event_id.encode() for row in result.rows]
         part.hold(
-            records[0].offset,
             result.rows,
-            [stamps.get(row.event_id.encode(), oldest) for row in result.rows],
+            [stamps.get(i, oldest) for i in ids],
+            [first.get(i, start) for i in ids],
         )
         self._dead_letters(tp, result)
 
@@ -232,7 +250,8 @@ class NormalizeStage:
             if pending and now - part.quiet_since > IDLE_FLUSH_SECONDS:
                 result = part.parser.flush(part.name)
                 # produced by then, at the latest
-                part.hold(pending[0], result.rows, [part.last_stamp] * len(result.rows))
+                n = len(result.rows)
+                part.hold(result.rows, [part.last_stamp] * n, [pending[0]] * n)
                 self._dead_letters(tp, result)
 
     def _release(self, limit: int | None) -> bool:

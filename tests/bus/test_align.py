@@ -66,14 +66,25 @@ def event(event_id: str, ts_us: int) -> EventRow:
 def test_held_events_go_out_oldest_first_up_to_the_limit_and_hold_the_commit():
     part = _Partition("raw.vault/0", new_parser("vault", None))
     part.next_offset = 20
-    part.hold(10, [event("c", 30), event("a", 10), event("b", 20)], [3, 1, 2])
-    part.hold(15, [event("d", 40)], [4])
+    # Records 10-14 made c (from record 12), a (10) and b (11); records 15-19 made d (15).
+    part.hold([event("c", 30), event("a", 10), event("b", 20)], [3, 1, 2], [12, 10, 11])
+    part.hold([event("d", 40)], [4], [15])
     assert part.commit_position() == 10
     out = part.release(25)
     assert [(ts, row.event_id, stamp) for ts, row, stamp in out] == [
         (10, "a", 1), (20, "b", 2)
     ]
-    assert part.commit_position() == 10  # "c" of the records from 10 on is still held
+    assert part.commit_position() == 12  # the records of a and b need no reading again
     assert [row.event_id for _, row, _ in part.release(None)] == ["c", "d"]
     assert part.commit_position() == 20
     assert part.release(None) == []
+
+
+def test_a_held_event_keeps_the_commit_at_its_own_first_record():
+    """Sent events after an unsent one in time but before it in the log do not move the
+    commit past the unsent one's record."""
+    part = _Partition("raw.vault/0", new_parser("vault", None))
+    part.next_offset = 20
+    part.hold([event("late-in-log", 5), event("early-in-log", 50)], [1, 2], [18, 10])
+    part.release(5)
+    assert part.commit_position() == 10
