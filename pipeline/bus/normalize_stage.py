@@ -163,8 +163,7 @@ class NormalizeStage:
         self.consumer = kafka.consumer(kcfg, f"{kcfg.group_id}-normalize")
         self.producer = kafka.producer(kcfg)
         self.errors = kafka.SendErrors()
-        self.lateness = int(kcfg.lateness_seconds * 1_000_000)
-        self.align = Alignment(self.consumer, self.lateness)
+        self.align = Alignment(self.consumer, int(kcfg.lateness_seconds * 1_000_000))
         self.records = self.events = self.dead = 0
         self.unflushed = False  # dead letters sent since the last flush
         self.partition_count = 0  # of the events topic; see _partitioner
