@@ -684,12 +684,15 @@ def report(
     from pipeline.reports.run import generate
 
     if verify is not None:
-        problems = manifest.verify(verify)
-        for problem in problems:
-            err.print(f"[red]{problem}[/]", highlight=False)
+        try:
+            problems = manifest.verify(verify)
+        except SecretwatchError as exc:
+            raise _fail(exc) from None
+        for problem in problems:  # names from the folder: printed as inert text
+            err.print(problem, style="red", highlight=False, markup=False)
         if problems:
             raise typer.Exit(1)
-        out.print(f"{verify}: every file matches {manifest.NAME}")
+        out.print(f"{verify}: every file matches {manifest.NAME}", markup=False)
         return
     try:
         cfg = load_config(config)

@@ -3,7 +3,6 @@ tables, then every output and the manifest over them. Nothing here computes or f
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -76,22 +75,56 @@ def parameters(
     }
 
 
+def previous_outputs(folder: Path) -> list[Path]:
+    """The files an earlier report left in `folder` (to be replaced), once `folder` is
+    known to be usable: new, empty, or a previous report whose manifest lists only files
+    inside it (`manifest.inside`). Anything else raises InputError; nothing is changed."""
+    for place in (folder, *folder.parents):
+        if place.exists() and not place.is_dir():
+            where = "is a file" if place == folder else f"cannot be created: {place} is a file"
+            raise InputError(
+                f"--out {folder} {where}, not a folder; give --out a folder that is new, "
+                "empty, or holds an earlier report"
+            )
+        if place.exists():
+            break
+    try:
+        if not folder.exists() or not any(folder.iterdir()):
+            return []
+    except OSError as exc:
+        raise InputError(f"--out {folder} cannot be read ({exc.strerror}); choose another --out"
+                         ) from None  # fmt: skip
+    old = manifest.listed(folder)
+    if not old:
+        raise InputError(
+            f"{folder} is not empty and holds no earlier report (no manifest.json); "
+            "choose another --out"
+        )
+    paths = [folder / rel for rel in [*old, manifest.NAME]]
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            raise InputError(
+                f"{folder / manifest.NAME} lists {path.relative_to(folder).as_posix()!r}, a "
+                "folder, not a report file; remove that entry, or choose another --out"
+            )
+    return paths
+
+
 def prepare_folder(folder: Path) -> None:
     """Make `folder` ready: new, empty, or a previous report (whose listed files are
-    removed first, so nothing stale survives). Anything else is refused."""
-    if folder.exists() and any(folder.iterdir()):
-        old = manifest.listed(folder)
-        if not old:
-            raise InputError(
-                f"{folder} is not empty and holds no earlier report (no manifest.json); "
-                "choose another --out"
-            )
-        for rel in [*old, manifest.NAME]:
-            (folder / rel).unlink(missing_ok=True)
-        for sub in ("csv", "json"):
-            if (folder / sub).is_dir() and not any((folder / sub).iterdir()):
-                shutil.rmtree(folder / sub)
-    folder.mkdir(parents=True, exist_ok=True)
+    removed first, so nothing stale survives). Anything else is refused before anything
+    is removed (`previous_outputs`)."""
+    for path in previous_outputs(folder):
+        path.unlink(missing_ok=True)
+    for sub in ("csv", "json"):
+        path = folder / sub
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {folder} cannot be created ({exc.strerror}); choose another "
+                         "--out") from None  # fmt: skip
 
 
 def generate(
@@ -103,6 +136,7 @@ def generate(
     pdf: bool = False,
     step: Step = lambda _: None,
 ) -> Outcome:
+    previous_outputs(folder)  # an unusable --out fails now, not after the store is read
     owners_default = cfg.owners == ReportConfig().owners
     evidence = inventory.load(cfg.owners, cfg.inventory, owners_default=owners_default)
     step("policies")
