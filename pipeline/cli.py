@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.config import Config, KafkaConfig, load_config
 from pipeline.errors import ConfigError, InputError, SecretwatchError
@@ -24,6 +25,7 @@ from pipeline.record import ACTIONS, OUTCOMES, SOURCES
 from pipeline.reports.settings import ReportConfig
 from pipeline.store import EventFilter, Store, make_store, open_store
 from pipeline.store.base import GROUPABLE
+from pipeline.terminal import inert, json_line, log_to_stderr
 
 if TYPE_CHECKING:
     from pipeline.sinks.embed import DeliveryHandle
@@ -60,7 +62,7 @@ StoreOpt = Annotated[
 
 
 def _fail(exc: SecretwatchError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    err.print(Text.from_markup("[bold red]error:[/] ") + inert(exc, keep="\n"))
     return typer.Exit(2)
 
 
@@ -130,6 +132,7 @@ def ingest(
                 if live is not None and deliver and cfg.sinks:
                     from pipeline.sinks.embed import start_delivery_thread
 
+                    log_to_stderr(logging.WARNING)  # sink failures, inert
                     live.delivery = start_delivery_thread(
                         lambda: make_store(cfg, store_path, read_only=False), cfg
                     )
@@ -168,8 +171,8 @@ class _Live:
         alerts = self.detection.process(rows, stored=True)
         for alert in alerts:
             err.print(
-                f"[bold red]alert[/] {alert.severity} {alert.identity}: {alert.explanation}",
-                highlight=False,
+                Text.from_markup("[bold red]alert[/] ")
+                + inert(f"{alert.severity} {alert.identity}: {alert.explanation}")
             )
         if alerts and self.delivery is not None:
             self.delivery.wake()  # deliver now, not at the next poll
@@ -180,7 +183,7 @@ class _Live:
         if self.delivery is not None:
             self.delivery.stop()
             for exc in self.delivery.errors:
-                err.print(f"[bold red]delivery stopped:[/] {exc}", highlight=False)
+                err.print(Text.from_markup("[bold red]delivery stopped:[/] ") + inert(exc))
 
 
 BootstrapOpt = Annotated[
@@ -367,11 +370,12 @@ def replay(
     alerts.parent.mkdir(parents=True, exist_ok=True)
     write_alerts(found, alerts)
     base = detection.base
-    out.print(
+    shown = (
         f"trained on {len(events) - later:,} events before {cut.isoformat()} "
         f"({len(base)} identities now known), replayed {later:,}; "
         f"{len(found)} alert{'' if len(found) == 1 else 's'} written to {alerts}"
     )
+    out.print(inert(shown))
     print_alerts(found)
 
 
@@ -446,13 +450,13 @@ def print_alerts(alerts: list, limit: int = 20) -> None:  # noqa: ANN001 - detec
     colours = {"low": "cyan", "medium": "yellow", "high": "red", "critical": "bold red"}
     ranked = sorted(alerts, key=lambda a: (-SEVERITIES.index(a.severity), a.timestamp))
     for a in ranked[:limit]:
-        out.print(
-            f"[{colours[a.severity]}]{a.severity.upper():8}[/] {a.timestamp:%Y-%m-%d %H:%M}Z "
-            f"[bold]{a.identity}[/] ({', '.join(a.detectors)}; {a.evidence_count} events; "
-            f"{a.id})",
-            highlight=False,
-        )
-        out.print(f"         {a.explanation}", highlight=False, markup=False)
+        identity = inert(a.identity)
+        identity.stylize("bold")
+        out.print(Text.assemble(
+            (f"{a.severity.upper():8}", colours[a.severity]), f" {a.timestamp:%Y-%m-%d %H:%M}Z ",
+            identity, inert(f" ({', '.join(a.detectors)}; {a.evidence_count} events; {a.id})"),
+        ))  # fmt: skip
+        out.print(Text(" " * 9) + inert(a.explanation))
     if len(ranked) > limit:
         out.print(f"... and {len(ranked) - limit} more")
 
@@ -460,7 +464,7 @@ def print_alerts(alerts: list, limit: int = 20) -> None:  # noqa: ANN001 - detec
 def print_summary(s: IngestSummary) -> None:
     """The run's accounting: every record read ends up in events, skipped or dead-lettered."""
     formats = ", ".join(f"{n} {f}" for f, n in s.formats.most_common()) or "none recognised"
-    out.print(f"[bold]{s.files}[/] files ({formats})", highlight=False)
+    out.print(Text.from_markup(f"[bold]{s.files}[/] files ") + inert(f"({formats})"))
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("records read (lines or documents)", f"{s.records:,}")
     table.add_row("  made events", f"{s.consumed:,}")
@@ -471,17 +475,17 @@ def print_summary(s: IngestSummary) -> None:
     table.add_row("  already stored", f"{s.duplicates:,}")
     table.add_row("audit entries skipped (not about secrets)", f"{sum(s.skipped.values()):,}")
     out.print(table)
-    for reason, n in s.skipped.most_common(5):
-        out.print(f"  {n:,} x {reason}", highlight=False)
+    for reason, n in s.skipped.most_common(5):  # reasons and file names come from the logs
+        out.print(inert(f"  {n:,} x {reason}"))
     if s.dead:
         out.print(f"[yellow]{s.dead_lettered:,} dead letters[/] (see `secretwatch dead-letters`):")
         for reason, n in s.dead.most_common(5):
-            out.print(f"  {n:,} x {reason}", highlight=False)
+            out.print(inert(f"  {n:,} x {reason}"))
         for letter in s.dead_examples[:3]:
-            out.print(f"  e.g. {letter.where()}: {letter.reason}", highlight=False)
+            out.print(inert(f"  e.g. {letter.where()}: {letter.reason}"))
     if s.files_skipped:
         shown = ", ".join(s.files_skipped[:3])
-        out.print(f"{len(s.files_skipped)} documentation files not read: {shown}", highlight=False)
+        out.print(inert(f"{len(s.files_skipped)} documentation files not read: {shown}"))
 
 
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
@@ -569,20 +573,20 @@ def events(
             clean.update(
                 (k, None if _cell(v) == "-" and v != "-" else v) for k, v in record.items()
             )
-            sys.stdout.buffer.write(orjson.dumps(clean) + b"\n")
+            sys.stdout.buffer.write(json_line(clean))
         return
     table = Table(title=f"{len(frame)} events")
     for name in ("time (UTC)", "source", "identity", "action", "secret", "outcome", "source ip"):
         table.add_column(name, overflow="fold")
     for row in frame.itertuples(index=False):
-        table.add_row(
+        table.add_row(  # every value from the logs, printed inert
             row.ts.strftime("%Y-%m-%d %H:%M:%S"),
-            row.source,
-            row.identity,
-            row.action,
-            _cell(row.secret),
-            row.outcome,
-            _cell(row.source_ip),
+            inert(row.source),
+            inert(row.identity),
+            inert(row.action),
+            inert(_cell(row.secret)),
+            inert(row.outcome),
+            inert(_cell(row.source_ip)),
         )
     out.print(table)
 
@@ -627,7 +631,7 @@ def stats(
             table.add_column(col, overflow="fold")
         for row in frame.itertuples(index=False):
             table.add_row(
-                _cell(row[0]),
+                inert(_cell(row[0])),
                 f"{row.events:,}",
                 f"{row.denied:,}",
                 row.first_seen.strftime("%Y-%m-%d %H:%M"),
@@ -689,7 +693,7 @@ def report(
         except SecretwatchError as exc:
             raise _fail(exc) from None
         for problem in problems:  # names from the folder: printed as inert text
-            err.print(problem, style="red", highlight=False, markup=False)
+            err.print(inert(problem), style="red")
         if problems:
             raise typer.Exit(1)
         out.print(f"{verify}: every file matches {manifest.NAME}", markup=False)
@@ -730,7 +734,7 @@ def report(
         highlight=False,
     )
     for note in done.review.notes:
-        out.print(f"[yellow]note:[/] {note}", highlight=False)
+        out.print(Text.from_markup("[yellow]note:[/] ") + inert(note))
     digest = manifest.sha256(done.manifest.read_bytes())
     out.print(f"{len(done.files)} files in {done.folder}; open {done.folder / 'report.html'}")
     out.print(f"manifest {done.manifest} sha256 {digest}", highlight=False)
@@ -768,18 +772,11 @@ def dead_letters(
     except SecretwatchError as exc:
         raise _fail(exc) from None
     out.print(f"[bold]{len(frame)}[/] dead letters")
-    for row in frame.itertuples(index=False):
-        idx = f" {row.idx}" if row.idx else ""
-        out.print(
-            f"{row.file}:{row.line} (byte {row.offset}){idx} [{row.format or '?'}] {row.reason}",
-            highlight=False,
-        )
-        if raw and row.raw is not None:
-            out.print(
-                "    " + bytes(row.raw)[:500].decode("utf-8", "replace"),
-                highlight=False,
-                markup=False,
-            )
+    for row in frame.itertuples(index=False):  # names, reasons and bytes from the logs: inert
+        fmt = "?" if _missing(row.format) else row.format
+        out.print(inert(f"{_position(row)} [{fmt}] {row.reason}"))
+        if raw and not _missing(row.raw):
+            out.print(Text("    ") + inert(bytes(row.raw)[:500].decode("utf-8", "replace")))
 
 
 # -- alert delivery -------------------------------------------------------------------------
@@ -802,14 +799,13 @@ def deliver(
     """Send the store's alerts to the sinks in the config (`sinks:`): each alert once per
     sink, again when it grows or is resolved, with retries, back-off and dead letters.
     Runs until SIGTERM or Ctrl-C (which finish the requests in flight) unless --once."""
-    import logging
     import signal
     import threading
     import time
 
     from pipeline.sinks.delivery import Deliverer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to_stderr(logging.INFO)  # sink errors quote receivers' answers: printed inert
     logging.getLogger("httpx").setLevel(logging.WARNING)
     stop = threading.Event()
     try:
@@ -911,7 +907,7 @@ def alerts_list(
                   "under `sinks:`)")
     if as_json:
         for alert in alerts:
-            sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")
+            sys.stdout.buffer.write(json_line(alert))
         return
     table = Table(title=f"{len(alerts)} alerts" + (f" with {state} deliveries" if state else ""))
     for name in ("time (UTC)", "severity", "identity", "detectors", "id", "rev", "verdict",
@@ -920,16 +916,20 @@ def alerts_list(
     for a in alerts:
         verdict = a["resolution"] or ("folded into " + a["folded_into"] if a["folded_into"]
                                       else "open")
-        table.add_row(
-            str(a["timestamp"])[:16].replace("T", " "), a["severity"], a["identity"],
-            ", ".join(a["detectors"]), a["id"],
+        table.add_row(  # identities from the logs, errors from the receivers: inert
+            str(a["timestamp"])[:16].replace("T", " "),
+            inert(a["severity"]),
+            inert(a["identity"]),
+            inert(", ".join(a["detectors"])),
+            inert(a["id"]),
             f"{a['revision']}" + (f" (+{a['repeats']} repeats)" if a["repeats"] else ""),
-            verdict, headline(a),
+            inert(verdict),
+            inert(headline(a)),
         )
     out.print(table)
     dead = [d for a in alerts for d in a["deliveries"] if d["state"] == "dead"]
     for d in dead[:3]:
-        out.print(f"  dead at {d['sink']}: {d['last_error']}", highlight=False, markup=False)
+        out.print(inert(f"  dead at {d['sink']}: {d['last_error']}"))
     if dead:
         out.print("  re-drive with: secretwatch alerts redrive [--sink NAME] [--id ID]")
 
@@ -966,8 +966,8 @@ def alerts_resolve(
             store.close()
     except SecretwatchError as exc:
         raise _fail(exc) from None
-    out.print(f"{alert_id}: {resolution or 'reopened'} (by {who}); sinks receive the new "
-              "revision at the next `secretwatch deliver`", highlight=False)
+    done = f"{alert_id}: {resolution or 'reopened'} (by {who})"
+    out.print(inert(f"{done}; sinks receive the new revision at the next `secretwatch deliver`"))
 
 
 @alerts_app.command("redrive")
@@ -1003,6 +1003,15 @@ def _missing(value: object) -> bool:
 def _cell(value: object) -> str:
     """Table text for a value that may be missing."""
     return "-" if _missing(value) else str(value)
+
+
+def _position(row: Any) -> str:  # noqa: ANN401 - a row of Store.dead_letters()
+    """Where a dead letter was: `file:line (byte offset) index`, leaving out what is not
+    known (a whole file, a Kafka record), never `nan`."""
+    where = str(row.file)
+    where += "" if _missing(row.line) else f":{int(row.line)}"
+    where += "" if _missing(row.offset) else f" (byte {int(row.offset)})"
+    return where + ("" if _missing(row.idx) or not row.idx else f" {row.idx}")
 
 
 def main() -> None:  # pragma: no cover - console-script entry

@@ -57,10 +57,11 @@ def visible(text: object, keep: str = "") -> str:
     return _NOT_PLAIN.sub(swap, string)
 
 
-def inert(text: object) -> Text:
-    """`text` as Rich `Text`: printed literally (markup is never parsed, escapes visible).
+def inert(text: object, keep: str = "") -> Text:
+    """`text` as Rich `Text`: printed literally (markup is never parsed, escapes visible
+    but for the characters in `keep`, e.g. the newlines of a message of several lines).
     Join it to our own markup with `+`: `Text.from_markup("[bold]id[/] ") + inert(name)`."""
-    return Text(visible(text))
+    return Text(visible(text, keep))
 
 
 def json_line(value: object) -> bytes:

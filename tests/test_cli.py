@@ -289,6 +289,39 @@ def test_dead_letters(work: Path) -> None:
     assert flat(output).startswith("1 dead letters")
 
 
+def test_dead_letters_unknown_positions_print_no_nan(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Elasticsearch store gives NaN for a text column some rows lack (idx, format), and
+    a position may be unknown (a whole file, a Kafka record): shown empty, never `nan`."""
+    import pandas as pd
+
+    from pipeline.store.elasticsearch.schema import frame
+    from pipeline.store.elasticsearch.store import _DEAD_COLUMNS
+
+    at = "2026-05-01T00:00:00Z"
+    docs = [
+        {"file": "ct.json", "line": 1, "offset": 0, "idx": "Records[1]", "format": "aws",
+         "reason": "bad record", "recorded_at": at},
+        {"file": "junk.log", "line": 3, "offset": 37, "reason": "unrecognised format",
+         "recorded_at": at},
+    ]  # fmt: skip
+    es_frame = frame(docs, _DEAD_COLUMNS)
+    unknown = es_frame.iloc[[1]].astype({"line": "float64", "offset": "float64"})
+    unknown[["file", "line", "offset", "reason"]] = ["big.yaml", float("nan"), float("nan"),
+                                                     "not valid YAML"]  # fmt: skip
+    letters = pd.concat([es_frame.astype({"line": "float64", "offset": "float64"}), unknown])
+    monkeypatch.setattr(DuckDBStore, "dead_letters", lambda self, limit=None: letters)
+    assert invoke("ingest", "logs", "--store", "s.duckdb")[0] == 0
+    code, output = invoke("dead-letters", "--store", "s.duckdb")
+    assert code == 0, output
+    assert "nan" not in output.lower()
+    text = flat(output)
+    assert "ct.json:1 (byte 0) Records[1] [aws] bad record" in text
+    assert "junk.log:3 (byte 37) [?] unrecognised format" in text
+    assert "big.yaml [?] not valid YAML" in text
+
+
 # -- errors --------------------------------------------------------------------------------
 
 
