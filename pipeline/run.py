@@ -34,6 +34,7 @@ from typing import IO
 
 import orjson
 from rich.console import Console
+from rich.text import Text
 
 from pipeline.bus import kafka
 from pipeline.bus.detect_stage import DetectStage
@@ -42,6 +43,7 @@ from pipeline.config import Config, KafkaConfig
 from pipeline.errors import StoreError
 from pipeline.record import EventRow
 from pipeline.store.base import Store
+from pipeline.terminal import inert, log_to_stderr
 
 log = logging.getLogger(__name__)
 REPORT_SECONDS = 10.0
@@ -168,7 +170,8 @@ class Member:
         self._report()
         self.delays.close()
         for name, exc in self.failures:
-            self.console.print(f"[bold red]error:[/] {name} stage failed: {exc}", highlight=False)
+            failed = inert(f"{name} stage failed: {exc}")
+            self.console.print(Text.from_markup("[bold red]error:[/] ") + failed)
         return 1 if self.failures else 0
 
     def _guard(self, name: str, body: Callable[[threading.Event], None], stop: threading.Event):
@@ -194,8 +197,9 @@ STOP_SECONDS = 60.0  # how long a stopping member waits for its normalize proces
 
 
 def configure_logging() -> None:
-    """Log lines on stderr, Kafka's and Elasticsearch's own chatter at warnings only."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    """Log lines on stderr (messages inert: they may quote records and receivers), Kafka's
+    and Elasticsearch's own chatter at warnings only."""
+    log_to_stderr(logging.INFO)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)
 
@@ -262,8 +266,7 @@ def wait_for_store(
             if time.monotonic() + delay > deadline:
                 raise
             console.print(
-                f"store {name} not available yet ({exc}); retrying in {delay:.1f} s",
-                highlight=False,
+                inert(f"store {name} not available yet ({exc}); retrying in {delay:.1f} s")
             )
         time.sleep(delay)
         delay = min(delay * 2, 10.0)

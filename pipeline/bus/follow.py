@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from rich.console import Console
+from rich.text import Text
 
 from pipeline.config import Config
 from pipeline.errors import InputError
@@ -32,6 +33,7 @@ from pipeline.sources import new_parser
 from pipeline.sources.base import FeedResult, Parser, Record
 from pipeline.sources.framing import split_lines
 from pipeline.store.base import Checkpoint, Store
+from pipeline.terminal import inert
 
 READ_BYTES = 4 << 20
 IDLE_FLUSH_SECONDS = (
@@ -302,4 +304,4 @@ def _finish(f: Followed, out: FeedResult, summary: IngestSummary) -> None:
 
 def _say(console: Console | None, message: str) -> None:
     if console is not None:
-        console.print(f"[yellow]note:[/] {message}", highlight=False)
+        console.print(Text.from_markup("[yellow]note:[/] ") + inert(message))  # names: inert

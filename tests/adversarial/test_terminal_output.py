@@ -9,8 +9,15 @@ printed by every command that shows it, on a plain pipe and on a colour terminal
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
@@ -248,3 +255,83 @@ def test_print_alerts_is_inert(
     output = capsys.readouterr().out
     assert_inert(output, [shown for _, shown in NAMES])
     assert f"{NAMES[3][1]} read {NAMES[3][1]} from a new address." in sgr_free(output)
+
+
+# -- log lines: sink errors quote the receiver's answer ------------------------------------
+
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - the spec's example
+ANSWER = "no such identity \x1b]0;pwned\x07\x1b[2J\u202e[bold red]x[/] \x9b31m"
+ANSWER_SHOWN = "no such identity \\x1b]0;pwned\\x07\\x1b[2J\\u202e[bold red]x[/] \\x9b31m"
+
+
+@pytest.fixture
+def refusing_receiver() -> Iterator[str]:
+    """A webhook receiver on 127.0.0.1 that refuses everything with a hostile answer."""
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            body = ANSWER.encode()
+            self.send_response(400)
+            self.send_header("content-type", "text/plain; charset=utf-8")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_deliver_logs_a_hostile_answer_inert(
+    folder: Path, tmp_path: Path, refusing_receiver: str
+) -> None:
+    shutil.copy(folder / "s.duckdb", tmp_path / "s.duckdb")
+    cfg = tmp_path / "hook.yaml"
+    cfg.write_text(
+        f"store: {{path: {tmp_path / 's.duckdb'}}}\n"
+        f'sinks:\n  - {{name: hook, type: webhook, url: "{refusing_receiver}", '
+        "secret_env: TEST_WEBHOOK_SECRET}\n"
+    )
+    env = {**os.environ, "TEST_WEBHOOK_SECRET": WEBHOOK_SECRET, "COLUMNS": "400"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from pipeline.cli import app; app()", "deliver", "--once",
+         "--wait", "5", "--config", str(cfg)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # dead letters
+    assert "HTTP 400" in done.stderr
+    assert ANSWER_SHOWN in done.stderr
+    assert_inert(done.stdout + done.stderr, [])
+
+
+def test_follow_notes_are_inert() -> None:
+    import io
+
+    from pipeline.bus.follow import _say
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, color_system="256", width=400)
+    _say(console, "logs/[/]\x1b[2J\u202e.log was rotated while stopped")
+    assert_inert(buffer.getvalue(), ["logs/[/]\\x1b[2J\\u202e.log was rotated while stopped"])
+
+
+def test_run_logs_through_the_inert_formatter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from pipeline.run import configure_logging
+    from pipeline.terminal import InertFormatter
+
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
+    configure_logging()
+    [handler] = logging.root.handlers
+    assert isinstance(handler.formatter, InertFormatter)
