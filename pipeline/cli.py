@@ -21,6 +21,7 @@ from rich.text import Text
 from pipeline.config import Config, KafkaConfig, load_config
 from pipeline.errors import ConfigError, InputError, SecretwatchError
 from pipeline.ingest import Ingestor, IngestSummary, expand_paths
+from pipeline.paths import make_folder
 from pipeline.record import ACTIONS, OUTCOMES, SOURCES
 from pipeline.reports.settings import ReportConfig
 from pipeline.store import EventFilter, Store, make_store, open_store
@@ -352,6 +353,10 @@ def replay(
     try:
         cfg = load_config(config)
         files = [p for p in expand_paths(inputs) if p is not None]
+        try:  # before the work: a folder that cannot be made fails at once
+            make_folder(alerts.parent)
+        except OSError as exc:
+            raise InputError(f"--alerts {alerts}: {exc.strerror or exc}") from None
         total = sum(p.stat().st_size for p in files)
         with _progress(total, True, total >= 8 << 20) as progress:
             task = progress.add_task("reading", total=total)
@@ -367,7 +372,6 @@ def replay(
         task = progress.add_task("detecting", total=later)
         detection = run_replay(events, cut_us, cfg.detectors, lambda n: progress.advance(task, n))
     found = [i.alert() for i in detection.incidents()]
-    alerts.parent.mkdir(parents=True, exist_ok=True)
     write_alerts(found, alerts)
     base = detection.base
     shown = (

@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 
 from pipeline.errors import InputError, ParseError
+from pipeline.paths import not_a_folder
 from pipeline.sources import SOURCES, detect, new_parser
 from pipeline.sources.base import DeadLetter, FeedResult, Parser, Record, unwrap
 from pipeline.sources.framing import file_records, line_records
@@ -98,7 +99,7 @@ def expand_paths(paths: Iterable[str]) -> Iterator[Path | None]:
         elif path.exists():
             yield path
         else:
-            raise InputError(f"{raw}: no such file or directory")
+            raise InputError(f"{raw}: {not_a_folder(path) or 'no such file or directory'}")
 
 
 class Ingestor:

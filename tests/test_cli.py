@@ -333,6 +333,25 @@ def test_missing_input_file(work: Path) -> None:
     assert "no such file" in flat(output)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("ingest", "logs", "--store", "afile/x.duckdb"),
+        ("ingest", "logs", "--store", "afile/sub/x.duckdb"),
+        ("ingest", "afile/x.log", "--store", "s.duckdb"),
+        ("ingest", "--follow", "afile/x.log", "--store", "s.duckdb"),
+        ("replay", "-i", "logs", "--train-until", "2026-01-01", "--alerts", "afile/a.jsonl"),
+    ],
+)
+def test_a_file_where_a_folder_is_needed_is_named(work: Path, args: tuple[str, ...]) -> None:
+    """ENOTDIR (and mkdir -p's EEXIST) name the file in the way, never "File exists"."""
+    (work / "afile").write_text("a file, not a folder\n")
+    code, output = invoke(*args)
+    assert code == 2, output
+    assert "afile is a file, not a directory" in flat(output)
+    assert "File exists" not in output
+
+
 def test_missing_store_for_reading(work: Path) -> None:
     for command in ("events", "stats", "dead-letters"):
         code, output = invoke(command, "--store", "missing.duckdb")

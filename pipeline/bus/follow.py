@@ -28,6 +28,7 @@ from rich.text import Text
 from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.ingest import DetectingParser, IngestSummary
+from pipeline.paths import not_a_folder
 from pipeline.record import EventRow
 from pipeline.sources import new_parser
 from pipeline.sources.base import FeedResult, Parser, Record
@@ -185,6 +186,8 @@ def open_followed(
         raise InputError(
             f"{path}: no such file (follow mode waits for growth, not creation)"
         ) from None
+    except NotADirectoryError:
+        raise InputError(f"{path}: {not_a_folder(path) or 'not a directory'}") from None
     stat = os.fstat(handle.fileno())
     if saved is None:
         followed.open(handle)

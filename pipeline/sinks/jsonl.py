@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from pipeline.errors import ConfigError
+from pipeline.paths import make_folder
 from pipeline.sinks.base import Outgoing, SinkError, dumps
 from pipeline.sinks.payloads import render
 from pipeline.sinks.settings import JsonlSink, StdoutSink
@@ -38,12 +39,12 @@ class JsonlFileSink:
 
     def start(self) -> None:
         try:
-            self.cfg.path.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(self.cfg.path.parent)
             self._file = self.cfg.path.open("ab")
         except OSError as exc:
             raise ConfigError(
                 f"sink {self.name!r}: cannot open {self.cfg.path} for appending "
-                f"({exc.strerror}); fix `path` or the folder's permissions"
+                f"({exc.strerror or exc}); fix `path` or the folder's permissions"
             ) from None
 
     def send(self, batch: Sequence[Outgoing]) -> dict[str, SinkError]:

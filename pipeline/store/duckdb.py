@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.errors import StoreError
+from pipeline.paths import make_folder
 from pipeline.record import FIELDS, PROVISIONAL_NOTE, EventRow
 from pipeline.sources.base import DeadLetter
 from pipeline.store.base import (
@@ -149,7 +150,7 @@ class DuckDBStore:
             )
         if not self.read_only:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                make_folder(self.path.parent)
             except OSError as exc:
                 raise StoreError(
                     f"cannot create the store folder {self.path.parent}: {exc}"

@@ -38,6 +38,10 @@ def test_an_unwritable_path_names_the_key(store, tmp_path) -> None:
     blocker.write_text("")
     with pytest.raises(ConfigError, match="cannot open .* fix `path`"):
         deliver(store, [sink(name="file", type="jsonl", path=str(blocker / "alerts.jsonl"))])
+    # the file in the way is named, not "File exists" (what mkdir -p says)
+    with pytest.raises(ConfigError, match=f"{blocker} is a file, not a directory") as caught:
+        deliver(store, [sink(name="file", type="jsonl", path=str(blocker / "a" / "x.jsonl"))])
+    assert "File exists" not in str(caught.value)
 
 
 def test_stdout_lines(store) -> None:
