@@ -15,6 +15,8 @@ from detectors.settings import DetectorsConfig
 from pipeline.errors import ConfigError
 from pipeline.reports.settings import ReportConfig
 from pipeline.sinks.settings import DeliveryConfig, SinkConfig, check_names, default_sinks
+from pipeline.sources.framing import Limits
+from pipeline.timewindow import TimeWindow
 
 DEFAULT_CONFIG = Path("config/default.yaml")
 ENV_VAR = "SECRETWATCH_CONFIG"
@@ -80,6 +82,10 @@ class IngestConfig(_Model):
         description="events per store write; >= 122,880 lets DuckDB write whole row groups",
     )
     follow_poll_seconds: float = Field(0.5, gt=0, le=60, description="follow-mode poll interval")
+    limits: Limits = Field(default_factory=Limits, description="caps on one line or file")
+    time_window: TimeWindow = Field(
+        default_factory=TimeWindow, description="plausible event times; others quarantined"
+    )
 
 
 class KafkaConfig(_Model):
@@ -194,8 +200,9 @@ def format_errors(file: Path, exc: ValidationError) -> str:
             lines.append(f"  {key}.{err['ctx']['discriminator'].strip(chr(39))}: {err['msg']}")
         else:
             got = err.get("input")  # a whole section is not worth repeating
-            lines.append(f"  {key}: {err['msg']}" + ("" if isinstance(got, dict) else
-                                                     f" (got {got!r})"))
+            lines.append(
+                f"  {key}: {err['msg']}" + ("" if isinstance(got, dict) else f" (got {got!r})")
+            )
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,10 +20,12 @@ import orjson
 
 from pipeline.errors import InputError, ParseError
 from pipeline.paths import not_a_folder
+from pipeline.redact import redact_raw
 from pipeline.sources import SOURCES, detect, new_parser
 from pipeline.sources.base import DeadLetter, FeedResult, Parser, Record, unwrap
-from pipeline.sources.framing import file_records, line_records
+from pipeline.sources.framing import Chunk, Cut, Limits, file_records, line_records
 from pipeline.store.base import Store
+from pipeline.timewindow import TimeWindow, quarantine
 
 # Files in a log folder that are documentation, not logs.
 SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".jpeg", ".pdf", ".py", ".sh"}
@@ -39,6 +42,7 @@ class IngestSummary:
     skipped_records: int = 0
     dead_records: int = 0
     events: int = 0
+    quarantined: int = 0  # events dead-lettered for an implausible time
     stored: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     dead: Counter[str] = field(default_factory=Counter)
@@ -53,10 +57,12 @@ class IngestSummary:
         return sum(self.dead.values())
 
     def add(self, result: FeedResult) -> None:
+        self.records += result.accounted
         self.consumed += result.consumed
         self.skipped_records += result.skipped_records
         self.dead_records += result.dead_records
         self.events += len(result.rows)
+        self.quarantined += result.quarantined
         self.skipped.update(result.skipped)
         for letter in result.dead:
             self.dead[_reason_key(letter.reason)] += 1
@@ -112,6 +118,9 @@ class Ingestor:
         backends: dict[str, str] | None = None,
         batch_size: int = 150_000,
         on_advance: Callable[[int], None] | None = None,
+        limits: Limits = Limits(),  # noqa: B008 - frozen
+        window: TimeWindow | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if fmt is not None and fmt not in SOURCES:
             new_parser(fmt)  # raises the error listing valid formats
@@ -120,6 +129,9 @@ class Ingestor:
         self.backends = backends or {}
         self.batch_size = batch_size
         self.on_advance = on_advance
+        self.limits = limits
+        self.window = window or TimeWindow()
+        self.clock = clock
         self.summary = IngestSummary()
         self._pending = FeedResult()
 
@@ -130,11 +142,12 @@ class Ingestor:
     def _ingest(self, paths: Iterable[str]) -> IngestSummary:
         for path in expand_paths(paths):
             if path is None:
-                self.ingest_stream(_stdin_records(), "<stdin>")
+                self.ingest_stream(_stdin_records(self.limits), "<stdin>")
             elif path.suffix.lower() in SKIP_SUFFIXES:
                 self.summary.files_skipped.append(str(path))
             else:
-                self.ingest_stream(file_records(path, self._progress()), str(path))
+                chunks = file_records(path, self._progress(), self.limits)
+                self.ingest_stream(chunks, str(path))
         self._write()
         return self.summary
 
@@ -150,20 +163,13 @@ class Ingestor:
 
         return seen
 
-    def ingest_stream(self, chunks: Iterable[list[Record]], name: str) -> None:
+    def ingest_stream(self, chunks: Iterable[Chunk], name: str) -> None:
         """One file's records through one parser (format detected on its first records)."""
         self.summary.files += 1
         parser = DetectingParser(self.fmt, self.backends, self.summary.formats)
-        try:
-            for chunk in chunks:
-                self.summary.records += len(chunk)
-                self._take(parser.feed(chunk, name))
-        except ParseError as exc:  # a file-level failure (e.g. unparseable YAML)
-            letter = DeadLetter(name, 1, 0, str(exc), b"", self.fmt)
-            self.summary.records += 1
-            self._take(FeedResult(dead=[letter], dead_records=1))
-            return
-        self._take(parser.flush(name))
+        for result in feed_stream(parser, chunks, name, self.fmt):
+            quarantine(result, name, self.fmt, self.window, int(self.clock() * 1_000_000))
+            self._take(result)
 
     def _take(self, result: FeedResult) -> None:
         self.summary.add(result)
@@ -175,6 +181,25 @@ class Ingestor:
         pending, self._pending = self._pending, FeedResult()
         if pending.rows or pending.dead:
             self.summary.stored += self.store.write_batch(pending.rows, pending.dead)
+
+
+def feed_stream(
+    parser: Parser, chunks: Iterable[Chunk], name: str, fmt: str | None
+) -> Iterator[FeedResult]:
+    """One file's chunks through its parser. Input framing cut (over a cap) is one dead
+    letter and reading goes on; a file-level failure (unparseable YAML) ends the file."""
+    try:
+        for chunk in chunks:
+            if isinstance(chunk, Cut):
+                raw = redact_raw(chunk.head)
+                letter = DeadLetter(name, chunk.line, chunk.offset, chunk.reason, raw, fmt)
+                yield FeedResult(dead=[letter], dead_records=1)
+            else:
+                yield parser.feed(chunk, name)
+    except ParseError as exc:
+        yield FeedResult(dead=[DeadLetter(name, 1, 0, str(exc), b"", fmt)], dead_records=1)
+        return
+    yield parser.flush(name)
 
 
 def detect_format(records: list[Record]) -> str | None:
@@ -251,6 +276,6 @@ class UnrecognisedParser:
         return None
 
 
-def _stdin_records() -> Iterator[list[Record]]:
+def _stdin_records(limits: Limits) -> Iterator[Chunk]:
     """Standard input as JSON lines (streamed; suits `tail -f audit.log | secretwatch ...`)."""
-    yield from line_records(sys.stdin.buffer)
+    yield from line_records(sys.stdin.buffer, max_line=limits.max_line_bytes)

@@ -32,10 +32,16 @@ from pipeline.bus import kafka
 from pipeline.bus.follow import open_followed, poll_followed
 from pipeline.config import Config, KafkaConfig
 from pipeline.errors import InputError, ParseError
-from pipeline.ingest import SKIP_SUFFIXES, DetectingParser, IngestSummary, expand_paths
+from pipeline.ingest import (
+    SKIP_SUFFIXES,
+    DetectingParser,
+    IngestSummary,
+    expand_paths,
+    feed_stream,
+)
 from pipeline.sources import SOURCES, new_parser
-from pipeline.sources.base import DeadLetter, FeedResult, Record, unwrap
-from pipeline.sources.framing import file_records, line_records
+from pipeline.sources.base import FeedResult, Record, unwrap
+from pipeline.sources.framing import Chunk, file_records, line_records
 from pipeline.sources.vault import Head, _pair_key
 from pipeline.store.base import Checkpoint
 
@@ -145,8 +151,10 @@ def ship_files(
                 summary.files_skipped.append(str(path))
                 continue
             name = "<stdin>" if path is None else str(path)
-            chunks = line_records(sys.stdin.buffer) if path is None else file_records(
-                path, _progress(on_advance)
+            chunks = (
+                line_records(sys.stdin.buffer)
+                if path is None
+                else file_records(path, _progress(on_advance))
             )
             _ship_stream(shipper, chunks, name, fmt)
         shipper.flush()
@@ -155,22 +163,12 @@ def ship_files(
     return summary
 
 
-def _ship_stream(
-    shipper: Shipper, chunks: Iterable[list[Record]], name: str, fmt: str | None
-) -> None:
+def _ship_stream(shipper: Shipper, chunks: Iterable[Chunk], name: str, fmt: str | None) -> None:
     summary = shipper.summary
     summary.files += 1
     parser = DetectingParser(fmt, {}, summary.formats, shipper.parser_for)
-    try:
-        for chunk in chunks:
-            summary.records += len(chunk)
-            shipper.take(parser.feed(chunk, name))
-    except ParseError as exc:  # a file-level failure (unparseable YAML)
-        summary.records += 1
-        letter = DeadLetter(name, 1, 0, str(exc), b"", fmt)
-        shipper.take(FeedResult(dead=[letter], dead_records=1))
-        return
-    shipper.take(parser.flush(name))
+    for result in feed_stream(parser, chunks, name, fmt):
+        shipper.take(result)
 
 
 def _progress(on_advance: Callable[[int], None] | None) -> Callable[[int], None] | None:

@@ -3,7 +3,9 @@ generic driver for stateless formats (one JSON document in, zero or more events 
 
 A parser never raises on bad input: each record either contributes to events, is skipped
 as well-formed but not about secrets (counted by reason), or becomes a `DeadLetter` that
-names the file, line, offset and reason. `consumed + skipped + dead == records fed`, always.
+names the file, line, offset and reason. Counted in audit records (a CloudTrail object of
+N records counts N; a line or document that cannot be read counts one):
+`consumed + skipped + dead == records read`, and each dead record is one dead letter.
 """
 
 from __future__ import annotations
@@ -49,15 +51,22 @@ class DeadLetter:
 @dataclass(slots=True)
 class FeedResult:
     rows: list[EventRow] = field(default_factory=list)
+    # (line, offset) of the record each row came from, in step with `rows`.
+    where: list[tuple[int, int]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     # Per-record tallies: each record fed ends in exactly one of these three.
     consumed: int = 0
     skipped_records: int = 0
     dead_records: int = 0
+    # Events moved to dead letters for an implausible time (pipeline/timewindow.py); their
+    # records still count as consumed.
+    quarantined: int = 0
 
     def extend(self, other: FeedResult) -> None:
         self.rows.extend(other.rows)
+        self.where.extend(other.where)
+        self.quarantined += other.quarantined
         self.dead.extend(other.dead)
         self.skipped.update(other.skipped)
         self.consumed += other.consumed
@@ -144,7 +153,8 @@ def document_source(
 
 @dataclass
 class DocumentParser:
-    """Driver for stateless formats: decode, unwrap, parse each item, account for each."""
+    """Driver for stateless formats: decode, unwrap, parse each item, account for each
+    (a document holding N audit records counts N)."""
 
     name: str
     parse: ParseFn
@@ -164,34 +174,36 @@ class DocumentParser:
         return out
 
     def _parse_doc(self, doc: object, record: Record, file: str, out: FeedResult) -> None:
-        rows: list[EventRow] = []
-        dead: list[DeadLetter] = []
-        skipped = 0
+        """Each audit record inside the document counts once: consumed if it became events,
+        skipped, or dead. An empty container counts as one skipped record."""
+        items = 0
         for index, item in unwrap(doc):
+            items += 1
             try:
                 if not isinstance(item, dict):
                     raise ParseError(f"expected a JSON object, got {type(item).__name__}")
-                rows.extend(self.parse(item, self.backend))
+                rows = self.parse(item, self.backend)
+                if rows:
+                    out.rows.extend(rows)
+                    out.where.extend([(record[1], record[2])] * len(rows))
+                    out.consumed += 1
+                else:
+                    out.skipped["record names no access"] += 1
+                    out.skipped_records += 1
             except NotSecretAccess as exc:
                 out.skipped[str(exc)] += 1
-                skipped += 1
+                out.skipped_records += 1
             except ParseError as exc:
-                dead.append(DeadLetter.of(record, file, self._reason(exc, item), self.name, index))
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                reason = self._reason(exc, item)
+                out.dead.append(DeadLetter.of(record, file, reason, self.name, index))
+                out.dead_records += 1
+            except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
                 reason = f"unexpected shape ({type(exc).__name__}: {exc})"
-                dead.append(DeadLetter.of(record, file, reason, self.name, index))
-        out.rows.extend(rows)
-        out.dead.extend(dead)
-        # A document counts once: consumed if any item became events, else dead if any
-        # item was bad, else skipped (all items skipped, or an empty container).
-        if rows:
-            out.consumed += 1
-        elif dead:
-            out.dead_records += 1
-        else:
+                out.dead.append(DeadLetter.of(record, file, reason, self.name, index))
+                out.dead_records += 1
+        if not items:
+            out.skipped["empty document"] += 1
             out.skipped_records += 1
-            if not skipped:
-                out.skipped["empty document"] += 1
 
     def _reason(self, exc: ParseError, item: object) -> str:
         other = self.guess(item) if self.guess and isinstance(item, dict) else None

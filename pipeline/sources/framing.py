@@ -3,6 +3,8 @@
 
 Framing never judges content: a stray text line becomes a record that the parser then
 dead-letters with its line number. Only a file-level failure (unparseable YAML) raises.
+Input over a cap (`Limits`: a line or document too long, a decompression bomb) becomes a
+`Cut`, which the caller turns into one dead letter; memory stays bounded by the caps.
 """
 
 from __future__ import annotations
@@ -11,76 +13,240 @@ import gzip
 import io
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Annotated, BinaryIO
 
 import orjson
 import yaml
+from pydantic import Field
 
 from pipeline.errors import InputError, ParseError
-from pipeline.jsonscan import skip_ws, value_end
+from pipeline.jsonscan import skip_ws
 from pipeline.sources.base import Record
 
 CHUNK_BYTES = 256 << 10  # larger chunks cost more in copying the carried-over tail
+HEAD_BYTES = 65536  # read to decide how a file is framed
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps on what one input may cost (`ingest.limits` in the config).
+
+    A line over `max_line_bytes`, a whole-document file over `max_document_bytes`, or a gzip
+    stream that inflates past `max_decompressed_bytes` or more than `max_compression_ratio`
+    times its compressed size (checked once a line's worth has been inflated) is cut: one
+    dead letter, and reading goes on with the next line (or the next file).
+    """
+
+    max_line_bytes: Annotated[int, Field(ge=1024)] = 64 << 20
+    max_document_bytes: Annotated[int, Field(ge=1024)] = 256 << 20
+    max_decompressed_bytes: Annotated[int, Field(ge=1024)] = 64 << 30
+    max_compression_ratio: Annotated[float, Field(gt=1)] = 200.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """Input framing refused (over a cap): where it starts, why, and its first bytes."""
+
+    line: int
+    offset: int
+    reason: str
+    head: bytes
+
+
+Chunk = list[Record] | Cut
+
+
+class _Counting(io.RawIOBase):
+    """Counts the bytes read from a file: progress and the compression ratio need the
+    compressed position, and pipes (FIFOs, process substitution) cannot `tell()`."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        self.count += n or 0
+        return n
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Input(io.BufferedReader):
+    """A file's bytes (gunzipped when it starts with gzip's magic number), with `read_bytes`:
+    how many bytes of the file itself have been read so far."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            raw = path.open("rb", buffering=0)
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a directory") from None
+        except NotADirectoryError:
+            raise InputError(f"{path}: a part of the path is not a directory") from None
+        except PermissionError:
+            raise InputError(f"{path}: permission denied") from None
+        self.counting = _Counting(raw)  # type: ignore[arg-type]
+        plain = io.BufferedReader(self.counting, CHUNK_BYTES)
+        self.gzip = plain.peek(2)[:2] == _GZIP_MAGIC
+        inner: io.RawIOBase | gzip.GzipFile = plain  # type: ignore[assignment]
+        if self.gzip:
+            inner = gzip.GzipFile(fileobj=plain, mode="rb")
+        self._plain = plain
+        super().__init__(inner, CHUNK_BYTES)  # type: ignore[arg-type]
+
+    @property
+    def read_bytes(self) -> int:
+        """Bytes of the file read so far (compressed bytes for gzip; no `tell()` needed)."""
+        return self.counting.count
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._plain.close()
+
+
 def open_binary(path: Path) -> BinaryIO:
-    """Open a file for reading bytes, transparently gunzipping by magic number."""
-    try:
-        raw = path.open("rb")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    if raw.peek(2)[:2] == _GZIP_MAGIC:
-        raw.close()
-        return gzip.open(path, "rb")  # type: ignore[return-value]  # owns and closes the file
-    return raw
+    """Open a file (or FIFO) for reading bytes, transparently gunzipping by magic number."""
+    return _Input(path)  # type: ignore[return-value]
 
 
 def sniff(head: bytes, name: str, at_eof: bool) -> str:
-    """'yaml', 'lines' (JSON lines) or 'documents' (pretty-printed or concatenated JSON).
+    r"""'yaml', 'lines' (JSON lines) or 'documents' (pretty-printed or concatenated JSON).
 
-    JSON lines when most of the first complete lines decode on their own. A file whose first
-    line does not end within the head (a one-line CloudTrail object) is read as lines too.
+    Documents when the first JSON value is a valid document spanning several lines; else
+    JSON lines as soon as one of the first lines is a whole JSON object on its own, so a few
+    broken lines never turn a JSON-lines file into one unreadable document. A file whose
+    first line does not end within the head (a one-line CloudTrail object) is lines too.
+
+    >>> sniff(b'{"a": 1}\n{"b": "cut\n{"c": 3}\n', "x.log", True)
+    'lines'
+    >>> sniff(b'{\n  "a": 1\n}\n{\n  "b": 2\n}\n', "x.json", True)
+    'documents'
     """
     if name.endswith((".yml", ".yaml")):
         return "yaml"
     pieces = head.split(b"\n")
     if not at_eof:
         pieces.pop()  # may be cut mid-line
-    lines = [p for p in pieces if p.strip()][:5]
+    lines = [p for p in pieces if p.strip()][:50]
     if not lines:
         return "lines"
-    good = 0
-    for line in lines:
-        try:
-            orjson.loads(line)
-            good += 1
-        except orjson.JSONDecodeError:
-            pass
-    return "lines" if good * 2 > len(lines) else "documents"
+    start = _first_value(head)
+    if start is not None:
+        end, broken = document_end(head, start)
+        if (end < len(head) or at_eof) and not broken and b"\n" in head[start:end]:
+            try:
+                orjson.loads(head[start:end])
+                return "documents"
+            except orjson.JSONDecodeError:
+                pass
+    if any(_object_line(line) for line in lines):
+        return "lines"
+    return "documents"
+
+
+def _first_value(data: bytes) -> int | None:
+    """Where the first line that starts (after blanks) with `{` or `[` starts it."""
+    match = _VALUE_START.search(data)
+    return match.start(1) if match else None
+
+
+_VALUE_START = re.compile(rb"(?m)^[ \t]*([{\[])")
+
+
+def _object_line(line: bytes) -> bool:
+    """A whole, non-empty JSON object on one unindented line: the mark of JSON lines
+    (pretty-printers indent nested objects)."""
+    if line[:1] != b"{":
+        return False
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(value, dict) and bool(value)
 
 
 def line_records(
-    stream: BinaryIO, line: int = 1, offset: int = 0, chunk_bytes: int = CHUNK_BYTES
-) -> Iterator[list[Record]]:
+    stream: BinaryIO,
+    line: int = 1,
+    offset: int = 0,
+    chunk_bytes: int = CHUNK_BYTES,
+    max_line: int = Limits.max_line_bytes,
+) -> Iterator[Chunk]:
     """Complete lines of a stream as records, a chunk at a time; a last line without a
-    newline counts at end of stream (files written whole, such as CloudTrail objects)."""
+    newline counts at end of stream (files written whole, such as CloudTrail objects).
+
+    A line longer than `max_line` is a `Cut` (its first bytes only are kept) and skipped to
+    its newline, so memory stays bounded; a stream that raises `InputTooLarge` ends with one.
+    """
+    chunk_bytes = min(chunk_bytes, max_line)
     rest = b""
+    parts: list[bytes] = []  # more of an unfinished line: joined once, when it ends
+    size = 0  # of rest + parts
+    skipping = False  # inside a line already cut
     read = getattr(stream, "read1", stream.read)  # read1: return what a pipe has, not wait
     while True:
-        data = read(chunk_bytes)
+        try:
+            data = read(chunk_bytes)
+        except InputTooLarge as exc:
+            yield Cut(line, offset, str(exc), b"".join([rest, *parts])[:_CUT_HEAD])
+            return
         if not data:
             break
+        if skipping:
+            nl = data.find(b"\n")
+            if nl < 0:
+                offset += len(data)
+                continue
+            offset, line, skipping = offset + nl + 1, line + 1, False
+            data = data[nl + 1 :]
+        nl = data.find(b"\n")
+        if nl < 0 or size + nl > max_line:
+            parts.append(data if nl < 0 else data[:nl])
+            size += len(parts[-1])
+            if size > max_line:
+                head = (rest[:_CUT_HEAD] + parts[0][:_CUT_HEAD])[:_CUT_HEAD]
+                reason = f"line longer than {max_line:,} bytes (ingest.limits.max_line_bytes)"
+                yield Cut(line, offset, reason, head)
+                offset += size
+                rest, parts, size = b"", [], 0
+                if nl < 0:
+                    skipping = True
+                    continue
+                offset, line = offset + 1, line + 1
+                data = data[nl + 1 :]
+            else:
+                continue
+        if parts:
+            rest, parts = b"".join([rest, *parts]), []
         records, rest, line, offset = split_lines(rest + data, line, offset)
+        size = len(rest)
         if records:
             yield records
+    if skipping:
+        return
+    if parts:
+        rest = b"".join([rest, *parts])
     if rest.strip():
         yield [(rest.rstrip(b"\r"), line, offset)]  # a last line without a newline
+
+
+_CUT_HEAD = 4096  # bytes of a cut line kept for its dead letter
+
+
+class InputTooLarge(Exception):  # noqa: N818 - a signal between the reader and framing
+    """Raised by a guarded read when a stream inflates past its caps."""
 
 
 def split_lines(data: bytes, line: int, offset: int) -> tuple[list[Record], bytes, int, int]:
@@ -115,7 +281,14 @@ _BLANK = b" \t\r\x0b\x0c"
 
 
 def document_records(data: bytes) -> list[Record]:
-    """Top-level JSON values of `data`, plus each stray non-JSON line as its own record."""
+    r"""Top-level JSON values of `data`, plus each stray non-JSON line as its own record.
+
+    A broken value (a string cut by a line end, a line that starts a new object where none
+    may start) ends where it breaks, so it costs itself only:
+
+    >>> [bytes(r) for r, _, _ in document_records(b'{"a": "cut\n{"b": 2}\n')]
+    [b'{"a": "cut', b'{"b": 2}']
+    """
     records: list[Record] = []
     i, n, line, counted = 0, len(data), 1, 0
     while True:
@@ -125,12 +298,83 @@ def document_records(data: bytes) -> list[Record]:
         line += data.count(b"\n", counted, i)
         counted = i
         if data[i] in b"{[":
-            end = value_end(data, i)
+            end, _ = document_end(data, i)
         else:
             nl = data.find(b"\n", i)
             end = n if nl < 0 else nl
-        records.append((data[i:end].rstrip(b"\r"), line, i))
+        records.append((data[i:end].rstrip(b"\r\n"), line, i))
         i = end
+
+
+_OUTSIDE = re.compile(rb'["{}\[\]\n]')
+_INSIDE = re.compile(rb'["\\\n]')
+
+
+def document_end(data: bytes, start: int) -> tuple[int, bool]:
+    r"""(index just past the JSON value at `start`, whether it is broken).
+
+    Bracket matching that knows strings, without validating. A JSON string holds no raw
+    line break, so one ends a string as broken; and a line starting with `{` or `[` where
+    no value may start (inside an object, not after a `:`; inside an array, not after `,`
+    or `[`) ends a broken value before that line: a cut JSON line never swallows the next.
+
+    >>> document_end(b'{"a": "}"} tail', 0)
+    (10, False)
+    >>> document_end(b'{"a": 1,\n{"b": 2}', 0)
+    (8, True)
+    """
+    n = len(data)
+    stack = bytearray()
+    broken = False
+    i = start
+    while True:
+        match = _OUTSIDE.search(data, i)
+        if match is None:
+            return n, True
+        j = match.start()
+        c = data[j]
+        if c == 0x22:  # a string: find its closing quote
+            k = j + 1
+            while True:
+                inner = _INSIDE.search(data, k)
+                if inner is None:
+                    return n, True
+                k = inner.start()
+                if data[k] == 0x5C:
+                    k += 2
+                    continue
+                if data[k] == 0x0A:
+                    broken = True  # cut: the line ends the string
+                break
+            i = k + 1 if data[k] != 0x0A else k
+            continue
+        if c == 0x0A:
+            if (
+                j + 1 < n
+                and data[j + 1] in b"{["
+                and stack
+                and not _may_open(data, j, start, stack)
+            ):
+                return j, True
+            i = j + 1
+            continue
+        if c in b"{[":
+            stack.append(c)
+        else:
+            if stack.pop() != (0x7B if c == 0x7D else 0x5B):
+                broken = True
+            if not stack:
+                return j + 1, broken
+        i = j + 1
+
+
+def _may_open(data: bytes, newline: int, start: int, stack: bytearray) -> bool:
+    """May a value open right after `newline`, inside the innermost open bracket?"""
+    k = newline - 1
+    while k > start and data[k] in b" \t\r\n":
+        k -= 1
+    prev = data[k]
+    return prev == 0x3A if stack[-1] == 0x7B else prev in b",["
 
 
 _LOG_KEY = re.compile(rb"^\s*-?\s*Log:", re.MULTILINE)
@@ -145,6 +389,8 @@ def yaml_records(data: bytes) -> list[Record]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ParseError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise ParseError("not valid YAML: nested too deep (depth limit exceeded)") from None
     if isinstance(doc, dict) and isinstance(doc.get("Tests"), list):
         logs = [t.get("Log") for t in doc["Tests"] if isinstance(t, dict) and "Log" in t]
         starts = [m.start() for m in _LOG_KEY.finditer(data)]
@@ -165,26 +411,92 @@ def _dump(value: object) -> bytes:
 
 
 def file_records(
-    path: Path, on_bytes: Callable[[int], None] | None = None
-) -> Iterator[list[Record]]:
-    """All records of one file (plain or gzip), in chunks; `on_bytes` hears how many bytes
-    of the file (compressed, for gzip) have been read so far."""
-    with open_binary(path) as stream:
-        raw = getattr(stream, "fileobj", None) or stream
-        head = stream.read(65536)
-        mode = sniff(head, path.name.removesuffix(".gz"), len(head) < 65536)
+    path: Path,
+    on_bytes: Callable[[int], None] | None = None,
+    limits: Limits = Limits(),  # noqa: B008 - frozen
+) -> Iterator[Chunk]:
+    """All records of one file (plain, gzip or a pipe), in chunks, and a `Cut` for input
+    over `limits`; `on_bytes` hears how many bytes of the file (compressed, for gzip) have
+    been read so far."""
+    with _Input(path) as stream:
+        guarded = _Guarded(stream, limits)
+        try:
+            head = guarded.read(HEAD_BYTES)
+        except InputTooLarge as exc:
+            yield Cut(1, 0, str(exc), b"")
+            return
+        mode = sniff(head, path.name.removesuffix(".gz"), len(head) < HEAD_BYTES)
         if mode == "lines":
-            for chunk in line_records(_Rewound(head, stream)):
+            for chunk in line_records(_Rewound(head, guarded), max_line=limits.max_line_bytes):
                 yield chunk
                 if on_bytes:
-                    on_bytes(raw.tell())
+                    on_bytes(stream.read_bytes)
             return
-        data = head + stream.read()
+        try:
+            data = head + guarded.read_upto(limits.max_document_bytes + 1 - len(head))
+        except InputTooLarge as exc:
+            yield Cut(1, 0, str(exc), head[:_CUT_HEAD])
+            return
         if on_bytes:
-            on_bytes(raw.tell())
+            on_bytes(stream.read_bytes)
+        if len(data) > limits.max_document_bytes:
+            reason = (
+                f"{mode} file larger than {limits.max_document_bytes:,} bytes "
+                "(ingest.limits.max_document_bytes); split it or raise the limit"
+            )
+            yield Cut(1, 0, reason, data[:_CUT_HEAD])
+            return
     records = yaml_records(data) if mode == "yaml" else document_records(data)
     for i in range(0, len(records), 4096):
         yield records[i : i + 4096]
+
+
+class _Guarded:
+    """Reads an input, raising `InputTooLarge` once it inflates past its caps."""
+
+    def __init__(self, stream: _Input, limits: Limits) -> None:
+        self.stream = stream
+        self.limits = limits
+        self.inflated = 0
+
+    def read(self, size: int = -1) -> bytes:
+        return self._count(self.stream.read(size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._count(self.stream.read1(size))
+
+    def read_upto(self, size: int) -> bytes:
+        """Up to `size` bytes (less only at the end of the input), in bounded reads."""
+        parts, got = [], 0
+        while got < size:
+            data = self.read(min(CHUNK_BYTES, size - got))
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
+    def _count(self, data: bytes) -> bytes:
+        self.inflated += len(data)
+        if not self.stream.gzip:
+            return data
+        limits = self.limits
+        if self.inflated > limits.max_decompressed_bytes:
+            raise InputTooLarge(
+                f"gzip stream inflates past {limits.max_decompressed_bytes:,} bytes "
+                "(ingest.limits.max_decompressed_bytes); rest of the file not read"
+            )
+        read = max(1, self.stream.read_bytes)
+        if self.inflated > _RATIO_AFTER and self.inflated > limits.max_compression_ratio * read:
+            raise InputTooLarge(
+                f"gzip stream inflates {self.inflated / read:,.0f} times its size (over "
+                f"ingest.limits.max_compression_ratio {limits.max_compression_ratio:g}): "
+                "a decompression bomb? rest of the file not read"
+            )
+        return data
+
+
+_RATIO_AFTER = 16 << 20  # the ratio is judged once this much has been inflated
 
 
 class _Rewound(io.RawIOBase):

@@ -16,6 +16,7 @@ from functools import lru_cache
 import msgspec
 
 from pipeline.errors import ParseError
+from pipeline.errortext import clean_error
 from pipeline.record import PROVISIONAL_NOTE, EventRow, clip, synthetic_id, to_micros
 from pipeline.sources.base import DeadLetter, FeedResult, Record, SourceSpec
 
@@ -246,7 +247,7 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
         request.remote_address,
         clip(agent[0]) if agent else None,
         request.id if request.id not in _MASKED else None,
-        clip(entry.error or None),
+        clip(clean_error(entry.error)),
         None if entry.type == "response" else PROVISIONAL_NOTE,
     )
 
@@ -276,7 +277,7 @@ class VaultParser:
 
     def feed(self, records: list[Record], file: str) -> FeedResult:
         out = FeedResult()
-        rows, pending, answered = out.rows, self._pending, self._answered
+        rows, where, pending, answered = out.rows, out.where, self._pending, self._answered
         backend, seen = self.backend, self._seen
         for record in records:
             seen += 1
@@ -307,6 +308,7 @@ class VaultParser:
                     event_id = self._event_id(key, waiting[0] if waiting else entry)
                     # A bad response leaves its request waiting: it still counts, alone.
                     rows.append(normalize(entry, backend, event_id))  # type: ignore[arg-type]
+                    where.append((record[1], record[2]))
                     if waiting:
                         del pending[key]
                     out.consumed += 2 if waiting else 1
@@ -321,7 +323,7 @@ class VaultParser:
                         pending[key] = (entry, record, seen)  # type: ignore[assignment]
                 else:
                     raise ParseError(f"vault entry `type` is {entry.type!r}, not request/response")
-            except (msgspec.DecodeError, ParseError) as exc:
+            except (msgspec.DecodeError, ParseError, RecursionError) as exc:
                 out.dead.append(DeadLetter.of(record, file, _reason(exc), NAME))
                 out.dead_records += 1
         self._seen = seen
@@ -357,8 +359,9 @@ class VaultParser:
             if entry.type != "request":
                 raise ParseError(f"vault entry `type` is {entry.type!r}, not request/response")
             out.rows.append(normalize(entry, self.backend, self._event_id(key, head or entry)))
+            out.where.append((record[1], record[2]))
             out.consumed += 1
-        except (msgspec.DecodeError, ParseError) as exc:
+        except (msgspec.DecodeError, ParseError, RecursionError) as exc:
             out.dead.append(DeadLetter.of(record, file, _reason(exc), NAME))
             out.dead_records += 1
 
@@ -377,6 +380,8 @@ class VaultParser:
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "not valid JSON: nested too deep (depth limit exceeded)"
     if isinstance(exc, msgspec.ValidationError):
         return f"not a Vault audit entry: {exc}"
     if isinstance(exc, msgspec.DecodeError):
