@@ -12,6 +12,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from pipeline.errors import NotSecretAccess, ParseError
+from pipeline.errortext import clean_error
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
 from pipeline.sources.base import document_source, obj, text
 
@@ -124,7 +125,7 @@ def _outcome(doc: dict, props: dict) -> tuple[str, str | None]:
         return outcome, None
     description = _str(doc.get("resultDescription"), "resultDescription")
     parts = [str(status) if status is not None else None, signature, description]
-    return outcome, clip(" ".join(p for p in parts if p) or result)
+    return outcome, clip(clean_error(" ".join(p for p in parts if p) or result))
 
 
 def _event_id(doc: dict, props: dict, identity: str) -> tuple[str, str | None]:

@@ -12,6 +12,7 @@ import re
 from functools import partial
 
 from pipeline.errors import NotSecretAccess, ParseError
+from pipeline.errortext import clean_error
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
 from pipeline.sources.base import document_source, obj, text
 
@@ -290,7 +291,7 @@ def parse(doc: dict, backend: str | None) -> list[EventRow]:
         _str(doc.get("sourceIPAddress"), "sourceIPAddress"),
         clip(_str(doc.get("userAgent"), "userAgent")),
         _str(doc.get("requestID"), "requestID"),
-        clip(f"{code}: {message}" if message else code) if code else None,
+        clip(clean_error(f"{code}: {message}" if message else code)) if code else None,
         None,
     )
     return [

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 
 from pipeline.errors import NotSecretAccess, ParseError
+from pipeline.errortext import clean_error
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
 from pipeline.sources.base import document_source, obj, text
 
@@ -108,12 +109,13 @@ def _outcome(payload: dict) -> tuple[str, str | None]:
     if code:
         message = _str(status.get("message"), "protoPayload.status.message")
         name = _CODES.get(code, str(code))
-        error = clip(f"{name}: {message}" if message else name)
+        error = clip(clean_error(f"{name}: {message}" if message else name))
         return ("denied" if code in _DENIED_CODES else "error"), error
     infos = payload.get("authorizationInfo")
     for info in infos if isinstance(infos, list) else ():
         if isinstance(info, dict) and info.get("granted") is False:
-            return "denied", clip(f"PERMISSION_DENIED: {info.get('permission')} not granted")
+            denied = f"PERMISSION_DENIED: {info.get('permission')} not granted"
+            return "denied", clip(clean_error(denied))
     return "success", None
 
 

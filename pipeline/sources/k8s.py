@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 
 from pipeline.errors import NotSecretAccess, ParseError
+from pipeline.errortext import clean_error
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
 from pipeline.sources.base import document_source, obj, text
 
@@ -69,7 +70,7 @@ def _outcome(doc: dict, stage: str | None) -> tuple[str, str | None]:
     reason = _str(status.get("reason"), "responseStatus.reason")
     message = _str(status.get("message"), "responseStatus.message")
     detail = " ".join(str(p) for p in (code, reason) if p)
-    error = clip(f"{detail}: {message}" if message and detail else message or detail or None)
+    error = clip(clean_error(f"{detail}: {message}" if message and detail else message or detail))
     if stage == "Panic":
         return "error", error or "apiserver panic"
     decision = obj(doc.get("annotations"), "annotations").get("authorization.k8s.io/decision")

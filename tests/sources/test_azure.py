@@ -142,7 +142,10 @@ def test_forbidden_secret_get() -> None:
         "orders-kv/secrets/db-password",
     )
     assert row.error is not None
-    assert row.error.startswith("403 Forbidden The user, group or application 'appid=7d8e9f00")
+    assert row.error == (  # quoted names and ids are not stored (issue 14 item 6)
+        "403 Forbidden The user, group or application '…' does not have secrets get permission "
+        "on key vault '…'."
+    )
 
 
 def test_forbidden_list_by_object_id_only() -> None:
@@ -270,3 +273,11 @@ def test_storage_export_with_lowercase_records_wrapper(tmp_path: Path) -> None:
         ("SecretGet", "orders-kv/secrets/db-password"),
         (listing["operationName"], one(OWN / "secretlist.json").secret),
     ]
+
+
+def test_result_description_values_are_not_stored() -> None:
+    """Issue 14 item 6: `resultDescription` quotes names and values."""
+    doc = orjson.loads((OWN / "secretget_denied_403.json").read_bytes())
+    doc["resultDescription"] = "Value 'CANARY-az' is not valid for secret 'db-password'."
+    (row,) = azure.parse(doc, None)
+    assert row.error == "403 Forbidden Value '…' is not valid for secret '…'."

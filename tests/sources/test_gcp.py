@@ -108,7 +108,7 @@ def test_permission_denied(generated: FeedResult) -> None:
     )
     assert (row.secret, row.operation) == (PROD + "db-password", "AccessSecretVersion")
     assert row.error is not None
-    assert row.error.startswith("PERMISSION_DENIED: Permission 'secretmanager.versions.access'")
+    assert row.error.startswith("PERMISSION_DENIED: Permission '…' denied")  # nothing quoted
 
 
 def test_not_found_is_an_error(generated: FeedResult) -> None:
@@ -218,3 +218,16 @@ def test_mutated_entries_fail_cleanly(data: st.DataObject) -> None:
         return
     for row in rows:
         to_event(row)
+
+
+def test_status_message_values_are_not_stored() -> None:
+    """Issue 14 item 6: `status.message` can quote a value or carry a token."""
+    doc = copy.deepcopy(_sample())
+    doc["protoPayload"]["status"] = {
+        "code": 3,
+        "message": "Secret payload 'CANARY-gcp' is invalid; Bearer CANARYtokenvalue rejected",
+    }
+    (row,) = gcp.parse(doc, None)
+    assert (
+        row.error == "INVALID_ARGUMENT: Secret payload '…' is invalid; Bearer [REDACTED] rejected"
+    )

@@ -163,9 +163,8 @@ def test_forbidden_service_account(generated: FeedResult) -> None:
         PAYMENTS_DB,
     )
     assert row.error == (
-        '403 Forbidden: secrets "db-credentials" is forbidden: User '
-        '"system:serviceaccount:default:default" cannot get resource "secrets" in API group "" '
-        'in the namespace "payments"'
+        '403 Forbidden: secrets "…" is forbidden: User "…" cannot get resource "…" in API '
+        'group "" in the namespace "…"'  # quoted names are not stored (issue 14 item 6)
     )
     cluster = by_id(generated, "a0000000-0000-4000-8000-000000000005")
     assert (cluster.secret, cluster.action, cluster.outcome) == ("*/", "list", "denied")
@@ -291,3 +290,18 @@ def test_mutated_events_fail_cleanly(data: st.DataObject) -> None:
         return
     for row in rows:
         to_event(row)
+
+
+def test_response_status_message_values_are_not_stored() -> None:
+    """Issue 14 item 6: the apiserver quotes invalid values in `responseStatus.message`."""
+    line = (OWN / "service_account_access.jsonl").read_bytes().splitlines()[3]
+    doc = orjson.loads(line)
+    doc["responseStatus"] = {
+        "code": 422,
+        "reason": "Invalid",
+        "message": 'Secret "db" is invalid: data[password]: Invalid value: "CANARY-k8s": bad',
+    }
+    (row,) = k8s.parse(doc, None)
+    assert (
+        row.error == '422 Invalid: Secret "…" is invalid: data[password]: Invalid value: "…": bad'
+    )
