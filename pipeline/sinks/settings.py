@@ -12,16 +12,19 @@ never sit in the file: each is named by an environment variable (`*_env`) or a f
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from detectors.settings import Severity
 
+log = logging.getLogger(__name__)
 PayloadFormat = Literal["native", "ecs", "ocsf"]
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
@@ -102,21 +105,70 @@ class _Sink(_Model):
         return value
 
 
+def _loopback(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: requests that never leave this machine."""
+    if not host:
+        return False
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
 class _HttpSink(_Sink):
     concurrency: int = Field(4, ge=1, le=64, description="requests in flight at once")
     verify_tls: bool = True
     ca_file: Path | None = Field(None, description="CA bundle for a private certificate")
+    # Per URL key, the credentials (`<name>_env`/`<name>_file`) that go to that URL with
+    # every request, or what they sign or obtain: (name, what crosses the network).
+    _SENDS: ClassVar[dict[str, tuple[tuple[str, str], ...]]] = {"url": ()}
 
     @field_validator("url", "endpoint", "authority", check_fields=False)
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return None if value is None else _url(value)
 
+    def cleartext(self) -> list[str]:
+        """One warning per URL that is plain http to another machine while a credential
+        goes there: anyone on the path reads it (and replays what it signs)."""
+        found = []
+        for key, credentials in self._SENDS.items():
+            url = getattr(self, key, None)
+            parts = urlsplit(url or "")
+            if parts.scheme != "http" or _loopback(parts.hostname):
+                continue
+            sent = [what.format(set_as) for name, what in credentials
+                    if (set_as := self._set(name))]  # fmt: skip
+            if sent:
+                found.append(
+                    f"sink {self.name!r} ({getattr(self, 'type', '?')}): `{key}` {url} is plain "
+                    f"http to {parts.hostname}: {' and '.join(sent)} would cross the network in "
+                    "clear text, readable and replayable by anyone on the path; use an "
+                    "https:// URL"
+                )
+        return found
+
+    def _set(self, name: str) -> str | None:
+        """`<name>_env` or `<name>_file`, whichever the config sets."""
+        return next((k for k in (f"{name}_env", f"{name}_file") if getattr(self, k, None)), None)
+
+    @model_validator(mode="after")
+    def _warn_cleartext(self) -> Any:
+        for warning in self.cleartext():
+            log.warning("%s", warning)
+        return self
+
 
 class WebhookSink(_HttpSink):
     """Any HTTPS receiver: JSON body signed the Standard Webhooks way."""
 
     type: Literal["webhook"]
+    _SENDS = {"url": (("auth_token", "the bearer token ({})"),
+                      ("secret", "the alerts, signed with the secret from {}"))}  # fmt: skip
     url: str
     secret_env: str | None = Field(None, description="env var with the whsec_... secret")
     secret_file: Path | None = None
@@ -145,6 +197,7 @@ class SplunkSink(_HttpSink):
     """Splunk HTTP Event Collector: /services/collector/event with a HEC token."""
 
     type: Literal["splunk"]
+    _SENDS = {"url": (("token", "the HEC token ({})"),)}
     url: str = Field(description="the HEC base URL, e.g. https://splunk.example:8088")
     token_env: str | None = None
     token_file: Path | None = None
@@ -168,6 +221,7 @@ class ElasticsearchSink(_HttpSink):
     """Alerts as ECS documents in an index (upserted by alert id) or a data stream."""
 
     type: Literal["elasticsearch"]
+    _SENDS = {"url": (("api_key", "the API key ({})"), ("password", "the password ({})"))}
     url: str = "http://127.0.0.1:9200"
     index: str = "secretwatch-alerts"
     data_stream: bool = Field(False, description="append-only: one document per revision")
@@ -204,6 +258,8 @@ class SentinelSink(_HttpSink):
     """Microsoft Sentinel through the Azure Monitor Logs Ingestion API."""
 
     type: Literal["sentinel"]
+    _SENDS = {"authority": (("client_secret", "the client secret ({})"),),
+              "endpoint": (("client_secret", "the access token got with {}"),)}  # fmt: skip
     endpoint: str = Field(description="the DCE or DCR logs ingestion endpoint URL")
     dcr_immutable_id: str = Field(description="dcr-... of the data collection rule")
     stream_name: str = Field(description="e.g. Custom-SecretwatchAlerts_CL")
@@ -240,6 +296,7 @@ class DatadogSink(_HttpSink):
     """Datadog Logs (/api/v2/logs) or Events (/api/v1/events) intake with DD-API-KEY."""
 
     type: Literal["datadog"]
+    _SENDS = {"url": (("api_key", "the API key ({})"),)}
     site: str = Field("datadoghq.com", description="datadoghq.eu, us3.datadoghq.com, ...")
     url: str | None = Field(None, description="overrides the intake base URL from `site`")
     intake: Literal["logs", "events"] = "logs"
@@ -259,6 +316,7 @@ class PagerDutySink(_HttpSink):
     """PagerDuty Events API v2: a trigger per alert, dedup_key = alert id."""
 
     type: Literal["pagerduty"]
+    _SENDS = {"url": (("routing_key", "the routing key ({})"),)}
     url: str = "https://events.pagerduty.com/v2/enqueue"
     routing_key_env: str | None = None
     routing_key_file: Path | None = None

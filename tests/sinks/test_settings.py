@@ -128,3 +128,66 @@ def test_secrets_from_env_and_file(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ConfigError, match="token_file .* cannot be read") as info:
         read_secret(missing, "token")
     assert "from-file" not in str(info.value)
+
+
+# -- credentials over plain http ------------------------------------------------------------
+
+SENTINEL = ("dcr_immutable_id: dcr-00000000000000000000000000000000, "
+            "stream_name: Custom-A, tenant_id: t, client_id: c, client_secret_env: C")  # fmt: skip
+CLEARTEXT = [
+    ("{name: hook, type: webhook, url: 'http://siem.example/x', secret_env: S}", "url", "secret"),
+    ("{name: hook, type: webhook, url: 'http://10.0.0.5/x', secret_env: S, auth_token_env: T}",
+     "url", "auth_token"),
+    ("{name: hook, type: splunk, url: 'http://splunk.example:8088', token_env: T}", "url",
+     "token"),
+    ("{name: hook, type: elasticsearch, url: 'http://es.example:9200', api_key_env: K}", "url",
+     "api_key"),
+    ("{name: hook, type: elasticsearch, url: 'http://es.example:9200', username: u, "
+     "password_env: P}", "url", "password"),
+    (f"{{name: hook, type: sentinel, endpoint: 'http://dce.example', {SENTINEL}}}", "endpoint",
+     "client_secret"),
+    (f"{{name: hook, type: sentinel, endpoint: 'https://dce.example', "
+     f"authority: 'http://login.example', {SENTINEL}}}", "authority", "client_secret"),
+    ("{name: hook, type: datadog, url: 'http://intake.example', api_key_env: D}", "url",
+     "api_key"),
+    ("{name: hook, type: pagerduty, url: 'http://pd.example/v2/enqueue', routing_key_env: P}",
+     "url", "routing_key"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("entry", "field", "credential"), CLEARTEXT)
+def test_credentials_over_plain_http_are_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, entry: str, field: str, credential: str
+) -> None:
+    with caplog.at_level("WARNING", logger="pipeline.sinks.settings"):
+        _load(tmp_path, f"sinks:\n  - {entry}\n")
+    [record] = [r for r in caplog.records if r.name == "pipeline.sinks.settings"]
+    message = record.getMessage()
+    assert record.levelname == "WARNING"
+    assert "sink 'hook'" in message
+    assert f"`{field}`" in message and "http://" in message
+    assert credential in message
+    assert "clear text" in message
+    assert "use an https:// URL" in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8080/x", "http://127.9.8.7/x", "http://[::1]:8080/x",
+     "http://localhost:8080/x", "http://LOCALHOST/x", "https://siem.example/x"],
+)  # fmt: skip
+def test_loopback_or_https_is_not_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, url: str
+) -> None:
+    with caplog.at_level("WARNING", logger="pipeline.sinks.settings"):
+        _load(tmp_path, f"sinks:\n  - {{name: h, type: webhook, url: '{url}', secret_env: S, "
+                        "auth_token_env: T}\n")  # fmt: skip
+    assert not [r for r in caplog.records if r.name == "pipeline.sinks.settings"]
+
+
+def test_plain_http_without_credentials_is_not_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="pipeline.sinks.settings"):
+        _load(tmp_path, "sinks:\n  - {name: es, type: elasticsearch, url: 'http://es.example'}\n")
+    assert not [r for r in caplog.records if r.name == "pipeline.sinks.settings"]
