@@ -1,11 +1,14 @@
 """The report's charts: matplotlib SVG with glyphs as paths (no fonts or network needed
 to view them), ids salted with a constant and no date in the metadata, so the same
-tables always give the same bytes."""
+tables always give the same bytes. Labels taken from audit logs (identities, backends)
+are drawn as plain text: never as matplotlib math (`$...$`), control characters shown as
+visible escapes (`\\t`, `\\x1b`), glyphs the font lacks as boxes."""
 
 from __future__ import annotations
 
 import base64
 import io
+import warnings
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,9 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pipeline.terminal import visible  # noqa: E402
+
 _STYLE: Any = {
     "svg.hashsalt": "secretwatch-report",
     "svg.fonttype": "path",
+    "text.parse_math": False,  # `$` in a name is a character, not math
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.spines.top": False,
@@ -36,7 +42,9 @@ _WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 def svg_data_uri(fig: plt.Figure) -> str:
     """The figure as a `data:` URI (base64 SVG), closed afterwards."""
     buffer = io.BytesIO()
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(_STYLE), warnings.catch_warnings():
+        # A name in a script DejaVu Sans lacks is drawn as boxes; the tables hold it exactly.
+        warnings.filterwarnings("ignore", r"Glyph \d+ .* missing from font", UserWarning)
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -77,14 +85,25 @@ def coverage(days: pd.DataFrame, gaps: pd.DataFrame, since, until, tz: str) -> s
             full = pd.date_range(since, until - timedelta(seconds=1), freq="D", tz="UTC").floor("D")
             series = series.reindex(full.unique(), fill_value=0)
             x = series.index.tz_convert(zone).tz_localize(None)
-            ax.plot(x, series.values, color=_PALETTE[i % len(_PALETTE)], lw=1.4,
-                    label=f"{source} ({backend})")
+            ax.plot(
+                x,
+                series.values,
+                color=_PALETTE[i % len(_PALETTE)],
+                lw=1.4,
+                label=_label(f"{source} ({backend})"),
+            )
         for _, gap in gaps.iterrows():
-            ax.axvspan(gap["gap_start"].tz_convert(zone).tz_localize(None),
-                       gap["gap_end"].tz_convert(zone).tz_localize(None), color=WARN, alpha=0.15,
-                       lw=0)
-        ax.set_xlim(pd.Timestamp(since).tz_convert(zone).tz_localize(None),
-                    pd.Timestamp(until).tz_convert(zone).tz_localize(None))
+            ax.axvspan(
+                gap["gap_start"].tz_convert(zone).tz_localize(None),
+                gap["gap_end"].tz_convert(zone).tz_localize(None),
+                color=WARN,
+                alpha=0.15,
+                lw=0,
+            )
+        ax.set_xlim(
+            pd.Timestamp(since).tz_convert(zone).tz_localize(None),
+            pd.Timestamp(until).tz_convert(zone).tz_localize(None),
+        )
         ax.set_ylim(bottom=0)
         ax.set_ylabel("events per day")
         ax.set_title("Events per day by source (red: gaps)")
@@ -118,22 +137,36 @@ def grants(summary: pd.DataFrame, top: int = 15) -> str:
     with plt.rc_context(_STYLE):
         if summary.empty:
             fig, ax = _figure(7.2, 1.2)
-            ax.text(0.5, 0.5, "No grant evidence configured (Vault policies or inventory grants)",
-                    ha="center", va="center", color=MUTED)
+            ax.text(
+                0.5,
+                0.5,
+                "No grant evidence configured (Vault policies or inventory grants)",
+                ha="center",
+                va="center",
+                color=MUTED,
+            )
             ax.axis("off")
             return svg_data_uri(fig)
         shown = summary.sort_values(["unused", "identity"], ascending=[False, True]).head(top)
         fig, ax = _figure(7.2, 0.3 * len(shown) + 1.0)
         y = np.arange(len(shown))[::-1]
         ax.barh(y, shown["used"], color=ACCENT, height=0.6, label="used in period")
-        ax.barh(y, shown["unused"], left=shown["used"], height=0.6, label="granted, unused",
-                color=[WARN if o else MUTED for o in shown["overbroad"]])
-        ax.set_yticks(y, [_short(i) for i in shown["identity"]])
+        ax.barh(
+            y,
+            shown["unused"],
+            left=shown["used"],
+            height=0.6,
+            label="granted, unused",
+            color=[WARN if o else MUTED for o in shown["overbroad"]],
+        )
+        ax.set_yticks(y, [_label(i) for i in shown["identity"]])
         ax.set_xlabel("secrets")
         ax.set_title("Granted versus used (red: grants far exceed use)")
         ax.legend(loc="lower right", frameon=False, fontsize=8)
     return svg_data_uri(fig)
 
 
-def _short(text: str, limit: int = 42) -> str:
-    return text if len(text) <= limit else "…" + text[-(limit - 1):]
+def _label(text: str, limit: int = 42) -> str:
+    """A name from an audit log as a chart label: its end if long, controls visible."""
+    text = visible(text)
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]

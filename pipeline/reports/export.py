@@ -4,6 +4,10 @@ tables' own order, `\\n` line ends, so a rerun writes the same bytes.
 
 Columns are converted whole (vectorized), not cell by cell: a quarter's accessor table
 can hold tens of thousands of rows.
+
+Text cells of a CSV that a spreadsheet would run as a formula (an identity `=HYPERLINK(...)`
+taken from an audit log) are written with a leading `'` (`spreadsheet_safe`, OWASP's advice
+on CSV injection); numbers stay numbers, and the JSON copies keep every value as it is.
 """
 
 from __future__ import annotations
@@ -66,7 +70,28 @@ def _text(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return spreadsheet_safe(value)
     return str(value)
+
+
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"): `=`, `+`, `-`,
+# `@` (also full-width, which some spreadsheets fold to ASCII) first, even after leading
+# white space; a tab or carriage return first.
+_FORMULA = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A text cell as written to every CSV: prefixed with `'` when a spreadsheet would
+    otherwise run it as a formula, else unchanged. Numbers are not text: a number column
+    never passes through here, so `-3` stays a number.
+
+    >>> spreadsheet_safe("=1+2"), spreadsheet_safe(" @SUM(A1)"), spreadsheet_safe("a=b")
+    ("'=1+2", "' @SUM(A1)", 'a=b')
+    """
+    if text[:1] in ("\t", "\r") or text.lstrip()[:1] in _FORMULA:
+        return "'" + text
+    return text
 
 
 def to_json(frame: pd.DataFrame) -> bytes:
