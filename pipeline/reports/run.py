@@ -3,6 +3,7 @@ tables, then every output and the manifest over them. Nothing here computes or f
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -17,6 +18,7 @@ from pipeline.reports.settings import ReportConfig
 from pipeline.store.base import Store
 
 Step = Callable[[str], None]
+_FONT_STAMP = "946684800"  # 2000-01-01T00:00:00Z, the PDF's embedded fonts' "modified" date
 
 
 @dataclass(frozen=True)
@@ -213,5 +215,13 @@ def write_pdf(page: bytes, target: Path) -> Path:
             f"--pdf needs WeasyPrint and its system libraries (pango): {exc}; install with "
             "`pip install 'secretwatch[pdf]'`"
         ) from None
-    weasyprint.HTML(string=page.decode(), base_url=str(target.parent)).write_pdf(target)
+    # fontTools stamps every embedded font subset with the second it was made, unless
+    # SOURCE_DATE_EPOCH names one: a fixed stamp keeps a rerun's PDF byte-identical.
+    given = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = given or _FONT_STAMP
+    try:
+        weasyprint.HTML(string=page.decode(), base_url=str(target.parent)).write_pdf(target)
+    finally:
+        if given is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
     return target
