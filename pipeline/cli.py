@@ -489,7 +489,8 @@ def print_summary(s: IngestSummary) -> None:
             out.print(inert(f"  e.g. {letter.where()}: {letter.reason}"))
     if s.files_skipped:
         shown = ", ".join(s.files_skipped[:3])
-        out.print(inert(f"{len(s.files_skipped)} documentation files not read: {shown}"))
+        not_read = f"{len(s.files_skipped)} files not read (documentation, DuckDB stores)"
+        out.print(inert(f"{not_read}: {shown}"))
 
 
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")

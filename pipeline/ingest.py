@@ -29,6 +29,9 @@ from pipeline.timewindow import TimeWindow, quarantine
 
 # Files in a log folder that are documentation, not logs.
 SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".jpeg", ".pdf", ".py", ".sh"}
+# DuckDB databases and their write-ahead logs: a store kept in the folder it ingests.
+STORE_SUFFIXES = (".duckdb", ".duckdb.wal")
+DUCKDB_MAGIC = b"DUCK"  # at byte 8 of every DuckDB database file, whatever its name
 DETECT_WITHIN = 200  # records scanned for a recognisable one before giving up on a file
 
 
@@ -108,6 +111,32 @@ def expand_paths(paths: Iterable[str]) -> Iterator[Path | None]:
             raise InputError(f"{raw}: {not_a_folder(path) or 'no such file or directory'}")
 
 
+def store_files(store: object) -> frozenset[Path]:
+    """The store's own file and its WAL, whatever their names (none for a server)."""
+    path = getattr(store, "path", None)
+    if not isinstance(path, Path):
+        return frozenset()
+    return frozenset({path.resolve(), Path(f"{path}.wal").resolve()})
+
+
+def not_a_log(path: Path, own: frozenset[Path] = frozenset()) -> bool:
+    """A file found among the inputs that is no audit log, skipped rather than dead-lettered:
+    documentation, the store's own files (`own`), any `*.duckdb` / `*.duckdb.wal`, or a
+    file that starts as a DuckDB database does."""
+    name = path.name.lower()
+    if path.suffix.lower() in SKIP_SUFFIXES or name.endswith(STORE_SUFFIXES):
+        return True
+    if own and path.resolve() in own:
+        return True
+    if not path.is_file():  # a FIFO or a device: nothing is read ahead of the parser
+        return False
+    try:
+        with path.open("rb") as handle:
+            return handle.read(12)[8:12] == DUCKDB_MAGIC
+    except OSError:
+        return False  # reading it fails again, with the error, when it is ingested
+
+
 class Ingestor:
     """Reads inputs into a store, in batches of `batch_size` events."""
 
@@ -140,10 +169,11 @@ class Ingestor:
             return self._ingest(paths)
 
     def _ingest(self, paths: Iterable[str]) -> IngestSummary:
+        own = store_files(self.store)
         for path in expand_paths(paths):
             if path is None:
                 self.ingest_stream(_stdin_records(self.limits), "<stdin>")
-            elif path.suffix.lower() in SKIP_SUFFIXES:
+            elif not_a_log(path, own):
                 self.summary.files_skipped.append(str(path))
             else:
                 chunks = file_records(path, self._progress(), self.limits)

@@ -128,6 +128,16 @@ def test_ingest_reports_dead_letters_and_strict(work: Path) -> None:
     assert code == 1
 
 
+def test_ingest_skips_a_store_kept_in_the_input_folder(work: Path) -> None:
+    for run in range(2):  # the second run finds the store and its WAL in the folder
+        code, output = invoke("ingest", "logs", "--store", "logs/s.duckdb")
+        assert code == 0, output
+        assert number(output, "dead-lettered") == 0
+        assert "secretwatch dead-letters" not in output  # no "N dead letters (see ...)"
+        assert number(output, "stored (new)") == (21 if run == 0 else 0)
+    assert "files not read (documentation, DuckDB stores): logs/s.duckdb" in flat(output)
+
+
 def test_ingest_uses_configured_store_path(work: Path) -> None:
     (work / "cfg2.yaml").write_text("store:\n  path: stores/main.duckdb\n")
     code, output = invoke("ingest", "logs", "--config", "cfg2.yaml")

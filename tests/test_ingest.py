@@ -298,3 +298,29 @@ def test_every_fixture_in_the_tree(store: DuckDBStore) -> None:
         clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in record.items()}
         event = AccessEvent.model_validate(clean)
         assert event.timestamp.tzinfo is not None
+
+
+def test_a_store_kept_in_the_input_folder_is_skipped_not_dead_lettered(tmp_path: Path) -> None:
+    """The store's own file and WAL (whatever their names), any `*.duckdb`/`*.duckdb.wal`,
+    and any file that starts as a DuckDB database does are not audit logs: skipped."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(JSONL, logs / "vault-audit.log")
+    with DuckDBStore(tmp_path / "other.duckdb"):
+        pass
+    shutil.copy(tmp_path / "other.duckdb", logs / "backup.bin")  # known by its magic
+    (logs / "old.duckdb.wal").write_bytes(b"\x00\x01\x02 not text")
+    (logs / "Copy.DUCKDB").write_bytes(b"\x00" * 64)
+    with DuckDBStore(logs / "own.db") as store:  # the store itself, in the folder it reads
+        (logs / "own.db.wal").write_bytes(b"\x00\x01\x02 a WAL")  # as after a crash
+        for _ in range(2):  # a second run finds what the first one wrote, too
+            summary = Ingestor(store).ingest([str(logs)])
+            accounted(summary)
+            assert summary.files == 1
+            assert summary.dead_records == 0 and summary.dead_lettered == 0
+            skipped = {Path(p).name for p in summary.files_skipped}
+            assert {"own.db", "own.db.wal", "backup.bin", "old.duckdb.wal", "Copy.DUCKDB"} <= (
+                skipped
+            )
+        assert store.dead_letters().empty
+        assert store.count() == 18
