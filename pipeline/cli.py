@@ -307,7 +307,13 @@ def _ingest_with_progress(
     with progress:
         task = progress.add_task("ingesting", total=total)
         ingestor = Ingestor(
-            store, fmt, cfg.backends, cfg.ingest.batch_size, lambda n: progress.advance(task, n)
+            store,
+            fmt,
+            cfg.backends,
+            cfg.ingest.batch_size,
+            lambda n: progress.advance(task, n),
+            cfg.ingest.limits,
+            cfg.ingest.time_window,
         )
         return ingestor.ingest(paths)
 
@@ -361,7 +367,7 @@ def replay(
         with _progress(total, True, total >= 8 << 20) as progress:
             task = progress.add_task("reading", total=total)
             events, summary, _ = load_events(
-                inputs, fmt, cfg.backends, lambda n: progress.advance(task, n)
+                inputs, fmt, cfg.backends, lambda n: progress.advance(task, n), cfg.ingest
             )
     except SecretwatchError as exc:
         raise _fail(exc) from None
@@ -410,9 +416,16 @@ def train_cmd(
             store.close()
     except SecretwatchError as exc:
         raise _fail(exc) from None
-    cold = int((~base.warm(np.arange(len(base)), base.trained_until_us,
-                          cfg.detectors.cold_start.min_active_days,
-                          cfg.detectors.cold_start.min_span_days)).sum())
+    cold = int(
+        (
+            ~base.warm(
+                np.arange(len(base)),
+                base.trained_until_us,
+                cfg.detectors.cold_start.min_active_days,
+                cfg.detectors.cold_start.min_span_days,
+            )
+        ).sum()
+    )
     out.print(
         f"baselines version {base.version}: {len(base)} identities learned from events before "
         f"{cut.isoformat()} ({cold} still in cold start); multivariate model "
@@ -438,7 +451,10 @@ def detect(
         store = _open_store(cfg, store_path, read_only=False)
         try:
             with err.status("detecting"):
-                found = detect_store(store, cfg.detectors, parse_when(until, "--until"))
+                horizon = datetime.now(UTC) + cfg.ingest.time_window.max_future
+                found = detect_store(
+                    store, cfg.detectors, parse_when(until, "--until"), horizon=horizon
+                )
         finally:
             store.close()
     except SecretwatchError as exc:
@@ -470,13 +486,16 @@ def print_summary(s: IngestSummary) -> None:
     formats = ", ".join(f"{n} {f}" for f, n in s.formats.most_common()) or "none recognised"
     out.print(Text.from_markup(f"[bold]{s.files}[/] files ") + inert(f"({formats})"))
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_row("records read (lines or documents)", f"{s.records:,}")
+    table.add_row(
+        "records read (audit records: lines, or each record of a document)", f"{s.records:,}"
+    )
     table.add_row("  made events", f"{s.consumed:,}")
     table.add_row("  held nothing about secrets", f"{s.skipped_records:,}")
     table.add_row("  dead-lettered", f"{s.dead_records:,}")
-    table.add_row("events", f"{s.events:,}")
+    table.add_row("events", f"{s.events + s.quarantined:,}")
     table.add_row("  stored (new)", f"{s.stored:,}")
     table.add_row("  already stored", f"{s.duplicates:,}")
+    table.add_row("  quarantined (implausible time: dead letters)", f"{s.quarantined:,}")
     table.add_row("audit entries skipped (not about secrets)", f"{sum(s.skipped.values()):,}")
     out.print(table)
     for reason, n in s.skipped.most_common(5):  # reasons and file names come from the logs
@@ -816,20 +835,26 @@ def deliver(
     try:
         cfg = load_config(config)
         if not any(s.enabled for s in cfg.sinks):
-            raise ConfigError("no sink is configured (or all are disabled): add one under "
-                              "`sinks:` in the config (README: Delivering alerts to your SIEM)")
+            raise ConfigError(
+                "no sink is configured (or all are disabled): add one under "
+                "`sinks:` in the config (README: Delivering alerts to your SIEM)"
+            )
         store = _open_store(cfg, store_path, read_only=False)
         try:
             deliverer = Deliverer(store, cfg.sinks, cfg.delivery)
             deliverer.start()
-            previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                        for sig in (signal.SIGTERM, signal.SIGINT)}
+            previous = {
+                sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)
+            }
             try:
                 if once:
                     deliverer.drain(time.time() + wait, stop)
                 else:
-                    err.print(f"delivering to {', '.join(s.name for s in cfg.sinks)}; "
-                              "Ctrl-C stops", highlight=False)
+                    err.print(
+                        f"delivering to {', '.join(s.name for s in cfg.sinks)}; Ctrl-C stops",
+                        highlight=False,
+                    )
                     deliverer.run(stop)
             finally:
                 for sig, handler in previous.items():
@@ -860,8 +885,9 @@ alerts_app = typer.Typer(
 app.add_typer(alerts_app, name="alerts")
 StateOpt = Annotated[
     str | None,
-    typer.Option("--state", help="Only deliveries in this state: pending, delivered, dead, "
-                 "suppressed."),
+    typer.Option(
+        "--state", help="Only deliveries in this state: pending, delivered, dead, suppressed."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")]
 LimitOpt = Annotated[int, typer.Option(help="At most this many alerts, newest first (0: all).")]
@@ -894,8 +920,9 @@ def alerts_list(
     from pipeline.store.base import DELIVERY_STATES
 
     if state is not None and state not in DELIVERY_STATES:
-        raise typer.BadParameter(f"{state!r}; choose one of {', '.join(DELIVERY_STATES)}",
-                                 param_hint="--state")
+        raise typer.BadParameter(
+            f"{state!r}; choose one of {', '.join(DELIVERY_STATES)}", param_hint="--state"
+        )
     try:
         cfg = load_config(config)
         store = _open_store(cfg, store_path, read_only=True)
@@ -908,19 +935,30 @@ def alerts_list(
         raise _fail(exc) from None
     alerts = summarize(frame)
     if not names:
-        err.print("no sink is configured: alerts are stored but delivered nowhere (add one "
-                  "under `sinks:`)")
+        err.print(
+            "no sink is configured: alerts are stored but delivered nowhere (add one "
+            "under `sinks:`)"
+        )
     if as_json:
         for alert in alerts:
             sys.stdout.buffer.write(json_line(alert))
         return
     table = Table(title=f"{len(alerts)} alerts" + (f" with {state} deliveries" if state else ""))
-    for name in ("time (UTC)", "severity", "identity", "detectors", "id", "rev", "verdict",
-                 "delivery"):
+    for name in (
+        "time (UTC)",
+        "severity",
+        "identity",
+        "detectors",
+        "id",
+        "rev",
+        "verdict",
+        "delivery",
+    ):
         table.add_column(name, overflow="fold")
     for a in alerts:
-        verdict = a["resolution"] or ("folded into " + a["folded_into"] if a["folded_into"]
-                                      else "open")
+        verdict = a["resolution"] or (
+            "folded into " + a["folded_into"] if a["folded_into"] else "open"
+        )
         table.add_row(  # identities from the logs, errors from the receivers: inert
             str(a["timestamp"])[:16].replace("T", " "),
             inert(a["severity"]),
@@ -959,8 +997,7 @@ def alerts_resolve(
     import getpass
 
     if true_positive + false_positive + reopen != 1:
-        raise typer.BadParameter("give exactly one of --true-positive, --false-positive, "
-                                 "--reopen")
+        raise typer.BadParameter("give exactly one of --true-positive, --false-positive, --reopen")
     resolution = "true_positive" if true_positive else "false_positive" if false_positive else None
     who = by or getpass.getuser()
     try:
@@ -987,8 +1024,9 @@ def alerts_redrive(
         cfg = load_config(config)
         names = [s.name for s in cfg.sinks]
         if sink is not None and sink not in names:
-            raise typer.BadParameter(f"{sink!r}; configured sinks: {', '.join(names) or 'none'}",
-                                     param_hint="--sink")
+            raise typer.BadParameter(
+                f"{sink!r}; configured sinks: {', '.join(names) or 'none'}", param_hint="--sink"
+            )
         store = _open_store(cfg, store_path, read_only=False)
         try:
             moved = store.redrive(sink, alert_id)
@@ -996,8 +1034,11 @@ def alerts_redrive(
             store.close()
     except SecretwatchError as exc:
         raise _fail(exc) from None
-    out.print(f"{moved} dead deliver{'y is' if moved == 1 else 'ies are'} pending again; "
-              "`secretwatch deliver` sends them", highlight=False)
+    out.print(
+        f"{moved} dead deliver{'y is' if moved == 1 else 'ies are'} pending again; "
+        "`secretwatch deliver` sends them",
+        highlight=False,
+    )
 
 
 def _missing(value: object) -> bool:

@@ -101,11 +101,19 @@ def detect_store(
     cfg: DetectorsConfig,
     until: datetime | None = None,
     on_batch: Callable[[int], None] | None = None,
+    horizon: datetime | None = None,
 ) -> list[Alert]:
     """Judge the stored events from the watermark on, in batches; store a day of batches at
-    a time; return the alerts raised or grown."""
+    a time; return the alerts raised or grown.
+
+    Events after `horizon` (the clock plus the skew the ingest allows) are implausible: a
+    store written before they were quarantined may hold one dated in the year 9999, and
+    walking towards it would move the watermark past every real event still to come. They
+    are neither judged nor allowed to move the watermark."""
     detection, watermark = load_detection(store, cfg)
     end_us = _us(until) if until is not None else None
+    if horizon is not None:
+        until = horizon if until is None else min(until, horizon)
     since = datetime.fromtimestamp(watermark / 1e6, tz=UTC)
     events = store.events(EventFilter(since=since, until=until))
     ev = prepare(events, cfg.timezone, cfg.window_minutes)

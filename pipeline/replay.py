@@ -18,6 +18,7 @@ from detectors.alert import Alert
 from detectors.engine import Detection, train
 from detectors.events import prepare
 from detectors.settings import DetectorsConfig
+from pipeline.config import IngestConfig
 from pipeline.ingest import Ingestor, IngestSummary
 from pipeline.record import EventRow
 from pipeline.sources.base import DeadLetter
@@ -48,11 +49,21 @@ def load_events(
     fmt: str | None = None,
     backends: dict[str, str] | None = None,
     on_advance: Callable[[int], None] | None = None,
+    settings: IngestConfig | None = None,
 ) -> tuple[pd.DataFrame, IngestSummary, list[DeadLetter]]:
     """Parse `paths` into one events frame (the store's columns, `ts` as UTC timestamps),
-    sorted by time, one row per event id."""
+    sorted by time, one row per event id; `settings` gives the caps and the plausible time
+    window (events outside it are dead letters, as in `ingest`)."""
     sink = MemorySink()
-    summary = Ingestor(sink, fmt, backends, on_advance=on_advance).ingest(paths)  # type: ignore[arg-type]
+    settings = settings or IngestConfig()
+    summary = Ingestor(  # type: ignore[arg-type]
+        sink,
+        fmt,
+        backends,
+        on_advance=on_advance,
+        limits=settings.limits,
+        window=settings.time_window,
+    ).ingest(paths)
     rows = _dedupe(sink.rows)
     frame = rows_to_arrow(rows).to_pandas()
     frame = frame.sort_values(["ts", "event_id"], kind="stable", ignore_index=True)

@@ -50,6 +50,7 @@ from pipeline.config import Config, KafkaConfig
 from pipeline.record import FIELDS, EventRow
 from pipeline.sources import new_parser
 from pipeline.sources.base import FeedResult, Parser
+from pipeline.timewindow import quarantine
 
 log = logging.getLogger(__name__)
 
@@ -121,21 +122,21 @@ class _Partition:
         positions.extend(held.low[held.sent] for held in self.held)
         return min(positions)
 
-    def hold(
-        self, rows: list[EventRow], stamps: list[int], offsets: list[int]
-    ) -> None:
+    def hold(self, rows: list[EventRow], stamps: list[int], offsets: list[int]) -> None:
         """Hold events with their records' produce times and first offsets."""
         if rows:
             order = sorted(range(len(rows)), key=lambda i: rows[i].ts_us)
             low = [offsets[i] for i in order]
             for i in range(len(low) - 2, -1, -1):
                 low[i] = min(low[i], low[i + 1])
-            self.held.append(_Held(
-                [rows[i].ts_us for i in order],
-                [rows[i] for i in order],
-                [stamps[i] for i in order],
-                low,
-            ))
+            self.held.append(
+                _Held(
+                    [rows[i].ts_us for i in order],
+                    [rows[i] for i in order],
+                    [stamps[i] for i in order],
+                    low,
+                )
+            )
 
     def release(self, limit: int | None) -> list[tuple[int, EventRow, int]]:
         """Held events up to event time `limit` (all if None), as (time, row, stamp)."""
@@ -144,8 +145,12 @@ class _Partition:
             held = self.held[0]
             cut = len(held.ts) if limit is None else bisect.bisect_right(held.ts, limit)
             if cut > held.sent:
-                out += zip(held.ts[held.sent : cut], held.rows[held.sent : cut],
-                           held.stamps[held.sent : cut], strict=True)
+                out += zip(
+                    held.ts[held.sent : cut],
+                    held.rows[held.sent : cut],
+                    held.stamps[held.sent : cut],
+                    strict=True,
+                )
                 held.sent = cut
             if cut < len(held.ts):
                 break  # later ones are newer still
@@ -213,6 +218,9 @@ class NormalizeStage:
         fed = [(r.value or b"", r.offset, r.offset) for r in records]
         waiting = part.parser.pending_position()  # may become events of this feed
         result = part.parser.feed(fed, part.name)
+        # Implausible times never reach the alignment or detection's clock.
+        now_us = int(time.time() * 1_000_000)
+        quarantine(result, part.name, self.sources[tp.topic], self.cfg.ingest.time_window, now_us)
         part.next_offset = records[-1].offset + 1
         part.quiet_since = time.monotonic()
         part.last_stamp = records[-1].timestamp
@@ -248,6 +256,9 @@ class NormalizeStage:
             pending = part.parser.pending_position()
             if pending and now - part.quiet_since > IDLE_FLUSH_SECONDS:
                 result = part.parser.flush(part.name)
+                now_us = int(time.time() * 1_000_000)
+                source = self.sources[tp.topic]
+                quarantine(result, part.name, source, self.cfg.ingest.time_window, now_us)
                 # produced by then, at the latest
                 n = len(result.rows)
                 part.hold(result.rows, [part.last_stamp] * n, [pending[0]] * n)
@@ -265,8 +276,13 @@ class NormalizeStage:
         send, topic, errors = self.producer.send, self.kcfg.events_topic, self.errors
         partition = self._partitioner(len(self.producer.partitions_for(topic)))
         for _, row, stamp in out:
-            future = send(topic, events_value([row]), row.identity.encode(),
-                          partition=partition(row.identity), timestamp_ms=stamp)
+            future = send(
+                topic,
+                events_value([row]),
+                row.identity.encode(),
+                partition=partition(row.identity),
+                timestamp_ms=stamp,
+            )
             future.add_errback(errors)
         self.events += len(out)
         self.released = True
