@@ -8,11 +8,21 @@ store's idempotency absorbs: no gap, no duplicate.
 
 Rotation by rename keeps the inode, so on restart a checkpoint whose inode no longer sits
 at the path is looked for among the file's siblings and finished first.
+
+Rotation by copytruncate (logrotate copies the file to a sibling, then truncates it in
+place) is noticed by the file's size falling below what was read or by its first bytes
+changing; the rest is read from the copy (a sibling starting with the same bytes) before
+the truncated file is read from its start. Across either rotation the parser keeps its
+waiting requests, so a request written before it pairs with its response written after,
+and the checkpoint stays in the file left behind while one of its requests still waits.
+What cannot be read again (no copy beside the file, or lines written between logrotate's
+copy and its truncation) is logged as a warning with the bytes at stake.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 import threading
@@ -20,26 +30,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from rich.console import Console
 from rich.text import Text
 
 from pipeline.config import Config
 from pipeline.errors import InputError
-from pipeline.ingest import DetectingParser, IngestSummary
+from pipeline.ingest import DETECT_WITHIN, DetectingParser, IngestSummary
 from pipeline.paths import not_a_folder
 from pipeline.record import EventRow
 from pipeline.sources import new_parser
 from pipeline.sources.base import FeedResult, Parser, Record
 from pipeline.sources.framing import split_lines
+from pipeline.sources.vault import PAIR_WINDOW
 from pipeline.store.base import Checkpoint, Store
 from pipeline.terminal import inert
+
+log = logging.getLogger(__name__)
 
 READ_BYTES = 4 << 20
 IDLE_FLUSH_SECONDS = (
     5.0  # a Vault request unanswered this long after the file went quiet counts alone
 )
+# Records fed after leaving a file by which every request read from it has been answered or
+# counted alone (the parser holds a file's first records until it knows the format, then a
+# request waits its pairing window).
+LEFT_BEHIND_RECORDS = DETECT_WITHIN + PAIR_WINDOW
 
 
 @dataclass
@@ -59,6 +76,12 @@ class Followed:
     quiet_since: float = field(default_factory=time.monotonic)
     reading: str = ""  # the file actually being read, for dead letters (a rotated sibling)
     make_parser: Callable[[str, str | None], Parser] = new_parser  # `ship` produces instead
+    head: bytes = b""  # the file's first bytes (up to 256) when last looked at: finds its copy
+    size: int = 0  # the file's size when last looked at
+    # Where a restart must begin while requests read from a file left behind (rotated away)
+    # may still wait for their responses, and how many records have been fed since.
+    behind: Checkpoint | None = None
+    fed_since_left: int = 0
 
     @property
     def key(self) -> str:
@@ -72,10 +95,19 @@ class Followed:
         self.handle, self.device, self.inode = handle, stat.st_dev, stat.st_ino
         self.offset, self.line, self.rest = offset, line, b""
         self.reading = ""
+        self.head, self.size = os.pread(handle.fileno(), FINGERPRINT_BYTES, 0), stat.st_size
 
     def checkpoint(self) -> Checkpoint:
         position = self.parser.pending_position() if self.parser else None
+        if self.behind is not None:
+            if position is not None and self.fed_since_left < LEFT_BEHIND_RECORDS:
+                return self.behind  # the oldest waiting request may be in the file left
+            self.behind = None
         offset, line = position if position else (self.offset, self.line)
+        return self.at(offset, line)
+
+    def at(self, offset: int, line: int) -> Checkpoint:
+        """A checkpoint at `offset` (on `line`) of the file open now."""
         assert self.handle is not None  # noqa: S101 - a checkpoint is taken of an open file
         return Checkpoint(
             self.key,
@@ -93,9 +125,17 @@ FINGERPRINT_BYTES = 256
 
 def fingerprint(handle: BinaryIO, upto: int) -> str:
     """Hash of the file's first min(upto, 256) bytes, read without moving the handle."""
-    n = min(upto, FINGERPRINT_BYTES)
-    head = os.pread(handle.fileno(), n, 0)
+    return _fingerprint_of(os.pread(handle.fileno(), min(upto, FINGERPRINT_BYTES), 0))
+
+
+def _fingerprint_of(head: bytes) -> str:
     return f"{len(head)}:{hashlib.sha256(head).hexdigest()}"
+
+
+def _open(path: Path) -> BinaryIO:
+    """Open for following, unbuffered: each read is one read(2) at the file's offset, so no
+    bytes read ahead before a truncation are served again after seeking back to 0."""
+    return cast(BinaryIO, path.open("rb", buffering=0))
 
 
 def _same_file(handle: BinaryIO, saved: Checkpoint) -> bool:
@@ -149,19 +189,30 @@ def _loop(
         while not stop.is_set():
             grew = False
             for followed in files:
-                result = poll_followed(followed, summary, config)
-                grew = grew or bool(result.accounted or result.rows)
-                if result.rows or result.dead or result.accounted:
-                    summary.add(result)
-                    summary.stored += store.write_batch(
-                        result.rows, result.dead, [followed.checkpoint()]
-                    )
-                    if on_stored is not None and result.rows:
-                        on_stored(result.rows)
+                grew = step(followed, store, config, summary, on_stored) or grew
             if not grew:
                 stop.wait(poll)
     except KeyboardInterrupt:
         pass
+
+
+def step(
+    f: Followed,
+    store: Store,
+    config: Config,
+    summary: IngestSummary,
+    on_stored: Callable[[list[EventRow]], None] | None = None,
+) -> bool:
+    """One poll of one file, its batch stored with its checkpoint in one transaction; True
+    if anything was read (tests drive a follower with this, one poll at a time)."""
+    result = poll_followed(f, summary, config)
+    if not (result.rows or result.dead or result.accounted):
+        return False
+    summary.add(result)
+    summary.stored += store.write_batch(result.rows, result.dead, [f.checkpoint()])
+    if on_stored is not None and result.rows:
+        on_stored(result.rows)
+    return bool(result.accounted or result.rows)
 
 
 def open_followed(
@@ -174,14 +225,14 @@ def open_followed(
     make_parser: Callable[[str, str | None], Parser] = new_parser,
 ) -> Followed:
     """Open a followed file where its checkpoint (`saved_at(key)`) left it, finishing a file
-    rotated away while stopped first."""
+    rotated away (renamed, or copied and truncated) while stopped first."""
     if path.is_dir():
         raise InputError(f"{path}: follow mode takes files, not folders")
     followed = Followed(path, fmt, backends, make_parser=make_parser)
     summary.files += 1
     saved = saved_at(followed.key)
     try:
-        handle = path.open("rb")
+        handle = _open(path)
     except FileNotFoundError:
         raise InputError(
             f"{path}: no such file (follow mode waits for growth, not creation)"
@@ -195,28 +246,22 @@ def open_followed(
     if saved.inode == stat.st_ino and saved.device == stat.st_dev:
         if stat.st_size >= saved.offset and _same_file(handle, saved):
             followed.open(handle, saved.offset, saved.line)
+            return followed
+        copy = _find_copy(path, saved.fingerprint, saved.offset, (stat.st_dev, stat.st_ino))
+        if copy is not None and _open_sibling(followed, copy, saved, handle):
+            _say(console, f"{path} was truncated while stopped; finishing its copy {copy} first")
         else:
             _say(
                 console,
                 f"{path} was truncated or rewritten while stopped (it no longer matches its "
-                "checkpoint); reading from the start",
+                "checkpoint) and no copy of it was found beside it; reading from the start",
             )
             followed.open(handle)
         return followed
     rotated = _find_inode(path.parent, saved.device, saved.inode)
-    old = rotated.open("rb") if rotated is not None else None
-    if (
-        old is not None
-        and os.fstat(old.fileno()).st_size >= saved.offset
-        and _same_file(old, saved)
-    ):
+    if rotated is not None and _open_sibling(followed, rotated, saved, handle):
         _say(console, f"{path} was rotated while stopped; finishing {rotated.name} first")
-        followed.open(old, saved.offset, saved.line)
-        followed.reading = str(rotated)
-        handle.close()
     else:
-        if old is not None:
-            old.close()
         _say(
             console,
             f"{path} was replaced while stopped and its old file is gone; "
@@ -224,6 +269,22 @@ def open_followed(
         )
         followed.open(handle)
     return followed
+
+
+def _open_sibling(f: Followed, sibling: Path, saved: Checkpoint, handle: BinaryIO) -> bool:
+    """Read `sibling` (the followed file rotated away) from the checkpoint on, if it still
+    holds the bytes the checkpoint saw; then `handle` (the file at the path) is not needed."""
+    try:
+        old = _open(sibling)
+    except OSError:
+        return False
+    if os.fstat(old.fileno()).st_size < saved.offset or not _same_file(old, saved):
+        old.close()
+        return False
+    f.open(old, saved.offset, saved.line)
+    f.reading = str(sibling)
+    handle.close()
+    return True
 
 
 def _find_inode(folder: Path, device: int, inode: int) -> Path | None:
@@ -238,34 +299,58 @@ def _find_inode(folder: Path, device: int, inode: int) -> Path | None:
     return None
 
 
+def _find_copy(
+    path: Path, fingerprint_: str | None, size: int, not_this: tuple[int, int]
+) -> Path | None:
+    """The copy copytruncate left of `path`: a regular file in the same folder (`audit.log.1`,
+    `audit.log-20261202`, any name), not `path` itself (`not_this`: device, inode), at least
+    `size` bytes long, starting with the bytes `path` started with (`fingerprint_`). Of
+    several, the longest (the latest copy of the same file). Compressed copies do not match.
+    """
+    if fingerprint_ is None:
+        return None
+    n = int(fingerprint_.split(":", 1)[0])
+    found: list[tuple[int, bool, str]] = []
+    with os.scandir(path.parent) as entries:
+        for entry in entries:
+            try:
+                stat = entry.stat(follow_symlinks=False)
+                if (
+                    not entry.is_file(follow_symlinks=False)
+                    or (stat.st_dev, stat.st_ino) == not_this
+                    or stat.st_size < max(size, n)
+                ):
+                    continue
+                with open(entry.path, "rb") as candidate:
+                    if fingerprint(candidate, n) != fingerprint_:
+                        continue
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+            found.append((stat.st_size, entry.name.startswith(path.name), entry.path))
+    return Path(max(found)[2]) if found else None
+
+
 def poll_followed(f: Followed, summary: IngestSummary, config: Config) -> FeedResult:
     """Read what is new in one file; handle truncation and rotation at end of data."""
     out = FeedResult()
     assert f.handle is not None  # noqa: S101 - opened in _start
     if _read(f, out, summary):
         return out
-    # No new data: truncated in place, rotated away, or just quiet.
+    # No new data: rotated away, or just quiet (truncation is noticed by `_read`).
     try:
         stat = f.path.stat()
     except FileNotFoundError:
         return out  # rotated, not yet recreated: keep the old handle until it appears
-    position = f.handle.tell()
     if (stat.st_ino, stat.st_dev) != (f.inode, f.device):
         # Lines the writer appended to the old file between the read above and the rotation
         # are still behind the old handle: read them all before leaving it.
         if _read(f, out, summary):
             return out
         try:
-            handle = f.path.open("rb")
+            handle = _open(f.path)
         except FileNotFoundError:
             return out  # the new file went away again: look once more next poll
-        _finish(f, out, summary)
-        f.parser = None
-        f.open(handle)
-    elif stat.st_size < position:
-        _finish(f, out, summary)
-        f.parser = None
-        f.open(f.handle, 0, 1)  # copytruncate: same file, from the start
+        _leave(f, out, summary, handle)
     elif f.parser and f.parser.parser and time.monotonic() - f.quiet_since > IDLE_FLUSH_SECONDS:
         out.extend(f.parser.parser.flush(f.reading or str(f.path)))  # unanswered requests
     return out
@@ -275,34 +360,114 @@ _poll = poll_followed  # the name tests/bus/test_follow.py knows it by
 
 
 def _read(f: Followed, out: FeedResult, summary: IngestSummary) -> bool:
-    """Read and feed the next chunk of the open file; False at end of data."""
+    """Read and feed the next chunk of the open file; False at end of data. A chunk read
+    from a file found truncated afterwards is not fed: it may be the file's new content,
+    read at the old offset; what the file held is read from its copy instead."""
     assert f.handle is not None  # noqa: S101 - opened in _start
     data = f.handle.read(READ_BYTES)
+    if not f.reading and _truncated(f, len(data)):
+        _after_truncation(f, out, summary)
+        return True
     if not data:
         return False
     f.quiet_since = time.monotonic()
     records, f.rest, next_line, next_offset = split_lines(f.rest + data, f.line, f.offset)
     f.line, f.offset = next_line, next_offset
-    summary.records += len(records)
     _feed(f, records, out, summary)
     return True
+
+
+def _truncated(f: Followed, just_read: int) -> bool:
+    """Was the followed file truncated in place since it was last looked at: is it shorter
+    than what has been read, or do its first bytes differ from those it had? (Looked at
+    after the read, so a chunk that passes was read before any truncation.)"""
+    assert f.handle is not None  # noqa: S101 - a followed file is open
+    head = os.pread(f.handle.fileno(), FINGERPRINT_BYTES, 0)
+    size = os.fstat(f.handle.fileno()).st_size
+    if not head.startswith(f.head) or size < f.offset + len(f.rest) + just_read:
+        return True
+    f.head, f.size = head, size
+    return False
+
+
+def _after_truncation(f: Followed, out: FeedResult, summary: IngestSummary) -> None:
+    """copytruncate: read on in the copy beside the file from where reading stands (the
+    line held in part included), then the truncated file from its start (`poll_followed`
+    moves on to the file at the path once the copy is read). Without a copy, warn and read
+    the truncated file from its start at once."""
+    assert f.handle is not None  # noqa: S101 - a followed file is open
+    not_this = (f.device, f.inode)
+    copy = _find_copy(f.path, _fingerprint_of(f.head), f.offset, not_this) if f.head else None
+    if copy is not None:
+        try:
+            handle = _open(copy)
+        except OSError:
+            copy = None
+    if copy is not None:
+        log.info("%s was truncated (copytruncate); reading on in its copy %s", f.path, copy)
+        _let_go_behind(f, out)
+        # The held part of a line is read again, whole; the waiting requests' offsets hold
+        # in the copy as they did in the file.
+        f.open(handle, f.offset, f.line)
+        f.reading = str(copy)
+        return
+    _warn_lost(f)
+    _leave(f, out, summary, f.handle)
+
+
+def _warn_lost(f: Followed) -> None:
+    lost = max(f.size - f.offset, len(f.rest))
+    log.warning(
+        "%s was truncated in place (copytruncate rotation) and no copy of it was found in %s "
+        "(a file starting with its first %d bytes and at least %d bytes long): %d bytes not "
+        "yet read (from byte %d) may be lost, with whatever was written after the last look "
+        "at it. To avoid this, rotate by rename (logrotate `create` instead of "
+        "`copytruncate`, with a postrotate that makes the writer reopen its file, e.g. "
+        "SIGHUP for Vault), or keep the rotated copy uncompressed in the same folder (no "
+        "`olddir`; `delaycompress` with `compress`).",
+        f.path,
+        f.path.parent,
+        len(f.head),
+        f.offset,
+        lost,
+        f.offset,
+    )
 
 
 def _feed(f: Followed, records: list[Record], out: FeedResult, summary: IngestSummary) -> None:
     """Feed records to the file's parser (which holds the first ones until the format is known)."""
     if f.parser is None:
         f.parser = DetectingParser(f.fmt, f.backends, summary.formats, f.make_parser)
+    f.fed_since_left += len(records)
     out.extend(f.parser.feed(records, f.reading or str(f.path)))
 
 
-def _finish(f: Followed, out: FeedResult, summary: IngestSummary) -> None:
-    """The old file is done: its last unterminated line and any waiting requests count."""
+def _leave(f: Followed, out: FeedResult, summary: IngestSummary, handle: BinaryIO) -> None:
+    """The file being read is done: read `handle` (the file now at the path) from its start.
+    The old file's last unterminated line counts now, as it is (cut, if the writer or the
+    copy stopped inside it). The parser keeps its waiting requests, to pair them with
+    responses in the new file; until they are answered, a restart begins at the oldest in
+    the old file, which rotation keeps beside the new one (`handle is f.handle`: truncated
+    without a copy, the old content is gone and a restart can only begin at 0)."""
     if f.rest.strip():
-        summary.records += 1
         _feed(f, [(f.rest, f.line, f.offset)], out, summary)
         f.rest = b""
-    if f.parser:
+    gone = handle is f.handle
+    if not gone:
+        _let_go_behind(f, out)
+    if f.behind is None and f.parser is not None and f.parser.pending_position() is not None:
+        f.behind = f.at(0, 1) if gone else f.checkpoint()
+        f.fed_since_left = 0
+    f.open(handle)
+
+
+def _let_go_behind(f: Followed, out: FeedResult) -> None:
+    """About to leave a second file while requests may still wait from the first: a restart
+    can go back one rotated file, not two, so the waiting requests count alone now (each
+    response, when read, replaces its provisional event in the store)."""
+    if f.behind is not None and f.parser is not None and f.checkpoint() is f.behind:
         out.extend(f.parser.flush(f.reading or str(f.path)))
+    f.behind = None
 
 
 def _say(console: Console | None, message: str) -> None:

@@ -9,6 +9,7 @@ uses the store object itself only while no follower is running.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import threading
 import time
@@ -25,6 +26,7 @@ from pipeline.bus import follow as follow_mod
 from pipeline.bus.follow import Followed, follow_files
 from pipeline.config import Config
 from pipeline.ingest import IngestSummary
+from pipeline.record import PROVISIONAL_NOTE
 from pipeline.store.duckdb import DuckDBStore
 
 POLL = 0.02
@@ -529,3 +531,291 @@ def test_detected_format_gets_its_configured_backend_name(
     reader.wait_for(2, follower)
     follower.halt()
     assert set(store.events()["backend"]) == {"vault-prod-eu"}
+
+
+# -- copytruncate, driven poll by poll -------------------------------------------------------
+# logrotate's copytruncate: copy the file's bytes to a sibling, then truncate the file in
+# place; the writer goes on appending (O_APPEND) at the new end, offset 0. Lines written
+# between the copy and the truncation are in neither file: logrotate itself loses them.
+def copytruncate(log: Path, copy_name: str, window: bytes = b"") -> Path:
+    """Rotate `log` the way logrotate's copytruncate does; `window` is written by the writer
+    between the copy and the truncation (lost by logrotate, unless already read)."""
+    copy = log.with_name(copy_name)
+    shutil.copyfile(log, copy)
+    append(log, window)
+    os.truncate(log, 0)
+    return copy
+
+
+class Stepper:
+    """The follow loop's step run by hand, one poll at a time, on the test's own thread: each
+    poll's batch is stored with the file's checkpoint, as `follow_files` does. No thread, no
+    sleep: what the follower sees between two writes is decided by the test."""
+
+    def __init__(self, log: Path, store: DuckDBStore) -> None:
+        self.store = store
+        self.summary = IngestSummary()
+        self.rows: list = []  # every event the follower produced, provisional ones included
+        self.followed = follow_mod.open_followed(
+            log, store.checkpoint, None, {}, self.summary, None
+        )
+
+    def step(self) -> bool:
+        return follow_mod.step(
+            self.followed, self.store, Config(), self.summary, on_stored=self.rows.extend
+        )
+
+    def drain(self) -> None:
+        """Poll until several polls in a row find nothing (a rotation can take a quiet poll
+        or two: noticing it, opening the copy, leaving the copy)."""
+        quiet = 0
+        for _ in range(500):
+            quiet = 0 if self.step() else quiet + 1
+            if quiet == 5:
+                return
+        raise AssertionError("the follower still reads after 500 polls")
+
+    def kill(self) -> None:
+        """Stop without any goodbye, as kill -9 does: only the stored checkpoint remains."""
+        if self.followed.handle is not None:
+            self.followed.handle.close()
+
+
+@pytest.fixture
+def stepper(store: DuckDBStore) -> Iterator[Callable[[Path], Stepper]]:
+    """Make steppers on the test's store; their files are closed at teardown."""
+    made: list[Stepper] = []
+
+    def _make(log: Path) -> Stepper:
+        made.append(Stepper(log, store))
+        return made[-1]
+
+    yield _make
+    for s in made:
+        s.kill()
+
+
+@pytest.fixture
+def no_idle_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    """However slow the machine, no request counts alone because the file went quiet."""
+    monkeypatch.setattr(follow_mod, "IDLE_FLUSH_SECONDS", float("inf"))
+
+
+def assert_paired_once(follower: Stepper, store: DuckDBStore, expected: set[str]) -> None:
+    events = store.events()
+    assert sorted(events["request_id"]) == sorted(expected)  # each one once, none extra
+    assert events["note"].isna().all()  # made from request and response, none provisional
+    provisional = [r.request_id for r in follower.rows if r.note == PROVISIONAL_NOTE]
+    assert provisional == []  # not even for a while
+    assert store.dead_letters().empty
+    assert follower.summary.stored == len(expected)  # no provisional one replaced later
+
+
+@pytest.mark.usefixtures("no_idle_flush")
+def test_copytruncate_loses_nothing_written_before_the_copy_or_after_the_truncation(
+    log: Path, store: DuckDBStore, stepper: Callable[[Path], Stepper]
+) -> None:
+    log.write_bytes(pairs(range(10)))
+    follower = stepper(log)
+    follower.drain()
+
+    # 1. A request read before the rotation, its response written after it; two pairs
+    #    written before the copy but not read yet; the new file shorter than the old offset.
+    append(log, pairs(range(10, 15)) + request(15))
+    follower.drain()
+    append(log, pairs(range(16, 18)))
+    copytruncate(log, "audit.log.1")
+    append(log, response(15) + pairs(range(18, 20)))
+    follower.drain()
+
+    # 2. The follower reads half a line (the writer mid-write); the writer finishes it, the
+    #    copy takes it whole, and the truncated file grows past the old offset before the
+    #    follower looks again: only the fingerprint of its first bytes tells it changed.
+    first = request(20)
+    append(log, pairs(range(20, 23)) + first[:50])
+    follower.drain()
+    append(log, first[50:] + request(23))
+    log.with_name("audit.log.1").rename(log.with_name("audit.log.2"))  # rotate 2
+    copytruncate(log, "audit.log.1")
+    append(log, response(20) + response(23) + pairs(range(24, 60)))
+    assert log.stat().st_size > follower.followed.offset
+    follower.drain()
+
+    # 3. The irreducible window: calls 60-61 are written between the copy and the
+    #    truncation; logrotate copies them nowhere. Everything before and after is read.
+    append(log, request(62))
+    copytruncate(log, "audit.log-20261202", window=pairs(range(60, 62)))
+    append(log, response(62) + pairs(range(63, 66)))
+    follower.drain()
+    follower.kill()
+
+    assert_paired_once(follower, store, ids(range(60)) | ids(range(62, 66)))
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None
+    assert (cp.inode, cp.offset, cp.line) == (log.stat().st_ino, log.stat().st_size, 8)
+
+
+@pytest.mark.usefixtures("no_idle_flush")
+def test_3000_calls_across_many_copytruncates_are_all_stored_paired(
+    log: Path, store: DuckDBStore, stepper: Callable[[Path], Stepper]
+) -> None:
+    """The reported run, made deterministic: 3,000 calls, the follower polling at seeded
+    moments (mid-line among them), logrotate's copytruncate (rotate 2) at seeded moments,
+    between a request and its response among them. Between two rotations the follower has
+    finished with the first (it polls every 0.5 s; logrotate runs daily): it has left the
+    copy and no request read from the copy still waits. (Two rotations closer than that:
+    the requests still waiting from the first copy are stored provisionally, and replaced
+    when their responses are read, for a restart can go back one copy, not two.)"""
+    rng = random.Random(14)
+    log.write_bytes(b"")
+    follower = stepper(log)
+    rotations, looked = 0, True
+
+    def maybe_poll() -> None:
+        nonlocal looked
+        if rng.random() < 0.03:
+            follower.step()
+            looked = True
+
+    def maybe_rotate() -> None:
+        nonlocal rotations, looked
+        settled = not follower.followed.reading and follower.followed.behind is None
+        if looked and settled and rng.random() < 0.004:
+            looked = False
+            if log.with_name("audit.log.1").exists():
+                log.with_name("audit.log.1").replace(log.with_name("audit.log.2"))
+            copytruncate(log, "audit.log.1")
+            rotations += 1
+
+    for n in range(3000):
+        for line in (request(n), response(n)):
+            cut = rng.randrange(1, len(line))
+            append(log, line[:cut])  # the writer is mid-line
+            maybe_poll()
+            append(log, line[cut:])
+            maybe_poll()
+            maybe_rotate()
+    follower.drain()
+
+    assert rotations >= 10
+    assert_paired_once(follower, store, ids(range(3000)))
+
+
+@pytest.mark.usefixtures("no_idle_flush")
+def test_copytruncate_then_kill_resumes_in_the_copy_without_gaps(
+    log: Path,
+    store: DuckDBStore,
+    stepper: Callable[[Path], Stepper],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed at every stage of a copytruncate: before noticing it, while reading the copy,
+    and after leaving the copy with a request from it still waiting for its response."""
+    monkeypatch.setattr(follow_mod, "READ_BYTES", 700)  # a few lines per poll
+    log.write_bytes(pairs(range(3)))
+    first = stepper(log)
+    first.drain()
+    pending_at = log.stat().st_size
+    append(log, request(3) + pairs(range(4, 12)))
+    copy = copytruncate(log, "audit.log.1")
+    append(log, pairs(range(12, 14)))
+    first.kill()  # 1. rotated while stopped: the checkpoint's offset is beyond the new file
+
+    second = stepper(log)
+    assert second.followed.reading == str(copy)  # found by its first bytes
+    for _ in range(20):
+        second.step()
+        cp = store.checkpoint(key_of(log))
+        assert cp is not None
+        if cp.inode == copy.stat().st_ino:
+            break
+    # Request 3 still waits for its response: the checkpoint stays on it, in the copy.
+    assert (cp.inode, cp.offset, cp.line) == (copy.stat().st_ino, pending_at, 7)
+    assert second.followed.reading == str(copy)
+    second.kill()  # 2. in the middle of the copy
+
+    third = stepper(log)
+    third.drain()
+    assert third.followed.reading == ""  # on the truncated file again
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None and (cp.inode, cp.offset) == (copy.stat().st_ino, pending_at)
+    third.kill()  # 3. past the copy, with its request 3 unanswered
+
+    append(log, response(3) + pairs(range(14, 16)))  # the answer comes after the rotation
+    last = stepper(log)
+    last.drain()
+    last.kill()
+
+    events = store.events()
+    assert sorted(events["request_id"]) == sorted(ids(range(16)))
+    assert events["note"].isna().all()
+    rows = second.rows + third.rows + last.rows
+    assert [r for r in rows if r.note == PROVISIONAL_NOTE] == []
+    assert store.dead_letters().empty
+    cp = store.checkpoint(key_of(log))
+    assert cp is not None
+    assert (cp.inode, cp.offset) == (log.stat().st_ino, log.stat().st_size)
+
+
+@pytest.mark.usefixtures("no_idle_flush")
+def test_copy_taken_mid_write_dead_letters_only_the_cut_line(
+    log: Path, store: DuckDBStore, stepper: Callable[[Path], Stepper]
+) -> None:
+    """The one cut line copytruncate can make: the copy caught a line half written. Its first
+    half is in the copy, its second went to the file before the truncation and is gone."""
+    log.write_bytes(pairs(range(3)))
+    follower = stepper(log)
+    follower.drain()
+    cut = request(3)
+    append(log, cut[:60])
+    copytruncate(log, "audit.log.1", window=cut[60:] + response(3))
+    append(log, pairs(range(4, 6)))
+    follower.drain()
+    follower.kill()
+
+    assert sorted(store.events()["request_id"]) == sorted(ids(range(3)) | ids(range(4, 6)))
+    letters = store.dead_letters()
+    assert len(letters) == 1
+    assert bytes(letters.iloc[0]["raw"]) == cut[:60]
+    assert letters.iloc[0]["file"] == str(log.with_name("audit.log.1"))
+
+
+@pytest.mark.usefixtures("no_idle_flush")
+def test_copytruncate_without_a_copy_beside_the_file_warns_what_may_be_lost(
+    log: Path,
+    store: DuckDBStore,
+    stepper: Callable[[Path], Stepper],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(follow_mod, "READ_BYTES", 1000)  # the follower is behind the writer
+    log.write_bytes(pairs(range(10)))
+    follower = stepper(log)
+    follower.step()
+    read_to, held = follower.followed.offset, follower.followed.rest
+    assert held  # a line read in part
+    unread = log.stat().st_size - read_to
+    (log.parent.parent / "old").mkdir()
+    shutil.copyfile(log, log.parent.parent / "old" / "audit.log.1")  # logrotate's olddir
+    os.truncate(log, 0)
+    append(log, pairs(range(10, 12)))
+    with caplog.at_level("WARNING", logger=follow_mod.__name__):
+        follower.drain()
+    # The cut line began a request: it waits like one, and counts (here: as a dead letter,
+    # for it does not decode) once the file has been quiet a while.
+    monkeypatch.setattr(follow_mod, "IDLE_FLUSH_SECONDS", -1.0)
+    follower.step()
+    follower.kill()
+
+    complete = {n for n in range(10) if len(pairs(range(n + 1))) <= read_to}
+    assert complete  # some calls were read whole before the truncation
+    stored = set(store.events()["request_id"])
+    assert stored >= {rid(n) for n in complete} | ids(range(10, 12))
+    assert stored <= ids(range(12))
+    letters = store.dead_letters()  # the line cut by the truncation, kept as read
+    assert [bytes(raw) for raw in letters["raw"]] == [held]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    message = warnings[0]
+    assert str(log) in message
+    assert f"{unread} bytes" in message
+    assert "copytruncate" in message and "create" in message
