@@ -10,6 +10,8 @@ N records counts N; a line or document that cannot be read counts one):
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -166,6 +168,8 @@ class DocumentParser:
         for record in records:
             try:
                 doc = decode(record[0])
+                if _may_repeat_keys(record[0], doc):
+                    doc = decode_marking_repeats(record[0])
             except ParseError as exc:
                 out.dead.append(DeadLetter.of(record, file, str(exc), self.name))
                 out.dead_records += 1
@@ -183,6 +187,8 @@ class DocumentParser:
                 if not isinstance(item, dict):
                     raise ParseError(f"expected a JSON object, got {type(item).__name__}")
                 rows = self.parse(item, self.backend)
+                if isinstance(item, Repeated):
+                    rows = [row._replace(note=_join(row.note, REPEATED_NOTE)) for row in rows]
                 if rows:
                     out.rows.extend(rows)
                     out.where.extend([(record[1], record[2])] * len(rows))
@@ -216,6 +222,69 @@ class DocumentParser:
 
     def pending_position(self) -> tuple[int, int] | None:
         return None
+
+
+# Duplicate keys: JSON parsers take the last value, other tools the first, so a record with
+# a key twice can say one thing to secretwatch and another to the next reader. Its events
+# carry this note; they are not dropped (the record is otherwise well-formed).
+REPEATED_NOTE = "record repeats a JSON key (the last value was taken)"
+_KEY_END = re.compile(rb'"\s*:')
+_ESCAPED_KEY_END = re.compile(rb'\\"\s*:')
+
+
+class Repeated(dict):
+    """A decoded object that repeated a key, itself or in an object inside it."""
+
+
+def _may_repeat_keys(raw: bytes | memoryview, doc: object) -> bool:
+    """Cheap test: more `"...":` key ends in the bytes than keys in the decoded value."""
+    data = bytes(raw)
+    ends = len(_KEY_END.findall(data)) - len(_ESCAPED_KEY_END.findall(data))
+    return ends > _count_keys(doc)
+
+
+def _count_keys(doc: object) -> int:
+    count, stack = 0, [doc]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            count += len(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count
+
+
+def decode_marking_repeats(raw: bytes | memoryview) -> object:
+    """Decode again (rare: only when `_may_repeat_keys`), marking each object that repeats
+    a key, or holds one that does, as `Repeated`.
+
+    >>> doc = decode_marking_repeats(b'{"a": {"b": 1, "b": 2}, "c": {}}')
+    >>> isinstance(doc, Repeated), isinstance(doc["a"], Repeated), isinstance(doc["c"], Repeated)
+    (True, True, False)
+    """
+
+    def pairs(items: list[tuple[str, object]]) -> dict:
+        inner = any(_marked(v) for _, v in items)
+        made: dict = Repeated(items) if inner or len({k for k, _ in items}) < len(items) else {}
+        if not isinstance(made, Repeated):
+            made.update(items)
+        return made
+
+    try:
+        return json.loads(bytes(raw), object_pairs_hook=pairs)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"not valid JSON: {exc}") from None
+
+
+def _marked(value: object) -> bool:
+    if isinstance(value, list):
+        return any(_marked(v) for v in value)
+    return isinstance(value, Repeated)
+
+
+def _join(note: str | None, more: str) -> str:
+    return f"{note}; {more}" if note else more
 
 
 def text(value: object, field: str, source: str) -> str | None:

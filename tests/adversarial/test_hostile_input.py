@@ -477,3 +477,32 @@ def test_a_fifo_is_read_like_a_file(tmp_path: Path, store: DuckDBStore) -> None:
     assert not writer.is_alive()
     accounted(summary)
     assert (summary.events, summary.dead_records) == (50, 0)
+
+
+# -- low: duplicate JSON keys ----------------------------------------------------------------
+
+
+def test_a_repeated_json_key_is_noted_on_the_event(tmp_path: Path, store: DuckDBStore) -> None:
+    """Was: silently the last value. The event says so; records without repeats do not."""
+    record = (
+        b'{"eventVersion":"1.08","eventID":"dup-1","eventTime":"2026-03-02T00:00:00Z",'
+        b'"eventSource":"secretsmanager.amazonaws.com","eventName":"DescribeSecret",'
+        b'"eventName":"GetSecretValue","awsRegion":"eu-west-1","recipientAccountId":"1",'
+        b'"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"},'
+        b'"requestParameters":{"secretId":"arn:aws:secretsmanager:eu-west-1:1:secret:a-AbCdEf",'
+        b'"secretId":"arn:aws:secretsmanager:eu-west-1:1:secret:b-AbCdEf"}}'
+    )
+    clean = (
+        record.replace(b'"eventName":"DescribeSecret",', b"")
+        .replace(b'"secretId":"arn:aws:secretsmanager:eu-west-1:1:secret:a-AbCdEf",', b"")
+        .replace(b"dup-1", b"clean-1")
+    )
+    (tmp_path / "trail.json").write_bytes(b'{"Records":[' + record + b"," + clean + b"]}")
+    summary = Ingestor(store).ingest([str(tmp_path)])
+    assert summary.events == 2
+    frame = store.events()
+    notes = dict(zip(frame["event_id"], frame["note"].fillna(""), strict=True))
+    assert "repeats a JSON key" in notes["dup-1"]
+    assert "repeats" not in notes["clean-1"]
+    [row] = store.events()[store.events()["event_id"] == "dup-1"].to_dict(orient="records")
+    assert row["operation"] == "GetSecretValue" and row["secret"].endswith(":secret:b")
