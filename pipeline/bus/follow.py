@@ -254,7 +254,8 @@ def open_followed(
             _say(
                 console,
                 f"{path} was truncated or rewritten while stopped (it no longer matches its "
-                "checkpoint) and no copy of it was found beside it; reading from the start",
+                "checkpoint) and no copy of it was found beside it; reading from the start "
+                f"(what it held after byte {saved.offset} is lost)",
             )
             followed.open(handle)
         return followed
@@ -466,6 +467,7 @@ def _let_go_behind(f: Followed, out: FeedResult) -> None:
     can go back one rotated file, not two, so the waiting requests count alone now (each
     response, when read, replaces its provisional event in the store)."""
     if f.behind is not None and f.parser is not None and f.checkpoint() is f.behind:
+        # (still held: a request from the first file may still wait)
         out.extend(f.parser.flush(f.reading or str(f.path)))
     f.behind = None
 
