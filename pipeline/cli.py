@@ -129,11 +129,11 @@ def ingest(
             if follow:
                 from pipeline.bus.follow import follow_files
 
+                log_to_stderr(logging.WARNING)  # follow's warnings, sink failures: inert
                 live = _Live(store, cfg) if detect else None
                 if live is not None and deliver and cfg.sinks:
                     from pipeline.sinks.embed import start_delivery_thread
 
-                    log_to_stderr(logging.WARNING)  # sink failures, inert
                     live.delivery = start_delivery_thread(
                         lambda: make_store(cfg, store_path, read_only=False), cfg
                     )
