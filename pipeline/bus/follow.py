@@ -40,12 +40,14 @@ from pipeline.errors import InputError
 from pipeline.ingest import DETECT_WITHIN, DetectingParser, IngestSummary
 from pipeline.paths import not_a_folder
 from pipeline.record import EventRow
+from pipeline.redact import redact_raw
 from pipeline.sources import new_parser
-from pipeline.sources.base import FeedResult, Parser, Record
-from pipeline.sources.framing import split_lines
+from pipeline.sources.base import DeadLetter, FeedResult, Parser, Record
+from pipeline.sources.framing import MAX_LINE_BYTES, split_lines
 from pipeline.sources.vault import PAIR_WINDOW
 from pipeline.store.base import Checkpoint, Store
 from pipeline.terminal import inert
+from pipeline.timewindow import quarantine
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ class Followed:
     # may still wait for their responses, and how many records have been fed since.
     behind: Checkpoint | None = None
     fed_since_left: int = 0
+    max_line: int = MAX_LINE_BYTES  # a longer line is a dead letter, then skipped
+    skipping: bool = False  # inside such a line: read on to its newline
 
     @property
     def key(self) -> str:
@@ -94,6 +98,7 @@ class Followed:
         handle.seek(offset)
         self.handle, self.device, self.inode = handle, stat.st_dev, stat.st_ino
         self.offset, self.line, self.rest = offset, line, b""
+        self.skipping = False
         self.reading = ""
         self.head, self.size = os.pread(handle.fileno(), FINGERPRINT_BYTES, 0), stat.st_size
 
@@ -208,6 +213,9 @@ def step(
     result = poll_followed(f, summary, config)
     if not (result.rows or result.dead or result.accounted):
         return False
+    now_us = int(time.time() * 1_000_000)
+    name = f.reading or str(f.path)
+    quarantine(result, name, f.fmt, config.ingest.time_window, now_us)
     summary.add(result)
     summary.stored += store.write_batch(result.rows, result.dead, [f.checkpoint()])
     if on_stored is not None and result.rows:
@@ -335,6 +343,7 @@ def poll_followed(f: Followed, summary: IngestSummary, config: Config) -> FeedRe
     """Read what is new in one file; handle truncation and rotation at end of data."""
     out = FeedResult()
     assert f.handle is not None  # noqa: S101 - opened in _start
+    f.max_line = config.ingest.limits.max_line_bytes
     if _read(f, out, summary):
         return out
     # No new data: rotated away, or just quiet (truncation is noticed by `_read`).
@@ -372,10 +381,31 @@ def _read(f: Followed, out: FeedResult, summary: IngestSummary) -> bool:
     if not data:
         return False
     f.quiet_since = time.monotonic()
+    if f.skipping:
+        nl = data.find(b"\n")
+        if nl < 0:
+            f.offset += len(data)
+            return True
+        f.offset, f.line, f.skipping = f.offset + nl + 1, f.line + 1, False
+        data = data[nl + 1 :]
     records, f.rest, next_line, next_offset = split_lines(f.rest + data, f.line, f.offset)
     f.line, f.offset = next_line, next_offset
     _feed(f, records, out, summary)
+    if len(f.rest) > f.max_line:
+        _cut_line(f, out)
     return True
+
+
+def _cut_line(f: Followed, out: FeedResult) -> None:
+    """A line grew past `ingest.limits.max_line_bytes` without its newline: its first bytes
+    are a dead letter and the rest of it is skipped, so memory stays bounded. (A restart
+    while skipping resumes inside the line: that part becomes a dead letter of its own.)"""
+    reason = f"line longer than {f.max_line:,} bytes (ingest.limits.max_line_bytes)"
+    raw = redact_raw(f.rest[:4096])
+    out.dead.append(DeadLetter(f.reading or str(f.path), f.line, f.offset, reason, raw, f.fmt))
+    out.dead_records += 1
+    f.offset += len(f.rest)
+    f.rest, f.skipping = b"", True
 
 
 def _truncated(f: Followed, just_read: int) -> bool:

@@ -27,6 +27,7 @@ from pipeline.sources.base import Record
 
 CHUNK_BYTES = 256 << 10  # larger chunks cost more in copying the carried-over tail
 HEAD_BYTES = 65536  # read to decide how a file is framed
+MAX_LINE_BYTES = 64 << 20  # the default of `Limits.max_line_bytes`
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -40,7 +41,7 @@ class Limits:
     dead letter, and reading goes on with the next line (or the next file).
     """
 
-    max_line_bytes: Annotated[int, Field(ge=1024)] = 64 << 20
+    max_line_bytes: Annotated[int, Field(ge=1024)] = MAX_LINE_BYTES
     max_document_bytes: Annotated[int, Field(ge=1024)] = 256 << 20
     max_decompressed_bytes: Annotated[int, Field(ge=1024)] = 64 << 30
     max_compression_ratio: Annotated[float, Field(gt=1)] = 200.0
@@ -182,7 +183,7 @@ def line_records(
     line: int = 1,
     offset: int = 0,
     chunk_bytes: int = CHUNK_BYTES,
-    max_line: int = Limits.max_line_bytes,
+    max_line: int = MAX_LINE_BYTES,
 ) -> Iterator[Chunk]:
     """Complete lines of a stream as records, a chunk at a time; a last line without a
     newline counts at end of stream (files written whole, such as CloudTrail objects).

@@ -819,3 +819,68 @@ def test_copytruncate_without_a_copy_beside_the_file_warns_what_may_be_lost(
     assert str(log) in message
     assert f"{unread} bytes" in message
     assert "copytruncate" in message and "create" in message
+
+
+# -- hostile input while following (issue 14 items 1, 2, 10) -------------------------------
+
+
+def _step_all(log: Path, store: DuckDBStore, config: Config, writes: list[bytes]) -> IngestSummary:
+    """Follow `log` by hand: each write appended, then polls until quiet."""
+    summary = IngestSummary()
+    followed = follow_mod.open_followed(log, store.checkpoint, None, {}, summary, None)
+    try:
+        for data in writes:
+            append(log, data)
+            for _ in range(50):
+                if not follow_mod.step(followed, store, config, summary):
+                    break
+    finally:
+        if followed.handle is not None:
+            followed.handle.close()
+    return summary
+
+
+@pytest.mark.usefixtures("no_idle_flush")
+def test_following_a_line_longer_than_the_cap_dead_letters_it_and_holds_no_more(
+    log: Path, store: DuckDBStore
+) -> None:
+    """Was: a line without its newline grew in memory without bound."""
+    config = Config.model_validate({"ingest": {"limits": {"max_line_bytes": 65536}}})
+    long = b'{"type":"request","x":"' + b"A" * 300_000
+    log.write_bytes(pairs(range(2)))
+    pieces = [long[i : i + 50_000] for i in range(0, len(long), 50_000)]
+    summary = _step_all(log, store, config, [*pieces, b'"}\n' + pairs(range(2, 5))])
+    assert sorted(stored_ids(store)) == sorted(ids(range(5)))
+    [letter] = store.dead_letters().to_dict(orient="records")
+    assert "line longer than 65,536 bytes" in letter["reason"]
+    assert (letter["line"], letter["offset"]) == (5, len(pairs(range(2))))
+    assert summary.dead_records == 1
+
+
+@pytest.mark.usefixtures("no_idle_flush")
+def test_following_quarantines_implausible_times_and_deep_lines(
+    log: Path, store: DuckDBStore
+) -> None:
+    """A far-future pair and a 100,000-deep line while following: dead letters, and the
+    stream goes on (was: RecursionError, and the same crash on every restart)."""
+    future = _entry_line(90, "request", "9999-12-31T00:00:00Z") + _entry_line(
+        90, "response", "9999-12-31T00:00:00Z"
+    )
+    deep = b'{"type":"response","request":{"id":"deep"},"x":' + b"[" * 100_000
+    deep += b"]" * 100_000 + b"}\n"
+    log.write_bytes(pairs(range(3)))
+    summary = _step_all(log, store, Config(), [future, deep, pairs(range(3, 6))])
+    assert sorted(stored_ids(store)) == sorted(ids(range(6)))
+    reasons = sorted(d.split(" - ")[0] for d in store.dead_letters()["reason"])
+    assert reasons == [
+        "implausible time: later than the ingest clock by more than "
+        "ingest.time_window.max_future (0:15:00)",
+        "not valid JSON: nested too deep (depth limit exceeded)",
+    ]
+    assert summary.quarantined == 1
+
+
+def _entry_line(n: int, kind: str, when: str) -> bytes:
+    entry = _entry(n, kind)
+    entry["time"] = when
+    return orjson.dumps(entry) + b"\n"
