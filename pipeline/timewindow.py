@@ -24,6 +24,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.record import EventRow, from_micros
+from pipeline.sinks.settings import Duration
 from pipeline.sources.base import DeadLetter, FeedResult
 
 _US = 1_000_000
@@ -34,13 +35,13 @@ class TimeWindow(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_future: timedelta = Field(
+    max_future: Duration = Field(
         timedelta(minutes=15), gt=timedelta(0), description="ahead of the ingest clock"
     )
-    max_past: timedelta = Field(
+    max_past: Duration = Field(
         timedelta(days=20 * 366), gt=timedelta(0), description="behind the ingest clock"
     )
-    max_skew: timedelta = Field(
+    max_skew: Duration = Field(
         timedelta(days=30), gt=timedelta(0), description="from the file's other records"
     )
     min_peers: int = Field(8, ge=2, description="events a batch needs for the skew check")
