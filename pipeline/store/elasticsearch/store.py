@@ -109,7 +109,9 @@ class ElasticsearchStore:
         bulk_threads: int = 4,
         read_slices: int = 2,
         backoff: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` gives seconds (any origin) for the at-most-once-a-second refresh."""
         self.read_only = read_only
         options: dict[str, Any] = {
             "request_timeout": request_timeout,
@@ -125,7 +127,8 @@ class ElasticsearchStore:
         elif username:
             options["basic_auth"] = (username, password or "")
         self._unrefreshed: set[str] = set()  # written since the last refresh
-        self._refreshed_at = 0.0
+        self._refreshed_at: float | None = None  # never: the first batch refreshes
+        self._clock = clock
         self.cluster = Cluster(url, index_prefix, options, bulk_size=bulk_size,
                                bulk_threads=bulk_threads, read_slices=read_slices,
                                max_retries=max_retries, backoff=backoff)
@@ -281,8 +284,8 @@ class ElasticsearchStore:
         second under load, where a refresh per batch costs a tenth of the write rate.
         This store's own reads refresh first (`_visible`), so they never miss a write."""
         self._unrefreshed |= indices
-        now = time.monotonic()
-        if small or now - self._refreshed_at >= REFRESH_SECONDS:
+        now = self._clock()
+        if small or self._refreshed_at is None or now - self._refreshed_at >= REFRESH_SECONDS:
             self.cluster.refresh(self._unrefreshed)
             self._unrefreshed, self._refreshed_at = set(), now
 
