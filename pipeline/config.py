@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from detectors.settings import DetectorsConfig
 from pipeline.errors import ConfigError
 from pipeline.reports.settings import ReportConfig
-from pipeline.sinks.settings import DeliveryConfig, SinkConfig, check_names, default_sinks
+from pipeline.sinks.settings import (
+    DeliveryConfig,
+    SinkConfig,
+    check_names,
+    default_sinks,
+    loopback,
+)
 from pipeline.sources.framing import Limits
 from pipeline.timewindow import TimeWindow
 
+log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path("config/default.yaml")
 ENV_VAR = "SECRETWATCH_CONFIG"
 _FORMATS = ("vault", "aws", "gcp", "azure", "k8s")
@@ -60,6 +76,22 @@ class ElasticsearchStoreConfig(_Model):
         if not re.fullmatch(r"https?://[^\s/]+/?", value):
             raise ValueError("must be http(s)://host:port, e.g. http://127.0.0.1:9200")
         return value
+
+    @model_validator(mode="after")
+    def _warn_cleartext(self) -> ElasticsearchStoreConfig:
+        """Credentials to another machine over plain http: warn, as for the sinks."""
+        parts = urlsplit(self.url)
+        sent = [k for k in ("password_env", "api_key_env") if getattr(self, k)]
+        if parts.scheme == "http" and sent and not loopback(parts.hostname):
+            log.warning(
+                "store (elasticsearch): `url` %s is plain http to %s: the credentials in %s "
+                "would cross the network in clear text, readable and replayable by anyone on "
+                "the path; use an https:// URL",
+                self.url,
+                parts.hostname,
+                " and ".join(sent),
+            )
+        return self
 
     @field_validator("index_prefix")
     @classmethod

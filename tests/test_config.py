@@ -183,3 +183,24 @@ def test_not_a_mapping(tmp_path: Path) -> None:
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("http://es.internal:9200", True),
+        ("https://es.internal:9200", False),
+        ("http://127.0.0.1:9200", False),
+        ("http://localhost:9200", False),
+    ],
+)
+def test_elasticsearch_store_credentials_over_plain_http_are_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, url: str, warned: bool
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"store: {{type: elasticsearch, url: '{url}', api_key_env: ES_KEY}}\n")
+    with caplog.at_level("WARNING"):
+        load_config(cfg)
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert ("plain http to es.internal" in text and "api_key_env" in text) is warned
+    assert "https://" in text or not warned

@@ -105,7 +105,7 @@ class _Sink(_Model):
         return value
 
 
-def _loopback(host: str | None) -> bool:
+def loopback(host: str | None) -> bool:
     """localhost, 127.0.0.0/8 or ::1: requests that never leave this machine."""
     if not host:
         return False
@@ -139,7 +139,7 @@ class _HttpSink(_Sink):
         for key, credentials in self._SENDS.items():
             url = getattr(self, key, None)
             parts = urlsplit(url or "")
-            if parts.scheme != "http" or _loopback(parts.hostname):
+            if parts.scheme != "http" or loopback(parts.hostname):
                 continue
             sent = [what.format(set_as) for name, what in credentials
                     if (set_as := self._set(name))]  # fmt: skip
