@@ -256,6 +256,14 @@ def ship(
     for topic, n in sorted(summary.shipped.items()):
         table.add_row(f"  -> {topic}", f"{n:,}")
     out.print(table)
+    if summary.files_skipped:
+        shown = ", ".join(summary.files_skipped[:3])
+        out.print(
+            inert(
+                f"{len(summary.files_skipped)} files not read (documentation, DuckDB "
+                f"stores): {shown}"
+            )
+        )
 
 
 @app.command()

@@ -33,11 +33,11 @@ from pipeline.bus.follow import open_followed, poll_followed
 from pipeline.config import Config, KafkaConfig
 from pipeline.errors import InputError, ParseError
 from pipeline.ingest import (
-    SKIP_SUFFIXES,
     DetectingParser,
     IngestSummary,
     expand_paths,
     feed_stream,
+    not_a_log,
 )
 from pipeline.sources import SOURCES, new_parser
 from pipeline.sources.base import FeedResult, Record, unwrap
@@ -147,7 +147,7 @@ def ship_files(
     summary = shipper.summary
     try:
         for path in expand_paths(paths):
-            if path is not None and path.suffix.lower() in SKIP_SUFFIXES:
+            if path is not None and not_a_log(path):  # documentation, a DuckDB store
                 summary.files_skipped.append(str(path))
                 continue
             name = "<stdin>" if path is None else str(path)

@@ -89,6 +89,9 @@ def test_ship_produces_raw_bytes_unchanged_keyed_and_routed_by_source(
     made.append(name)
     section = kafka_section(kafka_bootstrap, name, tmp_path)
     config = write_config(tmp_path, section, {"type": "duckdb"})
+    # A store kept in the folder is not shipped (was: its bytes as dead letters).
+    (inputs / "old.duckdb").write_bytes(bytes(8) + b"DUCK" + bytes(4096))
+    (inputs / "state.db").write_bytes(bytes(8) + b"DUCK" + bytes(4096))
     proc = Proc(tmp_path, "ship", "ship", "--config", str(config), str(inputs))
     assert proc.wait(120) == 0, proc.log()
     topics = [f"{name}.raw.{s}" for s in ("vault", "gcp", "aws", "azure", "k8s")]
@@ -134,6 +137,7 @@ def test_ship_produces_raw_bytes_unchanged_keyed_and_routed_by_source(
         assert at == sorted(at)
     summary = proc.out.read_text()
     assert "8 files" in summary and "dead-lettered (format not recognised)  2" in summary
+    assert "2 files not read (documentation, DuckDB stores)" in summary
 
 
 # -- follow mode ----------------------------------------------------------------------------
