@@ -1,4 +1,4 @@
-"""Scrub secret-bearing values out of raw bytes and error text before they are kept anywhere.
+"""Scrub secret-bearing values out of raw bytes before they are kept anywhere.
 
 Dead-letter records keep the raw input so an operator can fix it, but a malformed line can
 still carry a Kubernetes Secret's `data`, a CloudTrail `SecretString`, a Vault token in a
@@ -7,23 +7,28 @@ request header or a private key in a free-text field. `redact_raw` works in two 
 - a tolerant, iterative JSON walk (no recursion, any depth) that decodes each key (escapes
   included, case ignored) and masks the whole value of every secret-bearing key, keeps
   `hmac-sha256:` hashes, follows JSON held inside strings (a `last-applied-configuration`
-  annotation, a message carrying a document) and scrubs credential shapes (Vault tokens,
-  bearer tokens, JWTs, private keys, AWS secret keys) out of every other string;
+  annotation, a message carrying a document), removes quoted values from error messages,
+  and scrubs credential shapes (Vault tokens, bearer tokens, JWTs, private keys, AWS secret
+  keys) out of every other string;
 - where the bytes are not one valid JSON document (truncated, bad escapes, too deep for
   orjson, several documents), a conservative pattern scrub on top: secret-bearing keys are
   found wherever they appear, quoted, backslash-escaped or `\\u`-escaped, and their values
   masked, along with the same credential shapes.
 
 The bytes are kept as written (spacing, key order, numbers) except where a value is masked,
-so a dead letter still shows what was wrong with the record. `scrub_text` is the shape scrub
-on its own, for free text (`pipeline.errortext` cleans the error text sources store with it).
+so a dead letter still shows what was wrong with the record. Free text (error messages) is
+cleaned as `pipeline.errortext` cleans the error text stored on events.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from functools import lru_cache
 
 import orjson
+
+from pipeline.errortext import KV, MASK, SHAPES, scrub_text, unquote
 
 SENSITIVE_KEYS = (
     "data",
@@ -84,7 +89,6 @@ SENSITIVE_KEYS = (
 # Matched after decoding escapes, ignoring case: `Password`, `\u0070assword`, `TOKEN`.
 _SENSITIVE = frozenset(k.lower() for k in SENSITIVE_KEYS)
 _LONGEST_KEY = max(len(k) for k in _SENSITIVE)
-MASK = "[REDACTED]"
 _MASK = b'"[REDACTED]"'
 MAX_RAW = 8192
 _CLIPPED = b"...[clipped]"
@@ -96,57 +100,25 @@ _SLACK = 256  # bytes looked at beyond the clip point, so a shape cut there is s
 _HMAC = r"hmac-sha256:[0-9a-f]{64}"
 _HMAC_STR = re.compile(_HMAC)
 _HMAC_BYTES = re.compile(_HMAC.encode())
-
-# -- credential shapes, the same in text and in raw bytes -------------------------------------
-
-_SHAPES = (
-    (
-        r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----.*?"
-        r"(?:-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----|\Z)",
-        "-----BEGIN PRIVATE KEY-----[REDACTED]-----END PRIVATE KEY-----",
-    ),
-    (r"(?<![A-Za-z0-9_])hv[sbr]\.[A-Za-z0-9_-]{16,}", MASK),  # Vault tokens
-    (r"(?<![A-Za-z0-9_.])[sbr]\.[A-Za-z0-9]{24,}(?![A-Za-z0-9])", MASK),  # legacy Vault tokens
-    (r"(?<![A-Za-z0-9_])eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){0,2}", MASK),  # JWT
-    (r"(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{30,}", MASK),  # GitHub tokens
-    (r"(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}", MASK),  # Slack tokens
-    (
-        r"(?i)(?<![A-Za-z0-9_])(bearer|basic|negotiate)((?:[ \t]|%20|\\t)+)"
-        r"(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{6,}",
-        r"\1\2" + MASK,
-    ),
-    (
-        r"(?i)((?:aws_?)?secret_?access_?key|aws_?secret_?key)([\s\"':=\\]{1,8})"
-        r"[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])",
-        r"\1\2" + MASK,
-    ),
+_SHAPES_BYTES = tuple(
+    (tuple(h.encode() for h in hints), re.compile(p.encode(), re.S), r.encode())
+    for hints, p, r in SHAPES
 )
-# `password=...`, `token: ...`, `?sig=...` in free text (a DSN, a query string, a header line)
-_KV_NAMES = (
-    r"password|passwd|pwd|secret|client_?secret|token|access_?token|refresh_?token|api_?key"
-    r"|private_?key|secret_?key|aws_secret_access_key|x-vault-token|accountkey"
-    r"|sharedaccesskey|sig"
+_KV_BYTES = re.compile(KV.encode())
+# A string whose bytes hold none of these is kept as it is, without decoding it.
+_LOOK_CLOSER = re.compile(
+    b"|".join(
+        re.escape(h)
+        for h in sorted({h.encode() for hints, _, _ in SHAPES for h in hints})
+        + [b"=", b": ", b":\t", b"\\", b"{", b"[", b'"']
+    ),
+    re.I,
 )
-_KV = r"(?i)(?<![\w-])(" + _KV_NAMES + r")(?![\w-])(\s*=\s*|:[ \t]+)(?!\[REDACTED\])"
-_KV_VALUE = r"(?:\"[^\"]*\"?|'[^']*'?|[^\s,;&\"'<>{}\[\]\\]+)"
-
-_SHAPES_STR = tuple((re.compile(p, re.S), r) for p, r in _SHAPES)
-_SHAPES_BYTES = tuple((re.compile(p.encode(), re.S), r.encode()) for p, r in _SHAPES)
-_KV_STR = re.compile(_KV + _KV_VALUE)
-_KV_COLON_FREE = re.compile(_KV.replace(r"|:[ \t]+", "") + _KV_VALUE)
-_KV_BYTES = re.compile((_KV + _KV_VALUE).encode())
-
-
-def scrub_text(text: str, colon: bool = True) -> str:
-    """Credential shapes and `name=value` secrets masked in free text.
-
-    >>> scrub_text("retry with Authorization: Bearer abc.def.ghi or ?token=xyz&page=2")
-    'retry with Authorization: Bearer [REDACTED] or ?token=[REDACTED]&page=2'
-    """
-    for pattern, repl in _SHAPES_STR:
-        text = pattern.sub(repl, text)
-    return (_KV_STR if colon else _KV_COLON_FREE).sub(r"\1\2" + MASK, text)
-
+_STRUCTURE = re.compile(r'[{\["]')
+# Keys whose strings are free text that may quote a value: quoted substrings are removed.
+_TEXT_KEYS = frozenset(
+    "error errors errormessage error_message message statusmessage resultdescription".split()
+)
 
 # -- JSON scanning on bytes ---------------------------------------------------------------------
 
@@ -161,6 +133,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _string_end(raw: bytes, i: int) -> tuple[int, bool]:
     """Index of the quote closing the string whose content starts at `i`, and whether there
     is one (`len(raw)` when the string is cut)."""
+    q = raw.find(b'"', i)
+    if q > i and raw[q - 1] != 0x5C:  # the usual case: no escaped quote
+        return q, True
     start = i
     while True:
         q = raw.find(b'"', i)
@@ -240,7 +215,11 @@ def _redact(raw: bytes, nest: int, limit: int) -> tuple[bytes, bool]:
     return bytes(out), cut
 
 
-_OBJECT, _SOFT = 1, 2
+_OBJECT = 1
+# What a key is (bits): its value masked whole; `secret` (see below); a name; free text.
+_WHOLE, _SOFT, _NAME, _TEXT = 2, 4, 8, 16
+_BLANKS = frozenset(b" \t\r\n")
+_PUNCTUATION = frozenset(b",:}]")
 # Under a key named `secret`, an object is often a reference rather than a value (a Kubernetes
 # volume's `{"secretName": ...}`, a GCP Secret resource, a Vault lease): it is walked, and only
 # the fields that name things keep their values; every other string or number in it is masked.
@@ -250,46 +229,73 @@ _NAME_KEYS = frozenset(
 )
 
 
+@lru_cache(maxsize=4096)  # records of one source repeat the same few keys
+def _key_kind(body: bytes) -> int:
+    name = _key_name(body)
+    if name == "secret":
+        return _SOFT
+    return (
+        (_WHOLE if name in _SENSITIVE else 0)
+        | (_NAME if name in _NAME_KEYS else 0)
+        | (_TEXT if name in _TEXT_KEYS else 0)
+    )
+
+
 def _walk(raw: bytes, nest: int, limit: int) -> tuple[bytearray, bool]:
     """One pass over the tokens, with an explicit stack: any depth, any breakage."""
     out = bytearray()
     n, i = len(raw), 0
     stack: list[int] = []  # per open container: _OBJECT | _SOFT
     want_key = False
-    key: str | None = None  # the key of the value that comes next, normalised
+    kind = 0  # what the key of the value that comes next is (_WHOLE, _SOFT, ...)
     while i < n:
         room = limit + _SLACK - len(out)
         if room <= 0:
             return out, True
-        stop = _WS.match(raw, i, i + room + 1).end()
-        if stop > i:
+        c = raw[i]
+        if c in _BLANKS:
+            stop = _WS.match(raw, i, i + room + 1).end()
             out += raw[i : min(stop, i + room)]
             i = stop
             continue
-        c = raw[i]
+        if c in _PUNCTUATION:  # , : } ]
+            if c != 0x3A:  # after `:` the key's value comes; otherwise a key or an item
+                if c != 0x2C and stack:
+                    stack.pop()
+                kind = 0
+                want_key = c == 0x2C and bool(stack and stack[-1] & _OBJECT)
+            out.append(c)
+            i += 1
+            continue
         top = stack[-1] if stack else 0
-        soft = key == "secret" or bool(top & _SOFT)
-        whole = key in _SENSITIVE and key != "secret"
-        masked = whole or (soft and key not in _NAME_KEYS)
+        if c == 0x22 and want_key and top & _OBJECT:
+            end, closed = _string_end(raw, i + 1)
+            stop = end + 1 if closed else n
+            kind, want_key = _key_kind(raw[i + 1 : end]), False
+            out += raw[i : min(stop, i + room)]
+            i = stop
+            continue
+        soft = kind & _SOFT or top & _SOFT
+        masked = kind & _WHOLE or (soft and not kind & _NAME)
         if c == 0x22:
             end, closed = _string_end(raw, i + 1)
             stop = end + 1 if closed else n
-            if want_key and top & _OBJECT:
-                key, want_key = _key_name(raw[i + 1 : end]), False
-                out += raw[i : min(stop, i + room)]
-                i = stop
-                continue
+            if not masked and not kind & _TEXT and stop - i <= room:
+                if not _LOOK_CLOSER.search(raw, i + 1, end):  # nothing to look at: as it is
+                    out += raw[i:stop]
+                    i, kind = stop, 0
+                    continue
             if masked:
                 keep = closed and (end == i + 1 or _HMAC_BYTES.fullmatch(raw, i + 1, end))
                 out += raw[i:stop] if keep else _MASK
             elif end - i > room:  # only what can be kept is looked at
-                out += _string(raw[i + 1 : i + room], False, nest, limit)
+                out += _string(raw[i + 1 : i + room], False, kind, nest, limit)
                 return out, True
             else:
-                out += _string(raw[i + 1 : end], closed, nest, limit)
-            i, key = stop, None
+                out += _string(raw[i + 1 : end], closed, kind, nest, limit)
+            i = stop
         elif c in (0x7B, 0x5B):
-            if whole:
+            if kind & _WHOLE:
                 out += _MASK
                 i = _container_end(raw, i)
             else:
@@ -297,32 +303,28 @@ def _walk(raw: bytes, nest: int, limit: int) -> tuple[bytearray, bool]:
                 want_key = c == 0x7B
                 out.append(c)
                 i += 1
-            key = None
-        elif c in (0x7D, 0x5D, 0x3A, 0x2C):
-            if c in (0x7D, 0x5D) and stack:
-                stack.pop()
-            if c != 0x3A:  # after `:` the key's value comes; otherwise a key or an item
-                key = None
-                want_key = c == 0x2C and bool(stack and stack[-1] & _OBJECT)
-            out.append(c)
-            i += 1
         elif masked:  # a number, a literal, or junk: masked unless null
             stop = _SCALAR.match(raw, i, i + _SCAN_CAP).end()
             out += b"null" if raw[i:stop] == b"null" else _MASK
-            i, key = (n if stop == i + _SCAN_CAP else stop), None
+            i = n if stop == i + _SCAN_CAP else stop
         else:
             stop = _SCALAR.match(raw, i, i + room + 1).end()
             out += raw[i : min(stop, i + room)]
-            i, key = stop, None
+            i = stop
+        kind = 0
     return out, False
 
 
-def _string(body: bytes, closed: bool, nest: int, limit: int) -> bytes:
-    """A string value not under a secret key: JSON inside it redacted, shapes scrubbed."""
+def _string(body: bytes, closed: bool, kind: int, nest: int, limit: int) -> bytes:
+    """A string value not under a secret key: JSON inside it redacted, quoted values out of
+    error messages, shapes scrubbed."""
     text = _unescape(body)
     if _HMAC_STR.fullmatch(text):
         new: str | None = None
-    elif any(c in text for c in '{["'):
+    elif kind & _TEXT and not _valid_json(text.encode()):
+        cleaned = scrub_text(unquote(text))
+        new = None if cleaned == text else cleaned
+    elif _STRUCTURE.search(text):
         if nest >= _MAX_NEST:
             new = MASK
         else:
@@ -340,24 +342,32 @@ def _string(body: bytes, closed: bool, nest: int, limit: int) -> bytes:
 
 # -- layer 2: the pattern scrub of bytes that are not one JSON document ---------------------------
 
-# A quoted key at any escape level: `"k":`, `\"k\":`, `\\\"k\\\":`, `\u0022k\u0022:`.
-_QKEY = re.compile(
-    rb'(?=(\\*"|\\+u0022)([^"\r\n]{1,400}?)(?:\\*"|\\+u0022)([ \t\r\n]*:[ \t\r\n]*))'
-)
+# The end of a quoted key at any escape level: `":`, `\":`, `\\\":`, `\u0022:`.
+_KEY_END = re.compile(rb'("|\\u0022)[ \t\r\n]*:[ \t\r\n]*')
 _EVEN_QUOTE = re.compile(rb'(?<!\\)(?:\\\\)*"')
+
+
+def _secret_keys(raw: bytes) -> Iterator[tuple[int, bytes, int]]:
+    """(start, opening quote, where its value starts) of every quoted secret-bearing key."""
+    for match in _KEY_END.finditer(raw):
+        close, mark = match.start(), match[1]
+        opener = raw.rfind(mark, max(0, close - 8 * _LONGEST_KEY), close)
+        if opener < 0 or not _key_kind(raw[opener + len(mark) : close]) & (_WHOLE | _SOFT):
+            continue
+        start = opener
+        while start > 0 and raw[start - 1] == 0x5C:
+            start -= 1
+        yield start, raw[start : opener + len(mark)], match.end()
 
 
 def _scrub(raw: bytes) -> bytes:
     """Values of secret-bearing keys found anywhere, then credential shapes, masked."""
     spans: list[tuple[int, int, bytes]] = []
     covered = 0
-    for match in _QKEY.finditer(raw):
-        at = match.start()
-        if at < covered or (at and match[1] == b'"' and raw[at - 1] == 0x5C):
-            continue  # inside a masked value, or the quote of an escaped one (seen already)
-        if _key_name(match[2]) not in _SENSITIVE:
-            continue
-        span = _value_span(raw, match.end(3), match[1])
+    for at, quote, value in _secret_keys(raw):
+        if at < covered:
+            continue  # inside a value masked already
+        span = _value_span(raw, value, quote)
         if span is not None:
             spans.append(span)
             covered = span[1]
@@ -368,9 +378,13 @@ def _scrub(raw: bytes) -> bytes:
             pos = end
         parts.append(raw[pos:])
         raw = b"".join(parts)
-    for pattern, repl in _SHAPES_BYTES:
-        raw = pattern.sub(repl, raw)
-    return _KV_BYTES.sub(rb"\1\2" + MASK.encode(), raw)
+    lower = raw.lower()
+    for hints, pattern, repl in _SHAPES_BYTES:
+        if any(hint in lower for hint in hints):
+            raw = pattern.sub(repl, raw)
+    if b"=" in raw or b": " in raw or b":\t" in raw:
+        raw = _KV_BYTES.sub(rb"\1\2" + MASK.encode(), raw)
+    return raw
 
 
 def _value_span(raw: bytes, start: int, quote: bytes) -> tuple[int, int, bytes] | None:

@@ -431,3 +431,25 @@ def test_an_object_under_secret_keeps_only_its_names() -> None:
     assert out["volumes"][1]["secret"]["secretName"] == "y"
     assert out["gcp"]["secret"]["name"] == "projects/p/secrets/s"
     assert out["flat"] == {"secret": "[REDACTED]", "empty": {"client_token": ""}}
+
+
+def test_error_messages_in_dead_letters_lose_quoted_values() -> None:
+    """The error text a record carries is cleaned in its dead letter as on its event."""
+    doc = {
+        "errorCode": "ValidationException",
+        "errorMessage": f"1 validation error detected: Value '{CANARY}' at 'secretString' failed",
+        "responseStatus": {"code": 422, "message": f'Invalid value: "{CANARY}": bad'},
+        "error": f"1 error occurred:\n\t* invalid value '{CANARY}'",
+        "resultDescription": f"Value '{CANARY}' is not valid.",
+        "message": '{"kind":"Status","reason":"Invalid"}',  # JSON in a message stays JSON
+    }
+    raw = orjson.dumps(doc)
+    out = redact_raw(raw)
+    assert CANARY.encode() not in out
+    parsed = orjson.loads(out)
+    assert parsed["errorMessage"] == (
+        "1 validation error detected: Value '…' at 'secretString' failed"
+    )
+    assert parsed["message"] == doc["message"]
+    for cut in _cuts(raw):
+        assert b"CANARY" not in redact_raw(cut), cut
