@@ -49,9 +49,11 @@ SHAPES = (
 )
 # `password=...`, `token: ...`, `?sig=...` in free text (a DSN, a query string, a header line)
 _KV_NAMES = (
-    r"password|passwd|pwd|secret|client_?secret|token|access_?token|refresh_?token|api_?key"
-    r"|private_?key|secret_?key|aws_secret_access_key|x-vault-token|accountkey"
-    r"|sharedaccesskey|sig"
+    r"password|passwd|pwd|passphrase|secret|client[_-]?secret|token|access[_-]?token"
+    r"|refresh[_-]?token|session[_-]?token|client_token|auth[_-]?token|x-vault-token|jwt"
+    r"|api[_-]?key|x-api-key|private[_-]?key|secret[_-]?key|secret_?access_?key"
+    r"|aws_secret_access_key|secret_?string|secret_?value|secret_?data|connection_?string"
+    r"|plaintext|accountkey|sharedaccesskey|sig"
 )
 _KV = r"(?i)(?<![\w-])(" + _KV_NAMES + r")(?![\w-])(\s*=\s*|:[ \t]+)(?!\[REDACTED\])"
 _KV_VALUE = r"(?:\"[^\"]*\"?|'[^']*'?|[^\s,;&\"'<>{}\[\]\\]+)"

@@ -453,3 +453,18 @@ def test_error_messages_in_dead_letters_lose_quoted_values() -> None:
     assert parsed["message"] == doc["message"]
     for cut in _cuts(raw):
         assert b"CANARY" not in redact_raw(cut), cut
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"<134>May  1 03:10:00 vault[812]: level=warn SecretString={BARE} user=bob",
+        f"ts=2026-05-01 api-key: {BARE} path=secret/data/x",
+        f"GET /v1/secret/data/x?token={BARE}&version=2 HTTP/1.1",
+        f"x-vault-token: hvs.{BARE}AAAAAAAAAAAAAAAA",
+    ],
+)
+def test_text_that_is_not_json(line: str) -> None:
+    out = redact_raw(line.encode())
+    assert BARE.encode() not in out
+    assert out.startswith(line.encode()[:8])  # the rest of the line stays readable
