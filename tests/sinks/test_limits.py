@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,8 +18,13 @@ def test_backoff_grows_to_the_cap_with_bounded_jitter(attempt: int, rand: float)
 
 
 def test_backoff_jitter_spreads_retries() -> None:
-    delays = {round(backoff(4, 1.0, 60.0), 3) for _ in range(50)}
-    assert len(delays) > 10 and all(4.0 <= d < 8.0 for d in delays)
+    # Seeded: unseeded jitter rounded to 3 places reached 8.0 about once in 50 runs (a
+    # draw above 0.9995), so the bound is checked on the delays themselves.
+    rng = random.Random(7)
+    delays = [backoff(4, 1.0, 60.0, rng.random()) for _ in range(50)]
+    assert len({round(d, 3) for d in delays}) > 10
+    assert all(4.0 <= d <= 8.0 for d in delays)
+    assert all(4.0 <= backoff(4, 1.0, 60.0) <= 8.0 for _ in range(50))  # the default draw
 
 
 @given(st.lists(st.tuples(st.floats(0, 5), st.integers(1, 20)), max_size=50))
