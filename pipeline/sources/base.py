@@ -20,6 +20,7 @@ from typing import Protocol
 import orjson
 
 from pipeline.errors import NotSecretAccess, ParseError
+from pipeline.errortext import clean_error
 from pipeline.record import EventRow
 from pipeline.redact import redact_raw
 
@@ -204,7 +205,8 @@ class DocumentParser:
                 out.dead.append(DeadLetter.of(record, file, reason, self.name, index))
                 out.dead_records += 1
             except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-                reason = f"unexpected shape ({type(exc).__name__}: {exc})"
+                # The message may quote a value (`invalid literal for int(): '...'`).
+                reason = f"unexpected shape ({type(exc).__name__}: {clean_error(str(exc))})"
                 out.dead.append(DeadLetter.of(record, file, reason, self.name, index))
                 out.dead_records += 1
         if not items:

@@ -506,3 +506,16 @@ def test_a_repeated_json_key_is_noted_on_the_event(tmp_path: Path, store: DuckDB
     assert "repeats" not in notes["clean-1"]
     [row] = store.events()[store.events()["event_id"] == "dup-1"].to_dict(orient="records")
     assert row["operation"] == "GetSecretValue" and row["secret"].endswith(":secret:b")
+
+
+def test_a_parser_error_quoting_a_value_keeps_no_value_in_its_reason() -> None:
+    """An exception raised inside a parser may quote what it choked on."""
+    from pipeline.sources.base import DocumentParser
+
+    def choke(doc: dict, backend: str | None) -> list:
+        raise ValueError(f"invalid literal for int() with base 10: {doc['v']!r}")
+
+    parser = DocumentParser("aws", choke)
+    result = parser.feed([(b'{"v": "CANARY-in-a-reason"}', 1, 0)], "x.json")
+    [letter] = result.dead
+    assert "CANARY" not in letter.reason and "ValueError" in letter.reason
