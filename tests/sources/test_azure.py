@@ -268,7 +268,7 @@ def test_storage_export_with_lowercase_records_wrapper(tmp_path: Path) -> None:
     export = tmp_path / "PT1H.json"
     export.write_bytes(orjson.dumps({"records": [get, listing]}))
     result = feed(export)
-    assert (result.consumed, result.dead_records) == (1, 0)
+    assert (result.consumed, result.dead_records) == (2, 0)  # counted per audit record
     assert [(r.operation, r.secret) for r in result.rows] == [
         ("SecretGet", "orders-kv/secrets/db-password"),
         (listing["operationName"], one(OWN / "secretlist.json").secret),
