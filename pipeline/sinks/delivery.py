@@ -79,10 +79,16 @@ class Deliverer:
         cfg: DeliveryConfig,
         senders: Mapping[str, Sink] | None = None,
         clock: Callable[[], float] = time.time,
+        idle: Callable[[threading.Event, float], bool] | None = None,
     ) -> None:
         """`sinks` are the config's entries (disabled ones are skipped); `senders` may
-        replace the registry's sink for a name (tests, embedding)."""
+        replace the registry's sink for a name (tests, embedding). `clock` gives the time
+        in seconds; `idle(event, seconds)` waits, returning early (True) once the event is
+        set: `event.wait(seconds)` unless given. A test passes both from one virtual
+        clock, so pauses, back-offs, cool-downs and deadlines take no real time and come
+        out the same on a loaded machine."""
         self.store, self.cfg, self.clock = store, cfg, clock
+        self.idle = idle or _event_wait
         self.tally = Tally()
         self.lanes = [
             Lane(
@@ -135,12 +141,12 @@ class Deliverer:
                 if self.in_flight():
                     self.collect(poll)
                 elif not dispatched:
-                    (wake or stop).wait(poll)
+                    self.idle(wake or stop, poll)
                     if wake is not None:
                         wake.clear()
             except StoreError as exc:  # a locked or unreachable store: try again later
                 log.warning("delivery: %s; trying again in %.1f s", exc, poll)
-                stop.wait(poll)
+                self.idle(stop, poll)
         return self.tally
 
     def drain(self, deadline: float, stop: threading.Event | None = None) -> Tally:
@@ -154,7 +160,7 @@ class Deliverer:
             elif not dispatched:
                 if self.clock() >= deadline or not self.left():
                     break
-                stop.wait(self.cfg.poll_seconds)
+                self.idle(stop, self.cfg.poll_seconds)
         return self.tally
 
     def step(self) -> bool:
@@ -415,3 +421,7 @@ def _attempts(p: PendingDelivery) -> int:
 
 def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _event_wait(event: threading.Event, seconds: float) -> bool:
+    return event.wait(seconds)

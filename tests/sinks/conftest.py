@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,8 +27,13 @@ def receiver() -> Iterator[Callable[..., Receiver]]:
     """A factory of receivers, all shut down after the test."""
     made: list[Receiver] = []
 
-    def make(contract: Contract, delay: float = 0.0, slow_answer: float = 0.0) -> Receiver:
-        rx = Receiver(contract, delay, slow_answer)
+    def make(
+        contract: Contract,
+        delay: float = 0.0,
+        slow_answer: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> Receiver:
+        rx = Receiver(contract, delay, slow_answer, clock)
         made.append(rx)
         return rx
 

@@ -1,7 +1,9 @@
-"""Helpers for delivery tests: real alerts in a real store, sink configs, a fast policy."""
+"""Helpers for delivery tests: real alerts in a real store, sink configs, a fast policy,
+and a virtual clock for the delivery worker."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -67,17 +69,54 @@ def policy(**overrides: Any) -> DeliveryConfig:
     return DeliveryConfig.model_validate({**base, **overrides})
 
 
+class VirtualClock:
+    """The delivery worker's time in tests. It stands still while the worker sends (real
+    requests to real receivers take what they take) and moves on only while the worker
+    idles, by as much as it asked to wait, without sleeping. Back-offs, Retry-After
+    pauses, breaker cool-downs, rate limits and drain deadlines then come out the same
+    however loaded the machine is. Receivers given it stamp requests with it.
+
+    >>> clock = VirtualClock(100.0)
+    >>> clock.idle(threading.Event(), 0.5), clock()
+    (False, 100.5)
+    """
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start  # near real time: HTTP dates
+
+    def __call__(self) -> float:
+        return self.now
+
+    def idle(self, event: threading.Event, seconds: float) -> bool:
+        """`Deliverer`'s wait: returns at once, the clock `seconds` later (unless set)."""
+        if not event.is_set():
+            self.now += seconds
+        return event.is_set()
+
+
+def deliverer(
+    store: Store, sinks: list[Any], cfg: DeliveryConfig | None, clock: VirtualClock,
+    **kwargs: Any,
+) -> Deliverer:
+    """A started `Deliverer` on `clock`."""
+    made = Deliverer(store, sinks, cfg or policy(), clock=clock, idle=clock.idle, **kwargs)
+    made.start()
+    return made
+
+
 def deliver(
     store: Store, sinks: list[Any], cfg: DeliveryConfig | None = None, timeout: float = 10.0,
-    **kwargs: Any,
+    clock: VirtualClock | None = None, **kwargs: Any,
 ) -> Tally:
-    """Drain the outbox to `sinks` (bounded by `timeout`) and close the sinks."""
-    deliverer = Deliverer(store, sinks, cfg or policy(), **kwargs)
-    deliverer.start()
+    """Drain the outbox to `sinks` until nothing is left to send or `timeout` seconds have
+    passed on `clock` (a new VirtualClock by default: only the worker's waits count, so
+    the outcome does not depend on how fast the machine is), then close the sinks."""
+    clock = clock or VirtualClock()
+    worker = deliverer(store, sinks, cfg, clock, **kwargs)
     try:
-        return deliverer.drain(time.time() + timeout)
+        return worker.drain(clock() + timeout)
     finally:
-        deliverer.close()
+        worker.close()
 
 
 def states(store: Store, sink_name: str) -> dict[str, str]:

@@ -6,7 +6,9 @@ parses the body the way the service does (a malformed one gets the service's 400
 keeps what it accepted. Before the contract answers, scripted answers are used up in order
 (`fail(times, status, headers)`) to play an outage, a rate limit or a revoked token;
 `delay` makes every request slow to be taken, `slow_answer` every answer slow to come
-after the request was taken (a kill then leaves a request taken but not acknowledged).
+after the request was taken; `hold_answers(after)` keeps every answer after the first
+`after` until `release()` (a kill then surely leaves requests taken but not acknowledged).
+Requests are stamped with `clock` (the delivery worker's, in tests that check its pacing).
 
 `received()` gives the (alert id, revision) pairs a contract accepted, in order: what a
 receiver that deduplicates by idempotency key would keep is `set(received())`.
@@ -53,11 +55,21 @@ class Answer:
 
 
 Contract = Callable[["Receiver", Request], Answer]
+HOLD_LIMIT_S = 120.0  # a held answer goes out after this at the latest (a stuck test)
 
 
 class Receiver:
-    def __init__(self, contract: Contract, delay: float = 0.0, slow_answer: float = 0.0) -> None:
+    def __init__(
+        self,
+        contract: Contract,
+        delay: float = 0.0,
+        slow_answer: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.contract, self.delay, self.slow_answer = contract, delay, slow_answer
+        self.clock = clock
+        self.hold_after: int | None = None  # answers after this many requests wait
+        self.released = threading.Event()
         self.requests: list[Request] = []
         self.accepted: list[tuple[str, int]] = []  # (alert id, revision) taken, in order
         self.docs: dict[Any, Any] = {}  # what a store-like receiver holds (ES)
@@ -76,9 +88,11 @@ class Receiver:
                 request = Request(
                     "POST", parts.path,
                     {k: v[0] for k, v in parse_qs(parts.query).items()},
-                    {k.lower(): v for k, v in self.headers.items()}, body, time.time(),
+                    {k.lower(): v for k, v in self.headers.items()}, body, receiver.clock(),
                 )
-                answer = receiver.handle(request)
+                answer, held = receiver.handle(request)
+                if held:
+                    receiver.released.wait(HOLD_LIMIT_S)
                 if receiver.slow_answer:
                     time.sleep(receiver.slow_answer)
                 payload = answer.encoded()
@@ -102,14 +116,26 @@ class Receiver:
         )
         self.thread.start()
 
-    def handle(self, request: Request) -> Answer:
+    def handle(self, request: Request) -> tuple[Answer, bool]:
+        """The answer, and whether it is held until `release()`."""
         if self.delay:
             time.sleep(self.delay)
         with self.lock:
             self.requests.append(request)
+            held = self.hold_after is not None and len(self.requests) > self.hold_after
             if self.script:
-                return self.script.pop(0)
-            return self.contract(self, request)
+                return self.script.pop(0), held
+            return self.contract(self, request), held
+
+    def hold_answers(self, after: int) -> None:
+        """Answer the first `after` requests (of all, counted from the first); hold the
+        answers to the rest, each taken and its alert accepted, until `release()`."""
+        with self.lock:
+            self.hold_after = after
+        self.released.clear()
+
+    def release(self) -> None:
+        self.released.set()
 
     def fail(self, times: int, status: int, headers: dict[str, str] | None = None,
              body: Any = None) -> None:
@@ -136,6 +162,7 @@ class Receiver:
         return self.received()
 
     def close(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 

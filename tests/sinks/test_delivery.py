@@ -1,5 +1,10 @@
 """The delivery worker against real receivers: outages, rate limits, refusals, breakers,
-dead letters, re-drives, pacing, and delivery from a thread inside another process."""
+dead letters, re-drives, pacing, and delivery from a thread inside another process.
+
+The worker runs on a `VirtualClock` (outbox.py): its pauses, back-offs and deadlines pass
+only while it idles, and the receivers stamp requests with the same clock, so the pacing
+checked here is exact and no outcome depends on how loaded the machine is. (`EPS` absorbs
+float rounding of the clock's sums, not time.)"""
 
 from __future__ import annotations
 
@@ -10,11 +15,24 @@ from collections import Counter
 from datetime import timedelta
 
 import receivers
-from outbox import SECRET, alert, deliver, many, policy, save, sink, states
+from outbox import (
+    SECRET,
+    VirtualClock,
+    alert,
+    deliver,
+    deliverer,
+    many,
+    policy,
+    save,
+    sink,
+    states,
+)
 
 from pipeline.sinks.delivery import Deliverer
 from pipeline.sinks.embed import start_delivery_thread
 from pipeline.store.duckdb import DuckDBStore
+
+EPS = 1e-6
 
 
 def _hook(url: str, **extra: object) -> object:
@@ -36,27 +54,32 @@ def test_a_receiver_down_for_a_while_gets_everything_once(store, receiver) -> No
 
 
 def test_retry_after_is_honoured_on_429(store, receiver, caplog) -> None:
-    rx = receiver(receivers.webhook(SECRET))
+    clock = VirtualClock()
+    rx = receiver(receivers.webhook(SECRET), clock=clock)
     rx.fail(1, 429, {"Retry-After": "1"})
     [a] = save(store, alert())
     with caplog.at_level(logging.WARNING):
-        deliver(store, [_hook(rx.url)])
+        deliver(store, [_hook(rx.url)], clock=clock)
     first, second = rx.requests
-    assert second.at - first.at >= 0.95  # not before the receiver asked
+    assert second.at - first.at >= 1.0 - EPS  # not before the receiver asked
     assert rx.received() == [(a["id"], 1)]
     assert "pausing 1.0 s as asked" in caplog.text
     assert "circuit open" not in caplog.text  # being busy is not being down
 
 
 def test_retry_after_as_http_date_on_503(store, receiver) -> None:
+    """An HTTP date is read against the real time (the sink's), 30 s ahead: the worker's
+    pause is that minus the truncation to whole seconds and the (real) time until the
+    answer is read, which a loaded machine may stretch to seconds, never to ten."""
     from email.utils import formatdate
 
-    rx = receiver(receivers.webhook(SECRET))
-    rx.fail(1, 503, {"Retry-After": formatdate(time.time() + 2, usegmt=True)})
+    clock = VirtualClock()
+    rx = receiver(receivers.webhook(SECRET), clock=clock)
+    rx.fail(1, 503, {"Retry-After": formatdate(time.time() + 30, usegmt=True)})
     save(store, alert())
-    deliver(store, [_hook(rx.url)])
+    deliver(store, [_hook(rx.url)], policy(poll_seconds=0.5), timeout=60, clock=clock)
     first, second = rx.requests
-    assert second.at - first.at >= 0.9  # an HTTP date (whole seconds) a second or two ahead
+    assert 20 <= second.at - first.at <= 30 + 1  # as asked, not the back-off (50-200 ms)
 
 
 def test_401_goes_to_dead_letter_at_once_and_redrive_delivers(
@@ -98,18 +121,19 @@ def test_circuit_breaker_stops_hammering_a_dead_receiver(store, receiver, caplog
     many(store, 10)
     cfg = policy(breaker_failures=3, breaker_cooldown=timedelta(seconds=2),
                  backoff_base=timedelta(milliseconds=10), backoff_max=timedelta(milliseconds=20))
-    deliverer = Deliverer(store, [_hook(rx.url, concurrency=1)], cfg)
-    deliverer.start()
+    clock = VirtualClock()
+    rx.clock = clock
+    worker = deliverer(store, [_hook(rx.url, concurrency=1)], cfg, clock)
     try:
         with caplog.at_level(logging.WARNING):
-            deliverer.drain(time.time() + 1.0)
+            worker.drain(clock() + 1.0)
             assert len(rx.requests) == 3  # then open: nothing for the cool-down
             opened = rx.requests[-1].at
-            deliverer.drain(opened + 2.8)
+            worker.drain(opened + 2.8)
     finally:
-        deliverer.close()
+        worker.close()
     assert len(rx.requests) == 4  # one probe after the cool-down; it failed: open again
-    assert rx.requests[3].at - opened >= 1.9
+    assert rx.requests[3].at - opened >= 2.0 - EPS
     assert "circuit open after 3 failed requests" in caplog.text
     assert set(states(store, "hook").values()) == {"pending"}  # waiting, not lost
 
@@ -119,10 +143,12 @@ def test_the_breaker_closes_when_the_probe_succeeds(store, receiver) -> None:
     rx.fail(2, 503)
     alerts = many(store, 5)
     cfg = policy(breaker_failures=2, breaker_cooldown=timedelta(seconds=0.3))
-    deliver(store, [_hook(rx.url, concurrency=1)], cfg)
+    clock = VirtualClock()
+    rx.clock = clock
+    deliver(store, [_hook(rx.url, concurrency=1)], cfg, clock=clock)
     assert sorted(set(rx.received())) == sorted((a["id"], 1) for a in alerts)
     gap = [b.at - a.at for a, b in zip(rx.requests, rx.requests[1:], strict=False)]
-    assert max(gap) >= 0.25  # the cool-down happened between the failures and the probe
+    assert max(gap) >= 0.3 - EPS  # the cool-down happened between the failures and the probe
 
 
 def test_max_attempts_then_dead(store, receiver, caplog) -> None:
@@ -162,13 +188,17 @@ def test_unreachable_receiver_is_retried_not_lost(store, receiver) -> None:
 
 
 def test_rate_limit_paces_requests(store, receiver) -> None:
-    rx = receiver(receivers.webhook(SECRET))
+    clock = VirtualClock()
+    rx = receiver(receivers.webhook(SECRET), clock=clock)
     many(store, 8)
-    started = time.monotonic()
-    deliver(store, [_hook(rx.url, rate_limit={"per_second": 20, "burst": 2})])
-    took = time.monotonic() - started
+    started = clock()
+    deliver(store, [_hook(rx.url, rate_limit={"per_second": 20, "burst": 2})], clock=clock)
     assert len(rx.received()) == 8
-    assert took >= 0.28  # 2 at once, then 6 more at 20/s
+    at = [r.at - started for r in rx.requests]
+    assert at[:2] == [0.0, 0.0]  # the burst at once (4 requests allowed in flight)
+    # then never ahead of 20/s: the i-th request not before (i - 1) / 20 s
+    assert all(t >= (i - 1) * 0.05 - EPS for i, t in enumerate(at) if i >= 2)
+    assert at[-1] >= 0.3 - EPS
 
 
 def test_routing_by_severity_and_detector(store, receiver) -> None:
@@ -233,12 +263,12 @@ def test_delivery_thread_inside_another_process(tmp_path, receiver) -> None:
     writer = DuckDBStore(path)
     writer.open()
     try:
-        config = SimpleNamespace(sinks=[_hook(rx.url)], delivery=policy(poll_seconds=5.0))
+        config = SimpleNamespace(sinks=[_hook(rx.url)], delivery=policy(poll_seconds=60.0))
         handle = start_delivery_thread(lambda: DuckDBStore(path), config)
         try:
             alerts = many(writer, 5)
             handle.wake()
-            got = rx.wait_for(5, timeout=4.0)  # well before the 5 s poll
+            got = rx.wait_for(5, timeout=30.0)  # woken: well before the 60 s poll
             assert sorted(got) == sorted((a["id"], 1) for a in alerts)
             assert handle.alive and not handle.errors
         finally:
@@ -264,8 +294,8 @@ def test_delivery_thread_reports_a_missing_secret_at_start(tmp_path, monkeypatch
 def test_stop_finishes_the_request_in_flight(store, receiver) -> None:
     rx = receiver(receivers.webhook(SECRET), slow_answer=0.3)
     many(store, 8)
-    deliverer = Deliverer(store, [_hook(rx.url, concurrency=1)], policy())
-    deliverer.start()
+    worker = Deliverer(store, [_hook(rx.url, concurrency=1)], policy())
+    worker.start()
     stop = threading.Event()
 
     def stop_once_taken() -> None:  # the receiver has a request and will answer in 0.3 s
@@ -275,8 +305,8 @@ def test_stop_finishes_the_request_in_flight(store, receiver) -> None:
         stop.set()
 
     threading.Thread(target=stop_once_taken, daemon=True).start()
-    deliverer.run(stop)
-    deliverer.close()
+    worker.run(stop)
+    worker.close()
     counts = Counter(states(store, "hook").values())
     assert counts["delivered"] == len(rx.received()) >= 1  # what arrived is recorded
     assert counts["pending"] == 8 - counts["delivered"]  # the rest waits for the next run
