@@ -1,7 +1,11 @@
 """`secretwatch ingest --follow --detect` as a real process: lines appended to a followed
 Vault audit file are stored and judged as they arrive, alerts land in the store's outbox and
 are delivered from it at once (the default config's JSON-lines sink), and a restart neither
-loses nor repeats them."""
+loses nor repeats them.
+
+The tests wait for what the follower did, never for a guessed time: the offset of its open
+handle on the followed file (/proc/PID/fdinfo) shows what it has read, and SIGTERM lets the
+batch being stored finish."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import orjson
 from pipeline.store.duckdb import DuckDBStore
 
 BIN = Path(sys.executable).parent / "secretwatch"
-WAIT = 30.0
+WAIT = 60.0  # the bound of every wait: generous, a loaded machine starts slowly
 
 
 def _call(n: int, root: bool = False, path: str = "secret/data/orders/db") -> bytes:
@@ -55,6 +59,32 @@ def _start(tmp_path: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
+def _read_offset(pid: int, path: Path) -> int | None:
+    """How far process `pid` has read its open handle on `path` (None: not open)."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if Path(os.readlink(fd)) != path:
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text()
+        except OSError:  # closed meanwhile
+            continue
+        return int(info.split("pos:", 1)[1].split()[0])
+    return None
+
+
+def _wait_read(proc: subprocess.Popen[str], log: Path) -> None:
+    """Wait until the follower has read `log` to its end (it stores what it read before
+    it heeds a SIGTERM), failing after WAIT seconds or if it exited."""
+    path, size = log.resolve(), log.stat().st_size
+    deadline = time.monotonic() + WAIT
+    while (offset := _read_offset(proc.pid, path)) != size:
+        if proc.poll() is not None:
+            raise AssertionError(f"the follower exited ({proc.returncode}): "
+                                 f"{proc.communicate()[1]}")
+        assert time.monotonic() < deadline, f"read {offset} of {size} bytes in {WAIT:.0f} s"
+        time.sleep(0.05)
+
+
 def _stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=WAIT)
@@ -68,7 +98,7 @@ def test_root_use_appended_to_a_followed_file_is_alerted_at_once(tmp_path: Path)
     delivered = tmp_path / "data" / "alerts.jsonl"  # config/default.yaml's sink, from cwd
     proc = _start(tmp_path, log)
     try:
-        time.sleep(1.5)
+        _wait_read(proc, log)  # following: what comes next is appended to a followed file
         with log.open("ab") as out:
             out.write(_call(30, root=True))
         # Delivered while the process runs (woken by the alert, not at shutdown).
@@ -87,7 +117,7 @@ def test_root_use_appended_to_a_followed_file_is_alerted_at_once(tmp_path: Path)
         out.write(b"".join(_call(n) for n in range(40, 45)))
     proc = _start(tmp_path, log)
     try:
-        time.sleep(3)
+        _wait_read(proc, log)
     finally:
         _stop(proc)
     again = _alerts(tmp_path / "s.duckdb")
@@ -103,7 +133,7 @@ def test_no_deliver_leaves_alerts_in_the_outbox(tmp_path: Path):
     log.write_bytes(_call(30, root=True))
     proc = _start(tmp_path, log, "--no-deliver")
     try:
-        time.sleep(3)
+        _wait_read(proc, log)
     finally:
         _stop(proc)
     [alert] = _alerts(tmp_path / "s.duckdb")
