@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -199,13 +200,20 @@ class IdleRejoin:
     the public way to ask; an idle member that is merely one too many asks again after
     twice as long each time, so the group is rarely disturbed."""
 
-    def __init__(self, consumer: KafkaConsumer, topics: list[str], listener: Any) -> None:
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        topics: list[str],
+        listener: Any,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.consumer, self.topics, self.listener = consumer, topics, listener
+        self.clock = clock
         self.wait = IDLE_REJOIN_SECONDS
-        self.since = time.monotonic()
+        self.since = clock()
 
     def check(self, owns: bool) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if owns:
             self.since, self.wait = now, IDLE_REJOIN_SECONDS
             return

@@ -34,9 +34,10 @@ def test_a_single_event_object_is_read_as_before_batches():
 
 
 def test_progress_marks_read_back_with_when_they_were_sent():
+    before = time.time()
     sent, marks = decode_record(marks_value({"raw.vault/0": 5, "raw.aws/1": None}, "m1"))
     assert marks == {"raw.vault/0": 5, "raw.aws/1": None}
-    assert abs(sent - time.time()) < 60
+    assert before <= sent <= time.time()  # stamped when made, whatever the machine's pace
 
 
 @pytest.mark.parametrize(
