@@ -39,7 +39,7 @@ HOLDER = textwrap.dedent(
     store = DuckDBStore(sys.argv[1])
     store.open()
     print("ready", flush=True)
-    threading.Timer(60, os._exit, [3]).start()
+    threading.Timer(600, os._exit, [3]).start()  # a stuck test; EOF ends it when we die
     sys.stdin.readline()
     store.close()
     os._exit(0)

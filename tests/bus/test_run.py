@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,8 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
+from elasticsearch import Elasticsearch
+from elasticsearch.exceptions import GeneralAvailabilityWarning
 from kafka import KafkaProducer
 from kafkatools import (
     CuttableProxy,
@@ -121,6 +124,29 @@ def stored_count(store: ElasticsearchStore) -> int:
         return store.count()
     except Exception:  # noqa: BLE001 - the indices appear with the first write
         return 0
+
+
+def writes_in_flight(es_url: str, prefix: str) -> int:
+    """Bulk requests Elasticsearch is still working on for `prefix`'s indices: one sent just
+    before an outage is finished by the server though its connection was dropped."""
+    client = Elasticsearch(es_url)
+    try:
+        with warnings.catch_warnings():  # the task list is a "technical preview" API
+            warnings.simplefilter("ignore", GeneralAvailabilityWarning)
+            found = client.tasks.list(actions="indices:data/write/bulk*", detailed=True)
+    finally:
+        client.close()
+    return sum(
+        1
+        for node in found["nodes"].values()
+        for task in node["tasks"].values()
+        if prefix in task.get("description", "")
+    )
+
+
+def retries(proc: Proc) -> int:
+    """How many failed store steps the member has logged so far."""
+    return len(re.findall(r"retrying in [\d.]+ s", proc.log()))
 
 
 def alert_bodies(store: ElasticsearchStore) -> list[dict]:
@@ -255,13 +281,18 @@ def test_store_outage_holds_commits_back_then_catches_up(
         proxy.cut()
         produce(kcfg, records[half:])
         wait_for(lambda: "unavailable" in one.log(), 60, "the member to notice the outage")
+        wait_for(lambda: writes_in_flight(es_url, name) == 0, 60,
+                 "Elasticsearch to finish the writes sent before the outage")
         held = offsets.committed(detect, kcfg.events_topic)
         stored_then = stored_count(store)
-        time.sleep(8)
-        # Held back: nothing committed, nothing stored, while the events topic grew.
+        failed = retries(one)
+        # Held back through three more failed tries (not a guessed time): nothing committed,
+        # nothing stored, while the events topic grew.
+        wait_for(lambda: retries(one) >= failed + 3, 120, "three more tries of the member")
+        wait_for(lambda: sum(offsets.end(kcfg.events_topic).values()) > sum(held.values()),
+                 120, "the events topic to grow")
         assert offsets.committed(detect, kcfg.events_topic) == held
         assert stored_count(store) == stored_then < len(expected)
-        assert sum(offsets.end(kcfg.events_topic).values()) > sum(held.values())
         proxy.restore()
         wait_for(lambda: stored_count(store) == len(expected), 300, "every event stored")
         wait_for(lambda: offsets.lag(detect, kcfg.events_topic) == 0, 120, "detect lag 0")

@@ -23,7 +23,7 @@ HOLDER = textwrap.dedent(
     store = DuckDBStore(sys.argv[1])
     store.open()
     print("ready", flush=True)
-    threading.Timer(60, os._exit, [3]).start()  # never outlive a stuck test
+    threading.Timer(600, os._exit, [3]).start()  # a stuck test (EOF ends it if we die)
     sys.stdin.readline()  # hold the store until the test closes our stdin
     store.close()
     os._exit(0)
