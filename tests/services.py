@@ -2,9 +2,10 @@
 `kafka_bootstrap` (Kafka's bootstrap servers) and `es_url` (Elasticsearch's URL).
 
 They read SECRETWATCH_KAFKA_BOOTSTRAP and SECRETWATCH_ES_URL (as `scripts/services env`
-prints them; the defaults are the script's ports) and check that the server answers within a
-few seconds. A server that does not answer fails the test, never skips it: start them with
-`scripts/services start` (scripts/test does it for the whole suite).
+prints them; the defaults are the script's ports) and check that the server answers within
+ANSWER_WITHIN_S (generous: a loaded machine answers slowly). A server that does not answer
+fails the test, never skips it: start them with `scripts/services start` (scripts/test does
+it for the whole suite).
 
 Registered for every test under tests/ by tests/conftest.py (`pytest_plugins`).
 """
@@ -31,7 +32,7 @@ with warnings.catch_warnings():
 
 KAFKA_DEFAULT = "127.0.0.1:19092"
 ES_DEFAULT = "http://127.0.0.1:19200"
-ANSWER_WITHIN_S = 5.0
+ANSWER_WITHIN_S = 30.0  # generous: a loaded machine answers slowly; a refusal is instant
 HOW = "start them with `scripts/services start` (or run the suite with scripts/test)"
 
 

@@ -12,9 +12,9 @@ from kafka.admin import NewTopic
 
 
 def test_elasticsearch_answers(es_url: str) -> None:
-    es = Elasticsearch(es_url, request_timeout=10)
+    es = Elasticsearch(es_url, request_timeout=60)  # bounds, generous under load
     try:
-        health = es.cluster.health(wait_for_status="yellow", timeout="5s")
+        health = es.cluster.health(wait_for_status="yellow", timeout="30s")
         assert health["status"] in ("green", "yellow")
         assert health["number_of_nodes"] == 1
         nodes = es.nodes.info(node_id="_local")
@@ -28,12 +28,12 @@ def test_elasticsearch_answers(es_url: str) -> None:
 
 def test_kafka_topic_produce_consume(kafka_bootstrap: str) -> None:
     topic = f"secretwatch.test-services.{uuid.uuid4().hex[:12]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=10_000)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=60_000)
     try:
         admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
         try:
-            sent = producer.send(topic, key=b"k", value=b"hello", partition=2).get(timeout=10)
+            sent = producer.send(topic, key=b"k", value=b"hello", partition=2).get(timeout=60)
         finally:
             producer.close()
         assert sent.partition == 2
@@ -45,7 +45,7 @@ def test_kafka_topic_produce_consume(kafka_bootstrap: str) -> None:
             consumer.assign([tp])
             consumer.seek_to_beginning(tp)
             got = []
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 60
             while not got and time.monotonic() < deadline:
                 got = [r for rs in consumer.poll(timeout_ms=500).values() for r in rs]
         finally:
