@@ -89,6 +89,20 @@ class TopicReader:
             self._poll(100)
         return self.records
 
+    def read_until(
+        self, done: Callable[[list[ConsumerRecord]], bool], what: str, timeout: float = 60
+    ) -> list[ConsumerRecord]:
+        """Everything read so far once `done(records)` holds; fail naming `what` at the
+        deadline. (A condition, not `settle` seconds that a loaded machine may outlast.)"""
+        deadline = time.monotonic() + timeout
+        while not done(self.records):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"read {len(self.records)} records in {timeout:.0f} s, not yet {what}"
+                )
+            self._poll(200)
+        return self.records
+
     def _poll(self, timeout_ms: int) -> None:
         for recs in self.consumer.poll(timeout_ms=timeout_ms, max_records=10_000).values():
             self.records.extend(recs)

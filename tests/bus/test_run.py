@@ -25,6 +25,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from elasticsearch.exceptions import GeneralAvailabilityWarning
 from kafka import KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
 from kafkatools import (
     CuttableProxy,
     Offsets,
@@ -147,6 +148,13 @@ def writes_in_flight(es_url: str, prefix: str) -> int:
 def retries(proc: Proc) -> int:
     """How many failed store steps the member has logged so far."""
     return len(re.findall(r"retrying in [\d.]+ s", proc.log()))
+
+
+def caught_up(records: list[ConsumerRecord]) -> bool:
+    """Do the last progress marks read say every raw partition is caught up?"""
+    docs = (orjson.loads(r.value) for r in records)
+    marks = [doc["marks"] for doc in docs if isinstance(doc, dict)]
+    return bool(marks) and set(marks[-1].values()) == {None}
 
 
 def alert_bodies(store: ElasticsearchStore) -> list[dict]:
@@ -329,8 +337,9 @@ def test_malformed_record_goes_to_the_dead_letter_topic_and_the_stream_goes_on(
         wait_for(lambda: stored_count(store) == len(events), 120, "the good events stored")
         # Each record is a JSON array of events of the identity it is keyed by, or the
         # normalize stage's progress marks for its raw partition (the events are all out).
+        # One partition: the marks saying all is out come after every batch.
         reader = TopicReader(kafka_bootstrap, kcfg.events_topic)
-        batches = reader.read(1, timeout=60, settle=1.0)
+        batches = reader.read_until(caught_up, "marks saying every raw partition caught up")
         reader.close()
         docs = [(r.key, orjson.loads(r.value)) for r in batches]
         carried = [(key, doc) for key, doc in docs if isinstance(doc, list)]
