@@ -22,7 +22,7 @@ from pipeline.errors import InputError, ParseError
 from pipeline.paths import not_a_folder
 from pipeline.redact import redact_raw
 from pipeline.sources import SOURCES, detect, new_parser
-from pipeline.sources.base import DeadLetter, FeedResult, Parser, Record, unwrap
+from pipeline.sources.base import DeadLetter, FeedResult, Parser, Record, json_start, unwrap
 from pipeline.sources.framing import Chunk, Cut, Limits, file_records, line_records
 from pipeline.store.base import Store
 from pipeline.timewindow import TimeWindow, quarantine
@@ -233,15 +233,18 @@ def feed_stream(
 
 
 def detect_format(records: list[Record]) -> str | None:
-    """The format of the first recognisable record among the first few of a file."""
+    """The format of the first recognisable record among the first few of a file (after a
+    line's text prefix only for formats whose parser skips it, as Vault's does)."""
     for raw, _, _ in records[:DETECT_WITHIN]:
+        data = bytes(raw)
+        start = json_start(data)
         try:
-            doc = orjson.loads(raw)
+            doc = orjson.loads(data[start:])
         except orjson.JSONDecodeError:
             continue
         for _, item in unwrap(doc):
             found = detect(item)
-            if found:
+            if found and (not start or SOURCES[found].prefixed):
                 return found
             break
     return None

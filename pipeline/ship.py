@@ -40,7 +40,7 @@ from pipeline.ingest import (
     not_a_log,
 )
 from pipeline.sources import SOURCES, new_parser
-from pipeline.sources.base import FeedResult, Record, unwrap
+from pipeline.sources.base import FeedResult, Record, json_start, unwrap
 from pipeline.sources.framing import Chunk, file_records, line_records
 from pipeline.sources.vault import Head, _pair_key
 from pipeline.store.base import Checkpoint
@@ -61,10 +61,12 @@ def record_key(fmt: str, raw: bytes, file: str, offset: int) -> bytes:
     b'a-1'
     >>> record_key("aws", b'{"Records":[{"eventID":"e1"},{"eventID":"e2"}]}', "f", 9)
     b'f:9'
+    >>> record_key("vault", b'vault-audit: {"type":"request","request":{"id":"r1"}}', "f", 0)
+    b'r1'
     """
     try:
-        if fmt == "vault":
-            return _pair_key(_vault_head(raw)).encode()
+        if fmt == "vault":  # after the audit device's `prefix`, so a pair shares a partition
+            return _pair_key(_vault_head(raw[json_start(raw) :])).encode()
         items = list(unwrap(orjson.loads(raw)))
         if len(items) == 1 and isinstance(items[0][1], dict):
             for name in _KEY_FIELDS.get(fmt, ()):

@@ -98,12 +98,37 @@ ParseFn = Callable[[dict, str | None], list[EventRow]]
 
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
-    """A registry entry: how to recognise a format and how to make a parser for it."""
+    """A registry entry: how to recognise a format and how to make a parser for it.
+    `prefixed`: its lines may start with a short text prefix, which its parser skips."""
 
     name: str
     looks_like: Callable[[dict], bool]
     new_parser: Callable[[str | None], Parser]
     description: str
+    prefixed: bool = False
+
+
+# A line may carry a short text before its JSON: Vault's audit devices write their `prefix`
+# option in front of every entry (`vault-audit: {"type":...}`).
+PREFIX_WITHIN = 64
+_NOT_PREFIX = b' \t\r\n{}[],"'  # how a line of indented or concatenated JSON may start
+
+
+def json_start(raw: bytes) -> int:
+    """Where a line's JSON object starts: 0, or after a short text prefix (at most
+    `PREFIX_WITHIN` bytes, not starting as JSON or indentation would, holding no quote).
+
+    >>> json_start(b'vault-audit: {"type":"request"}'), json_start(b'{"a":1}')
+    (13, 0)
+    >>> json_start(b'  {"a":1}'), json_start(b'"key": {"a":1}'), json_start(b'not json')
+    (0, 0, 0)
+    """
+    if raw[:1] == b"{":
+        return 0
+    at = raw.find(b'{"', 1, PREFIX_WITHIN + 2)
+    if at < 0 or raw[0] in _NOT_PREFIX or b'"' in raw[:at]:
+        return 0
+    return at
 
 
 def unwrap(doc: object) -> Iterator[tuple[str | None, object]]:

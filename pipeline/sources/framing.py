@@ -23,7 +23,7 @@ from pydantic import Field
 
 from pipeline.errors import InputError, ParseError
 from pipeline.jsonscan import skip_ws
-from pipeline.sources.base import Record
+from pipeline.sources.base import Record, json_start
 
 CHUNK_BYTES = 256 << 10  # larger chunks cost more in copying the carried-over tail
 HEAD_BYTES = 65536  # read to decide how a file is framed
@@ -167,12 +167,17 @@ _VALUE_START = re.compile(rb"(?m)^[ \t]*([{\[])")
 
 
 def _object_line(line: bytes) -> bool:
-    """A whole, non-empty JSON object on one unindented line: the mark of JSON lines
-    (pretty-printers indent nested objects)."""
-    if line[:1] != b"{":
+    """A whole, non-empty JSON object on one unindented line, perhaps after a short text
+    prefix (`json_start`): the mark of JSON lines (pretty-printers indent nested objects).
+
+    >>> _object_line(b'vault-audit: {"a": 1}'), _object_line(b'  {"a": 1}')
+    (True, False)
+    """
+    start = json_start(line)
+    if line[start : start + 1] != b"{":
         return False
     try:
-        value = orjson.loads(line)
+        value = orjson.loads(line[start:])
     except orjson.JSONDecodeError:
         return False
     return isinstance(value, dict) and bool(value)

@@ -6,6 +6,10 @@ never comes still counts once its pairing window has passed, or at the end of th
 
 This is the hot path (Vault is the chattiest source), so lines are decoded straight into
 typed msgspec structs holding only the fields we read, and no dict is ever built.
+
+An audit device with the `prefix` option writes that text before every entry
+(`vault-audit: {"type":...}`); a line not starting with `{` is decoded from its JSON on
+(`json_start`), while its position and dead letter stay those of the whole line.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import msgspec
 from pipeline.errors import ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import PROVISIONAL_NOTE, EventRow, clip, synthetic_id, to_micros
-from pipeline.sources.base import DeadLetter, FeedResult, Record, SourceSpec
+from pipeline.sources.base import DeadLetter, FeedResult, Record, SourceSpec, json_start
 
 NAME = "vault"
 
@@ -128,6 +132,9 @@ _OPERATION_ACTION = {
     "delete": "delete",
 }
 _DYNAMIC = re.compile(r"/(creds|sts|issue|sign|static-creds)/")
+_PLAINTEXT = re.compile(r"/(decrypt|datakey/plaintext)/")  # transit calls answering plaintext
+_LOGIN_USER = re.compile(r"auth/.+/login/([^/]+)")  # userpass, LDAP, Okta, RADIUS
+LOGIN_NOTE = "identity: the user named in the login path (no token identity)"
 _ROTATE = re.compile(r"/rotate(-root|-role)?(/|$)")
 _UUIDISH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-?")
 _MASKED = {"", "****"}
@@ -208,7 +215,21 @@ def secret_and_action(
         return path, "rotate"
     if _DYNAMIC.search(path) and op in ("read", "update", "create"):
         return path, "read"  # issuing dynamic credentials is reading a secret
+    if mount_type in ("transit", None) and op in ("update", "create") and _PLAINTEXT.search(path):
+        return path, "read"  # decrypting answers the plaintext, as KMS Decrypt does
     return path, action
+
+
+@lru_cache(maxsize=4096)
+def login_user(path: str) -> str | None:
+    """The user a login names in its path, for a login no token identity answers (a wrong
+    password: the response has no `auth`).
+
+    >>> login_user("auth/userpass/login/alice"), login_user("auth/approle/login")
+    ('alice', None)
+    """
+    match = _LOGIN_USER.fullmatch(path)
+    return match.group(1) if match else None
 
 
 def _outcome(error: str | None) -> str:
@@ -226,8 +247,15 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
     if request is None or entry.time is None:
         raise ParseError("vault entry lacks `request` or `time`")
     identity, kind = identity_of(entry.auth)
+    path = request.path or ""
+    note = None if entry.type == "response" else PROVISIONAL_NOTE
+    if identity == "unknown" and path.startswith("auth/"):
+        user = login_user(path)
+        if user:
+            identity, kind = user, "human"
+            note = note or LOGIN_NOTE  # a provisional note stays exact: stores match it
     secret, action = secret_and_action(
-        request.path or "", request.operation or "", request.mount_type, request.mount_point
+        path, request.operation or "", request.mount_type, request.mount_point
     )
     ns = request.namespace.path if request.namespace else None
     if ns and secret:
@@ -248,7 +276,7 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
         clip(agent[0]) if agent else None,
         request.id if request.id not in _MASKED else None,
         clip(clean_error(entry.error)),
-        None if entry.type == "response" else PROVISIONAL_NOTE,
+        note,
     )
 
 
@@ -282,6 +310,8 @@ class VaultParser:
         for record in records:
             seen += 1
             raw = bytes(record[0])
+            if raw[:1] != b"{":
+                raw = raw[json_start(raw) :]  # the audit device's `prefix`
             try:
                 # The hint only picks the cheaper decoder; the decoded `type` decides.
                 entry: Entry | Head | None
@@ -354,8 +384,9 @@ class VaultParser:
 
     def _emit_lone(self, key: str, out: FeedResult, file: str) -> None:
         head, record, _ = self._pending.pop(key)
+        raw = bytes(record[0])
         try:
-            entry = _decode(record[0])
+            entry = _decode(raw[json_start(raw) :])
             if entry.type != "request":
                 raise ParseError(f"vault entry `type` is {entry.type!r}, not request/response")
             out.rows.append(normalize(entry, self.backend, self._event_id(key, head or entry)))
@@ -393,5 +424,6 @@ SPEC = SourceSpec(
     name=NAME,
     looks_like=looks_like,
     new_parser=VaultParser,
+    prefixed=True,
     description="HashiCorp Vault / OpenBao audit device (request/response JSON entries)",
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.record import EventRow, to_event, to_micros
+from pipeline.record import PROVISIONAL_NOTE, EventRow, to_event, to_micros
 from pipeline.sources import SOURCES, detect, new_parser
 from pipeline.sources import vault as vault_mod
 from pipeline.sources.base import FeedResult, Record
@@ -252,6 +252,15 @@ def test_secret_and_action_in_fixture(
             ("database/rotate-root/db1", "rotate"),
         ),
         ("transit/encrypt/k", "update", "transit", "transit/", ("transit/encrypt/k", "write")),
+        # decrypting answers the plaintext: a read (as KMS Decrypt is); ground truth op 53
+        ("transit/decrypt/k", "update", "transit", "transit/", ("transit/decrypt/k", "read")),
+        (
+            "transit/datakey/plaintext/k",
+            "update",
+            "transit",
+            "transit/",
+            ("transit/datakey/plaintext/k", "read"),
+        ),
         ("auth/token/lookup-self", "read", "token", "auth/token/", (None, "auth")),
         ("auth/token/renew-self", "update", "token", "auth/token/", (None, "auth")),
         ("sys/leases/renew", "update", "system", "sys/", (None, "auth")),
@@ -317,6 +326,45 @@ def test_response_wins_over_request() -> None:
     assert row.ts_us == to_micros("2026-05-01T00:00:02Z")
     assert (row.identity, row.outcome, row.note) == ("alice", "denied", None)
     assert (result.consumed, result.dead_records) == (2, 0)
+
+
+def test_failed_login_is_the_user_its_path_names() -> None:
+    """A wrong password: the response has no `auth`, the path names the user (ground truth
+    op 32); a login naming no one (AppRole) stays unknown."""
+    login = {"path": "auth/userpass/login/alice", "op": "update", "mount_type": "userpass"}
+    request = _entry("request", "r-1", "2026-05-01T00:00:00Z", auth=APPROLE, **login)
+    response = _entry(
+        "response", "r-1", "2026-05-01T00:00:01Z", error="invalid credentials", **login
+    )
+    (row,) = run(_records(request, response)).rows
+    assert (row.identity, row.identity_kind, row.action, row.outcome) == (
+        "alice",
+        "human",
+        "auth",
+        "error",
+    )
+    assert row.note == vault_mod.LOGIN_NOTE
+    lone = _entry("request", "r-2", "2026-05-01T00:00:00Z", **login)
+    (row,) = run(_records(lone)).rows
+    assert (row.identity, row.note) == ("alice", PROVISIONAL_NOTE)  # exact: stores match it
+    approle = {"path": "auth/approle/login", "op": "update", "mount_type": "approle"}
+    entry = _entry(
+        "response", "r-3", "2026-05-01T00:00:00Z", error="invalid credentials", **approle
+    )
+    assert run(_records(entry)).rows[0].identity == "unknown"
+
+
+def test_prefixed_lines_parse_as_plain_ones() -> None:
+    """The audit device's `prefix` option: the same events; a broken line's dead letter is
+    the whole line where it lies."""
+    records = records_of(JSONL)
+    prefixed = [(b"vault-audit: " + bytes(raw), line, offset) for raw, line, offset in records]
+    plain, got = run(records), run(prefixed)
+    assert got.rows == plain.rows
+    assert (got.consumed, got.dead_records) == (plain.consumed, 0)
+    broken = [(b'[vault] {"type":"response","request":', 7, 123), (b"vault-audit: no", 8, 170)]
+    dead = run(broken).dead
+    assert [(d.line, d.offset, d.raw) for d in dead] == [(r[1], r[2], r[0]) for r in broken]
 
 
 def test_user_agent_and_address(fixture_rows: dict[str, EventRow]) -> None:

@@ -1,0 +1,310 @@
+"""A real Vault 1.21.4 audit log against its ground truth.
+
+`tests/fixtures/vault/vault-1.21.4-dev/` holds the file audit device's log of a real Vault
+server (dev mode) and `ground-truth.tsv`, one row per call the harness made: who made it,
+the secret, the action and the expected outcome. Every call carried the audited request
+header `x-gt-op`; the parser keeps no headers, so the test reads the log itself to map
+`request.id` -> op and joins the stored events (through the real ingest path, into DuckDB)
+to the table on that.
+
+The table speaks its own vocabulary (`read-metadata`, `destroy`, `token-anon`, ...):
+`ACTIONS` and `IDENTITIES` translate it into secretwatch's, following README "The record".
+Where what secretwatch stores for a call differs from the row for another reason (the log
+entry cannot say what the table says, or the table contradicts the log), `DIFFERENCES`
+names the op, what secretwatch stores and why. Nothing else may differ.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline.ingest import Ingestor, IngestSummary, detect_format
+from pipeline.sources.framing import sniff
+from pipeline.store.duckdb import DuckDBStore
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "tests" / "fixtures" / "vault" / "vault-1.21.4-dev"
+LOG = FIXTURE / "audit.log"  # 228 lines, 116 requests
+PREFIXED = FIXTURE / "audit-prefix.log"  # a second server, audit device `prefix="vault-audit: "`
+TABLE = FIXTURE / "ground-truth.tsv"
+PREFIX = b"vault-audit: "
+NONE = "-"  # the table's "no secret"
+
+# `vault kv ...` asks where the path is mounted before each call; that lookup carries the
+# op's header too. It is `sys/*`, so `other` with no secret (README), whoever asks.
+PREFLIGHT = "sys/internal/ui/mounts/"
+
+# The table's action words -> secretwatch's actions (README "The record": read, list,
+# write, delete, rotate, auth, other), with the ops that use them.
+ACTIONS = {
+    "read-metadata": "list",  # op 6; README: "metadata reads are `list`"
+    "read-version": "read",  # op 70: `secret/data/x` read with `version=1`
+    "read-subkeys": "read",  # op 69; subkeys reads are reads (test_vault.py's table)
+    "undelete": "write",  # op 10: a version written back
+    "destroy": "delete",  # op 12
+    "encrypt": "write",  # ops 40, 47, 52: transit encrypt is an update (test_vault.py)
+    "decrypt": "read",  # op 53: answers plaintext, a read (as KMS Decrypt is for CloudTrail)
+}
+# The table's identity labels -> secretwatch's identities.
+IDENTITIES = {
+    # ops 59, 60: a token created with no display name; Vault calls it `token` in the log
+    # (no entity, no metadata), and so does secretwatch.
+    "token-anon": "token",
+}
+# The table's outcome words -> the outcomes it accepts.
+OUTCOMES = {"error-or-denied": {"error", "denied"}, "denied-or-error": {"error", "denied"}}
+
+# op -> {field: what secretwatch stores}, where that differs from the row (after the
+# translations above). Each says why.
+DIFFERENCES: dict[int, dict[str, str | None]] = {
+    # ops 18, 19: a KV v1 mount's folder named `data/` is read as KV v2's `data/` and
+    # dropped. Both KV versions log `mount_type` "kv" and the same plugin version, and a
+    # write's or a denied call's entry has nothing else that tells them apart, so
+    # `kv1/data/report` and `kv1/report` cannot be told apart either (README: "KV v2
+    # `secret/data/x` ... are `secret/x`").
+    18: {"secret": "kv1/report"},
+    19: {"secret": "kv1/report"},
+    # op 49: a failed AppRole login names its role only by the HMAC of its role_id (the
+    # response has no auth block, the path no name); the table knows it was orders-api.
+    49: {"identity": "unknown"},
+    # op 64: the bogus token is refused at the CLI's mount lookup
+    # (sys/internal/ui/mounts/secret/apps/orders/db), so the KV read is never sent. The one
+    # entry is that `sys/*` lookup: README's `other`, no secret (still denied, still unknown).
+    64: {"secret": None, "action": "other"},
+    # op 66: the table's "success" contradicts its own cmd_rc 2 and the log: Vault answered
+    # "wrapping token is not valid or does not exist" (a request entry only). Its auth block
+    # holds the token's HMACs and nothing else (no name, policies or entity): unknown.
+    66: {"identity": "unknown", "outcome": "error"},
+    # op 74: the same refusal, the same bare auth block: the caller is unknown.
+    74: {"identity": "unknown"},
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    op: int
+    identity: str
+    secret: str | None
+    action: str
+    outcomes: frozenset[str]
+    description: str
+
+
+def _table() -> list[Row]:
+    with TABLE.open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    out = []
+    for r in rows:
+        op = int(r["op"])
+        row = Row(
+            op,
+            IDENTITIES.get(r["identity"], r["identity"]),
+            None if r["secret"] == NONE else r["secret"],
+            ACTIONS.get(r["action"], r["action"]),
+            frozenset(OUTCOMES.get(r["expected"], {r["expected"]})),
+            r["description"],
+        )
+        diff = DIFFERENCES.get(op, {})
+        out.append(
+            Row(
+                op,
+                str(diff.get("identity", row.identity)),
+                diff.get("secret", row.secret),
+                str(diff.get("action", row.action)),
+                frozenset({diff["outcome"]}) if "outcome" in diff else row.outcomes,
+                row.description,
+            )
+        )
+    return out
+
+
+ROWS = _table()
+
+
+def _calls(path: Path) -> dict[str, tuple[int | None, str]]:
+    """request.id -> (x-gt-op, request.path), read from the log itself."""
+    calls: dict[str, tuple[int | None, str]] = {}
+    for line in path.read_bytes().splitlines():
+        entry = json.loads(line[line.index(b"{") :])
+        request = entry["request"]
+        header = (request.get("headers") or {}).get("x-gt-op")
+        if header is not None:
+            assert isinstance(header, list) and len(header) == 1, header  # ["12"]
+        calls[request["id"]] = (int(header[0]) if header else None, request["path"])
+    return calls
+
+
+CALLS = _calls(LOG)
+
+
+@dataclass
+class Ingested:
+    summary: IngestSummary
+    events: dict[str, dict]  # event_id -> stored event
+    dead: int
+
+
+def ingest(path: Path, folder: Path) -> Ingested:
+    store = DuckDBStore(folder / "store.duckdb")
+    store.open()
+    try:
+        summary = Ingestor(store).ingest([str(path)])
+        frame = store.events()
+        events = {}
+        for record in frame.astype(object).where(frame.notna(), None).to_dict("records"):
+            events[record["event_id"]] = record
+        return Ingested(summary, events, len(store.dead_letters()))
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Ingested:
+    return ingest(LOG, tmp_path_factory.mktemp("gt"))
+
+
+def _of_op(stored: Ingested, op: int) -> tuple[list[dict], list[dict]]:
+    """The op's events: (the call itself, the CLI's mount lookups before it)."""
+    events = [e for e in stored.events.values() if CALLS[e["event_id"]][0] == op]
+    lookups = [e for e in events if CALLS[e["event_id"]][1].startswith(PREFLIGHT)]
+    calls = [e for e in events if e not in lookups] or lookups  # op 64: the lookup only
+    return calls, [e for e in lookups if e not in calls]
+
+
+def test_accounting_is_exact(stored: Ingested) -> None:
+    s = stored.summary
+    assert s.formats == {"vault": 1}
+    assert s.records == 228  # every line is one record
+    assert s.records == s.consumed + s.skipped_records + s.dead_records
+    assert (s.skipped_records, s.dead_records, s.dead_lettered, stored.dead) == (0, 0, 0, 0)
+    assert s.events == s.stored == len(stored.events) == len(CALLS) == 116  # one per request
+    assert s.quarantined == 0
+
+
+def test_every_event_is_a_call_of_the_log(stored: Ingested) -> None:
+    assert set(stored.events) == set(CALLS)  # event ids are the request ids
+
+
+def test_every_op_has_its_call(stored: Ingested) -> None:
+    ops = {CALLS[i][0] for i in stored.events}
+    assert {row.op for row in ROWS} <= ops
+    assert ops - {row.op for row in ROWS} <= {None}
+
+
+def test_events_without_an_op_are_the_unaudited_setup(stored: Ingested) -> None:
+    """Only what happened before the `x-gt-op` header was audited has no op (the table's
+    op 1 is "audit header x-gt-op (again, now audited)"): the audit devices being enabled,
+    the header being configured, and the `sys/audit/test` probe Vault writes to the new
+    file device."""
+    first = min(e["ts"] for i, e in stored.events.items() if CALLS[i][0] is not None)
+    loose = [e for i, e in stored.events.items() if CALLS[i][0] is None]
+    assert sorted(CALLS[e["event_id"]][1] for e in loose) == [
+        "sys/audit/file",
+        "sys/audit/file2",
+        "sys/audit/file4",
+        "sys/audit/socket",
+        "sys/audit/test",  # the probe: a request entry only, no auth
+        "sys/config/auditing/request-headers/x-gt-op",
+    ]
+    assert all(e["ts"] < first and e["action"] == "other" and not e["secret"] for e in loose)
+    assert {e["identity"] for e in loose} == {"root", "unknown"}  # unknown: the probe
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"op{r.op}: {r.description}" for r in ROWS])
+def test_ground_truth_row(stored: Ingested, row: Row) -> None:
+    calls, lookups = _of_op(stored, row.op)
+    where = f"op {row.op} ({row.description})"
+    assert len(calls) == 1, f"{where}: {len(calls)} events for the call"
+    (event,) = calls
+    got = (event["identity"], event["secret"], event["action"], event["outcome"])
+    want = (row.identity, row.secret, row.action, sorted(row.outcomes))
+    assert got[:3] == want[:3] and got[3] in row.outcomes, f"{where}: stored {got}, table {want}"
+    for lookup in lookups:  # `vault kv`'s mount lookup: housekeeping by the same caller
+        got = (lookup["identity"], lookup["secret"], lookup["action"], lookup["outcome"])
+        assert got == (row.identity, None, "other", "success"), f"{where}: lookup {got}"
+
+
+# -- the audit device's `prefix` option -----------------------------------------------------
+# audit-prefix.log is a second server's log, every line `vault-audit: {...}`: the probe, the
+# file device being enabled, then `vault kv put` and `vault kv get` of secret/apps/orders/db
+# (each after its mount lookup) and a read of nonexistent/x, as root, with no `x-gt-op`.
+
+
+@pytest.fixture(scope="module")
+def prefixed(tmp_path_factory: pytest.TempPathFactory) -> Ingested:
+    return ingest(PREFIXED, tmp_path_factory.mktemp("prefixed"))
+
+
+def _shape(event: dict) -> tuple:
+    keys = ("identity", "identity_kind", "secret", "action", "operation", "outcome", "note")
+    return tuple(event[k] for k in keys)
+
+
+def test_prefixed_log_reads_as_the_same_log_without_prefix(
+    prefixed: Ingested, tmp_path: Path
+) -> None:
+    lines = PREFIXED.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 12 and all(line.startswith(PREFIX + b"{") for line in lines)
+    plain = tmp_path / "audit-plain.log"
+    plain.write_bytes(b"".join(line[len(PREFIX) :] for line in lines))
+    s = prefixed.summary
+    assert s.formats == {"vault": 1}
+    assert (s.records, s.consumed, s.skipped_records, s.dead_records) == (12, 12, 0, 0)
+    assert (s.dead_lettered, prefixed.dead) == (0, 0)
+    assert len(prefixed.events) == 7
+    assert prefixed.events == ingest(plain, tmp_path).events  # every field, ids and times
+
+
+def test_prefixed_log_holds_the_calls_as_the_plain_log_stores_them(
+    prefixed: Ingested, stored: Ingested
+) -> None:
+    """The same calls on the other server are stored as audit.log's ops 2, 5 and 62 are."""
+    got = [_shape(e) for e in sorted(prefixed.events.values(), key=lambda e: e["ts"])]
+    ours = sorted(stored.events.values(), key=lambda e: e["ts"])
+    put, get, missing = (
+        [_shape(e) for e in ours if CALLS[e["event_id"]][0] == op] for op in (2, 5, 62)
+    )
+    assert got[:2] == [
+        ("unknown", "unknown", None, "other", "update", "success", got[0][6]),  # the probe
+        ("root", "root", None, "other", "update", "success", None),  # enabling the device
+    ]
+    assert got[2:] == [*put, *get, ("root", "root", "nonexistent/x", *missing[0][3:])]
+
+
+def test_prefixed_lines_sniffed_and_detected_as_vault() -> None:
+    head = PREFIXED.read_bytes()
+    assert sniff(head, PREFIXED.name, True) == "lines"  # streamed, not read whole
+    records = [(line, n, 0) for n, line in enumerate(head.splitlines(), 1)]
+    assert detect_format(records) == "vault"
+    # Only formats whose parser skips a prefix are detected behind one.
+    k8s = b'log: {"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":"get"}'
+    assert detect_format([(k8s, 1, 0)]) is None
+    assert detect_format([(k8s[5:], 1, 0)]) == "k8s"
+
+
+def test_broken_prefixed_lines_are_dead_letters_naming_the_line(tmp_path: Path) -> None:
+    lines = PREFIXED.read_bytes().splitlines(keepends=True)
+    cut = PREFIX + lines[4][len(PREFIX) : 60] + b"\n"  # a prefixed entry cut short
+    stray = b"vault-audit: not json at all\n"
+    data = [*lines[:4], cut, *lines[4:8], stray, *lines[8:]]
+    path = tmp_path / "audit-broken.log"
+    path.write_bytes(b"".join(data))
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    store.open()
+    try:
+        summary = Ingestor(store).ingest([str(path)])
+        dead = store.dead_letters().sort_values("line").to_dict("records")
+        events = store.count()
+    finally:
+        store.close()
+    assert (summary.records, summary.consumed, summary.dead_records) == (14, 12, 2)
+    assert events == 7
+    offsets = [sum(len(x) for x in data[:i]) for i in (4, 9)]
+    assert [(d["line"], d["offset"]) for d in dead] == [(5, offsets[0]), (10, offsets[1])]
+    assert all(bytes(d["raw"]).startswith(PREFIX) for d in dead)  # the whole line, as read
+    assert dead[0]["reason"].startswith("not valid JSON")
