@@ -455,7 +455,14 @@ LATER = 49  # calls after the cut-off in the history below
 ROOT_REQUEST = "7007aaaa-0000-4000-8000-00000000c0de"
 VALUE_HMAC = "hmac-sha256:" + "5ec2e7" * 10  # an HMAC'd secret value in a response
 ALERT_KEYS = {
-    "id", "detector", "identity", "severity", "score", "timestamp", "explanation", "evidence"
+    "id",
+    "detector",
+    "identity",
+    "severity",
+    "score",
+    "timestamp",
+    "explanation",
+    "evidence",
 }
 SERVICE = {
     "display_name": "kubernetes-shop-orders-api",
@@ -502,12 +509,20 @@ def vault_call(
         "mount_type": "kv",
         "data": {"data": {"password": VALUE_HMAC}, "metadata": {"version": 3}},
     }
-    return orjson.dumps(
-        {"time": stamp, "type": "request", "auth": full_auth, "request": request}
-    ) + b"\n" + orjson.dumps(
-        {"time": answered, "type": "response", "auth": full_auth, "request": request,
-         "response": response}
-    ) + b"\n"
+    return (
+        orjson.dumps({"time": stamp, "type": "request", "auth": full_auth, "request": request})
+        + b"\n"
+        + orjson.dumps(
+            {
+                "time": answered,
+                "type": "response",
+                "auth": full_auth,
+                "request": request,
+                "response": response,
+            }
+        )
+        + b"\n"
+    )
 
 
 def write_vault_history(path: Path, days: int = 22) -> int:
@@ -521,13 +536,19 @@ def write_vault_history(path: Path, days: int = 22) -> int:
         for _ in range(rng.randint(1, 3)):
             later += at >= CUT_OFF
             secret = rng.choice(["db", "stripe"])
-            lines.append(vault_call(
-                rng, at + timedelta(seconds=rng.randrange(3600)), SERVICE,
-                f"secret/data/shop/orders/{secret}", "10.244.1.7",
-                str(uuid.UUID(int=rng.getrandbits(128))),
-            ))
-    lines.append(vault_call(rng, ROOT_AT, ROOT_AUTH, "secret/data/payments/db", "203.0.113.9",
-                            ROOT_REQUEST))
+            lines.append(
+                vault_call(
+                    rng,
+                    at + timedelta(seconds=rng.randrange(3600)),
+                    SERVICE,
+                    f"secret/data/shop/orders/{secret}",
+                    "10.244.1.7",
+                    str(uuid.UUID(int=rng.getrandbits(128))),
+                )
+            )
+    lines.append(
+        vault_call(rng, ROOT_AT, ROOT_AUTH, "secret/data/payments/db", "203.0.113.9", ROOT_REQUEST)
+    )
     path.write_bytes(b"".join(lines))
     return later
 
@@ -547,8 +568,13 @@ def alert_lines(path: Path) -> list[dict]:
 
 def test_replay_writes_the_root_alert(history: Path, work: Path) -> None:
     code, output = invoke(
-        "replay", "--input", "history", "--train-until", CUT_OFF.isoformat(),
-        "--alerts", "out/alerts.jsonl",
+        "replay",
+        "--input",
+        "history",
+        "--train-until",
+        CUT_OFF.isoformat(),
+        "--alerts",
+        "out/alerts.jsonl",
     )
     assert code == 0, output
     assert number(output, "dead-lettered") == 0
@@ -583,9 +609,17 @@ def test_replay_reports_dead_letters_and_goes_on(history: Path, work: Path) -> N
         b'{"time":"2026-03-23T05:00:00Z","type":"request","request":{"id":"x", "pa\n'
     )
     code, output = invoke(
-        "replay", "-i", "history", "-i", "broken.log", "--format", "vault",
-        "--train-until", CUT_OFF.strftime("%Y-%m-%dT%H:%M:%S"),  # no zone: UTC
-        "--alerts", "alerts.jsonl",
+        "replay",
+        "-i",
+        "history",
+        "-i",
+        "broken.log",
+        "--format",
+        "vault",
+        "--train-until",
+        CUT_OFF.strftime("%Y-%m-%dT%H:%M:%S"),  # no zone: UTC
+        "--alerts",
+        "alerts.jsonl",
     )
     assert code == 0, output
     assert number(output, "dead-lettered") == 1

@@ -330,8 +330,13 @@ def test_an_incident_judged_again_in_one_go_keeps_the_id_its_first_part_gave_it(
             live.process(later, clock_us=later[-1].ts_us)
             found = alerts(store)
             assert [a for a in found.values() if a[0] == "alice"] == [
-                ("alice", [("new_source", "2026-04-27T03:00:00+00:00"),
-                           ("unusual_time", "2026-04-27T03:00:00+00:00")])
+                (
+                    "alice",
+                    [
+                        ("new_source", "2026-04-27T03:00:00+00:00"),
+                        ("unusual_time", "2026-04-27T03:00:00+00:00"),
+                    ],
+                )
             ]
             assert first[0].id in found
             return found

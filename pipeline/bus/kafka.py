@@ -221,9 +221,12 @@ class IdleRejoin:
             return
         self.since, self.wait = now, self.wait * 2
         if any(self.consumer.partitions_for_topic(t) for t in self.topics):
-            log.warning("%s: owned no partition of %s for %.0f s; joining the group again",
-                        self.consumer.config.get("group_id"), ", ".join(self.topics),
-                        self.wait / 2)
+            log.warning(
+                "%s: owned no partition of %s for %.0f s; joining the group again",
+                self.consumer.config.get("group_id"),
+                ", ".join(self.topics),
+                self.wait / 2,
+            )
             self.consumer.unsubscribe()
             self.consumer.subscribe(self.topics, listener=self.listener)
 

@@ -96,7 +96,8 @@ class Deliverer:
                 (senders or {}).get(s.name) or make_sink(s),
                 Breaker(cfg.breaker_failures, cfg.breaker_cooldown.total_seconds()),
                 TokenBucket(s.rate_limit.per_second, s.rate_limit.burst, clock())
-                if s.rate_limit else None,
+                if s.rate_limit
+                else None,
                 s.max_attempts or cfg.max_attempts,
                 s.max_age or cfg.max_age,
             )
@@ -180,8 +181,9 @@ class Deliverer:
         have all returned; record every such sink. Returns how many were recorded."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            done = [lane for lane in self.lanes
-                    if lane.flight and all(f.done() for f, _ in lane.flight)]
+            done = [
+                lane for lane in self.lanes if lane.flight and all(f.done() for f, _ in lane.flight)
+            ]
             for lane in done:
                 self._settle(lane)
             running = [f for lane in self.lanes for f, _ in lane.flight if not f.done()]
@@ -230,8 +232,10 @@ class Deliverer:
             return settled_any
         lane.breaker.allow(now_s)  # in half-open state this is the probe
         for batch in batches:
-            outgoing = [Outgoing(p.alert_id, p.revision,
-                                 from_pending(p, lane.cfg.evidence_limit)) for p in batch]
+            outgoing = [
+                Outgoing(p.alert_id, p.revision, from_pending(p, lane.cfg.evidence_limit))
+                for p in batch
+            ]
             lane.flight.append((self._pool.submit(lane.sink.send, outgoing), batch))
         return True
 
@@ -243,15 +247,15 @@ class Deliverer:
             p = self._fold(p, now)
             why = None
             if p.folded_into and still_covered(self.store, p):
-                why = (f"folded into {p.folded_into}: a repeat within "
-                       "delivery.suppression_window")
+                why = f"folded into {p.folded_into}: a repeat within delivery.suppression_window"
             elif (refused := refusal(lane.cfg, p.alert)) is not None:
                 why = f"not routed here: {refused}"
             if why is None:
                 sendable.append(p)
             else:
-                settled.append(DeliveryOutcome(p.alert_id, p.revision, "suppressed",
-                                               p.attempts, error=why))
+                settled.append(
+                    DeliveryOutcome(p.alert_id, p.revision, "suppressed", p.attempts, error=why)
+                )
         return sendable, settled
 
     def _fold(self, p: PendingDelivery, now: datetime) -> PendingDelivery:
@@ -261,8 +265,9 @@ class Deliverer:
             return p
         into = self.store.decide_fold(p.alert_id, fold_target(self.store, p, window), now)
         if into:
-            log.info("alert %s folded into open alert %s (a repeat within %s)",
-                     p.alert_id, into, window)
+            log.info(
+                "alert %s folded into open alert %s (a repeat within %s)", p.alert_id, into, window
+            )
         return replace(p, folded_into=into, fold_decided=True)
 
     # -- outcomes ------------------------------------------------------------------------
@@ -302,8 +307,7 @@ class Deliverer:
         outcomes = [
             self._failed(lane, p, refused[p.alert_id], now, 1)  # named: no split
             if p.alert_id in refused
-            else DeliveryOutcome(p.alert_id, p.revision, "delivered", _attempts(p),
-                                 status=200)
+            else DeliveryOutcome(p.alert_id, p.revision, "delivered", _attempts(p), status=200)
             for p in batch
         ]
         for status in {e.status for e in refused.values()}:
@@ -327,12 +331,16 @@ class Deliverer:
             state, next_at = "dead", None
             text = f"gave up after {attempts} attempts over {now - first}: {text}"
         else:
-            delay = backoff(attempts, self.cfg.backoff_base.total_seconds(),
-                            self.cfg.backoff_max.total_seconds())
+            delay = backoff(
+                attempts,
+                self.cfg.backoff_base.total_seconds(),
+                self.cfg.backoff_max.total_seconds(),
+            )
             delay = max(delay, error.retry_after or 0.0)
             state, next_at = "pending", now + timedelta(seconds=delay)
-        return DeliveryOutcome(p.alert_id, p.revision, state, attempts, next_at,
-                               error.status, text, first)
+        return DeliveryOutcome(
+            p.alert_id, p.revision, state, attempts, next_at, error.status, text, first
+        )
 
     def _pace(self, lane: Lane, error: SinkError, now: float) -> None:
         """A whole-batch failure: pause on Retry-After, trip on refused credentials,
@@ -342,16 +350,19 @@ class Deliverer:
             if pause is None:
                 pause = self.cfg.backoff_base.total_seconds()
             lane.paused_until = now + pause
-            log.warning("sink %r: HTTP %s, pausing %.1f s as asked", lane.name, error.status,
-                        pause)
+            log.warning("sink %r: HTTP %s, pausing %.1f s as asked", lane.name, error.status, pause)
             if error.status == 429:
                 return
         if error.status in (401, 403):
             lane.breaker.trip(now)
         elif error.retryable and lane.breaker.failure(now):
-            log.warning("sink %r: circuit open after %d failed requests in a row; one probe "
-                        "every %.0f s until it answers", lane.name, lane.breaker.failed,
-                        lane.breaker.cooldown)
+            log.warning(
+                "sink %r: circuit open after %d failed requests in a row; one probe "
+                "every %.0f s until it answers",
+                lane.name,
+                lane.breaker.failed,
+                lane.breaker.cooldown,
+            )
 
     def _log_failure(
         self, lane: Lane, error: SinkError, n: int, outcomes: list[DeliveryOutcome]
@@ -362,26 +373,39 @@ class Deliverer:
             log.error(
                 "sink %r (%s) refused %d alert(s): %s. Fix: %s. They are dead letters now; "
                 "once fixed run `secretwatch alerts redrive --sink %s`",
-                lane.name, lane.cfg.type, dead, error, error.fix or "see the answer above",
+                lane.name,
+                lane.cfg.type,
+                dead,
+                error,
+                error.fix or "see the answer above",
                 lane.name,
             )
         elif dead:
             log.error(
                 "sink %r (%s): %d alert(s) gave up (max_attempts %d / max_age %s): %s; once "
                 "it is reachable run `secretwatch alerts redrive --sink %s`",
-                lane.name, lane.cfg.type, dead, lane.max_attempts, lane.max_age, error,
+                lane.name,
+                lane.cfg.type,
+                dead,
+                lane.max_attempts,
+                lane.max_age,
+                error,
                 lane.name,
             )
         if retry:
             first = min(o.next_attempt_at or FAR_FUTURE for o in retry)
-            log.warning("sink %r: %s; %d of %d alert(s) will be retried (attempt %d done, "
-                        "next at %s)", lane.name, error, len(retry), n,
-                        max(o.attempts for o in retry), first.isoformat(timespec="seconds"))
+            log.warning(
+                "sink %r: %s; %d of %d alert(s) will be retried (attempt %d done, next at %s)",
+                lane.name,
+                error,
+                len(retry),
+                n,
+                max(o.attempts for o in retry),
+                first.isoformat(timespec="seconds"),
+            )
 
 
-def _pick(
-    sendable: list[PendingDelivery], size: int, requests: int
-) -> list[list[PendingDelivery]]:
+def _pick(sendable: list[PendingDelivery], size: int, requests: int) -> list[list[PendingDelivery]]:
     """The next round: up to `requests` batches of `size`; an alert whose batch was refused
     as a whole (400/413) goes alone, to find out which alert the receiver objects to.
 

@@ -14,9 +14,23 @@ from pipeline.record import EventRow
 
 
 def row(event_id: str, identity: str = "orders/orders-api") -> EventRow:
-    return EventRow(event_id, 1_700_000_000_000_000, "vault", "vault", identity, "service",
-                    "secret/data/db", "read", "read", "success", "10.0.0.7", None, None, None,
-                    None)
+    return EventRow(
+        event_id,
+        1_700_000_000_000_000,
+        "vault",
+        "vault",
+        identity,
+        "service",
+        "secret/data/db",
+        "read",
+        "read",
+        "success",
+        "10.0.0.7",
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def as_object(event_id: str) -> dict:

@@ -30,18 +30,31 @@ def _call(n: int, root: bool = False, path: str = "secret/data/orders/db") -> by
     auth = (
         {"display_name": "root", "policies": ["root"]}
         if root
-        else {"display_name": "approle", "metadata": {"role_name": "orders-api"},
-              "policies": ["default"]}
+        else {
+            "display_name": "approle",
+            "metadata": {"role_name": "orders-api"},
+            "policies": ["default"],
+        }
     )
     out = b""
     for kind in ("request", "response"):
-        out += orjson.dumps({
-            "time": f"2026-05-01T03:{n // 60:02d}:{n % 60:02d}.000000Z",
-            "type": kind,
-            "auth": auth,
-            "request": {"id": f"req-{n}-{int(root)}", "operation": "read", "mount_type": "kv",
-                        "path": path, "remote_address": "10.0.0.5"},
-        }) + b"\n"
+        out += (
+            orjson.dumps(
+                {
+                    "time": f"2026-05-01T03:{n // 60:02d}:{n % 60:02d}.000000Z",
+                    "type": kind,
+                    "auth": auth,
+                    "request": {
+                        "id": f"req-{n}-{int(root)}",
+                        "operation": "read",
+                        "mount_type": "kv",
+                        "path": path,
+                        "remote_address": "10.0.0.5",
+                    },
+                }
+            )
+            + b"\n"
+        )
     return out
 
 
@@ -52,9 +65,20 @@ def _alerts(store: Path) -> list[dict]:
 
 def _start(tmp_path: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [str(BIN), "ingest", "--follow", "--detect", str(log), "--store",
-         str(tmp_path / "s.duckdb"), *extra],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(BIN),
+            "ingest",
+            "--follow",
+            "--detect",
+            str(log),
+            "--store",
+            str(tmp_path / "s.duckdb"),
+            *extra,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "COLUMNS": "400"},
     )
 
@@ -79,8 +103,9 @@ def _wait_read(proc: subprocess.Popen[str], log: Path) -> None:
     deadline = time.monotonic() + WAIT
     while (offset := _read_offset(proc.pid, path)) != size:
         if proc.poll() is not None:
-            raise AssertionError(f"the follower exited ({proc.returncode}): "
-                                 f"{proc.communicate()[1]}")
+            raise AssertionError(
+                f"the follower exited ({proc.returncode}): {proc.communicate()[1]}"
+            )
         assert time.monotonic() < deadline, f"read {offset} of {size} bytes in {WAIT:.0f} s"
         time.sleep(0.05)
 

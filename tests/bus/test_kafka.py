@@ -149,13 +149,22 @@ def vault_pair(n: int) -> bytes:
     rid = str(uuid.UUID(int=0xF0110 << 64 | n))
     lines = []
     for kind in ("request", "response"):
-        lines.append(orjson.dumps({
-            "time": (BASE + timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "type": kind,
-            "auth": {"display_name": "approle", "metadata": {"role_name": "orders-api"}},
-            "request": {"id": rid, "operation": "read", "mount_type": "kv",
-                        "path": "secret/data/app/db", "remote_address": "10.0.0.5"},
-        }))
+        lines.append(
+            orjson.dumps(
+                {
+                    "time": (BASE + timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    "type": kind,
+                    "auth": {"display_name": "approle", "metadata": {"role_name": "orders-api"}},
+                    "request": {
+                        "id": rid,
+                        "operation": "read",
+                        "mount_type": "kv",
+                        "path": "secret/data/app/db",
+                        "remote_address": "10.0.0.5",
+                    },
+                }
+            )
+        )
     return b"\n".join(lines) + b"\n"
 
 
@@ -171,7 +180,9 @@ def test_ship_follow_resumes_from_its_state_without_loss_or_repeat(
     name = unique("follow")
     made.append(name)
     config = write_config(
-        tmp_path, kafka_section(kafka_bootstrap, name, tmp_path), {"type": "duckdb"},
+        tmp_path,
+        kafka_section(kafka_bootstrap, name, tmp_path),
+        {"type": "duckdb"},
         ingest={"follow_poll_seconds": 0.05},
     )
     log = tmp_path / "audit.log"
@@ -197,9 +208,7 @@ def test_ship_follow_resumes_from_its_state_without_loss_or_repeat(
     assert "rotated while stopped" in ship.log()
     assert len(records) == 60  # none lost, none twice
     shipped = sorted(r.value for r in records)
-    written = sorted(
-        line for n in range(30) for line in vault_pair(n).splitlines()
-    )
+    written = sorted(line for n in range(30) for line in vault_pair(n).splitlines())
     assert shipped == written
     # Each call's request and response share a key, so a partition.
     per_key = Counter((r.key, r.partition) for r in records)
@@ -215,8 +224,12 @@ def test_a_member_that_owns_nothing_joins_its_group_again(kafka_bootstrap: str):
     consumer = None
     try:
         admin.create_topics([NewTopic(topic, 2, 1)])
-        consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=name,
-                                 enable_auto_commit=False, session_timeout_ms=6000)
+        consumer = KafkaConsumer(
+            bootstrap_servers=kafka_bootstrap,
+            group_id=name,
+            enable_auto_commit=False,
+            session_timeout_ms=6000,
+        )
         assigned: list[list[int]] = []
 
         class Listener(ConsumerRebalanceListener):

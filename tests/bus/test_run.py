@@ -214,9 +214,7 @@ def test_two_members_share_the_work_and_survive_kill_9(
             "the restarted member and the survivor to share the partitions",
         )
         # Detection is done once every event offset is committed by the detect group.
-        wait_for(
-            lambda: offsets.lag(f"{name}-detect", kcfg.events_topic) == 0, 120, "detect lag 0"
-        )
+        wait_for(lambda: offsets.lag(f"{name}-detect", kcfg.events_topic) == 0, 120, "detect lag 0")
         assert a2.stop() == 0, a2.log()
         assert b.stop() == 0, b.log()
         stored = set(store.events()["event_id"])
@@ -232,7 +230,12 @@ def test_two_members_share_the_work_and_survive_kill_9(
 
 @pytest.mark.parametrize("members", [1, 2])
 def test_a_backlog_is_judged_whole_none_of_it_late(
-    tmp_path: Path, kafka_bootstrap: str, es_url: str, stream, offsets: Offsets, made,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    es_url: str,
+    stream,
+    offsets: Offsets,
+    made,
     members: int,
 ):
     """Raw records waiting on four partitions per source, one fetch of each spanning days of
@@ -289,16 +292,22 @@ def test_store_outage_holds_commits_back_then_catches_up(
         proxy.cut()
         produce(kcfg, records[half:])
         wait_for(lambda: "unavailable" in one.log(), 60, "the member to notice the outage")
-        wait_for(lambda: writes_in_flight(es_url, name) == 0, 60,
-                 "Elasticsearch to finish the writes sent before the outage")
+        wait_for(
+            lambda: writes_in_flight(es_url, name) == 0,
+            60,
+            "Elasticsearch to finish the writes sent before the outage",
+        )
         held = offsets.committed(detect, kcfg.events_topic)
         stored_then = stored_count(store)
         failed = retries(one)
         # Held back through three more failed tries (not a guessed time): nothing committed,
         # nothing stored, while the events topic grew.
         wait_for(lambda: retries(one) >= failed + 3, 120, "three more tries of the member")
-        wait_for(lambda: sum(offsets.end(kcfg.events_topic).values()) > sum(held.values()),
-                 120, "the events topic to grow")
+        wait_for(
+            lambda: sum(offsets.end(kcfg.events_topic).values()) > sum(held.values()),
+            120,
+            "the events topic to grow",
+        )
         assert offsets.committed(detect, kcfg.events_topic) == held
         assert stored_count(store) == stored_then < len(expected)
         proxy.restore()

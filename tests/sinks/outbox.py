@@ -33,8 +33,20 @@ def alert(
     start = to_micros(at) // HOUR_US * HOUR_US
     incident = Incident(identity, baseline_version=3)
     for name, level in ((detector, severity), *more):
-        incident.add(Finding(name, identity, start, start + HOUR_US, to_micros(at), 1.0, 0.5,
-                             level, f"{identity} tripped {name} at {at}.", evidence))
+        incident.add(
+            Finding(
+                name,
+                identity,
+                start,
+                start + HOUR_US,
+                to_micros(at),
+                1.0,
+                0.5,
+                level,
+                f"{identity} tripped {name} at {at}.",
+                evidence,
+            )
+        )
     return incident.alert().model_dump(mode="json")
 
 
@@ -46,8 +58,12 @@ def save(store: Store, *alerts: dict[str, Any]) -> list[dict[str, Any]]:
 def many(store: Store, n: int, severity: str = "critical") -> list[dict[str, Any]]:
     """`n` alerts on distinct identities, an hour apart."""
     alerts = [
-        alert(f"svc-{i:04d}", f"2026-05-01T{i % 24:02d}:{(i // 24) % 60:02d}:00Z",
-              severity=severity, evidence=(f"e{i}",))
+        alert(
+            f"svc-{i:04d}",
+            f"2026-05-01T{i % 24:02d}:{(i // 24) % 60:02d}:00Z",
+            severity=severity,
+            evidence=(f"e{i}",),
+        )
         for i in range(n)
     ]
     return save(store, *alerts)
@@ -61,9 +77,12 @@ def sink(**fields: Any) -> Any:
 def policy(**overrides: Any) -> DeliveryConfig:
     """Delivery settings that keep tests fast: short polls, back-offs and cool-downs."""
     base: dict[str, Any] = {
-        "poll_seconds": 0.02, "backoff_base": timedelta(milliseconds=50),
-        "backoff_max": timedelta(milliseconds=200), "breaker_failures": 5,
-        "breaker_cooldown": timedelta(milliseconds=300), "suppression_window": 0,
+        "poll_seconds": 0.02,
+        "backoff_base": timedelta(milliseconds=50),
+        "backoff_max": timedelta(milliseconds=200),
+        "breaker_failures": 5,
+        "breaker_cooldown": timedelta(milliseconds=300),
+        "suppression_window": 0,
         "max_attempts": 50,
     }
     return DeliveryConfig.model_validate({**base, **overrides})
@@ -95,7 +114,10 @@ class VirtualClock:
 
 
 def deliverer(
-    store: Store, sinks: list[Any], cfg: DeliveryConfig | None, clock: VirtualClock,
+    store: Store,
+    sinks: list[Any],
+    cfg: DeliveryConfig | None,
+    clock: VirtualClock,
     **kwargs: Any,
 ) -> Deliverer:
     """A started `Deliverer` on `clock`."""
@@ -105,8 +127,12 @@ def deliverer(
 
 
 def deliver(
-    store: Store, sinks: list[Any], cfg: DeliveryConfig | None = None, timeout: float = 10.0,
-    clock: VirtualClock | None = None, **kwargs: Any,
+    store: Store,
+    sinks: list[Any],
+    cfg: DeliveryConfig | None = None,
+    timeout: float = 10.0,
+    clock: VirtualClock | None = None,
+    **kwargs: Any,
 ) -> Tally:
     """Drain the outbox to `sinks` until nothing is left to send or `timeout` seconds have
     passed on `clock` (a new VirtualClock by default: only the worker's waits count, so

@@ -86,9 +86,12 @@ class Receiver:
                 body = self.rfile.read(size)
                 parts = urlsplit(self.path)
                 request = Request(
-                    "POST", parts.path,
+                    "POST",
+                    parts.path,
                     {k: v[0] for k, v in parse_qs(parts.query).items()},
-                    {k.lower(): v for k, v in self.headers.items()}, body, receiver.clock(),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    receiver.clock(),
                 )
                 answer, held = receiver.handle(request)
                 if held:
@@ -137,13 +140,15 @@ class Receiver:
     def release(self) -> None:
         self.released.set()
 
-    def fail(self, times: int, status: int, headers: dict[str, str] | None = None,
-             body: Any = None) -> None:
+    def fail(
+        self, times: int, status: int, headers: dict[str, str] | None = None, body: Any = None
+    ) -> None:
         """The next `times` requests get this answer instead of the contract's."""
         with self.lock:
             self.script.extend(
-                Answer(status, body if body is not None else {"error": "scripted"},
-                       dict(headers or {}))
+                Answer(
+                    status, body if body is not None else {"error": "scripted"}, dict(headers or {})
+                )
                 for _ in range(times)
             )
 
@@ -274,14 +279,21 @@ def sentinel(tenant: str, client_id: str, client_secret: str, dcr: str, stream: 
     def answer(rx: Receiver, req: Request) -> Answer:
         if req.path == f"/{tenant}/oauth2/v2.0/token":
             form = {k: v[0] for k, v in parse_qs(req.body.decode()).items()}
-            if (form.get("grant_type"), form.get("client_id"), form.get("client_secret"),
-                    form.get("scope")) != ("client_credentials", client_id, client_secret,
-                                           "https://monitor.azure.com//.default"):
+            if (
+                form.get("grant_type"),
+                form.get("client_id"),
+                form.get("client_secret"),
+                form.get("scope"),
+            ) != (
+                "client_credentials",
+                client_id,
+                client_secret,
+                "https://monitor.azure.com//.default",
+            ):
                 return Answer(401, {"error": "invalid_client"})
             token = base64.b64encode(f"{time.time()}".encode()).decode()
             rx.state.setdefault("tokens", []).append(token)
-            return Answer(200, {"token_type": "Bearer", "expires_in": 3599,
-                                "access_token": token})
+            return Answer(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": token})
         if req.path != f"/dataCollectionRules/{dcr}/streams/{stream}":
             return Answer(404, {"error": {"code": "NotFound"}})
         if req.query.get("api-version") != "2023-01-01":
@@ -346,12 +358,19 @@ def pagerduty(routing_key: str) -> Contract:
             if payload.get("severity") not in ("critical", "error", "warning", "info"):
                 problems.append("payload.severity is invalid")
         if problems:
-            return Answer(400, {"status": "invalid event", "message": "Event object is invalid",
-                                "errors": problems})
+            return Answer(
+                400,
+                {
+                    "status": "invalid event",
+                    "message": "Event object is invalid",
+                    "errors": problems,
+                },
+            )
         rx.state.setdefault("events", []).append(doc)
         revision = doc.get("payload", {}).get("custom_details", {}).get("revision", 0)
         rx.accepted.append((doc["dedup_key"], revision))
-        return Answer(202, {"status": "success", "message": "Event processed",
-                            "dedup_key": doc["dedup_key"]})
+        return Answer(
+            202, {"status": "success", "message": "Event processed", "dedup_key": doc["dedup_key"]}
+        )
 
     return answer

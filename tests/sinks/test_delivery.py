@@ -82,9 +82,7 @@ def test_retry_after_as_http_date_on_503(store, receiver) -> None:
     assert 20 <= second.at - first.at <= 30 + 1  # as asked, not the back-off (50-200 ms)
 
 
-def test_401_goes_to_dead_letter_at_once_and_redrive_delivers(
-    store, receiver, caplog
-) -> None:
+def test_401_goes_to_dead_letter_at_once_and_redrive_delivers(store, receiver, caplog) -> None:
     rx = receiver(receivers.webhook(SECRET))
     rx.fail(1, 401, body={"error": "unknown signing key"})
     alerts = many(store, 4)
@@ -109,8 +107,10 @@ def test_a_refused_batch_is_split_to_find_the_bad_alert(store, receiver) -> None
     rx.fail(1, 400, body={"error": "field too long"})
     alerts = many(store, 3)
     deliver(store, [_hook(rx.url, batch_size=3)])
-    sizes = [len(r.json()["data"]) if r.json()["type"] == "secretwatch.alerts" else 1
-             for r in rx.requests]
+    sizes = [
+        len(r.json()["data"]) if r.json()["type"] == "secretwatch.alerts" else 1
+        for r in rx.requests
+    ]
     assert sizes == [3, 1, 1, 1]  # refused as a whole, then one by one: all accepted
     assert sorted(rx.received()) == sorted((a["id"], 1) for a in alerts)
 
@@ -119,8 +119,12 @@ def test_circuit_breaker_stops_hammering_a_dead_receiver(store, receiver, caplog
     rx = receiver(receivers.webhook(SECRET))
     rx.fail(1000, 503)
     many(store, 10)
-    cfg = policy(breaker_failures=3, breaker_cooldown=timedelta(seconds=2),
-                 backoff_base=timedelta(milliseconds=10), backoff_max=timedelta(milliseconds=20))
+    cfg = policy(
+        breaker_failures=3,
+        breaker_cooldown=timedelta(seconds=2),
+        backoff_base=timedelta(milliseconds=10),
+        backoff_max=timedelta(milliseconds=20),
+    )
     clock = VirtualClock()
     rx.clock = clock
     worker = deliverer(store, [_hook(rx.url, concurrency=1)], cfg, clock)
@@ -236,7 +240,10 @@ def test_a_resolution_is_delivered_as_a_new_revision(store, receiver) -> None:
     assert rx.received() == [(a["id"], 1), (a["id"], 2)]
     data = rx.requests[1].json()["data"]
     assert (data["resolution"], data["resolved_by"], data["note"]) == (
-        "false_positive", "ana", "planned")
+        "false_positive",
+        "ana",
+        "planned",
+    )
 
 
 def test_secrets_never_reach_logs_or_the_store(store, receiver, caplog) -> None:

@@ -93,13 +93,18 @@ def test_alerts_list_resolve_and_redrive(work: Path, receiver) -> None:
     assert sorted(d["id"] for d in docs) == sorted(a["id"] for a in alerts)
     [dead] = docs[0]["deliveries"]  # only the rows in that state
     assert (dead["sink"], dead["state"], dead["last_status"], dead["attempts"]) == (
-        "hook", "dead", 401, 1)
+        "hook",
+        "dead",
+        401,
+        1,
+    )
     assert "unknown key" in dead["last_error"]
 
     code, output = invoke("alerts", "redrive", "--sink", "nope", "--config", str(cfg))
     assert code == 2 and "configured sinks: file, hook" in flat(output)
-    code, output = invoke("alerts", "redrive", "--sink", "hook", "--id", alerts[0]["id"],
-                          "--config", str(cfg))
+    code, output = invoke(
+        "alerts", "redrive", "--sink", "hook", "--id", alerts[0]["id"], "--config", str(cfg)
+    )
     assert code == 0 and "1 dead delivery is pending again" in output
     code, output = invoke("alerts", "redrive", "--config", str(cfg))
     assert code == 0 and "1 dead delivery is pending again" in output
@@ -108,26 +113,39 @@ def test_alerts_list_resolve_and_redrive(work: Path, receiver) -> None:
     assert sorted(rx.received()) == sorted((a["id"], 1) for a in alerts)
 
     target = alerts[1]["id"]
-    code, output = invoke("alerts", "resolve", target, "--false-positive", "--note",
-                          "a planned rotation", "--by", "ana", "--config", str(cfg))
+    code, output = invoke(
+        "alerts",
+        "resolve",
+        target,
+        "--false-positive",
+        "--note",
+        "a planned rotation",
+        "--by",
+        "ana",
+        "--config",
+        str(cfg),
+    )
     assert code == 0 and "false_positive (by ana)" in output
     with DuckDBStore(work / "store.duckdb", read_only=True) as store:
         row = store.alerts().set_index("id").loc[target]
         assert (row["resolution"], row["note"], row["revision"]) == (
-            "false_positive", "a planned rotation", 2)
+            "false_positive",
+            "a planned rotation",
+            2,
+        )
     code, output = invoke("deliver", "--once", "--config", str(cfg))
     assert code == 0 and rx.received()[-1] == (target, 2)
     code, output = invoke("alerts", "--json", "--config", str(cfg))
-    verdicts = {json.loads(line)["id"]: json.loads(line)["resolution"]
-                for line in output.splitlines()}
+    verdicts = {
+        json.loads(line)["id"]: json.loads(line)["resolution"] for line in output.splitlines()
+    }
     assert verdicts[target] == "false_positive"
 
 
 def test_alerts_errors(work: Path) -> None:
     cfg = _config(work, "http://127.0.0.1:9")
     _alerts(work, 1)
-    code, output = invoke("alerts", "resolve", "swa-nope", "--true-positive", "--config",
-                          str(cfg))
+    code, output = invoke("alerts", "resolve", "swa-nope", "--true-positive", "--config", str(cfg))
     assert code == 2 and "no alert 'swa-nope'" in flat(output)
     code, output = invoke("alerts", "resolve", "swa-nope", "--config", str(cfg))
     assert code == 2 and "exactly one of" in flat(output)
@@ -137,8 +155,11 @@ def test_alerts_errors(work: Path) -> None:
 
 def test_deliver_names_a_missing_secret(work: Path) -> None:
     cfg = _config(work, "http://127.0.0.1:9")
-    result = CliRunner().invoke(app, ["deliver", "--once", "--config", str(cfg)],
-                                env={"COLUMNS": "250", "TEST_WEBHOOK_SECRET": ""})
+    result = CliRunner().invoke(
+        app,
+        ["deliver", "--once", "--config", str(cfg)],
+        env={"COLUMNS": "250", "TEST_WEBHOOK_SECRET": ""},
+    )
     assert result.exit_code == 2
     assert "TEST_WEBHOOK_SECRET (from secret_env) is not set" in flat(result.output)
 
@@ -158,8 +179,13 @@ def test_killed_mid_delivery_and_restarted_loses_nothing(work: Path, receiver) -
     cfg = _config(work, rx.url)
     alerts = _alerts(work, 10)
     env = {**os.environ, "TEST_WEBHOOK_SECRET": SECRET}
-    proc = subprocess.Popen(_cli("deliver", "--config", str(cfg)), env=env, cwd=work,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli("deliver", "--config", str(cfg)),
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while len(rx.received()) < 5 and time.monotonic() < deadline:
@@ -174,8 +200,14 @@ def test_killed_mid_delivery_and_restarted_loses_nothing(work: Path, receiver) -
         rx.release()
     taken_before = rx.received()
     assert len(taken_before) <= 8  # the first round answered, the second held: no third
-    restarted = subprocess.run(_cli("deliver", "--once", "--config", str(cfg)), env=env,
-                               cwd=work, capture_output=True, text=True, timeout=120)
+    restarted = subprocess.run(
+        _cli("deliver", "--once", "--config", str(cfg)),
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert restarted.returncode == 0, restarted.stderr
     got = rx.received()
     assert sorted(set(got)) == sorted((a["id"], 1) for a in alerts)  # nothing lost
@@ -197,8 +229,14 @@ def test_sigterm_stops_cleanly(work: Path, receiver) -> None:
     cfg = _config(work, rx.url)
     alerts = _alerts(work, 2)
     env = {**os.environ, "TEST_WEBHOOK_SECRET": SECRET}
-    proc = subprocess.Popen(_cli("deliver", "--config", str(cfg)), env=env, cwd=work,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli("deliver", "--config", str(cfg)),
+        env=env,
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert len(set(rx.wait_for(2, timeout=60))) == 2  # running: SIGTERM is handled
         proc.send_signal(signal.SIGTERM)

@@ -26,7 +26,11 @@ def test_events_are_batched_with_the_hec_envelope(store, receiver) -> None:
     first = events[0]
     assert set(first) == {"time", "host", "source", "sourcetype", "index", "event", "fields"}
     assert (first["host"], first["source"], first["sourcetype"], first["index"]) == (
-        socket.gethostname(), "secretwatch", "secretwatch:alert", "security")
+        socket.gethostname(),
+        "secretwatch",
+        "secretwatch:alert",
+        "security",
+    )
     by_id = {a["id"]: a for a in alerts}
     for event in events:
         original = by_id[event["fields"]["alert_id"]]
@@ -64,8 +68,9 @@ def test_an_unacknowledged_batch_is_sent_again(store, receiver) -> None:
     assert row["state"] == "pending" and "did not acknowledge" in row["last_error"]
 
 
-def test_an_invalid_token_is_dead_lettered_with_the_fix(store, receiver, caplog,
-                                                         monkeypatch) -> None:
+def test_an_invalid_token_is_dead_lettered_with_the_fix(
+    store, receiver, caplog, monkeypatch
+) -> None:
     monkeypatch.setenv("TEST_HEC_TOKEN", "not-the-token")
     rx = receiver(receivers.splunk_hec(TOKEN))
     save(store, alert())

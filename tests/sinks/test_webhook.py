@@ -14,8 +14,9 @@ from pipeline.sinks.webhook import message_id
 
 
 def _hook(url: str, **extra: object) -> object:
-    return sink(name="hook", type="webhook", url=f"{url}/alerts",
-                secret_env="TEST_WEBHOOK_SECRET", **extra)
+    return sink(
+        name="hook", type="webhook", url=f"{url}/alerts", secret_env="TEST_WEBHOOK_SECRET", **extra
+    )
 
 
 def test_one_alert_per_request_signed_with_idempotency_key(store, receiver) -> None:
@@ -52,7 +53,9 @@ def test_a_grown_incident_is_sent_again_with_the_same_key(store, receiver) -> No
     first, second = rx.requests
     assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == a["id"]
     assert (first.headers["webhook-id"], second.headers["webhook-id"]) == (
-        f"{a['id']}.r1", f"{a['id']}.r2")
+        f"{a['id']}.r1",
+        f"{a['id']}.r2",
+    )
     assert second.json()["data"]["evidence"] == ["e1", "e2"]
 
 
@@ -87,16 +90,13 @@ def test_bearer_token_and_extra_headers(store, receiver, monkeypatch) -> None:
     monkeypatch.setenv("TEST_HOOK_TOKEN", "bearer-token-1234")
     rx = receiver(receivers.webhook(SECRET))
     save(store, alert())
-    deliver(store, [_hook(rx.url, auth_token_env="TEST_HOOK_TOKEN",
-                          headers={"X-Team": "secops"})])
+    deliver(store, [_hook(rx.url, auth_token_env="TEST_HOOK_TOKEN", headers={"X-Team": "secops"})])
     [req] = rx.requests
     assert req.headers["authorization"] == "Bearer bearer-token-1234"
     assert req.headers["x-team"] == "secops"
 
 
-def test_a_wrong_secret_is_refused_and_dead_lettered_with_the_fix(
-    store, receiver, caplog
-) -> None:
+def test_a_wrong_secret_is_refused_and_dead_lettered_with_the_fix(store, receiver, caplog) -> None:
     rx = receiver(receivers.webhook("whsec_" + "QUJD" * 8))  # the receiver expects another
     [a] = save(store, alert())
     with caplog.at_level(logging.ERROR):

@@ -189,7 +189,6 @@ def test_a_version_1_store_is_migrated_forward_keeping_its_data(tmp_path: Path) 
         store.close()
 
 
-
 def _old_store(path: Path, version: int) -> None:
     """A store as secretwatch left it at schema `version`."""
     from pipeline.store.duckdb import MIGRATIONS

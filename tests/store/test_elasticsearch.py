@@ -58,20 +58,26 @@ class Proxy:
                     return
                 if answer is not None:
                     status, payload = answer
-                    headers = [("Content-Type", "application/json"),
-                               ("X-elastic-product", "Elasticsearch")]
+                    headers = [
+                        ("Content-Type", "application/json"),
+                        ("X-elastic-product", "Elasticsearch"),
+                    ]
                 else:
                     conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                     try:
                         skip = {"host", "content-length"}
-                        conn.request(self.command, self.path, body, {
-                            k: v for k, v in self.headers.items() if k.lower() not in skip
-                        })
+                        conn.request(
+                            self.command,
+                            self.path,
+                            body,
+                            {k: v for k, v in self.headers.items() if k.lower() not in skip},
+                        )
                         response = conn.getresponse()
                         status, payload = response.status, response.read()
                         drop = {"content-length", "transfer-encoding", "connection"}
-                        headers = [(k, v) for k, v in response.getheaders()
-                                   if k.lower() not in drop]
+                        headers = [
+                            (k, v) for k, v in response.getheaders() if k.lower() not in drop
+                        ]
                     finally:
                         conn.close()
                 self.send_response(status)
@@ -131,8 +137,12 @@ def _is_bulk(path: str) -> bool:
 def _reject_first_bulks(count: int, status: int = 429) -> Rule:
     """Answer the first `count` bulk requests with `status`, as an overloaded cluster."""
     left = [count]
-    error = orjson.dumps({"error": {"type": "es_rejected_execution_exception",
-                                    "reason": "rejected execution"}, "status": status})
+    error = orjson.dumps(
+        {
+            "error": {"type": "es_rejected_execution_exception", "reason": "rejected execution"},
+            "status": status,
+        }
+    )
 
     def rule(method: str, path: str, body: bytes) -> tuple[int, bytes] | None:
         if _is_bulk(path) and left[0] > 0:
@@ -157,9 +167,19 @@ def _reject_bulk_items(count: int) -> Rule:
         for line in lines:
             op, meta = next(iter(line.items()))
             if op in ("create", "index", "update", "delete"):
-                items.append({op: {"_index": meta["_index"], "_id": meta["_id"], "status": 429,
-                                   "error": {"type": "es_rejected_execution_exception",
-                                             "reason": "queue full"}}})
+                items.append(
+                    {
+                        op: {
+                            "_index": meta["_index"],
+                            "_id": meta["_id"],
+                            "status": 429,
+                            "error": {
+                                "type": "es_rejected_execution_exception",
+                                "reason": "queue full",
+                            },
+                        }
+                    }
+                )
         return 200, orjson.dumps({"errors": True, "took": 1, "items": items})
 
     return rule
@@ -179,8 +199,9 @@ def _field(properties: dict, dotted: str) -> dict:
     return properties[leaf]
 
 
-def test_mappings_are_explicit_strict_and_ecs(es: ElasticsearchStore,
-                                              es_admin: Elasticsearch) -> None:
+def test_mappings_are_explicit_strict_and_ecs(
+    es: ElasticsearchStore, es_admin: Elasticsearch
+) -> None:
     assert es.schema_version() == SCHEMA_VERSION
     template = es_admin.indices.get_index_template(name=f"{es.prefix}-events")
     body = template["index_templates"][0]["index_template"]
@@ -192,17 +213,26 @@ def test_mappings_are_explicit_strict_and_ecs(es: ElasticsearchStore,
     assert _field(props, "source.ip")["type"] == "ip"
     for column, dotted in EVENT_FIELDS.items():
         assert _field(props, dotted)["type"], column
-    for dotted in ("event.id", "event.action", "event.outcome", "user.name",
-                   "user_agent.original", "http.request.id", "error.message"):
+    for dotted in (
+        "event.id",
+        "event.action",
+        "event.outcome",
+        "user.name",
+        "user_agent.original",
+        "http.request.id",
+        "error.message",
+    ):
         assert dotted in EVENT_FIELDS.values()
 
 
-def test_every_index_has_a_strict_mapping(es: ElasticsearchStore,
-                                          es_admin: Elasticsearch) -> None:
+def test_every_index_has_a_strict_mapping(es: ElasticsearchStore, es_admin: Elasticsearch) -> None:
     """Indices are created when first written; once all are, each has its own mapping."""
     alert = _alert("root")
-    es.write_batch([make_row("e1")], [DeadLetter("f", 1, 0, "bad", b"x", "vault", None)],
-                   [Checkpoint("k", "/p", 1, 2**64 - 1, 3, 4)])
+    es.write_batch(
+        [make_row("e1")],
+        [DeadLetter("f", 1, 0, "bad", b"x", "vault", None)],
+        [Checkpoint("k", "/p", 1, 2**64 - 1, 3, 4)],
+    )
     es.save_detection([_baseline("root", 1)], {"meta": b"m"}, [alert], version=1)
     es.record_delivery("hook", [DeliveryOutcome(alert["id"], 1, "delivered")], NOW)
     es.decide_fold(alert["id"], None, NOW)
@@ -221,8 +251,9 @@ def test_unknown_fields_are_refused(es: ElasticsearchStore, es_admin: Elasticsea
         es_admin.index(index=f"{es.prefix}-events-2026.05", document={"guessed": 1})
 
 
-def test_events_go_to_the_index_of_their_month(es: ElasticsearchStore,
-                                               es_admin: Elasticsearch) -> None:
+def test_events_go_to_the_index_of_their_month(
+    es: ElasticsearchStore, es_admin: Elasticsearch
+) -> None:
     rows = [
         make_row("apr", "2026-04-30T23:59:59.999999Z"),
         make_row("may1", "2026-05-01T00:00:00Z"),
@@ -234,15 +265,21 @@ def test_events_go_to_the_index_of_their_month(es: ElasticsearchStore,
         name: es_admin.count(index=name)["count"]
         for name in es_admin.indices.get(index=f"{es.prefix}-events-*")
     }
-    assert counts == {f"{es.prefix}-events-2026.04": 1, f"{es.prefix}-events-2026.05": 2,
-                      f"{es.prefix}-events-2026.06": 1}
+    assert counts == {
+        f"{es.prefix}-events-2026.04": 1,
+        f"{es.prefix}-events-2026.05": 2,
+        f"{es.prefix}-events-2026.06": 1,
+    }
     assert list(es.events()["event_id"]) == ["apr", "may1", "may2", "jun"]
     jun = es.events(EventFilter(since=_utc("2026-06-15T08:00:00.123456Z")))
     assert list(jun["event_id"]) == ["jun"]  # µs-exact range, across indices
     assert jun["ts"][0] == _utc("2026-06-15T08:00:00.123456Z")
     stats = es.stats("identity").iloc[0]
     assert (stats["events"], stats["first_seen"], stats["last_seen"]) == (
-        4, _utc("2026-04-30T23:59:59.999999Z"), _utc("2026-06-15T08:00:00.123456Z"))
+        4,
+        _utc("2026-04-30T23:59:59.999999Z"),
+        _utc("2026-06-15T08:00:00.123456Z"),
+    )
 
 
 def test_complete_record_replaces_provisional_across_a_month_edge(
@@ -266,8 +303,7 @@ def test_provisional_record_never_replaces_complete_across_a_month_edge(
 ) -> None:
     complete = make_row("r2", "2026-05-01T00:00:00.100000Z")
     assert es.write_batch([complete]) == 1
-    late = make_row("r2", "2026-04-30T23:59:59.900000Z", note=PROVISIONAL_NOTE,
-                    outcome="denied")
+    late = make_row("r2", "2026-04-30T23:59:59.900000Z", note=PROVISIONAL_NOTE, outcome="denied")
     assert es.write_batch([late]) == 0
     assert list(es.events()["outcome"]) == ["success"]
 
@@ -279,8 +315,14 @@ def test_question_mark_is_literal_in_wildcards(es: ElasticsearchStore) -> None:
 
 
 def test_replayed_large_batch_adds_nothing_and_reads_back_in_pages(prefix: str) -> None:
-    rows = [make_row(f"e{i:06d}", f"2026-05-01T03:{i // 60000 % 60:02d}:{i // 1000 % 60:02d}."
-                     f"{i % 1000:03d}000Z", identity=f"svc-{i % 7}") for i in range(23_456)]
+    rows = [
+        make_row(
+            f"e{i:06d}",
+            f"2026-05-01T03:{i // 60000 % 60:02d}:{i // 1000 % 60:02d}.{i % 1000:03d}000Z",
+            identity=f"svc-{i % 7}",
+        )
+        for i in range(23_456)
+    ]
     with ElasticsearchStore(ES_URL, prefix, bulk_size=2000, backoff=0.01) as store:
         assert store.write_batch(rows) == len(rows)
         assert store.write_batch(rows) == 0  # a replay after a crash: all 409, none new
@@ -299,7 +341,8 @@ def test_replayed_large_batch_adds_nothing_and_reads_back_in_pages(prefix: str) 
 
 
 def test_writes_under_load_are_refreshed_at_most_once_a_second_yet_every_read_sees_them(
-    prefix: str, proxies  # noqa: ANN001
+    prefix: str,
+    proxies,  # noqa: ANN001
 ) -> None:
     """Big batches in a row skip the refresh (it costs a tenth of the write rate); any
     store's read refreshes first, so another process (a member taking over from one
@@ -313,9 +356,13 @@ def test_writes_under_load_are_refreshed_at_most_once_a_second_yet_every_read_se
         return sum(1 for _, path in proxy.requests if "_refresh" in path)
 
     size = store_module.REFRESH_BATCH  # the smallest batch that waits for its refresh
-    rows = [make_row(f"r{i:05d}", f"2026-05-01T04:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i % 10}"
-                     "00000Z") for i in range(4 * size)]
-    batches = [rows[part * size:(part + 1) * size] for part in range(4)]
+    rows = [
+        make_row(
+            f"r{i:05d}", f"2026-05-01T04:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i % 10}00000Z"
+        )
+        for i in range(4 * size)
+    ]
+    batches = [rows[part * size : (part + 1) * size] for part in range(4)]
     with ElasticsearchStore(proxy.url, prefix, clock=lambda: now[0]) as writer:
         for batch, at in zip(batches, (0.0, 0.5, 0.999), strict=False):  # within a second
             now[0] = at
@@ -335,8 +382,9 @@ def test_writes_under_load_are_refreshed_at_most_once_a_second_yet_every_read_se
 # -- retries -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make_rule", [_reject_first_bulks, _reject_bulk_items],
-                         ids=["request-429", "item-429"])
+@pytest.mark.parametrize(
+    "make_rule", [_reject_first_bulks, _reject_bulk_items], ids=["request-429", "item-429"]
+)
 def test_bulk_is_retried_on_429(prefix: str, proxies, make_rule) -> None:  # noqa: ANN001
     proxy = proxies(make_rule(2))
     with ElasticsearchStore(proxy.url, prefix, backoff=0.01, max_retries=3) as store:
@@ -345,8 +393,9 @@ def test_bulk_is_retried_on_429(prefix: str, proxies, make_rule) -> None:  # noq
     assert proxy.bulk_calls() == 3  # two rejected, the third stored
 
 
-@pytest.mark.parametrize("make_rule", [_reject_first_bulks, _reject_bulk_items],
-                         ids=["request-429", "item-429"])
+@pytest.mark.parametrize(
+    "make_rule", [_reject_first_bulks, _reject_bulk_items], ids=["request-429", "item-429"]
+)
 def test_bulk_retries_are_bounded(prefix: str, proxies, make_rule) -> None:  # noqa: ANN001
     proxy = proxies(make_rule(10_000))
     with ElasticsearchStore(proxy.url, prefix, backoff=0.01, max_retries=2) as store:
@@ -409,8 +458,9 @@ def test_read_only_missing_store_is_explained(prefix: str, es_admin: Elasticsear
 
 
 def test_newer_schema_is_refused(es: ElasticsearchStore, es_admin: Elasticsearch) -> None:
-    es_admin.index(index=es.index("meta"), id="schema_version", document={"value": "99"},
-                   refresh=True)
+    es_admin.index(
+        index=es.index("meta"), id="schema_version", document={"value": "99"}, refresh=True
+    )
     for read_only in (False, True):
         with pytest.raises(StoreError, match="upgrade secretwatch") as info:
             ElasticsearchStore(ES_URL, es.prefix, read_only=read_only).open()
@@ -425,8 +475,13 @@ def _free_port() -> int:
 
 def test_connection_refused_names_url_and_fix_not_secrets() -> None:
     url = f"http://127.0.0.1:{_free_port()}"
-    store = ElasticsearchStore(url, "x", username="elastic", password="hunter2-secret",  # noqa: S106
-                               max_retries=0)
+    store = ElasticsearchStore(
+        url,
+        "x",
+        username="elastic",
+        password="hunter2-secret",  # noqa: S106
+        max_retries=0,
+    )
     with pytest.raises(StoreError) as info:
         store.open()
     message = str(info.value)
@@ -437,9 +492,15 @@ def test_connection_refused_names_url_and_fix_not_secrets() -> None:
 
 
 def test_rejected_credentials_are_explained(proxies) -> None:  # noqa: ANN001
-    body = orjson.dumps({"error": {"type": "security_exception",
-                                   "reason": "unable to authenticate user [elastic]"},
-                         "status": 401})
+    body = orjson.dumps(
+        {
+            "error": {
+                "type": "security_exception",
+                "reason": "unable to authenticate user [elastic]",
+            },
+            "status": 401,
+        }
+    )
     proxy = proxies(lambda method, path, _: (401, body))
     store = ElasticsearchStore(proxy.url, "x", api_key="c2VjcmV0LWFwaS1rZXk=", max_retries=0)
     with pytest.raises(StoreError) as info:
@@ -455,14 +516,24 @@ def _config(**fields: object) -> ElasticsearchStoreConfig:
 
 
 def test_basic_auth_from_the_environment() -> None:
-    cfg = _config(username="ingest", password_env="SW_ES_PASSWORD", verify_certs=False,  # noqa: S106
-                  ca_certs="/etc/ca.pem", request_timeout=5, max_retries=1, bulk_size=7)
+    cfg = _config(
+        username="ingest",
+        password_env="SW_ES_PASSWORD",  # noqa: S106
+        verify_certs=False,
+        ca_certs="/etc/ca.pem",
+        request_timeout=5,
+        max_retries=1,
+        bulk_size=7,
+    )
     store = ElasticsearchStore.from_config(cfg, environ={"SW_ES_PASSWORD": "p4ss-w0rd"})
     options = store.cluster.options
     assert options["basic_auth"] == ("ingest", "p4ss-w0rd")
     assert "api_key" not in options
     assert (options["verify_certs"], options["ca_certs"], options["request_timeout"]) == (
-        False, "/etc/ca.pem", 5)
+        False,
+        "/etc/ca.pem",
+        5,
+    )
     assert (options["max_retries"], store.cluster.bulk_size) == (1, 7)
     assert "p4ss" not in repr(store) and "ingest" in repr(store)
 
@@ -488,8 +559,9 @@ def test_api_key_from_the_environment() -> None:
 )
 def test_incomplete_credentials_are_explained(fields: dict, match: str) -> None:
     with pytest.raises(StoreError, match=match) as info:
-        ElasticsearchStore.from_config(_config(**fields), environ={"SW_PW": "pw-value",
-                                                                   "SW_KEY": "key-value"})
+        ElasticsearchStore.from_config(
+            _config(**fields), environ={"SW_PW": "pw-value", "SW_KEY": "key-value"}
+        )
     assert "pw-value" not in str(info.value) and "key-value" not in str(info.value)
 
 

@@ -64,9 +64,14 @@ _HOUR_US = 3_600_000_000
 REFRESH_SECONDS = 1.0  # under load, written events become searchable this often
 REFRESH_BATCH = 1000  # a batch smaller than this is searchable at once
 _DEAD_COLUMNS = {
-    "file": ("file", "str"), "line": ("line", "int"), "offset": ("offset", "int"),
-    "idx": ("idx", "str"), "format": ("format", "str"), "reason": ("reason", "str"),
-    "raw": ("raw", "blob"), "recorded_at": ("recorded_at", "time"),
+    "file": ("file", "str"),
+    "line": ("line", "int"),
+    "offset": ("offset", "int"),
+    "idx": ("idx", "str"),
+    "format": ("format", "str"),
+    "reason": ("reason", "str"),
+    "raw": ("raw", "blob"),
+    "recorded_at": ("recorded_at", "time"),
 }
 
 
@@ -129,9 +134,16 @@ class ElasticsearchStore:
         self._unrefreshed: set[str] = set()  # written since the last refresh
         self._refreshed_at: float | None = None  # never: the first batch refreshes
         self._clock = clock
-        self.cluster = Cluster(url, index_prefix, options, bulk_size=bulk_size,
-                               bulk_threads=bulk_threads, read_slices=read_slices,
-                               max_retries=max_retries, backoff=backoff)
+        self.cluster = Cluster(
+            url,
+            index_prefix,
+            options,
+            bulk_size=bulk_size,
+            bulk_threads=bulk_threads,
+            read_slices=read_slices,
+            max_retries=max_retries,
+            backoff=backoff,
+        )
         self.url, self.prefix = self.cluster.url, self.cluster.prefix
         self._outbox = Outbox(self.cluster)
 
@@ -270,12 +282,28 @@ class ElasticsearchStore:
         if checkpoints:
             self.cluster.ensure(self.index("checkpoints"))
             now = now_iso()
-            self.cluster.bulk_checked([action("index", self.index("checkpoints"), cp.key, {
-                "key": cp.key, "updated_at": now, "position": {
-                    "path": cp.path, "device": cp.device, "inode": cp.inode,
-                    "offset": cp.offset, "line": cp.line, "fingerprint": cp.fingerprint,
-                },
-            }) for cp in checkpoints])
+            self.cluster.bulk_checked(
+                [
+                    action(
+                        "index",
+                        self.index("checkpoints"),
+                        cp.key,
+                        {
+                            "key": cp.key,
+                            "updated_at": now,
+                            "position": {
+                                "path": cp.path,
+                                "device": cp.device,
+                                "inode": cp.inode,
+                                "offset": cp.offset,
+                                "line": cp.line,
+                                "fingerprint": cp.fingerprint,
+                            },
+                        },
+                    )
+                    for cp in checkpoints
+                ]
+            )
         return inserted
 
     def _refresh_soon(self, indices: set[str], small: bool) -> None:
@@ -360,19 +388,28 @@ class ElasticsearchStore:
         conflicted with; return how many."""
         replace: list[Action] = []
         for start in range(0, len(complete), PAGE):
-            part = {row[0]: (row, index, stamp)
-                    for row, index, stamp in complete[start : start + PAGE]}
-            hits = self.cluster.client.search(
-                index=self.index("events"),
-                query={"bool": {"filter": [
-                    {"ids": {"values": list(part)}},
-                    {"term": {EVENT_FIELDS["note"]: PROVISIONAL_NOTE}},
-                ]}},
-                size=len(part),
-                source=False,
-                track_total_hits=False,
-                filter_path="hits.hits._id,hits.hits._index",
-            ).body.get("hits", {}).get("hits", [])
+            part = {
+                row[0]: (row, index, stamp) for row, index, stamp in complete[start : start + PAGE]
+            }
+            hits = (
+                self.cluster.client.search(
+                    index=self.index("events"),
+                    query={
+                        "bool": {
+                            "filter": [
+                                {"ids": {"values": list(part)}},
+                                {"term": {EVENT_FIELDS["note"]: PROVISIONAL_NOTE}},
+                            ]
+                        }
+                    },
+                    size=len(part),
+                    source=False,
+                    track_total_hits=False,
+                    filter_path="hits.hits._id,hits.hits._index",
+                )
+                .body.get("hits", {})
+                .get("hits", [])
+            )
             for hit in hits:
                 row, index, stamp = part[hit["_id"]]
                 if hit["_index"] == index:
@@ -387,11 +424,21 @@ class ElasticsearchStore:
         self.cluster.ensure(index)
         self.cluster.bulk_checked(
             [
-                action("create", index, dead_id(d), {
-                    "file": d.file, "line": d.line, "offset": d.offset, "idx": d.index,
-                    "format": d.format, "reason": d.reason, "raw": blob(d.raw),
-                    "recorded_at": now,
-                })
+                action(
+                    "create",
+                    index,
+                    dead_id(d),
+                    {
+                        "file": d.file,
+                        "line": d.line,
+                        "offset": d.offset,
+                        "idx": d.index,
+                        "format": d.format,
+                        "reason": d.reason,
+                        "raw": blob(d.raw),
+                        "recorded_at": now,
+                    },
+                )
                 for d in dead
             ],
             accept=(409,),
@@ -418,15 +465,27 @@ class ElasticsearchStore:
         now, generation = now_iso(), uuid.uuid4().hex
         docs = {doc["id"]: doc for doc in (_alert_doc(a, now) for a in alerts)}
         baseline_actions = [
-            action("index", self.index("baselines"), identity, {
-                "identity": identity, "version": version, "generation": generation,
-                "body": blob(body), "updated_at": now,
-            })
+            action(
+                "index",
+                self.index("baselines"),
+                identity,
+                {
+                    "identity": identity,
+                    "version": version,
+                    "generation": generation,
+                    "body": blob(body),
+                    "updated_at": now,
+                },
+            )
             for identity, body in baselines
         ]
         state_actions = {
-            key: action("index", self.index("detection-state"), key,
-                        {"key": key, "value": blob(value), "updated_at": now})
+            key: action(
+                "index",
+                self.index("detection-state"),
+                key,
+                {"key": key, "value": blob(value), "updated_at": now},
+            )
             for key, value in state.items()
         }
         if docs:
@@ -577,8 +636,9 @@ class ElasticsearchStore:
     def dead_letters(self, limit: int | None = None) -> pd.DataFrame:
         self._visible()
         sort = [{"recorded_at": "asc"}, {"file": "asc"}, {"offset": "asc"}]
-        return frame(self.cluster.sources("dead-letters", {"match_all": {}}, sort, limit),
-                     _DEAD_COLUMNS)
+        return frame(
+            self.cluster.sources("dead-letters", {"match_all": {}}, sort, limit), _DEAD_COLUMNS
+        )
 
     @_guard("reading a checkpoint")
     def checkpoint(self, key: str) -> Checkpoint | None:
@@ -587,7 +647,12 @@ class ElasticsearchStore:
             return None
         at = doc["position"]
         return Checkpoint(
-            doc["key"], at["path"], at["device"], at["inode"], at["offset"], at["line"],
+            doc["key"],
+            at["path"],
+            at["device"],
+            at["inode"],
+            at["offset"],
+            at["line"],
             at.get("fingerprint"),
         )
 
@@ -599,7 +664,9 @@ class ElasticsearchStore:
         return [
             (h["_source"]["identity"], unblob(h["_source"]["body"]) or b"")
             for hits in self.cluster.pages(
-                self.index("baselines"), {"match_all": {}}, [{"identity": "asc"}],
+                self.index("baselines"),
+                {"match_all": {}},
+                [{"identity": "asc"}],
                 source=["identity", "body"],
             )
             for h in hits
@@ -681,13 +748,10 @@ def _alert_doc(alert: Mapping[str, Any], now: str) -> dict[str, Any]:
         ) from exc
 
 
-def _upsert_alert(
-    doc: dict[str, Any], stored: dict[str, Any] | None, now: str
-) -> dict[str, Any]:
+def _upsert_alert(doc: dict[str, Any], stored: dict[str, Any] | None, now: str) -> dict[str, Any]:
     """A new alert whole; a known one keeps its creation time and analyst verdict, and
     its revision grows only if its body changed."""
     if stored is None:
         return {**doc, "created_at": now, "revision": 1}
     grown = stored["body"] != doc["body"]
     return {**stored, **doc, "revision": stored["revision"] + (1 if grown else 0)}
-
