@@ -5,6 +5,7 @@ processes, each wait with a deadline."""
 
 from __future__ import annotations
 
+import http.client
 import signal
 import socket
 import subprocess
@@ -12,8 +13,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -204,6 +207,78 @@ class CuttableProxy:
                 self.conns += [client, server]
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+
+class StoreGate:
+    """An HTTP relay on 127.0.0.1 in front of Elasticsearch that passes the first `allow`
+    bulk requests whose body holds `marked` (by default: writes of events) and holds
+    every later one until `release()`: a member behind it cannot store its part of a
+    stream to the end before the test acts, however fast or loaded the machine. Other
+    requests pass. A held request goes on after `release()` (or HOLD_LIMIT_S), also when
+    its sender was killed meanwhile, as a request already sent would."""
+
+    HOLD_LIMIT_S = 300.0
+
+    def __init__(self, target_url: str, allow: int, marked: bytes = b"-events-") -> None:
+        target = urlsplit(target_url)
+        self.allow, self.passed, self.marked = allow, 0, marked
+        self.holding = threading.Event()  # a write is held
+        self.released = threading.Event()
+        self.lock = threading.Lock()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                write = self.path.split("?")[0].endswith("/_bulk") and gate.marked in body
+                if write and not gate.pass_write():
+                    gate.holding.set()
+                    gate.released.wait(gate.HOLD_LIMIT_S)
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+                try:
+                    skip = {"host", "content-length"}
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                    conn.request(self.command, self.path, body, headers)
+                    response = conn.getresponse()
+                    status, payload = response.status, response.read()
+                    drop = {"content-length", "transfer-encoding", "connection"}
+                    kept = [(k, v) for k, v in response.getheaders() if k.lower() not in drop]
+                finally:
+                    conn.close()
+                self.send_response(status)
+                for key, value in kept:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def pass_write(self) -> bool:
+        with self.lock:
+            if self.released.is_set() or self.passed < self.allow:
+                self.passed += 1
+                return True
+            return False
+
+    def release(self) -> None:
+        self.released.set()
+
+    def close(self) -> None:
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:

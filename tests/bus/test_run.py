@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
+import yaml
 from elasticsearch import Elasticsearch
 from elasticsearch.exceptions import GeneralAvailabilityWarning
 from kafka import KafkaProducer
@@ -30,6 +31,7 @@ from kafkatools import (
     CuttableProxy,
     Offsets,
     Proc,
+    StoreGate,
     TopicReader,
     drop,
     kafka_section,
@@ -91,6 +93,14 @@ def setup(tmp: Path, bootstrap: str, es: str, label: str, made: list[str], **kaf
 
 def member(tmp: Path, config: Path, name: str) -> Proc:
     return Proc(tmp, name, "run", "--config", str(config), "--member", name)
+
+
+def stop(proc: Proc) -> int:
+    """SIGTERM to a member once it is up, and its exit status. Its first line is printed
+    after it handles SIGTERM; a member still starting (slowly on a loaded machine, while
+    the others did all the work) would die of the signal (-15) instead of stopping."""
+    wait_for(lambda: f"member {proc.name}:" in proc.log(), 120, f"member {proc.name} to start")
+    return proc.stop()
 
 
 def owned(proc: Proc) -> list[int] | None:
@@ -182,29 +192,35 @@ def test_two_members_share_the_work_and_survive_kill_9(
     tmp_path: Path, kafka_bootstrap: str, es_url: str, stream, offsets: Offsets, made
 ):
     """The stream is on the raw topics before the members start, and they take it in
-    small polls, so the kill lands mid-stream. (Produced while they run, 40 days of
-    events in a few seconds, the producer's batching alone would put one raw partition
-    days of event time behind another: far more than `lateness_seconds`, so events would
-    come late, be stored but not judged, and judged by the next owner after the kill.)"""
+    small polls. (Produced while they run, 40 days of events in a few seconds, the
+    producer's batching alone would put one raw partition days of event time behind
+    another: far more than `lateness_seconds`, so events would come late, be stored but
+    not judged, and judged by the next owner after the kill.) Member a stores through a
+    gate that passes its first two writes of events and holds the next, so the kill lands
+    on work in progress by construction, not by racing a poll of the store against the
+    members' pace (under load, a once stored the whole stream before the test saw a
+    quarter). Held there, a does not poll: b's joining waits for the kill, as it would
+    behind any member stuck on its store; a2 and b share the partitions afterwards."""
     records, expected = stream
     name, config, kcfg = setup(
         tmp_path, kafka_bootstrap, es_url, "crash", made, batch_max_records=500
     )
+    gate = StoreGate(es_url, allow=2)
+    gated = tmp_path / "gated.yaml"
+    settings = yaml.safe_load(config.read_text())
+    settings["store"]["url"] = gate.url
+    gated.write_text(yaml.safe_dump(settings))
     produce(kcfg, records)
-    a, b = member(tmp_path, config, "a"), member(tmp_path, config, "b")
+    a, b = member(tmp_path, gated, "a"), member(tmp_path, config, "b")
     a2 = store = None
     try:
         store = es_store(es_url, name)
-        # Each member logs what it owns after a rebalance: one line may still be stale.
-        wait_for(
-            lambda: owned(a) and owned(b) and sorted(owned(a) + owned(b)) == [0, 1, 2, 3],
-            90,
-            "both members to share the detect partitions",
-        )
-        wait_for(lambda: stored_count(store) >= len(expected) // 4, 180, "a quarter stored")
+        wait_for(gate.holding.is_set, 180, "member a to hold a write of events at the gate")
+        wait_for(lambda: owned(a), 60, "a to log the partitions it works on")
         a.kill9()
         at_kill = stored_count(store)
         assert at_kill < len(expected), "the kill came after the stream had been stored"
+        gate.release()  # what a had sent arrives, as a request sent before a kill may
         time.sleep(3)
         a2 = member(tmp_path, config, "a2")
         wait_for(lambda: stored_count(store) == len(expected), 300, "every event stored")
@@ -215,8 +231,8 @@ def test_two_members_share_the_work_and_survive_kill_9(
         )
         # Detection is done once every event offset is committed by the detect group.
         wait_for(lambda: offsets.lag(f"{name}-detect", kcfg.events_topic) == 0, 120, "detect lag 0")
-        assert a2.stop() == 0, a2.log()
-        assert b.stop() == 0, b.log()
+        assert stop(a2) == 0, a2.log()
+        assert stop(b) == 0, b.log()
         stored = set(store.events()["event_id"])
         assert stored == set(expected)
         alerts = alert_bodies(store)
@@ -224,6 +240,7 @@ def test_two_members_share_the_work_and_survive_kill_9(
         assert_no_duplicate_alerts(alerts)
     finally:
         reap(a, b, a2)
+        gate.close()
         if store is not None:
             store.close()
 
@@ -257,7 +274,7 @@ def test_a_backlog_is_judged_whole_none_of_it_late(
         wait_for(lambda: offsets.lag(detect, kcfg.events_topic) == 0, 120, "detect lag 0")
         late = 0
         for proc in procs:
-            assert proc.stop() == 0, proc.log()
+            assert stop(proc) == 0, proc.log()
             text = " ".join(proc.log().split())
             reports = re.findall(r"([\d,]+) stored \(([\d,]+) came late", text)
             assert reports, text
@@ -313,7 +330,7 @@ def test_store_outage_holds_commits_back_then_catches_up(
         proxy.restore()
         wait_for(lambda: stored_count(store) == len(expected), 300, "every event stored")
         wait_for(lambda: offsets.lag(detect, kcfg.events_topic) == 0, 120, "detect lag 0")
-        assert one.stop() == 0, one.log()
+        assert stop(one) == 0, one.log()
         assert set(store.events()["event_id"]) == set(expected)
         log = one.log()
         assert f"store http://127.0.0.1:{proxy.port} unavailable" in log, log
@@ -370,7 +387,7 @@ def test_malformed_record_goes_to_the_dead_letter_topic_and_the_stream_goes_on(
         assert "SECRET" not in doc["raw"]  # redacted
         assert "not an event" in foreign["reason"]
         assert set(store.events()["event_id"]) == set(events)
-        assert one.stop() == 0, one.log()
+        assert stop(one) == 0, one.log()
     finally:
         reap(one)
         if store is not None:
