@@ -38,7 +38,10 @@ from collections.abc import Iterable
 from pipeline.bus.kafka import KafkaConsumer, KafkaError, TopicPartition
 
 log = logging.getLogger(__name__)
-GRACE_SECONDS = 10.0
+# Long enough for a member's normalize process to be given its partitions on a busy host:
+# at 10 s, a loaded machine (both cores busy) saw them 12 s after detect's, and events of
+# their raw partitions came to detection late (stored, not judged).
+GRACE_SECONDS = 60.0
 ENDS_SECONDS = 1.0  # how often end offsets are asked for
 
 
