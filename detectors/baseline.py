@@ -350,14 +350,21 @@ class Baselines:
                     self.accessors.setdefault(s, set()).add(self.names[r])
             for r, _ in area_days:
                 self.area_new_days[r] += 1
-        self._learn_new(ev, rows, ev.net, ev.ncode, self.nets, self.net_users,
-                        self.net_new_days)
-        self._learn_new(ev, rows, ev.client, ev.ccode, self.clients, self.client_users,
-                        self.client_new_days)
+        self._learn_new(ev, rows, ev.net, ev.ncode, self.nets, self.net_users, self.net_new_days)
+        self._learn_new(
+            ev, rows, ev.client, ev.ccode, self.clients, self.client_users, self.client_new_days
+        )
 
-    def _learn_new(self, ev: Events, rows: np.ndarray, values: np.ndarray, codes: np.ndarray,
-                   known: list[set[str]], users: dict[str, set[str]],
-                   new_days: np.ndarray) -> None:
+    def _learn_new(
+        self,
+        ev: Events,
+        rows: np.ndarray,
+        values: np.ndarray,
+        codes: np.ndarray,
+        known: list[set[str]],
+        users: dict[str, set[str]],
+        new_days: np.ndarray,
+    ) -> None:
         """Add unseen values (networks, clients) to each identity's set, and count the days
         on which it showed one it had not shown before (its churn)."""
         present = np.flatnonzero(values != "")

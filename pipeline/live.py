@@ -138,11 +138,15 @@ class LiveDetection:
         trained = meta.pop("watermark_us", None)
         # Without training (`secretwatch run` from scratch) the snapshots' baselines are all
         # there is; they are read with the configured layout.
-        args = _meta_args(meta) if meta else {
-            "tz": self.cfg.timezone,
-            "window_minutes": self.cfg.window_minutes,
-            "ring_weeks": self.cfg.rate_history_weeks,
-        }
+        args = (
+            _meta_args(meta)
+            if meta
+            else {
+                "tz": self.cfg.timezone,
+                "window_minutes": self.cfg.window_minutes,
+                "ring_weeks": self.cfg.rate_history_weeks,
+            }
+        )
         base = Baselines.from_rows(self.store.baselines(), **args)
         model = self.store.detection_state("model")
         # The store is trusted as much as the code that wrote it (same owner, same host).
@@ -274,9 +278,7 @@ class LiveDetection:
             self.failed = True
             raise
 
-    def _process(
-        self, rows: Sequence[EventRow], clock_us: int | None, stored: bool
-    ) -> list[Alert]:
+    def _process(self, rows: Sequence[EventRow], clock_us: int | None, stored: bool) -> list[Alert]:
         if rows and not stored:
             self.store.write_batch(list(rows))
         fresh = []
@@ -469,8 +471,9 @@ def _time_order(ts: np.ndarray, ids: np.ndarray) -> np.ndarray:
     if same.any():
         starts = np.flatnonzero(np.r_[True, ~same])
         ends = np.r_[starts[1:], len(order)]
-        for a, b in zip(starts[ends - starts > 1].tolist(), ends[ends - starts > 1].tolist(),
-                        strict=True):
+        for a, b in zip(
+            starts[ends - starts > 1].tolist(), ends[ends - starts > 1].tolist(), strict=True
+        ):
             run = order[a:b]
             order[a:b] = run[np.argsort(ids[run], kind="stable")]
     return order
@@ -497,8 +500,14 @@ def _empty(cfg: DetectorsConfig) -> Baselines:
 
 
 def _meta_args(meta: dict[str, object]) -> dict[str, object]:
-    keys = ("tz", "window_minutes", "ring_weeks", "version", "trained_until_us",
-            "observed_until_us")
+    keys = (
+        "tz",
+        "window_minutes",
+        "ring_weeks",
+        "version",
+        "trained_until_us",
+        "observed_until_us",
+    )
     return {k: meta[k] for k in keys if k in meta}
 
 
@@ -529,9 +538,16 @@ def _incident_from_alert(doc: dict) -> Incident:
         start = _us(f["window_start"])
         findings.append(
             Finding(
-                f["detector"], doc["identity"], start, _us(f["window_end"]),
-                max(start, first), f["score"], f["threshold"], f["severity"],
-                f["explanation"], (),
+                f["detector"],
+                doc["identity"],
+                start,
+                _us(f["window_end"]),
+                max(start, first),
+                f["score"],
+                f["threshold"],
+                f["severity"],
+                f["explanation"],
+                (),
             )
         )
     opener = next(

@@ -98,8 +98,11 @@ def test_unknown_elasticsearch_store_key_names_its_valid_keys(tmp_path: Path) ->
 def test_elasticsearch_store_section(tmp_path: Path) -> None:
     text = "store:\n  type: elasticsearch\n  url: https://es:9200\n  password_env: ES_PW\n"
     store = load_config(_write(tmp_path, text)).store
-    assert (store.type, store.url, store.password_env) == ("elasticsearch", "https://es:9200",
-                                                           "ES_PW")
+    assert (store.type, store.url, store.password_env) == (
+        "elasticsearch",
+        "https://es:9200",
+        "ES_PW",
+    )
     assert store.index_prefix == "secretwatch" and store.verify_certs
 
 

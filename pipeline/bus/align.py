@@ -184,8 +184,11 @@ class RawMarks:
     def floor(self) -> int | None:
         """The slowest mark (None: every raw partition is caught up, or none told)."""
         now = time.monotonic()
-        live = [m for _, m, got in self.marks.values() if m is not None
-                and now - got < MARKS_TTL_SECONDS]
+        live = [
+            m
+            for _, m, got in self.marks.values()
+            if m is not None and now - got < MARKS_TTL_SECONDS
+        ]
         return min(live) if live else None
 
 

@@ -173,7 +173,8 @@ class DetectStage:
                 log.warning(
                     "detect: snapshot on revocation failed (store %s unavailable: %s); "
                     "the next owner judges again from the last snapshot",
-                    self.store_name, exc,
+                    self.store_name,
+                    exc,
                 )
         self.owned = self.owned - gone
         self.align.forget(partitions)
@@ -190,8 +191,11 @@ class DetectStage:
         unknown on an owned partition? (See align.RawMarks.missing.)"""
         if time.monotonic() - self.assigned_at >= GRACE_SECONDS:
             return False
-        raw = [f"{topic}/{p}" for topic in self.raw
-               for p in self.consumer.partitions_for_topic(topic) or ()]
+        raw = [
+            f"{topic}/{p}"
+            for topic in self.raw
+            for p in self.consumer.partitions_for_topic(topic) or ()
+        ]
         return self.marks.missing(self.owned, raw)
 
     # -- the loop -------------------------------------------------------------------------
@@ -258,8 +262,9 @@ class DetectStage:
         # Storing the events (mostly waiting on Elasticsearch) and judging them (CPU here)
         # overlap; the batch is committed only once both are done.
         stored = (
-            self.writer.submit(self._with_store, lambda: self.live.store.write_batch(rows),
-                               len(rows), False)
+            self.writer.submit(
+                self._with_store, lambda: self.live.store.write_batch(rows), len(rows), False
+            )
             if rows
             else None
         )
@@ -284,8 +289,11 @@ class DetectStage:
             self.last_snapshot = time.monotonic()
             took = self.last_snapshot - began
             # Judging waits meanwhile: a slow snapshot shows in the delays.
-            log.log(logging.INFO if took >= SLOW_SNAPSHOT_SECONDS else logging.DEBUG,
-                    "detect: snapshot took %.2f s", took)
+            log.log(
+                logging.INFO if took >= SLOW_SNAPSHOT_SECONDS else logging.DEBUG,
+                "detect: snapshot took %.2f s",
+                took,
+            )
 
     def _process(self, rows: list[EventRow], clock_us: int | None) -> list:
         """Store, judge and learn; the clock is the slowest partition's (see align.py)."""
@@ -313,7 +321,11 @@ class DetectStage:
                 log.warning(
                     "detect: store %s unavailable (%s: %s); holding %d events, offsets not "
                     "committed; retrying in %.1f s",
-                    self.store_name, type(exc).__name__, exc, held, delay,
+                    self.store_name,
+                    type(exc).__name__,
+                    exc,
+                    held,
+                    delay,
                 )
             if self.stop.wait(delay):
                 raise Stopped("stopped while the store was unavailable")
@@ -356,4 +368,3 @@ class _Owner(ConsumerRebalanceListener):
 
     def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
         self.stage.revoke(lost, snapshot=False)  # already someone else's: nothing to save
-

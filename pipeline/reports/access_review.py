@@ -80,8 +80,8 @@ def _norm(frame: pd.DataFrame, stamps: list[str]) -> pd.DataFrame:
     frame = frame.copy()
     for name in frame.columns:
         if name in stamps:
-            frame[name] = pd.to_datetime(frame[name], utc=True).dt.floor("s").astype(
-                "datetime64[s, UTC]"
+            frame[name] = (
+                pd.to_datetime(frame[name], utc=True).dt.floor("s").astype("datetime64[s, UTC]")
             )
         elif name in ("events", "denied"):
             frame[name] = frame[name].astype("int64")
@@ -141,9 +141,11 @@ def build(
     flagged = per_identity["overbroad"].astype(bool)
     tables["overbroad_identities"] = per_identity.loc[flagged].reset_index(drop=True)
     tables["unused_grants"] = granted[~granted["used"]].reset_index(drop=True)
-    tables["ownership_gaps"] = known.loc[known["owner"] == "", [*SECRET, "listed"]].merge(
-        secrets[[*SECRET, "reads", "accessors"]], on=SECRET, how="left"
-    ).reset_index(drop=True)
+    tables["ownership_gaps"] = (
+        known.loc[known["owner"] == "", [*SECRET, "listed"]]
+        .merge(secrets[[*SECRET, "reads", "accessors"]], on=SECRET, how="left")
+        .reset_index(drop=True)
+    )
     tables["denied_attempts"] = denied_table(summary)
     tables["alerts"] = inputs.alerts
     gap_rows = coverage.gaps(
@@ -403,12 +405,14 @@ def _notes(
                 )
     missing = sorted(
         {p for names in evidence.vault_policies().values() for p in names}
-        - set(policies) - {"root", "default"}
+        - set(policies)
+        - {"root", "default"}
     )
     if missing:
         notes.append(
             "Policies named in the inventory but not found (ignored, as Vault ignores them): "
-            + ", ".join(missing) + "."
+            + ", ".join(missing)
+            + "."
         )
     if not evidence.vault_policies() and not evidence.inventory.grants:
         notes.append(

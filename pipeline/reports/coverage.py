@@ -52,8 +52,9 @@ def summarize(days: pd.DataFrame, gap_rows: pd.DataFrame) -> pd.DataFrame:
     per_gap = gap_rows.groupby(["source", "backend"])["hours"].agg(["count", "max"])
     rows: list[dict] = []
     for (source, backend), group in days.groupby(["source", "backend"], sort=True):
-        count, longest = per_gap.loc[(source, backend)] if (source, backend) in per_gap.index \
-            else (0, 0.0)
+        count, longest = (
+            per_gap.loc[(source, backend)] if (source, backend) in per_gap.index else (0, 0.0)
+        )
         rows.append({
             "source": source, "backend": backend, "first_event": group["first_ts"].min(),
             "last_event": group["last_ts"].max(), "events": int(group["events"].sum()),

@@ -125,7 +125,7 @@ def _hcl_blocks(name: str, text: str) -> list[tuple[str, dict]]:
         raise PolicyError(f"policy {name!r} is not valid HCL: {first}") from None
     items = doc.get("path", [])
     if not isinstance(items, list):
-        raise PolicyError(f"policy {name!r}: `path` must be blocks: path \"<glob>\" {{ ... }}")
+        raise PolicyError(f'policy {name!r}: `path` must be blocks: path "<glob>" {{ ... }}')
     blocks: list[tuple[str, dict]] = []
     for item in items:
         for path, body in item.items():
@@ -202,8 +202,13 @@ class ACL:
         candidates: list[tuple[tuple[int, bool, int, int, str], str, _Perms]] = []
         longest = self._longest_prefix(path)
         if longest is not None:
-            candidates.append(((len(longest), False, 0, len(longest), longest),
-                               longest + "*", self.prefix[longest]))
+            candidates.append(
+                (
+                    (len(longest), False, 0, len(longest), longest),
+                    longest + "*",
+                    self.prefix[longest],
+                )
+            )
         parts = path.split("/")
         for full, seg in self._segments:
             wildcards = seg.match(parts)
@@ -299,7 +304,7 @@ def request_path(secret: str, kv2_mounts: Sequence[str]) -> str:
     """
     for mount in kv2_mounts:
         if secret.startswith(mount):
-            return f"{mount}data/{secret[len(mount):]}"
+            return f"{mount}data/{secret[len(mount) :]}"
     return secret
 
 

@@ -106,8 +106,13 @@ class HtmlTable:
     total: int
 
 
-def table(review: Review, name: str, limit: int, sort: list[str] | None = None,
-          ascending: bool | list[bool] = True) -> HtmlTable:
+def table(
+    review: Review,
+    name: str,
+    limit: int,
+    sort: list[str] | None = None,
+    ascending: bool | list[bool] = True,
+) -> HtmlTable:
     """Rows of one table as display text, at most `limit` of them."""
     frame = review.tables[name]
     if sort:
@@ -123,8 +128,13 @@ def table(review: Review, name: str, limit: int, sort: list[str] | None = None,
 
 
 def _show(value: object, kind: str, zone: ZoneInfo) -> str:
-    if value is None or value is pd.NaT or value is pd.NA or (
-        isinstance(value, float) and value != value  # NaN
+    if (
+        value is None
+        or value is pd.NaT
+        or value is pd.NA
+        or (
+            isinstance(value, float) and value != value  # NaN
+        )
     ):
         return "–"
     if kind == "time":

@@ -16,13 +16,26 @@ NEW_VALUE: dict[str, frozenset[str]] = {
     # metadata writes cannot be told apart here (the parser maps both to `secret/x`).
     "vault": frozenset({"create", "update", "patch"}),
     "aws": frozenset(
-        {"RotateSecret", "RotationSucceeded", "PutSecretValue", "UpdateSecret", "CreateSecret",
-         "PutParameter"}
+        {
+            "RotateSecret",
+            "RotationSucceeded",
+            "PutSecretValue",
+            "UpdateSecret",
+            "CreateSecret",
+            "PutParameter",
+        }
     ),
     "gcp": frozenset({"AddSecretVersion"}),
     "azure": frozenset(
-        {"SecretSet", "SecretRotate", "KeyRotate", "KeyCreate", "KeyImport", "CertificateCreate",
-         "CertificateImport"}
+        {
+            "SecretSet",
+            "SecretRotate",
+            "KeyRotate",
+            "KeyCreate",
+            "KeyImport",
+            "CertificateCreate",
+            "CertificateImport",
+        }
     ),
     "k8s": frozenset({"create", "update", "patch"}),
 }

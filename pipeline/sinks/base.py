@@ -106,7 +106,9 @@ def http_client(cfg: Any, headers: Mapping[str, str] | None = None) -> httpx.Cli
     """An HTTP client with the sink's timeout and TLS settings."""
     verify: Any = str(cfg.ca_file) if getattr(cfg, "ca_file", None) else cfg.verify_tls
     return httpx.Client(
-        timeout=httpx.Timeout(cfg.timeout), verify=verify, headers=dict(headers or {}),
+        timeout=httpx.Timeout(cfg.timeout),
+        verify=verify,
+        headers=dict(headers or {}),
         follow_redirects=False,
     )
 

@@ -62,15 +62,23 @@ class DatadogSender:
     def start(self) -> None:
         key = read_secret(self.cfg, "api_key")
         self._scrub = Scrubber(key)
-        self._client = http_client(self.cfg, {
-            "dd-api-key": key or "", "content-type": "application/json",
-            "user-agent": f"secretwatch/{VERSION}",
-        })
+        self._client = http_client(
+            self.cfg,
+            {
+                "dd-api-key": key or "",
+                "content-type": "application/json",
+                "user-agent": f"secretwatch/{VERSION}",
+            },
+        )
 
     def _tags(self, alert: Any) -> list[str]:
         detectors = alert.get("detectors") or [alert.get("detector")]
-        return [f"alert_id:{alert['id']}", f"severity:{alert['severity']}",
-                *(f"detector:{d}" for d in detectors), *self.cfg.tags]
+        return [
+            f"alert_id:{alert['id']}",
+            f"severity:{alert['severity']}",
+            *(f"detector:{d}" for d in detectors),
+            *self.cfg.tags,
+        ]
 
     def log(self, item: Outgoing) -> dict[str, Any]:
         alert = item.alert
@@ -92,8 +100,9 @@ class DatadogSender:
         when = stamp if isinstance(stamp, datetime) else datetime.fromisoformat(stamp)
         return {
             "title": f"secretwatch {title(alert)}"[:100],
-            "text": f"{alert['explanation']}\n\nalert {item.alert_id} revision "
-            f"{item.revision}"[:4000],
+            "text": f"{alert['explanation']}\n\nalert {item.alert_id} revision {item.revision}"[
+                :4000
+            ],
             "alert_type": _ALERT_TYPE.get(alert["severity"], "info"),
             "aggregation_key": item.alert_id[:100],
             "source_type_name": "secretwatch",
@@ -109,8 +118,7 @@ class DatadogSender:
             body = dumps([self.log(o) for o in batch])
         else:
             body = dumps(self.event(batch[0]))  # batch_size is 1 for events
-        post(self._client, self.url, f"Datadog {self.url}", self._scrub, self.fixes,
-             content=body)
+        post(self._client, self.url, f"Datadog {self.url}", self._scrub, self.fixes, content=body)
         return {}
 
     def close(self) -> None:

@@ -62,8 +62,12 @@ class ElasticsearchSender:
         if self.cfg.data_stream:
             meta = {"_index": self.cfg.index, "_id": f"{item.alert_id}.r{item.revision}"}
             return {"create": meta}, doc
-        meta = {"_index": self.cfg.index, "_id": item.alert_id, "version": item.revision,
-                "version_type": "external_gte"}
+        meta = {
+            "_index": self.cfg.index,
+            "_id": item.alert_id,
+            "version": item.revision,
+            "version_type": "external_gte",
+        }
         return {"index": meta}, doc
 
     def send(self, batch: Sequence[Outgoing]) -> dict[str, SinkError]:
@@ -74,14 +78,21 @@ class ElasticsearchSender:
             action, doc = self._action(item)
             lines += [dumps(action), dumps(doc)]
         url = f"{self.cfg.url}/_bulk"
-        response = post(self._client, url, f"Elasticsearch {url}", self._scrub, self.fixes,
-                        content=b"\n".join(lines) + b"\n")
+        response = post(
+            self._client,
+            url,
+            f"Elasticsearch {url}",
+            self._scrub,
+            self.fixes,
+            content=b"\n".join(lines) + b"\n",
+        )
         try:
             answer = response.json()
             items = answer["items"]
         except (ValueError, KeyError, TypeError):
-            raise SinkError(f"Elasticsearch _bulk answer is not a bulk response: "
-                            f"{self._scrub(response.text)}") from None
+            raise SinkError(
+                f"Elasticsearch _bulk answer is not a bulk response: {self._scrub(response.text)}"
+            ) from None
         if not answer.get("errors"):
             return {}
         if len(items) != len(batch):
@@ -100,10 +111,11 @@ class ElasticsearchSender:
         text = reason.get("reason", reason) if isinstance(reason, dict) else reason
         kind = reason.get("type", "") if isinstance(reason, dict) else ""
         return SinkError(
-            f"Elasticsearch refused the document: HTTP {status} {kind}: "
-            f"{self._scrub(str(text))}", status,
-            fix="fix the index mapping or template for these fields, or choose another "
-            "`format`" if status == 400 else self.fixes.get(status),
+            f"Elasticsearch refused the document: HTTP {status} {kind}: {self._scrub(str(text))}",
+            status,
+            fix="fix the index mapping or template for these fields, or choose another `format`"
+            if status == 400
+            else self.fixes.get(status),
         )
 
     def close(self) -> None:

@@ -51,14 +51,14 @@ class PagerDutySender:
     def start(self) -> None:
         self._key = read_secret(self.cfg, "routing_key")
         self._scrub = Scrubber(self._key)
-        self._client = http_client(self.cfg, {"content-type": "application/json",
-                                              "user-agent": f"secretwatch/{VERSION}"})
+        self._client = http_client(
+            self.cfg, {"content-type": "application/json", "user-agent": f"secretwatch/{VERSION}"}
+        )
 
     def event(self, item: Outgoing) -> dict[str, Any]:
         alert = item.alert
         if alert.get("resolution") and self.cfg.resolve:
-            return {"routing_key": self._key, "event_action": "resolve",
-                    "dedup_key": item.alert_id}
+            return {"routing_key": self._key, "event_action": "resolve", "dedup_key": item.alert_id}
         detectors = alert.get("detectors") or [alert.get("detector")]
         return {
             "routing_key": self._key,
@@ -83,8 +83,14 @@ class PagerDutySender:
         for item in batch:
             if item.alert.get("resolution") and not self.cfg.resolve:
                 continue  # the page stays as it is; nothing to tell PagerDuty
-            post(self._client, self.cfg.url, f"PagerDuty {self.cfg.url}", self._scrub,
-                 self.fixes, content=dumps(self.event(item)))
+            post(
+                self._client,
+                self.cfg.url,
+                f"PagerDuty {self.cfg.url}",
+                self._scrub,
+                self.fixes,
+                content=dumps(self.event(item)),
+            )
         return {}
 
     def close(self) -> None:

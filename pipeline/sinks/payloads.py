@@ -23,24 +23,46 @@ PRODUCT = "secretwatch"
 OCSF_VERSION = "1.3.0"
 ECS_VERSION = "8.17.0"
 # OCSF severity_id and ECS event.severity (Elastic's detection-rule scale) per severity.
-_OCSF_SEVERITY = {"low": (2, "Low"), "medium": (3, "Medium"), "high": (4, "High"),
-                  "critical": (5, "Critical")}
+_OCSF_SEVERITY = {
+    "low": (2, "Low"),
+    "medium": (3, "Medium"),
+    "high": (4, "High"),
+    "critical": (5, "Critical"),
+}
 _ECS_SEVERITY = {"low": 21, "medium": 47, "high": 73, "critical": 99}
 # OCSF Finding status_id: New, or the analyst's verdict.
-_OCSF_STATUS = {None: (1, "New"), "true_positive": (4, "Resolved"),
-                "false_positive": (3, "Suppressed")}
+_OCSF_STATUS = {
+    None: (1, "New"),
+    "true_positive": (4, "Resolved"),
+    "false_positive": (3, "Suppressed"),
+}
 
 EXAMPLE: dict[str, Any] = {
-    "id": "swa-4c157007385339a413686f6c", "detector": "root_token",
-    "detectors": ["root_token"], "identity": "root", "severity": "critical", "score": 1.0,
-    "timestamp": "2026-05-29T10:32:29.871237Z", "window_start": "2026-05-29T10:00:00Z",
+    "id": "swa-4c157007385339a413686f6c",
+    "detector": "root_token",
+    "detectors": ["root_token"],
+    "identity": "root",
+    "severity": "critical",
+    "score": 1.0,
+    "timestamp": "2026-05-29T10:32:29.871237Z",
+    "window_start": "2026-05-29T10:00:00Z",
     "window_end": "2026-05-29T11:00:00Z",
     "explanation": "the root token made 2 requests at 10:32 on Friday 2026-05-29.",
-    "evidence": ["e1", "e2"], "evidence_count": 2, "baseline_version": 7,
-    "findings": [{"detector": "root_token", "score": 1.0, "threshold": 1.0,
-                  "severity": "critical", "window_start": "2026-05-29T10:00:00+00:00",
-                  "window_end": "2026-05-29T11:00:00+00:00",
-                  "explanation": "the root token made 2 requests.", "evidence_count": 2}],
+    "evidence": ["e1", "e2"],
+    "evidence_count": 2,
+    "baseline_version": 7,
+    "findings": [
+        {
+            "detector": "root_token",
+            "score": 1.0,
+            "threshold": 1.0,
+            "severity": "critical",
+            "window_start": "2026-05-29T10:00:00+00:00",
+            "window_end": "2026-05-29T11:00:00+00:00",
+            "explanation": "the root token made 2 requests.",
+            "evidence_count": 2,
+        }
+    ],
 }
 
 
@@ -79,8 +101,16 @@ def native_record(
 
 
 def from_pending(p: PendingDelivery, evidence_limit: int) -> dict[str, Any]:
-    return native_record(p.alert, p.revision, p.repeats, evidence_limit, p.resolution,
-                         p.resolved_by, p.resolved_at, p.note)
+    return native_record(
+        p.alert,
+        p.revision,
+        p.repeats,
+        evidence_limit,
+        p.resolution,
+        p.resolved_by,
+        p.resolved_at,
+        p.note,
+    )
 
 
 def native(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,8 +179,12 @@ def ocsf(record: Mapping[str, Any]) -> dict[str, Any]:
         "title": title(record),
         "desc": record["explanation"],
         "types": _detectors(record),
-        "analytic": {"name": ", ".join(_detectors(record)), "type_id": 2,
-                     "type": "Behavioral", "uid": _detectors(record)[0]},
+        "analytic": {
+            "name": ", ".join(_detectors(record)),
+            "type_id": 2,
+            "type": "Behavioral",
+            "uid": _detectors(record)[0],
+        },
         "first_seen_time": _ms(record["window_start"]),
         "last_seen_time": _ms(record["window_end"]),
         "created_time": _ms(record["timestamp"]),
@@ -183,8 +217,11 @@ def ocsf(record: Mapping[str, Any]) -> dict[str, Any]:
         },
         "finding_info": finding,
         "evidences": [
-            {"name": f["detector"], "actor": {"user": {"name": identity}},
-             "data": {k: v for k, v in f.items() if k != "detector"}}
+            {
+                "name": f["detector"],
+                "actor": {"user": {"name": identity}},
+                "data": {k: v for k, v in f.items() if k != "detector"},
+            }
             for f in record.get("findings", [])
         ],
         "unmapped": {
@@ -200,7 +237,9 @@ def ocsf(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 FORMATS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-    "native": native, "ecs": ecs, "ocsf": ocsf,
+    "native": native,
+    "ecs": ecs,
+    "ocsf": ocsf,
 }
 
 

@@ -39,8 +39,9 @@ MAX_REQUEST = 1_000_000  # bytes per call, the API's limit
 class SentinelSender:
     def __init__(self, cfg: SentinelSink) -> None:
         self.cfg, self.name, self.batch_size = cfg, cfg.name, cfg.batch_size
-        self.url = (f"{cfg.endpoint}/dataCollectionRules/{cfg.dcr_immutable_id}/streams/"
-                    f"{cfg.stream_name}")
+        self.url = (
+            f"{cfg.endpoint}/dataCollectionRules/{cfg.dcr_immutable_id}/streams/{cfg.stream_name}"
+        )
         self.token_url = f"{cfg.authority}/{cfg.tenant_id}/oauth2/v2.0/token"
         self._secret: str | None = None
         self._token: tuple[str, float] | None = None  # (token, monotonic expiry)
@@ -77,10 +78,17 @@ class SentinelSender:
         if self._token and time.monotonic() < self._token[1]:
             return self._token[0]
         response = post(
-            self._client, self.token_url, f"Azure token endpoint {self.token_url}",
-            self._scrub, self.fixes,
-            data={"client_id": self.cfg.client_id, "client_secret": self._secret or "",
-                  "scope": self.cfg.scope, "grant_type": "client_credentials"},
+            self._client,
+            self.token_url,
+            f"Azure token endpoint {self.token_url}",
+            self._scrub,
+            self.fixes,
+            data={
+                "client_id": self.cfg.client_id,
+                "client_secret": self._secret or "",
+                "scope": self.cfg.scope,
+                "grant_type": "client_credentials",
+            },
         )
         try:
             answer = response.json()
@@ -92,8 +100,10 @@ class SentinelSender:
         return token
 
     def rows(self, batch: Sequence[Outgoing]) -> list[dict[str, Any]]:
-        return [{"TimeGenerated": o.alert["timestamp"], **render(self.cfg.format, o.alert)}
-                for o in batch]
+        return [
+            {"TimeGenerated": o.alert["timestamp"], **render(self.cfg.format, o.alert)}
+            for o in batch
+        ]
 
     def send(self, batch: Sequence[Outgoing]) -> dict[str, SinkError]:
         if self._client is None:
@@ -106,11 +116,14 @@ class SentinelSender:
         assert self._client is not None  # noqa: S101 - checked by send
         what = f"Azure Monitor Logs Ingestion {self.url}"
         for fresh in (False, True):
-            headers = {"authorization": f"Bearer {self._bearer()}",
-                       "content-type": "application/json"}
+            headers = {
+                "authorization": f"Bearer {self._bearer()}",
+                "content-type": "application/json",
+            }
             try:
-                response = self._client.post(self.url, params={"api-version": API_VERSION},
-                                             content=body, headers=headers)
+                response = self._client.post(
+                    self.url, params={"api-version": API_VERSION}, content=body, headers=headers
+                )
             except httpx.HTTPError as exc:
                 raise SinkError(f"{what}: {type(exc).__name__}: {self._scrub(str(exc))}") from exc
             if response.is_success:

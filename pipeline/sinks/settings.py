@@ -176,14 +176,17 @@ class WebhookSink(_HttpSink):
     auth_token_file: Path | None = None
     headers: dict[str, str] = Field(default_factory=dict, description="extra, not secret")
 
-
     @model_validator(mode="after")
     def _secrets(self) -> WebhookSink:
         _secret(self, "secret", required=True)
         _secret(self, "auth_token", required=False)
         reserved = {h.lower() for h in self.headers} & {
-            "authorization", "webhook-id", "webhook-timestamp", "webhook-signature",
-            "content-type", "idempotency-key",
+            "authorization",
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+            "content-type",
+            "idempotency-key",
         }
         if reserved:
             raise ValueError(
@@ -210,7 +213,6 @@ class SplunkSink(_HttpSink):
     channel: str | None = Field(None, description="HEC channel GUID (default: derived)")
     batch_size: int = Field(50, ge=1, le=1000)
 
-
     @model_validator(mode="after")
     def _secrets(self) -> SplunkSink:
         _secret(self, "token", required=True)
@@ -232,7 +234,6 @@ class ElasticsearchSink(_HttpSink):
     password_env: str | None = None
     password_file: Path | None = None
     batch_size: int = Field(100, ge=1, le=1000)
-
 
     @field_validator("index")
     @classmethod
@@ -270,7 +271,6 @@ class SentinelSink(_HttpSink):
     authority: str = "https://login.microsoftonline.com"
     scope: str = "https://monitor.azure.com//.default"
     batch_size: int = Field(100, ge=1, le=1000)
-
 
     @field_validator("dcr_immutable_id")
     @classmethod
@@ -324,7 +324,6 @@ class PagerDutySink(_HttpSink):
     source: str | None = Field(None, description="default: this machine's name")
     resolve: bool = Field(True, description="send `resolve` when an analyst resolves it")
 
-
     @model_validator(mode="after")
     def _secrets(self) -> PagerDutySink:
         _secret(self, "routing_key", required=True)
@@ -350,8 +349,14 @@ class StdoutSink(_Sink):
 
 
 SinkConfig = Annotated[
-    WebhookSink | SplunkSink | ElasticsearchSink | SentinelSink | DatadogSink | PagerDutySink
-    | JsonlSink | StdoutSink,
+    WebhookSink
+    | SplunkSink
+    | ElasticsearchSink
+    | SentinelSink
+    | DatadogSink
+    | PagerDutySink
+    | JsonlSink
+    | StdoutSink,
     Field(discriminator="type"),
 ]
 

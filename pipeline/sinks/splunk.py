@@ -52,12 +52,15 @@ class SplunkSender:
     def start(self) -> None:
         token = read_secret(self.cfg, "token")
         self._scrub = Scrubber(token)
-        self._client = http_client(self.cfg, {
-            "authorization": f"Splunk {token}",
-            "content-type": "application/json",
-            "user-agent": f"secretwatch/{VERSION}",
-            "x-splunk-request-channel": self.channel,
-        })
+        self._client = http_client(
+            self.cfg,
+            {
+                "authorization": f"Splunk {token}",
+                "content-type": "application/json",
+                "user-agent": f"secretwatch/{VERSION}",
+                "x-splunk-request-channel": self.channel,
+            },
+        )
 
     def event(self, item: Outgoing) -> dict[str, Any]:
         alert = item.alert
@@ -80,8 +83,9 @@ class SplunkSender:
             raise SinkError(f"sink {self.name!r} is not started")
         body = b"".join(dumps(self.event(o)) for o in batch)
         url = f"{self.cfg.url}/services/collector/event"
-        response = post(self._client, url, f"Splunk HEC {url}", self._scrub, self.fixes,
-                        content=body)
+        response = post(
+            self._client, url, f"Splunk HEC {url}", self._scrub, self.fixes, content=body
+        )
         if self.cfg.ack:
             self._await_ack(response)
         return {}
@@ -94,14 +98,22 @@ class SplunkSender:
         except (ValueError, KeyError, TypeError):
             raise SinkError(
                 "Splunk HEC answered without an ackId although ack: true; enable indexer "
-                "acknowledgement on the token, or set ack: false", 400,
+                "acknowledgement on the token, or set ack: false",
+                400,
                 fix="enable indexer acknowledgement on the HEC token or set ack: false",
             ) from None
         url = f"{self.cfg.url}/services/collector/ack"
         deadline = time.monotonic() + self.cfg.ack_timeout.total_seconds()
         while True:
-            answer = post(self._client, url, f"Splunk HEC ack {url}", self._scrub, self.fixes,
-                          params={"channel": self.channel}, content=dumps({"acks": [ack_id]}))
+            answer = post(
+                self._client,
+                url,
+                f"Splunk HEC ack {url}",
+                self._scrub,
+                self.fixes,
+                params={"channel": self.channel},
+                content=dumps({"acks": [ack_id]}),
+            )
             try:
                 if answer.json()["acks"].get(str(ack_id)) is True:
                     return

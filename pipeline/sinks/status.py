@@ -26,21 +26,37 @@ def summarize(frame: pd.DataFrame) -> list[dict[str, Any]]:
     alerts: dict[str, dict[str, Any]] = {}
     for row in frame.to_dict(orient="records"):
         row = {k: _value(v) for k, v in row.items()}
-        alert = alerts.setdefault(row["alert_id"], {
-            "id": row["alert_id"],
-            "timestamp": row["ts"],
-            "severity": row["severity"],
-            "identity": row["identity"],
-            "detectors": [d for d in str(row["detectors"]).split(",") if d],
-            "revision": row["revision"],
-            "resolution": row["resolution"],
-            "repeats": row["repeats"],
-            "folded_into": row["folded_into"],
-            "deliveries": [],
-        })
-        alert["deliveries"].append({k: row[k] for k in (
-            "sink", "state", "attempts", "delivered_revision", "last_status", "last_error",
-            "next_attempt_at", "first_failed_at", "delivered_at")})
+        alert = alerts.setdefault(
+            row["alert_id"],
+            {
+                "id": row["alert_id"],
+                "timestamp": row["ts"],
+                "severity": row["severity"],
+                "identity": row["identity"],
+                "detectors": [d for d in str(row["detectors"]).split(",") if d],
+                "revision": row["revision"],
+                "resolution": row["resolution"],
+                "repeats": row["repeats"],
+                "folded_into": row["folded_into"],
+                "deliveries": [],
+            },
+        )
+        alert["deliveries"].append(
+            {
+                k: row[k]
+                for k in (
+                    "sink",
+                    "state",
+                    "attempts",
+                    "delivered_revision",
+                    "last_status",
+                    "last_error",
+                    "next_attempt_at",
+                    "first_failed_at",
+                    "delivered_at",
+                )
+            }
+        )
     return list(alerts.values())
 
 

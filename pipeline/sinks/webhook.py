@@ -60,8 +60,11 @@ class WebhookSender:
         except SignatureError as exc:
             raise ConfigError(f"sink {self.name!r}: the signing secret is invalid: {exc}") from None
         token = read_secret(self.cfg, "auth_token")
-        headers = {"content-type": "application/json", "user-agent": f"secretwatch/{VERSION}",
-                   **self.cfg.headers}
+        headers = {
+            "content-type": "application/json",
+            "user-agent": f"secretwatch/{VERSION}",
+            **self.cfg.headers,
+        }
         if token:
             headers["authorization"] = f"Bearer {token}"
         self._secret, self._scrub = secret, Scrubber(secret, token)
@@ -72,16 +75,25 @@ class WebhookSender:
             raise SinkError(f"sink {self.name!r} is not started")
         docs = [render(self.cfg.format, o.alert) for o in batch]
         single = len(batch) == 1
-        body = dumps({
-            "type": "secretwatch.alert" if single else "secretwatch.alerts",
-            "timestamp": max(str(o.alert["timestamp"]) for o in batch),
-            "data": docs[0] if single else docs,
-        })
+        body = dumps(
+            {
+                "type": "secretwatch.alert" if single else "secretwatch.alerts",
+                "timestamp": max(str(o.alert["timestamp"]) for o in batch),
+                "data": docs[0] if single else docs,
+            }
+        )
         headers = sign(self._secret, message_id(batch), int(time.time()), body)
         if single:
             headers["idempotency-key"] = batch[0].alert_id
-        post(self._client, self.cfg.url, f"webhook {self.cfg.url}", self._scrub, self.fixes,
-             content=body, headers=headers)
+        post(
+            self._client,
+            self.cfg.url,
+            f"webhook {self.cfg.url}",
+            self._scrub,
+            self.fixes,
+            content=body,
+            headers=headers,
+        )
         return {}
 
     def close(self) -> None:

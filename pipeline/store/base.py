@@ -165,9 +165,7 @@ class Store(Protocol):
     # frames carry `revision`, `resolution`, `resolved_by`, `resolved_at`, `note`,
     # `repeats` and `folded_into` besides the columns above. Times are tz-aware UTC.
 
-    def pending_deliveries(
-        self, sink: str, limit: int, now: datetime
-    ) -> list[PendingDelivery]:
+    def pending_deliveries(self, sink: str, limit: int, now: datetime) -> list[PendingDelivery]:
         """Up to `limit` alerts `sink` should take now, oldest alert first: revision above
         the sink's settled one, not dead, and no retry scheduled after `now`."""
 

@@ -376,8 +376,20 @@ class DuckDBStore:
             [sink, now],
         ).fetchmany(int(limit))  # not LIMIT: DuckDB 2.0.1 drops it over an empty join
         return [
-            PendingDelivery(r[0], int(r[1]), orjson.loads(r[2]), *r[3:7], int(r[7]), r[8],
-                            bool(r[9]), r[10], int(r[11]), r[12], r[13], int(r[14]))
+            PendingDelivery(
+                r[0],
+                int(r[1]),
+                orjson.loads(r[2]),
+                *r[3:7],
+                int(r[7]),
+                r[8],
+                bool(r[9]),
+                r[10],
+                int(r[11]),
+                r[12],
+                r[13],
+                int(r[14]),
+            )
             for r in rows
         ]
 
@@ -394,22 +406,28 @@ class DuckDBStore:
                 )
         settles = ("delivered", "suppressed")
         stamp = pa.timestamp("us", tz="UTC")
-        batch = pa.table({
-            "alert_id": pa.array([o.alert_id for o in outcomes], pa.string()),
-            "sink": pa.array([sink] * len(outcomes), pa.string()),
-            "delivered_revision": pa.array(
-                [o.revision if o.state in settles else 0 for o in outcomes], pa.int64()),
-            "state": pa.array([o.state for o in outcomes], pa.string()),
-            "attempts": pa.array([o.attempts for o in outcomes], pa.int64()),
-            "next_attempt_at": pa.array([o.next_attempt_at for o in outcomes], stamp),
-            "last_status": pa.array([o.status for o in outcomes], pa.int32()),
-            "last_error": pa.array([(o.error or "")[:MAX_ERROR] or None for o in outcomes],
-                                   pa.string()),
-            "first_failed_at": pa.array([o.first_failed_at for o in outcomes], stamp),
-            "delivered_at": pa.array(
-                [now if o.state == "delivered" else None for o in outcomes], stamp),
-            "updated_at": pa.array([now] * len(outcomes), stamp),
-        })
+        batch = pa.table(
+            {
+                "alert_id": pa.array([o.alert_id for o in outcomes], pa.string()),
+                "sink": pa.array([sink] * len(outcomes), pa.string()),
+                "delivered_revision": pa.array(
+                    [o.revision if o.state in settles else 0 for o in outcomes], pa.int64()
+                ),
+                "state": pa.array([o.state for o in outcomes], pa.string()),
+                "attempts": pa.array([o.attempts for o in outcomes], pa.int64()),
+                "next_attempt_at": pa.array([o.next_attempt_at for o in outcomes], stamp),
+                "last_status": pa.array([o.status for o in outcomes], pa.int32()),
+                "last_error": pa.array(
+                    [(o.error or "")[:MAX_ERROR] or None for o in outcomes], pa.string()
+                ),
+                "first_failed_at": pa.array([o.first_failed_at for o in outcomes], stamp),
+                "delivered_at": pa.array(
+                    [now if o.state == "delivered" else None for o in outcomes], stamp
+                ),
+                "updated_at": pa.array([now] * len(outcomes), stamp),
+            }
+        )
+
         # One statement for the batch (executemany costs milliseconds a row).
         def record(con: duckdb.DuckDBPyConnection) -> None:
             con.register("outcome_rows", batch)
@@ -430,8 +448,11 @@ class DuckDBStore:
         if state is not None and state not in DELIVERY_STATES:
             raise StoreError(f"delivery state {state!r}; valid: {', '.join(DELIVERY_STATES)}")
         # A window, not LIMIT: DuckDB 2.0.1 drops a LIMIT over a join with an empty table.
-        cut = f"QUALIFY row_number() OVER (ORDER BY ts DESC, alert_id) <= {int(limit)}" if (
-            limit is not None) else ""
+        cut = (
+            f"QUALIFY row_number() OVER (ORDER BY ts DESC, alert_id) <= {int(limit)}"
+            if (limit is not None)
+            else ""
+        )
         return self.con.execute(
             f"""{_FOLDS}, rows AS (
               SELECT a.id AS alert_id, s.sink, a.ts, a.identity, a.severity, a.detectors,
@@ -469,8 +490,14 @@ class DuckDBStore:
                     """UPDATE alerts SET resolution = ?, resolved_by = ?, resolved_at = ?,
                          note = ?, revision = revision + 1, updated_at = ?
                        WHERE id = ? RETURNING id""",
-                    [resolution, by if resolution else None, now if resolution else None,
-                     note, now, alert_id],
+                    [
+                        resolution,
+                        by if resolution else None,
+                        now if resolution else None,
+                        note,
+                        now,
+                        alert_id,
+                    ],
                 ).fetchall()
             ),
         )
@@ -512,9 +539,7 @@ class DuckDBStore:
         self._transaction("recording a suppression verdict", decide)
         return decided[0][0] if decided else into
 
-    def _transaction(
-        self, doing: str, work: Callable[[duckdb.DuckDBPyConnection], object]
-    ) -> None:
+    def _transaction(self, doing: str, work: Callable[[duckdb.DuckDBPyConnection], object]) -> None:
         """Run `work(con)` in one transaction; a failure rolls it back whole."""
         con = self.con
         con.execute("BEGIN")
@@ -541,9 +566,7 @@ class DuckDBStore:
         return [(identity, bytes(body)) for identity, body in rows.fetchall()]
 
     def detection_state(self, key: str) -> bytes | None:
-        row = self.con.execute(
-            "SELECT value FROM detection_state WHERE key = ?", [key]
-        ).fetchone()
+        row = self.con.execute("SELECT value FROM detection_state WHERE key = ?", [key]).fetchone()
         return bytes(row[0]) if row else None
 
     def alerts(

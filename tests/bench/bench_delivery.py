@@ -56,8 +56,13 @@ def serve(record: Path, port_file: Path) -> None:
             verify(SECRET, dict(self.headers.items()), body)
             data = json.loads(body)["data"]
             items = data if isinstance(data, list) else [data]
-            line = json.dumps({"at": at, "keys": [[i["id"], i["revision"]] for i in items],
-                               "evidence": [e for i in items for e in i["evidence"]]})
+            line = json.dumps(
+                {
+                    "at": at,
+                    "keys": [[i["id"], i["revision"]] for i in items],
+                    "evidence": [e for i in items for e in i["evidence"]],
+                }
+            )
             with lock:
                 out.write(line + "\n")
             self.send_response(200)
@@ -76,8 +81,9 @@ class Receiver:
     def __init__(self, folder: Path) -> None:
         self.record, port = folder / "received.jsonl", folder / "port"
         self.record.touch()
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.record),
-                                      str(port)], cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(self.record), str(port)], cwd=REPO
+        )
         deadline = time.monotonic() + 20
         while not port.exists() or not port.read_text():
             if time.monotonic() > deadline:
@@ -101,11 +107,20 @@ def _sinks(url: str, batch_size: int, folder: Path, with_file: bool) -> list[Any
 
     from pipeline.sinks.settings import SinkConfig
 
-    entries = [{"name": "hook", "type": "webhook", "url": url, "secret_env": "BENCH_SECRET",
-                "batch_size": batch_size, "evidence_limit": 5000}]
+    entries = [
+        {
+            "name": "hook",
+            "type": "webhook",
+            "url": url,
+            "secret_env": "BENCH_SECRET",
+            "batch_size": batch_size,
+            "evidence_limit": 5000,
+        }
+    ]
     if with_file:  # the embedded default's file sink, alongside
-        entries.append({"name": "alerts-file", "type": "jsonl",
-                        "path": str(folder / "alerts.jsonl")})
+        entries.append(
+            {"name": "alerts-file", "type": "jsonl", "path": str(folder / "alerts.jsonl")}
+        )
     return [TypeAdapter(SinkConfig).validate_python(e) for e in entries]
 
 
@@ -124,8 +139,9 @@ def throughput(rx: Receiver, n: int, batch_size: int, folder: Path) -> float:
     store.open()
     try:
         alerts = many(store, n)
-        deliverer = Deliverer(store, _sinks(rx.url, batch_size, folder, False),
-                              DeliveryConfig(suppression_window=0))
+        deliverer = Deliverer(
+            store, _sinks(rx.url, batch_size, folder, False), DeliveryConfig(suppression_window=0)
+        )
         deliverer.start()
         start = time.perf_counter()
         try:
@@ -161,8 +177,10 @@ def embedded_pipeline(config: Any, log: Path, store_path: Path) -> Callable[[], 
 
     stop = threading.Event()
     follower = threading.Thread(
-        target=follow_files, args=([str(log)], store, config),
-        kwargs={"stop": stop, "on_stored": on_stored}, daemon=True,
+        target=follow_files,
+        args=([str(log)], store, config),
+        kwargs={"stop": stop, "on_stored": on_stored},
+        daemon=True,
     )
     follower.start()
 
@@ -178,18 +196,28 @@ def embedded_pipeline(config: Any, log: Path, store_path: Path) -> Callable[[], 
 def _root_call(n: int) -> bytes:
     auth = {"display_name": "root", "policies": ["root"]}
     return b"".join(
-        orjson.dumps({
-            "time": f"2026-05-01T03:{n // 60:02d}:{n % 60:02d}.000000Z", "type": kind,
-            "auth": auth,
-            "request": {"id": f"bench-{n}", "operation": "read", "mount_type": "kv",
-                        "path": "secret/data/payments/stripe", "remote_address": "10.0.0.5"},
-        }) + b"\n"
+        orjson.dumps(
+            {
+                "time": f"2026-05-01T03:{n // 60:02d}:{n % 60:02d}.000000Z",
+                "type": kind,
+                "auth": auth,
+                "request": {
+                    "id": f"bench-{n}",
+                    "operation": "read",
+                    "mount_type": "kv",
+                    "path": "secret/data/payments/stripe",
+                    "remote_address": "10.0.0.5",
+                },
+            }
+        )
+        + b"\n"
         for kind in ("request", "response")
     )
 
 
-def follow_latency(rx: Receiver, events: int, interval: float, folder: Path,
-                   start: Starter = embedded_pipeline) -> list[float]:
+def follow_latency(
+    rx: Receiver, events: int, interval: float, folder: Path, start: Starter = embedded_pipeline
+) -> list[float]:
     """Seconds from writing each root-token call to its alert (revision) arriving."""
     from pipeline.config import load_config
 
@@ -247,12 +275,16 @@ def main() -> None:
             for size in (1, 50, 200):
                 rate = throughput(rx, args.alerts, size, folder)
                 print(f"    batch_size {size:>3}: {rate:>8,.0f} alerts/s")
-            print(f"(b) embedded follow mode, {args.events} root-token calls "
-                  f"{args.interval:g} s apart (default config + this webhook)")
+            print(
+                f"(b) embedded follow mode, {args.events} root-token calls "
+                f"{args.interval:g} s apart (default config + this webhook)"
+            )
             delays = follow_latency(rx, args.events, args.interval, folder)
-            print(f"    event written -> alert at receiver: p50 {_pct(delays, 0.5) * 1000:.0f} "
-                  f"ms, p99 {_pct(delays, 0.99) * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms"
-                  " (goal p99 < 1000 ms)")
+            print(
+                f"    event written -> alert at receiver: p50 {_pct(delays, 0.5) * 1000:.0f} "
+                f"ms, p99 {_pct(delays, 0.99) * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms"
+                " (goal p99 < 1000 ms)"
+            )
         finally:
             rx.close()
 

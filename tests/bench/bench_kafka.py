@@ -92,11 +92,22 @@ class Run:
             metrics = self.folder / f"{self.name}-m{i}.jsonl"
             err = (self.folder / f"{self.name}-m{i}.err").open("wb")
             out = (self.folder / f"{self.name}-m{i}.out").open("wb")
-            self.members.append(subprocess.Popen(
-                [CLI, "run", "--config", str(self.config), "--member", f"m{i}",
-                 "--metrics", str(metrics)],
-                stdout=out, stderr=err,
-            ))
+            self.members.append(
+                subprocess.Popen(
+                    [
+                        CLI,
+                        "run",
+                        "--config",
+                        str(self.config),
+                        "--member",
+                        f"m{i}",
+                        "--metrics",
+                        str(metrics),
+                    ],
+                    stdout=out,
+                    stderr=err,
+                )
+            )
             self.metrics.append(metrics)
         until = time.monotonic() + deadline
         while sorted(p for i in range(n) for p in self.owned(i)) != list(range(4)):
@@ -215,14 +226,25 @@ def attack(n: int, ts_us: int) -> list[Raw]:
         rid = str(uuid.uuid4())
         when = from_micros(ts_us + k).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         for kind in ("request", "response"):
-            line = orjson.dumps({
-                "time": when, "type": kind,
-                "auth": {"display_name": "approle", "policies": ["default"],
-                         "metadata": {"role_name": f"bench-intruder-{n}"}},
-                "request": {"id": rid, "operation": "read", "mount_type": "kv",
-                            "mount_point": "secret/", "path": f"secret/data/bench{n}/s{k}",
-                            "remote_address": "198.51.100.7"},
-            })
+            line = orjson.dumps(
+                {
+                    "time": when,
+                    "type": kind,
+                    "auth": {
+                        "display_name": "approle",
+                        "policies": ["default"],
+                        "metadata": {"role_name": f"bench-intruder-{n}"},
+                    },
+                    "request": {
+                        "id": rid,
+                        "operation": "read",
+                        "mount_type": "kv",
+                        "mount_point": "secret/",
+                        "path": f"secret/data/bench{n}/s{k}",
+                        "remote_address": "198.51.100.7",
+                    },
+                }
+            )
             out.append(Raw("vault", rid.encode(), line, ts_us))
     return out
 
@@ -266,8 +288,11 @@ def paced(
     steady = int(rate * warmup)  # attacks are named after their place in the stream
     alerts = sorted(d for name, d in first.items() if int(name.rsplit("-", 1)[1]) >= steady)
     early = sorted(d for name, d in first.items() if int(name.rsplit("-", 1)[1]) < steady)
-    injected = sum(1 for i in range(1, len(records[: int(rate * seconds)]))
-                   if i % max(1, int(rate)) == 0 and i >= steady)
+    injected = sum(
+        1
+        for i in range(1, len(records[: int(rate * seconds)]))
+        if i % max(1, int(rate)) == 0 and i >= steady
+    )
     return rate, stored, alerts, injected, early_stored, early
 
 
@@ -281,10 +306,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--paced-seconds", type=float, default=30.0)
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds per phase")
-    parser.add_argument("--warmup-seconds", type=float, default=5.0,
-                        help="paced phase: the first seconds, not counted in the delays")
-    parser.add_argument("--snapshot-seconds", type=float, default=Run.snapshot_seconds,
-                        help="how often members snapshot their baselines")
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=5.0,
+        help="paced phase: the first seconds, not counted in the delays",
+    )
+    parser.add_argument(
+        "--snapshot-seconds",
+        type=float,
+        default=Run.snapshot_seconds,
+        help="how often members snapshot their baselines",
+    )
     args = parser.parse_args()
     Run.snapshot_seconds = args.snapshot_seconds
     scale = round(args.events / EVENTS_AT_SCALE_1, 3)
@@ -300,29 +333,43 @@ def main() -> None:
         base = n / t
         print(f"(i)   embedded ingest into DuckDB: {base:>9,.0f} events/s ({n:,} in {t:.1f} s)")
         ceiling = store_only(work, list(expected.values()), 5000)
-        print(f"      Elasticsearch writes alone:  {ceiling:>9,.0f} events/s (this process, "
-              f"batches of 5,000, no Kafka, no detection) = {ceiling / base:.2f} of (i)")
+        print(
+            f"      Elasticsearch writes alone:  {ceiling:>9,.0f} events/s (this process, "
+            f"batches of 5,000, no Kafka, no detection) = {ceiling / base:.2f} of (i)"
+        )
         rate1, t1, s1, late1 = throughput(work, records, events, 1, args.deadline)
-        print(f"(ii)  1 member -> Elasticsearch:   {rate1:>9,.0f} events/s ({t1:.1f} s, "
-              f"{s1:,} stored, {late1:,} came late); (ii)/(i) = {rate1 / base:.2f} "
-              "(goal >= 0.50)")
+        print(
+            f"(ii)  1 member -> Elasticsearch:   {rate1:>9,.0f} events/s ({t1:.1f} s, "
+            f"{s1:,} stored, {late1:,} came late); (ii)/(i) = {rate1 / base:.2f} "
+            "(goal >= 0.50)"
+        )
         rate2, t2, s2, late2 = throughput(work, records, events, 2, args.deadline)
-        print(f"(iii) 2 members -> Elasticsearch:  {rate2:>9,.0f} events/s ({t2:.1f} s, "
-              f"{s2:,} stored, {late2:,} came late); (iii)/(ii) = {rate2 / rate1:.2f}")
+        print(
+            f"(iii) 2 members -> Elasticsearch:  {rate2:>9,.0f} events/s ({t2:.1f} s, "
+            f"{s2:,} stored, {late2:,} came late); (iii)/(ii) = {rate2 / rate1:.2f}"
+        )
         per_event = len(records) / events
         raw_rate, stored, alerts, injected, early_stored, early = paced(
             work, records, per_event, rate1 / 2, args.paced_seconds, args.warmup_seconds
         )
-        print(f"(iv)  paced at {rate1 / 2:,.0f} events/s ({raw_rate:,.0f} raw records/s) for "
-              f"{args.paced_seconds:.0f} s, 1 member; after the first "
-              f"{args.warmup_seconds:.0f} s (warm-up):")
-        print(f"      produce->stored p50 {pct(stored, 0.5):,.0f} ms, p99 "
-              f"{pct(stored, 0.99):,.0f} ms ({len(stored):,} events)")
-        print(f"      produce->alert  p50 {pct(alerts, 0.5):,.0f} ms, p99 "
-              f"{pct(alerts, 0.99):,.0f} ms ({len(alerts)} of {injected} injected attacks "
-              "alerted; goal p99 < 2000 ms)")
-        print(f"      warm-up: produce->stored max {max(early_stored, default=0):,.0f} ms, "
-              f"produce->alert max {max(early, default=0):,.0f} ms ({len(early)} attacks)")
+        print(
+            f"(iv)  paced at {rate1 / 2:,.0f} events/s ({raw_rate:,.0f} raw records/s) for "
+            f"{args.paced_seconds:.0f} s, 1 member; after the first "
+            f"{args.warmup_seconds:.0f} s (warm-up):"
+        )
+        print(
+            f"      produce->stored p50 {pct(stored, 0.5):,.0f} ms, p99 "
+            f"{pct(stored, 0.99):,.0f} ms ({len(stored):,} events)"
+        )
+        print(
+            f"      produce->alert  p50 {pct(alerts, 0.5):,.0f} ms, p99 "
+            f"{pct(alerts, 0.99):,.0f} ms ({len(alerts)} of {injected} injected attacks "
+            "alerted; goal p99 < 2000 ms)"
+        )
+        print(
+            f"      warm-up: produce->stored max {max(early_stored, default=0):,.0f} ms, "
+            f"produce->alert max {max(early, default=0):,.0f} ms ({len(early)} attacks)"
+        )
 
 
 if __name__ == "__main__":

@@ -100,10 +100,15 @@ def generate(path: Path, events: int, identities: int, secrets: int, seed: int) 
             is_vault = who < vault_ids
             action = np.where(auth, "auth", np.where(lists, "list", np.where(writes, "write",
                               "read")))  # fmt: skip
-            operation = np.where(is_vault, np.where(action == "write", "update",
-                                 np.where(action == "auth", "update", action)),
-                                 np.where(action == "write", "PutSecretValue", np.where(
-                                     action == "list", "DescribeSecret", "GetSecretValue")))
+            operation = np.where(
+                is_vault,
+                np.where(action == "write", "update", np.where(action == "auth", "update", action)),
+                np.where(
+                    action == "write",
+                    "PutSecretValue",
+                    np.where(action == "list", "DescribeSecret", "GetSecretValue"),
+                ),
+            )
             secret = pa.DictionaryArray.from_arrays(
                 pa.array(what.astype(np.int32), mask=auth), secret_dict
             ).cast(pa.string())

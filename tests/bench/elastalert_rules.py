@@ -80,7 +80,8 @@ RULES: list[dict] = [
 # since it catches more attacks at many more false alerts.
 PAIR_RULES: list[dict] = [
     {**rule, "name": "secrets-new-identity-secret", "fields": [["identity", "secret"]]}
-    if rule["type"] == "new_term" else rule
+    if rule["type"] == "new_term"
+    else rule
     for rule in RULES
 ]
 
@@ -114,8 +115,8 @@ def apply_filter(frame: pd.DataFrame, filters: list[dict]) -> pd.DataFrame:
     """
     mask = np.ones(len(frame), dtype=bool)
     for clause in filters:
-        (kind, spec), = clause.items()
-        (column, value), = spec.items()
+        ((kind, spec),) = clause.items()
+        ((column, value),) = spec.items()
         if kind == "term":
             mask &= (frame[column] == value).to_numpy()
         elif kind == "terms":
@@ -132,8 +133,9 @@ def _groups(frame: pd.DataFrame, key: str) -> Iterator[tuple[str, np.ndarray, np
         yield str(value), _micros(group["ts"]), group["event_id"].to_numpy()
 
 
-def _alert(rule: dict, identity: str, ts: int, evidence: list[str], score: float,
-           explanation: str) -> dict:
+def _alert(
+    rule: dict, identity: str, ts: int, evidence: list[str], score: float, explanation: str
+) -> dict:
     return {
         "id": f"{rule['name']}:{identity}:{ts}",
         "detector": rule["name"],
@@ -173,9 +175,16 @@ def frequency(rule: dict, frame: pd.DataFrame, start: int) -> list[dict]:
                 evidence = [str(e) for e in ids[first : i + 1]]
                 first = i + 1
                 if ts >= start and silence.allows(key, ts):
-                    out.append(_alert(rule, key, ts, evidence, len(evidence),
-                                      f"At least {need} events occurred within "
-                                      f"{rule['timeframe']} for {key}"))
+                    out.append(
+                        _alert(
+                            rule,
+                            key,
+                            ts,
+                            evidence,
+                            len(evidence),
+                            f"At least {need} events occurred within {rule['timeframe']} for {key}",
+                        )
+                    )
     return out
 
 
@@ -202,8 +211,16 @@ def new_term(rule: dict, frame: pd.DataFrame, start: int) -> list[dict]:
         key = str(getattr(row, rule.get("query_key", "identity")))
         ts = int(pd.Timestamp(row.ts).value // 1000)
         if silence.allows(key, ts):
-            out.append(_alert(rule, key, ts, [str(row.event_id)], 1.0,
-                              f"New term {dict(zip(field, term, strict=True))}"))
+            out.append(
+                _alert(
+                    rule,
+                    key,
+                    ts,
+                    [str(row.event_id)],
+                    1.0,
+                    f"New term {dict(zip(field, term, strict=True))}",
+                )
+            )
     return out
 
 
@@ -227,25 +244,33 @@ def spike(rule: dict, frame: pd.DataFrame, start: int) -> list[dict]:
             quiet_until = nxt + 2 * span
             if ts >= start and silence.allows(key, ts):
                 evidence = [str(e) for e in ids[cur_first[i] : i + 1]]
-                out.append(_alert(rule, key, ts, evidence, cur[i] / max(ref[i], 1),
-                                  f"An abnormal number ({cur[i]}) of events occurred; "
-                                  f"preceding that time there were only {ref[i]} within "
-                                  f"{rule['timeframe']}"))
+                out.append(
+                    _alert(
+                        rule,
+                        key,
+                        ts,
+                        evidence,
+                        cur[i] / max(ref[i], 1),
+                        f"An abnormal number ({cur[i]}) of events occurred; "
+                        f"preceding that time there were only {ref[i]} within "
+                        f"{rule['timeframe']}",
+                    )
+                )
     return out
 
 
 RULE_TYPES = {"frequency": frequency, "new_term": new_term, "spike": spike}
 
 
-def run_rules(frame: pd.DataFrame, train_until: str, rules: list[dict] | None = None
-              ) -> list[dict]:
+def run_rules(frame: pd.DataFrame, train_until: str, rules: list[dict] | None = None) -> list[dict]:
     """Every rule's alerts from `train_until` on, in time order."""
     start = int(pd.Timestamp(train_until).value // 1000)
     alerts: list[dict] = []
     for rule in RULES if rules is None else rules:
         kind = rule["type"]
         if kind not in RULE_TYPES:
-            raise ValueError(f"rule {rule['name']!r}: type {kind!r} is not one of "
-                             f"{sorted(RULE_TYPES)}")
+            raise ValueError(
+                f"rule {rule['name']!r}: type {kind!r} is not one of {sorted(RULE_TYPES)}"
+            )
         alerts += RULE_TYPES[kind](rule, frame, start)
     return sorted(alerts, key=lambda a: (a["timestamp"], a["id"]))

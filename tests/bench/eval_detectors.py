@@ -82,8 +82,9 @@ class Score:
 
     def false_by(self, key: str) -> Counter[str]:
         """False alerts counted by `detector` or `identity`."""
-        return Counter(detector_name(a) if key == "detector" else str(a.get(key))
-                       for a in self.false_alerts)
+        return Counter(
+            detector_name(a) if key == "detector" else str(a.get(key)) for a in self.false_alerts
+        )
 
 
 def detector_name(alert: dict) -> str:
@@ -106,9 +107,12 @@ def touched_changes(alert: dict, labels: dict) -> list[dict]:
     and the on-call week if its identity was on call (night pages are normal then)."""
     when = _utc(alert["timestamp"])
     weeks = [{**w, "kind": "on_call_week"} for w in labels.get("oncall", [])]
-    return [c for c in [*labels.get("changes", []), *weeks]
-            if c["identity"] in ("*", alert.get("identity"))
-            and _utc(c["start"]) <= when <= _utc(c["end"])]
+    return [
+        c
+        for c in [*labels.get("changes", []), *weeks]
+        if c["identity"] in ("*", alert.get("identity"))
+        and _utc(c["start"]) <= when <= _utc(c["end"])
+    ]
 
 
 def score(alerts: list[dict], labels: dict, name: str = "") -> Score:
@@ -142,19 +146,28 @@ def goals(ours: Score, baseline: Score) -> list[Goal]:
     kinds = ours.by_kind()
     covered = sum(1 for got, _ in kinds.values() if got)
     return [
-        Goal("every attack kind caught", covered == len(kinds),
-             f"{covered}/{len(kinds)} kinds, {ours.caught_count}/{len(ours.attacks)} attacks"),
-        Goal(f"<= {MAX_ALERTS_PER_CAUGHT:g} alerts per caught attack",
-             bool(ours.caught) and ours.alerts_per_caught <= MAX_ALERTS_PER_CAUGHT,
-             f"{ours.alerts_per_caught:.2f}"),
-        Goal(f"<= {MAX_FALSE_PER_DAY:g} false alerts per day",
-             ours.false_per_day <= MAX_FALSE_PER_DAY,
-             f"{ours.false_per_day:.3f} ({len(ours.false_alerts)} in {ours.detect_days} days)"),
-        Goal(f"more attacks caught than {baseline.name} at no more false alerts per day",
-             ours.caught_count > baseline.caught_count
-             and ours.false_per_day <= baseline.false_per_day,
-             f"{ours.caught_count} vs {baseline.caught_count} caught, "
-             f"{ours.false_per_day:.3f} vs {baseline.false_per_day:.3f} false/day"),
+        Goal(
+            "every attack kind caught",
+            covered == len(kinds),
+            f"{covered}/{len(kinds)} kinds, {ours.caught_count}/{len(ours.attacks)} attacks",
+        ),
+        Goal(
+            f"<= {MAX_ALERTS_PER_CAUGHT:g} alerts per caught attack",
+            bool(ours.caught) and ours.alerts_per_caught <= MAX_ALERTS_PER_CAUGHT,
+            f"{ours.alerts_per_caught:.2f}",
+        ),
+        Goal(
+            f"<= {MAX_FALSE_PER_DAY:g} false alerts per day",
+            ours.false_per_day <= MAX_FALSE_PER_DAY,
+            f"{ours.false_per_day:.3f} ({len(ours.false_alerts)} in {ours.detect_days} days)",
+        ),
+        Goal(
+            f"more attacks caught than {baseline.name} at no more false alerts per day",
+            ours.caught_count > baseline.caught_count
+            and ours.false_per_day <= baseline.false_per_day,
+            f"{ours.caught_count} vs {baseline.caught_count} caught, "
+            f"{ours.false_per_day:.3f} vs {baseline.false_per_day:.3f} false/day",
+        ),
     ]
 
 
@@ -175,14 +188,18 @@ def prepare_scenario(folder: Path, seed: int, days: int, scale: float, out: Cons
         if {k: labels.get(k) for k in wanted} == wanted:
             out.print(f"reusing the scenario in {folder} ({wanted})")
             return labels
-        raise SystemExit(f"error: {folder} holds another scenario "
-                         f"({ {k: labels.get(k) for k in wanted} }); pass another --scenario "
-                         "or delete it")
+        raise SystemExit(
+            f"error: {folder} holds another scenario "
+            f"({ {k: labels.get(k) for k in wanted} }); pass another --scenario "
+            "or delete it"
+        )
     began = time.perf_counter()
     labels = generate(folder, seed, days, scale)
     counts = labels["counts"]
-    out.print(f"generated {counts['vault_calls'] + counts['aws_records']:,} events "
-              f"({wanted}) in {time.perf_counter() - began:.1f} s into {folder}")
+    out.print(
+        f"generated {counts['vault_calls'] + counts['aws_records']:,} events "
+        f"({wanted}) in {time.perf_counter() - began:.1f} s into {folder}"
+    )
     return labels
 
 
@@ -190,9 +207,18 @@ def run_replay(folder: Path, labels: dict, config: Path | None, out: Console) ->
     """`secretwatch replay` over the scenario, as a user runs it; (alerts file, seconds)."""
     alerts = folder / "alerts.jsonl"
     alerts.unlink(missing_ok=True)  # never score a previous run's alerts
-    command = [str(Path(sys.executable).parent / "secretwatch"), "replay",
-               "--input", str(folder / "vault"), "--input", str(folder / "aws"),
-               "--train-until", labels["train_until"], "--alerts", str(alerts)]
+    command = [
+        str(Path(sys.executable).parent / "secretwatch"),
+        "replay",
+        "--input",
+        str(folder / "vault"),
+        "--input",
+        str(folder / "aws"),
+        "--train-until",
+        labels["train_until"],
+        "--alerts",
+        str(alerts),
+    ]
     if config is not None:
         command += ["--config", str(config)]
     out.print("running: " + " ".join(command))
@@ -200,8 +226,9 @@ def run_replay(folder: Path, labels: dict, config: Path | None, out: Console) ->
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - began
     if done.returncode != 0:
-        raise SystemExit(f"error: secretwatch replay exited with {done.returncode}:\n"
-                         f"{done.stderr[-4000:]}")
+        raise SystemExit(
+            f"error: secretwatch replay exited with {done.returncode}:\n{done.stderr[-4000:]}"
+        )
     if not alerts.exists():
         raise SystemExit(f"error: secretwatch replay wrote no {alerts}")
     for line in done.stdout.strip().splitlines()[-10:]:
@@ -215,8 +242,10 @@ def run_baselines(folder: Path, labels: dict) -> list[Score]:
     began = time.perf_counter()
     frame, _, dead = load_events([str(folder / "vault"), str(folder / "aws")])
     if dead:
-        raise SystemExit(f"error: the scenario has {len(dead)} dead letters, e.g. "
-                         f"{dead[0].reason}; the generator or a parser is wrong")
+        raise SystemExit(
+            f"error: the scenario has {len(dead)} dead letters, e.g. "
+            f"{dead[0].reason}; the generator or a parser is wrong"
+        )
     parsed = time.perf_counter() - began
     scores = []
     for name, rules in ((BASELINE, RULES), (PAIR_BASELINE, PAIR_RULES)):
@@ -248,8 +277,9 @@ def _pct(got: int, total: int) -> str:
 def comparison(results: list[Score]) -> Table:
     """One column per alert source, one row per measure."""
     first = results[0]
-    table = Table(title="Detection period: "
-                  f"{first.detect_days} days, {len(first.attacks)} labelled attacks")
+    table = Table(
+        title=f"Detection period: {first.detect_days} days, {len(first.attacks)} labelled attacks"
+    )
     table.add_column("")
     for result in results:
         table.add_column(result.name, justify="right")
@@ -261,8 +291,9 @@ def comparison(results: list[Score]) -> Table:
     table.add_row("alerts per caught attack", *(f"{r.alerts_per_caught:.2f}" for r in results))
     table.add_row("false alerts", *(str(len(r.false_alerts)) for r in results))
     table.add_row("false alerts per day", *(f"{r.false_per_day:.3f}" for r in results))
-    table.add_row("run time", *(f"{r.seconds:.1f} s" if r.seconds is not None else "-"
-                                for r in results))
+    table.add_row(
+        "run time", *(f"{r.seconds:.1f} s" if r.seconds is not None else "-" for r in results)
+    )
     return table
 
 
@@ -273,9 +304,14 @@ def breakdown(result: Score) -> Table:
     table.add_column("identity")
     table.add_column("touches change")
     table.add_column("count", justify="right")
-    rows = Counter((detector_name(a), str(a.get("identity")),
-                    ", ".join(c["kind"] for c in a["touches"]) or "-")
-                   for a in result.false_alerts)
+    rows = Counter(
+        (
+            detector_name(a),
+            str(a.get("identity")),
+            ", ".join(c["kind"] for c in a["touches"]) or "-",
+        )
+        for a in result.false_alerts
+    )
     for (detector, identity, touches), n in sorted(rows.items(), key=lambda r: (-r[1], r[0])):
         table.add_row(detector, identity, touches, str(n))
     return table
@@ -285,8 +321,10 @@ def report(ours: Score, baselines: list[Score], out: Console) -> list[Goal]:
     """Print the comparison, the goals (against the first baseline) and what went wrong."""
     baseline = baselines[0]
     out.print(comparison([ours, *baselines]))
-    out.print(f"({PAIR_BASELINE}: the same rules with one composite new_term on identity + "
-              "secret; context only, the goals compare against the first baseline)")
+    out.print(
+        f"({PAIR_BASELINE}: the same rules with one composite new_term on identity + "
+        "secret; context only, the goals compare against the first baseline)"
+    )
     for result in (ours, baseline):
         if result.false_alerts:
             out.print(breakdown(result))
@@ -298,18 +336,22 @@ def report(ours: Score, baselines: list[Score], out: Console) -> list[Goal]:
         out.print(f"\n[bold]{ours.name} false alerts[/bold]")
         for alert in ours.false_alerts:
             touches = ", ".join(c["kind"] for c in alert["touches"])
-            out.print(f"- {alert.get('timestamp')} {detector_name(alert)} "
-                      f"[{alert.get('severity')}] {alert.get('identity')}"
-                      + (f" (touches change: {touches})" if touches else ""))
+            out.print(
+                f"- {alert.get('timestamp')} {detector_name(alert)} "
+                f"[{alert.get('severity')}] {alert.get('identity')}"
+                + (f" (touches change: {touches})" if touches else "")
+            )
             out.print(f"  {clip(str(alert.get('explanation')))}", markup=False)
     for result in (ours, baseline):
         if result.missed():
             out.print(f"\n[bold]{result.name} missed[/bold]")
             for attack in result.missed():
-                out.print(f"- {attack['id']} {attack['kind']} on {attack['identity']} "
-                          f"({attack['source']}), {attack['start']} .. {attack['end']}, "
-                          f"{len(attack['event_ids'])} events: {attack['description']}",
-                          markup=False)
+                out.print(
+                    f"- {attack['id']} {attack['kind']} on {attack['identity']} "
+                    f"({attack['source']}), {attack['start']} .. {attack['end']}, "
+                    f"{len(attack['event_ids'])} events: {attack['description']}",
+                    markup=False,
+                )
     return checks
 
 

@@ -145,74 +145,270 @@ SHARED = (
 )
 AGENT, HVAC, GOCLIENT = "vault-agent/1.15.2", "hvac/2.1.0", "vault-client-go/0.4.3"
 SERVICES = (
-    Service("payments", "payments-api", ("payments/payments-api/db",
-            "payments/payments-api/stripe-api-key", "payments/payments-api/webhook-signing"),
-            ("shared/datadog/api-key", "shared/kafka/ca"), True, 20, "web", 4, 3, AGENT),
-    Service("payments", "ledger-worker", ("payments/ledger-worker/db",
-            "payments/ledger-worker/kafka-creds"), ("shared/kafka/ca",), True, 8, "flat", 6, 2,
-            HVAC),
-    Service("orders", "orders-api", ("orders/orders-api/db", "orders/orders-api/redis",
-            "orders/orders-api/config"), ("shared/datadog/api-key", "shared/kafka/ca",
-            "shared/sentry/dsn"), True, 25, "web", 3, 4, AGENT),
-    Service("orders", "cart-svc", ("orders/cart-svc/redis", "orders/cart-svc/config"),
-            ("shared/datadog/api-key",), False, 18, "web", 4, 3, GOCLIENT),
-    Service("orders", "notification-svc", ("orders/notification-svc/twilio",
-            "orders/notification-svc/config"), ("shared/sentry/dsn",), False, 6, "web", 7, 2,
-            HVAC, denied="secret/data/shared/smtp/relay", denied_rate=0.5),
-    Service("search", "search-indexer", ("search/search-indexer/opensearch",
-            "search/search-indexer/kafka-creds"), ("shared/kafka/ca",), False, 10, "flat", 5, 2,
-            GOCLIENT),
-    Service("search", "query-api", ("search/query-api/opensearch-ro", "search/query-api/config"),
-            ("shared/datadog/api-key", "shared/sentry/dsn"), False, 15, "web", 3, 3, AGENT),
-    Service("identity", "auth-gateway", ("identity/auth-gateway/jwt-signing-key",
-            "identity/auth-gateway/oidc-client", "identity/auth-gateway/db"),
-            ("shared/tls/wildcard", "shared/datadog/api-key"), True, 20, "web", 5, 3, AGENT),
-    Service("identity", "session-svc", ("identity/session-svc/redis",
-            "identity/session-svc/cookie-key"), ("shared/datadog/api-key",), False, 12, "web", 6,
-            2, GOCLIENT),
-    Service("analytics", "feature-store", ("analytics/feature-store/postgres",
-            "analytics/feature-store/s3-creds"), ("shared/kafka/ca",), True, 8, "flat", 6, 2, HVAC),
-    Service("platform", "ingress-controller", ("platform/ingress-controller/dhparam",),
-            ("shared/tls/wildcard", "shared/tls/internal-ca"), False, 4, "flat", 10, 2, AGENT),
-    Service("platform", "metrics-exporter", ("platform/metrics-exporter/datadog",),
-            ("shared/datadog/api-key",), False, 3, "flat", 4, 2, GOCLIENT,
-            denied="secret/data/platform/grafana/admin", denied_rate=1.5),
+    Service(
+        "payments",
+        "payments-api",
+        (
+            "payments/payments-api/db",
+            "payments/payments-api/stripe-api-key",
+            "payments/payments-api/webhook-signing",
+        ),
+        ("shared/datadog/api-key", "shared/kafka/ca"),
+        True,
+        20,
+        "web",
+        4,
+        3,
+        AGENT,
+    ),
+    Service(
+        "payments",
+        "ledger-worker",
+        ("payments/ledger-worker/db", "payments/ledger-worker/kafka-creds"),
+        ("shared/kafka/ca",),
+        True,
+        8,
+        "flat",
+        6,
+        2,
+        HVAC,
+    ),
+    Service(
+        "orders",
+        "orders-api",
+        ("orders/orders-api/db", "orders/orders-api/redis", "orders/orders-api/config"),
+        ("shared/datadog/api-key", "shared/kafka/ca", "shared/sentry/dsn"),
+        True,
+        25,
+        "web",
+        3,
+        4,
+        AGENT,
+    ),
+    Service(
+        "orders",
+        "cart-svc",
+        ("orders/cart-svc/redis", "orders/cart-svc/config"),
+        ("shared/datadog/api-key",),
+        False,
+        18,
+        "web",
+        4,
+        3,
+        GOCLIENT,
+    ),
+    Service(
+        "orders",
+        "notification-svc",
+        ("orders/notification-svc/twilio", "orders/notification-svc/config"),
+        ("shared/sentry/dsn",),
+        False,
+        6,
+        "web",
+        7,
+        2,
+        HVAC,
+        denied="secret/data/shared/smtp/relay",
+        denied_rate=0.5,
+    ),
+    Service(
+        "search",
+        "search-indexer",
+        ("search/search-indexer/opensearch", "search/search-indexer/kafka-creds"),
+        ("shared/kafka/ca",),
+        False,
+        10,
+        "flat",
+        5,
+        2,
+        GOCLIENT,
+    ),
+    Service(
+        "search",
+        "query-api",
+        ("search/query-api/opensearch-ro", "search/query-api/config"),
+        ("shared/datadog/api-key", "shared/sentry/dsn"),
+        False,
+        15,
+        "web",
+        3,
+        3,
+        AGENT,
+    ),
+    Service(
+        "identity",
+        "auth-gateway",
+        (
+            "identity/auth-gateway/jwt-signing-key",
+            "identity/auth-gateway/oidc-client",
+            "identity/auth-gateway/db",
+        ),
+        ("shared/tls/wildcard", "shared/datadog/api-key"),
+        True,
+        20,
+        "web",
+        5,
+        3,
+        AGENT,
+    ),
+    Service(
+        "identity",
+        "session-svc",
+        ("identity/session-svc/redis", "identity/session-svc/cookie-key"),
+        ("shared/datadog/api-key",),
+        False,
+        12,
+        "web",
+        6,
+        2,
+        GOCLIENT,
+    ),
+    Service(
+        "analytics",
+        "feature-store",
+        ("analytics/feature-store/postgres", "analytics/feature-store/s3-creds"),
+        ("shared/kafka/ca",),
+        True,
+        8,
+        "flat",
+        6,
+        2,
+        HVAC,
+    ),
+    Service(
+        "platform",
+        "ingress-controller",
+        ("platform/ingress-controller/dhparam",),
+        ("shared/tls/wildcard", "shared/tls/internal-ca"),
+        False,
+        4,
+        "flat",
+        10,
+        2,
+        AGENT,
+    ),
+    Service(
+        "platform",
+        "metrics-exporter",
+        ("platform/metrics-exporter/datadog",),
+        ("shared/datadog/api-key",),
+        False,
+        3,
+        "flat",
+        4,
+        2,
+        GOCLIENT,
+        denied="secret/data/platform/grafana/admin",
+        denied_rate=1.5,
+    ),
 )
 NEW_SERVICE = Service(
-    "orders", "returns-api", ("orders/returns-api/db", "orders/returns-api/config"),
-    ("shared/datadog/api-key", "shared/kafka/ca", "shared/sentry/dsn"), True, 10, "web", 4, 2,
-    AGENT, deployed_at=0.1,
+    "orders",
+    "returns-api",
+    ("orders/returns-api/db", "orders/returns-api/config"),
+    ("shared/datadog/api-key", "shared/kafka/ca", "shared/sentry/dsn"),
+    True,
+    10,
+    "web",
+    4,
+    2,
+    AGENT,
+    deployed_at=0.1,
 )
 EVERYDAY = (0, 1, 2, 3, 4, 5, 6)
 BATCHES = (
-    Batch("nightly-billing", "payments", ("payments/billing/stripe-export",
-          "payments/billing/sftp"), 2.0, EVERYDAY, ("database/creds/billing",)),
-    Batch("reports-export", "analytics", ("analytics/reports/sftp",
-          "analytics/reports/warehouse-ro", "shared/smtp/relay"), 6.0, (0, 1, 2, 3, 4)),
-    Batch("db-backup", "platform", ("platform/db-backup/s3-creds", "platform/db-backup/gpg-key"),
-          3.5, EVERYDAY, ("database/creds/backup-payments", "database/creds/backup-orders",
-          "database/creds/backup-identity")),
-    Batch("weekly-reconcile", "payments", ("payments/ledger-worker/db",
-          "payments/billing/stripe-export"), 4.0, (6,)),
-    Batch("data-warehouse-sync", "analytics", ("analytics/warehouse/snowflake",
-          "analytics/warehouse/s3-staging"),
-          5.0, EVERYDAY, moved_to=14.0),
-    Batch("legacy-cron", "platform", ("platform/legacy/ftp", "platform/legacy/db"), 4.25,
-          EVERYDAY, active_days=21),
+    Batch(
+        "nightly-billing",
+        "payments",
+        ("payments/billing/stripe-export", "payments/billing/sftp"),
+        2.0,
+        EVERYDAY,
+        ("database/creds/billing",),
+    ),
+    Batch(
+        "reports-export",
+        "analytics",
+        ("analytics/reports/sftp", "analytics/reports/warehouse-ro", "shared/smtp/relay"),
+        6.0,
+        (0, 1, 2, 3, 4),
+    ),
+    Batch(
+        "db-backup",
+        "platform",
+        ("platform/db-backup/s3-creds", "platform/db-backup/gpg-key"),
+        3.5,
+        EVERYDAY,
+        (
+            "database/creds/backup-payments",
+            "database/creds/backup-orders",
+            "database/creds/backup-identity",
+        ),
+    ),
+    Batch(
+        "weekly-reconcile",
+        "payments",
+        ("payments/ledger-worker/db", "payments/billing/stripe-export"),
+        4.0,
+        (6,),
+    ),
+    Batch(
+        "data-warehouse-sync",
+        "analytics",
+        ("analytics/warehouse/snowflake", "analytics/warehouse/s3-staging"),
+        5.0,
+        EVERYDAY,
+        moved_to=14.0,
+    ),
+    Batch(
+        "legacy-cron",
+        "platform",
+        ("platform/legacy/ftp", "platform/legacy/db"),
+        4.25,
+        EVERYDAY,
+        active_days=21,
+    ),
 )
 HUMANS = (
-    Human("alice@example.com", "oidc", "payments", False, "Mozilla/5.0 (Macintosh; Intel Mac OS "
-          "X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"),
-    Human("bob", "userpass", "orders", False, "Vault/1.15.2 (+https://www.vaultproject.io/; "
-          "go1.21.3)"),
-    Human("carol@example.com", "oidc", "platform", True, "Vault/1.15.2 "
-          "(+https://www.vaultproject.io/; go1.21.3)"),
-    Human("dave@example.com", "oidc", "search", True, "Mozilla/5.0 (X11; Linux x86_64; rv:124.0) "
-          "Gecko/20100101 Firefox/124.0"),
-    Human("erin", "userpass", "identity", False, "Vault/1.15.2 (+https://www.vaultproject.io/; "
-          "go1.21.3)"),
-    Human("frank@example.com", "oidc", "analytics", True, "Mozilla/5.0 (Windows NT 10.0; Win64; "
-          "x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0 Safari/537.36"),
+    Human(
+        "alice@example.com",
+        "oidc",
+        "payments",
+        False,
+        "Mozilla/5.0 (Macintosh; Intel Mac OS "
+        "X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+    ),
+    Human(
+        "bob", "userpass", "orders", False, "Vault/1.15.2 (+https://www.vaultproject.io/; go1.21.3)"
+    ),
+    Human(
+        "carol@example.com",
+        "oidc",
+        "platform",
+        True,
+        "Vault/1.15.2 (+https://www.vaultproject.io/; go1.21.3)",
+    ),
+    Human(
+        "dave@example.com",
+        "oidc",
+        "search",
+        True,
+        "Mozilla/5.0 (X11; Linux x86_64; rv:124.0) Gecko/20100101 Firefox/124.0",
+    ),
+    Human(
+        "erin",
+        "userpass",
+        "identity",
+        False,
+        "Vault/1.15.2 (+https://www.vaultproject.io/; go1.21.3)",
+    ),
+    Human(
+        "frank@example.com",
+        "oidc",
+        "analytics",
+        True,
+        "Mozilla/5.0 (Windows NT 10.0; Win64; "
+        "x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0 Safari/537.36",
+    ),
 )
 ONCALL = tuple(h.identity for h in HUMANS if h.oncall)
 CI_SECRETS = ("ci/registry/push-token", "ci/sonarqube/token")
@@ -223,49 +419,116 @@ OUTSIDE_VAULT, OUTSIDE_AWS = "198.51.100.23", "203.0.113.77"
 ROOT_ADDRESS = "10.8.1.57"
 
 CLI_AGENT = "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0-1017-aws exe/x86_64.ubuntu.22 prompt/off"
-BOTO_LAMBDA = ("Boto3/1.34.84 md/Botocore#1.34.84 ua/2.0 os/linux#5.10.214 md/arch#x86_64 "
-               "lang/python#3.12.2 md/pyimpl#CPython exec-env/AWS_Lambda_python3.12")
+BOTO_LAMBDA = (
+    "Boto3/1.34.84 md/Botocore#1.34.84 ua/2.0 os/linux#5.10.214 md/arch#x86_64 "
+    "lang/python#3.12.2 md/pyimpl#CPython exec-env/AWS_Lambda_python3.12"
+)
 BOTO_EC2 = "Boto3/1.34.84 md/Botocore#1.34.84 ua/2.0 os/linux#6.1.84 lang/python#3.11.8"
 AWS_SECRETS = (
-    "prod/orders/db", "prod/orders/stripe-webhook", "prod/payments/api-key", "prod/payments/db",
-    "prod/payments/card-vault-token", "prod/search/opensearch", "prod/billing/sftp",
-    "prod/billing/db", "prod/analytics/redshift", "prod/reporting/db", "prod/reporting/looker-api",
-    "prod/ml/feature-store", "prod/shared/datadog-api-key", "prod/shared/pagerduty-key",
-    "prod/identity/okta-api-token", "prod/identity/saml-cert", "staging/orders/db",
-    "staging/payments/api-key", "staging/search/opensearch", "prod/platform/github-app-key",
-    "prod/platform/terraform-cloud-token", "prod/data/snowflake", "prod/data/fivetran",
-    "prod/marketing/hubspot-key", "prod/marketing/sendgrid-key", "prod/support/zendesk-token",
+    "prod/orders/db",
+    "prod/orders/stripe-webhook",
+    "prod/payments/api-key",
+    "prod/payments/db",
+    "prod/payments/card-vault-token",
+    "prod/search/opensearch",
+    "prod/billing/sftp",
+    "prod/billing/db",
+    "prod/analytics/redshift",
+    "prod/reporting/db",
+    "prod/reporting/looker-api",
+    "prod/ml/feature-store",
+    "prod/shared/datadog-api-key",
+    "prod/shared/pagerduty-key",
+    "prod/identity/okta-api-token",
+    "prod/identity/saml-cert",
+    "staging/orders/db",
+    "staging/payments/api-key",
+    "staging/search/opensearch",
+    "prod/platform/github-app-key",
+    "prod/platform/terraform-cloud-token",
+    "prod/data/snowflake",
+    "prod/data/fivetran",
+    "prod/marketing/hubspot-key",
+    "prod/marketing/sendgrid-key",
+    "prod/support/zendesk-token",
 )
 SSO_DEV = "AWSReservedSSO_DeveloperAccess_3f2a1b0c9d8e7f60"
 SSO_ADMIN = "AWSReservedSSO_AdministratorAccess_8c7d6e5f4a3b2c1d"
 SSO_PATH = f"aws-reserved/sso.amazonaws.com/{REGION}/"
 ROLES = (
-    Role("orders-api-task", "ecs", "orders", ("prod/orders/db", "prod/orders/stripe-webhook",
-         "prod/shared/datadog-api-key"), peak=12),
-    Role("payments-lambda", "lambda", "payments", ("prod/payments/api-key", "prod/payments/db"),
-         peak=15, by_arn=True, agent=BOTO_LAMBDA),
-    Role("search-ingest-task", "ecs", "search", ("prod/search/opensearch",), peak=6,
-         curve="flat"),
-    Role("reporting-api-task", "ecs", "reporting", ("prod/reporting/db",
-         "prod/reporting/looker-api"), peak=8),
-    Role("analytics-etl", "ec2", "analytics", ("prod/analytics/redshift",
-         "prod/shared/datadog-api-key", "prod/data/snowflake"), agent=BOTO_EC2),
-    Role("billing-export-lambda", "lambda", "payments", ("prod/billing/sftp", "prod/billing/db"),
-         by_arn=True, agent=BOTO_LAMBDA),
-    Role("ml-training", "sagemaker", "analytics", ("prod/ml/feature-store",
-         "prod/analytics/redshift"), path="service-role/", agent=BOTO_EC2),
-    Role("secrets-rotation-lambda", "lambda", "platform", ("prod/orders/db", "prod/payments/db",
-         "prod/billing/db", "prod/reporting/db"), path="service-role/", by_arn=True,
-         agent=BOTO_LAMBDA),
+    Role(
+        "orders-api-task",
+        "ecs",
+        "orders",
+        ("prod/orders/db", "prod/orders/stripe-webhook", "prod/shared/datadog-api-key"),
+        peak=12,
+    ),
+    Role(
+        "payments-lambda",
+        "lambda",
+        "payments",
+        ("prod/payments/api-key", "prod/payments/db"),
+        peak=15,
+        by_arn=True,
+        agent=BOTO_LAMBDA,
+    ),
+    Role("search-ingest-task", "ecs", "search", ("prod/search/opensearch",), peak=6, curve="flat"),
+    Role(
+        "reporting-api-task",
+        "ecs",
+        "reporting",
+        ("prod/reporting/db", "prod/reporting/looker-api"),
+        peak=8,
+    ),
+    Role(
+        "analytics-etl",
+        "ec2",
+        "analytics",
+        ("prod/analytics/redshift", "prod/shared/datadog-api-key", "prod/data/snowflake"),
+        agent=BOTO_EC2,
+    ),
+    Role(
+        "billing-export-lambda",
+        "lambda",
+        "payments",
+        ("prod/billing/sftp", "prod/billing/db"),
+        by_arn=True,
+        agent=BOTO_LAMBDA,
+    ),
+    Role(
+        "ml-training",
+        "sagemaker",
+        "analytics",
+        ("prod/ml/feature-store", "prod/analytics/redshift"),
+        path="service-role/",
+        agent=BOTO_EC2,
+    ),
+    Role(
+        "secrets-rotation-lambda",
+        "lambda",
+        "platform",
+        ("prod/orders/db", "prod/payments/db", "prod/billing/db", "prod/reporting/db"),
+        path="service-role/",
+        by_arn=True,
+        agent=BOTO_LAMBDA,
+    ),
     Role(SSO_DEV, "sso", "engineering", (), path=SSO_PATH, agent=CLI_AGENT),
     Role(SSO_ADMIN, "sso", "platform", (), path=SSO_PATH, agent=CLI_AGENT),
 )
 SSO_TEAMS = {  # AWS secrets each developer works with through the SSO role
-    "alice@example.com": ("prod/payments/api-key", "prod/payments/db", "prod/billing/sftp",
-                          "staging/payments/api-key"),
+    "alice@example.com": (
+        "prod/payments/api-key",
+        "prod/payments/db",
+        "prod/billing/sftp",
+        "staging/payments/api-key",
+    ),
     "dave@example.com": ("prod/search/opensearch", "staging/search/opensearch"),
-    "frank@example.com": ("prod/analytics/redshift", "prod/data/snowflake", "prod/ml/feature-store",
-                          "prod/data/fivetran"),
+    "frank@example.com": (
+        "prod/analytics/redshift",
+        "prod/data/snowflake",
+        "prod/ml/feature-store",
+        "prod/data/fivetran",
+    ),
     "bob@example.com": ("prod/orders/db", "staging/orders/db", "prod/orders/stripe-webhook"),
 }
 ROLE_BY_NAME = {r.name: r for r in ROLES}
@@ -379,12 +642,32 @@ class World:
     homes: dict[str, list[str]] = field(default_factory=dict)
     changes: list[dict] = field(default_factory=list)
 
-    def v(self, ts: int, actor: str, op: str, path: str, ip: str, token: str,
-          error: str | None = None, tag: str | None = None, agent: str | None = None) -> None:
+    def v(
+        self,
+        ts: int,
+        actor: str,
+        op: str,
+        path: str,
+        ip: str,
+        token: str,
+        error: str | None = None,
+        tag: str | None = None,
+        agent: str | None = None,
+    ) -> None:
         self.vault.append((ts, actor, op, path, ip, token, error, tag, agent))
 
-    def a(self, ts: int, actor: str, event: str, secret: str | None, ip: str, session: str,
-          error: str | None = None, tag: str | None = None, agent: str | None = None) -> None:
+    def a(
+        self,
+        ts: int,
+        actor: str,
+        event: str,
+        secret: str | None,
+        ip: str,
+        session: str,
+        error: str | None = None,
+        tag: str | None = None,
+        agent: str | None = None,
+    ) -> None:
         self.aws.append((ts, actor, event, secret, ip, session, error, tag, agent))
 
     def pod_at(self, identity: str, ts: int, rng: random.Random) -> tuple[str, str]:
@@ -407,8 +690,9 @@ def _gaps(rng: random.Random, ts: int, n: int, low: float, high: float) -> list[
 # --------------------------------------------------------------------------- Vault behaviour
 
 
-def _deploy_times(rng: random.Random, cal: Calendar, first_day: int, mean_days: float,
-                  new: bool) -> list[int]:
+def _deploy_times(
+    rng: random.Random, cal: Calendar, first_day: int, mean_days: float, new: bool
+) -> list[int]:
     """Rollouts on working days in working hours; none during the holiday freeze."""
     out = [cal.t(first_day, 10 + rng.random() * 5) if new else cal.start_us]
     day = first_day
@@ -443,8 +727,10 @@ def k8s_service(w: World, svc: Service) -> None:
         ("read", tuple(f"secret/metadata/{s}" for s in svc.secrets), 3.0),
     ]
     if svc.db:
-        menu += [("read", (f"database/creds/{svc.name}",), 8.0),
-                 ("update", ("sys/leases/renew",), 6.0)]
+        menu += [
+            ("read", (f"database/creds/{svc.name}",), 8.0),
+            ("update", ("sys/leases/renew",), 6.0),
+        ]
     weights = np.array([m[2] for m in menu])
     times = poisson_times(nrng, cal, cal.rates(svc.peak, svc.curve, first))
     times = times[times > deploys[0]]
@@ -452,8 +738,9 @@ def k8s_service(w: World, svc: Service) -> None:
     pod = nrng.integers(0, svc.pods, times.size)
     kind = nrng.choice(len(menu), times.size, p=weights / weights.sum())
     pick = nrng.integers(0, 1 << 20, times.size)
-    for ts, e, p, k, x in zip(times.tolist(), epochs.tolist(), pod.tolist(), kind.tolist(),
-                              pick.tolist(), strict=True):
+    for ts, e, p, k, x in zip(
+        times.tolist(), epochs.tolist(), pod.tolist(), kind.tolist(), pick.tolist(), strict=True
+    ):
         op, paths, _ = menu[k]
         w.v(ts, ident, op, paths[x % len(paths)], pods[e][p], f"{e}.{p}")
     if svc.denied:
@@ -497,16 +784,29 @@ def batch_job(w: World, job: Batch) -> None:
         ts = cal.t(day, hour) + rng.randint(-60, 150) * SECOND
         batch_run(w, rng, job, ts, rng.choice(BATCH_NODES), f"run{day}")
     if job.moved_to is not None:
-        w.changes.append({
-            "kind": "batch_rescheduled", "source": "vault", "identity": job.role,
-            "start": iso(cal.t(moved, job.moved_to) - 5 * MINUTE), "end": iso(cal.t(cal.days)),
-            "description": f"{job.role} moved from {job.hour:05.2f} h to {job.moved_to:05.2f} h "
-            "UTC (same secrets, same hosts)",
-        })
+        w.changes.append(
+            {
+                "kind": "batch_rescheduled",
+                "source": "vault",
+                "identity": job.role,
+                "start": iso(cal.t(moved, job.moved_to) - 5 * MINUTE),
+                "end": iso(cal.t(cal.days)),
+                "description": f"{job.role} moved from {job.hour:05.2f} h to "
+                f"{job.moved_to:05.2f} h UTC (same secrets, same hosts)",
+            }
+        )
 
 
-def batch_run(w: World, rng: random.Random, job: Batch, ts: int, ip: str, token: str,
-              tag: str | None = None, extra: tuple[str, ...] = ()) -> None:
+def batch_run(
+    w: World,
+    rng: random.Random,
+    job: Batch,
+    ts: int,
+    ip: str,
+    token: str,
+    tag: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> None:
     """Login, read each secret (some twice), issue database credentials, revoke the token."""
     w.v(ts, job.role, "update", "auth/approle/login", ip, token, tag=tag)
     paths = [f"secret/data/{s}" for s in job.secrets for _ in range(1 + (rng.random() < 0.3))]
@@ -545,8 +845,14 @@ def ci(w: World) -> None:
                 ts, ip = cal.t(day, rng.uniform(9.0, 18.0)), rng.choice(TFC_ADDRESSES)
                 w.v(ts, "tfc-plan", "update", "auth/jwt/login", ip, f"t{day}.{i}")
                 at = _gaps(rng, ts, 2, 0.5, 4.0)
-                w.v(at[0], "tfc-plan", "read", "secret/data/platform/terraform/state-key", ip,
-                    f"t{day}.{i}")
+                w.v(
+                    at[0],
+                    "tfc-plan",
+                    "read",
+                    "secret/data/platform/terraform/state-key",
+                    ip,
+                    f"t{day}.{i}",
+                )
                 w.v(at[1], "tfc-plan", "read", "aws/creds/tf-plan", ip, f"t{day}.{i}")
 
 
@@ -565,8 +871,11 @@ def rotator(w: World) -> None:
         ts, ip, token = cal.t(day, 1.25) + rng.randint(0, 120) * SECOND, BATCH_NODES[0], f"r{day}"
         calls = [("update", "auth/approle/login")]
         for s in due:
-            calls += [("read", f"secret/metadata/{s}"), ("update", f"secret/data/{s}"),
-                      ("read", f"secret/data/{s}")]
+            calls += [
+                ("read", f"secret/metadata/{s}"),
+                ("update", f"secret/data/{s}"),
+                ("read", f"secret/data/{s}"),
+            ]
         if monday:
             calls += [("update", f"database/rotate-role/{a}") for a in db_apps]
         calls.append(("update", "auth/token/revoke-self"))
@@ -630,15 +939,25 @@ def human(w: World, h: Human) -> None:
         if h.oncall and week_oncall and day == incident_day:
             ts = cal.t(day, 1.1 + rng.random() * 0.3)
             session(ts, 9, 2.5, rng.choice(ips), f"n{day}")
-            w.changes.append({
-                "kind": "oncall_night", "source": "vault", "identity": h.identity,
-                "start": iso(ts), "end": iso(ts + 3 * HOUR),
-                "description": "on-call engineer works an incident 01:00-04:00 from the VPN, "
-                "reading the team's secrets",
-            })
+            w.changes.append(
+                {
+                    "kind": "oncall_night",
+                    "source": "vault",
+                    "identity": h.identity,
+                    "start": iso(ts),
+                    "end": iso(ts + 3 * HOUR),
+                    "description": "on-call engineer works an incident 01:00-04:00 from the VPN, "
+                    "reading the team's secrets",
+                }
+            )
         elif h.oncall and week_oncall and rng.random() < 0.3:
-            session(cal.t(day, rng.uniform(0.2, 5.0)), 1 + int(nrng.poisson(1)), 0.5,
-                    rng.choice(ips), f"n{day}")
+            session(
+                cal.t(day, rng.uniform(0.2, 5.0)),
+                1 + int(nrng.poisson(1)),
+                0.5,
+                rng.choice(ips),
+                f"n{day}",
+            )
 
 
 # --------------------------------------------------------------------------- AWS behaviour
@@ -657,8 +976,16 @@ def aws_task(w: World, role: Role) -> None:
     times = poisson_times(nrng, cal, cal.rates(role.peak, role.curve))
     deploys = _deploy_times(rng, cal, 0, 5, False)
     if role.kind == "ecs":
-        tasks = [[(uuid.UUID(int=rng.getrandbits(128)).hex, f"10.20.{rng.randrange(32, 48)}."
-                   f"{rng.randrange(2, 255)}") for _ in range(2)] for _ in deploys]
+        tasks = [
+            [
+                (
+                    uuid.UUID(int=rng.getrandbits(128)).hex,
+                    f"10.20.{rng.randrange(32, 48)}.{rng.randrange(2, 255)}",
+                )
+                for _ in range(2)
+            ]
+            for _ in deploys
+        ]
     else:
         tasks = [[(role.name.replace("-lambda", "-handler"), "")] for _ in deploys]
     w.deploys[role.arn] = (deploys, [[ip for _, ip in t] for t in tasks])
@@ -692,20 +1019,39 @@ def aws_scheduled(w: World) -> None:
             w.a(at, billing.name, "GetSecretValue", s, ip, "billing-export-handler")
         if cal.weekday(day) == 5:
             ts, job = cal.t(day, 10.0) + rng.randint(0, 300) * SECOND, f"SageMaker-{day:04d}"
-            for at, (ev, s) in zip(_gaps(rng, ts, 3, 1.0, 5.0), [
-                ("DescribeSecret", ml.secrets[0]), ("GetSecretValue", ml.secrets[0]),
-                ("GetSecretValue", ml.secrets[1])], strict=True):
+            for at, (ev, s) in zip(
+                _gaps(rng, ts, 3, 1.0, 5.0),
+                [
+                    ("DescribeSecret", ml.secrets[0]),
+                    ("GetSecretValue", ml.secrets[0]),
+                    ("GetSecretValue", ml.secrets[1]),
+                ],
+                strict=True,
+            ):
                 w.a(at, ml.name, ev, s, "10.20.9.14", job)
         for s in rot.secrets:
             if (day + _stable(s)) % 30 != 0:
                 continue
             ts, ip = cal.t(day, 3.0) + rng.randint(0, 600) * SECOND, _public_lambda_ip(rng)
-            steps = ["RotateSecret", "DescribeSecret", "GetSecretValue", "GetRandomPassword",
-                     "PutSecretValue", "DescribeSecret", "GetSecretValue",
-                     "UpdateSecretVersionStage"]
+            steps = [
+                "RotateSecret",
+                "DescribeSecret",
+                "GetSecretValue",
+                "GetRandomPassword",
+                "PutSecretValue",
+                "DescribeSecret",
+                "GetSecretValue",
+                "UpdateSecretVersionStage",
+            ]
             for at, ev in zip(_gaps(rng, ts, len(steps), 0.2, 3.0), steps, strict=True):
-                w.a(at, rot.name, ev, None if ev == "GetRandomPassword" else s, ip,
-                    "secrets-rotation-handler")
+                w.a(
+                    at,
+                    rot.name,
+                    ev,
+                    None if ev == "GetRandomPassword" else s,
+                    ip,
+                    "secrets-rotation-handler",
+                )
 
 
 def aws_people(w: World) -> None:
@@ -720,8 +1066,13 @@ def aws_people(w: World) -> None:
             ts = cal.t(day, rng.uniform(9.0, 17.5))
             for at in _gaps(rng, ts, int(nrng.poisson(5)), 3.0, 400.0):
                 roll = rng.random()
-                event = ("ListSecrets" if roll < 0.15 else "DescribeSecret" if roll < 0.45
-                         else "GetSecretValue")
+                event = (
+                    "ListSecrets"
+                    if roll < 0.15
+                    else "DescribeSecret"
+                    if roll < 0.45
+                    else "GetSecretValue"
+                )
                 secret = None if event == "ListSecrets" else rng.choice(secrets)
                 error = "ResourceNotFoundException" if rng.random() < 0.01 else None
                 w.a(at, SSO_DEV, event, secret, rng.choice(office), person, error)
@@ -748,8 +1099,11 @@ class Attack:
 
 def _stolen_token_vault(w: World, rng: random.Random, tag: str, day: int) -> str:
     ts = w.cal.t(day, 2.0 + rng.random() * 1.5)
-    calls = [("read", "auth/token/lookup-self"), ("list", "secret/metadata/"),
-             ("list", "secret/metadata/orders/")]
+    calls = [
+        ("read", "auth/token/lookup-self"),
+        ("list", "secret/metadata/"),
+        ("list", "secret/metadata/orders/"),
+    ]
     calls += [("read", f"secret/data/{s}") for s in team_secrets("orders")[:5]]
     calls.append(("read", "secret/data/shared/datadog/api-key"))
     for at, (op, path) in zip(_gaps(rng, ts, len(calls), 5.0, 90.0), calls, strict=True):
@@ -770,12 +1124,13 @@ def _enumeration_vault(w: World, rng: random.Random, tag: str, day: int) -> str:
     ts = w.cal.t(day, 15.0 + rng.random() * 0.5)
     ip, token = w.pod_at("orders/cart-svc", ts, rng)
     calls = [("list", "secret/metadata/", None)]
-    calls += [("list", f"secret/metadata/{t}/", None) for t in
-              ("payments", "orders", "search", "identity", "analytics", "platform")]
+    calls += [
+        ("list", f"secret/metadata/{t}/", None)
+        for t in ("payments", "orders", "search", "identity", "analytics", "platform")
+    ]
     own = set(next(s for s in SERVICES if s.identity == "orders/cart-svc").secrets)
     names = rng.sample(sorted(s for s in KV_OWNER if s not in own), 36)
-    calls += [("read", f"secret/data/{s}", DENIED if rng.random() < 0.15 else None)
-              for s in names]
+    calls += [("read", f"secret/data/{s}", DENIED if rng.random() < 0.15 else None) for s in names]
     for at, (op, path, err) in zip(_gaps(rng, ts, len(calls), 1.0, 8.0), calls, strict=True):
         w.v(at, "orders/cart-svc", op, path, ip, token, err, tag=tag)
     return "orders/cart-svc lists every team folder and reads 36 distinct secrets in minutes"
@@ -796,20 +1151,28 @@ def _rate_spike(w: World, rng: random.Random, tag: str, day: int) -> str:
 
 def _denied_probing_vault(w: World, rng: random.Random, tag: str, day: int) -> str:
     ts, ip = w.cal.t(day, 10.0 + rng.random() * 0.5), rng.choice(CI_RUNNERS)
-    paths = [("read", f"secret/data/{s}") for s in rng.sample(
-        sorted(s for s, t in KV_OWNER.items() if t not in ("ci", "shared")), 18)]
-    paths += [("list", "sys/policies/acl"), ("read", "sys/mounts"),
-              ("read", "database/creds/payments-api"), ("read", "database/creds/auth-gateway"),
-              ("update", "auth/token/create"), ("list", "secret/metadata/"),
-              ("read", "aws/creds/tf-plan")]
+    paths = [
+        ("read", f"secret/data/{s}")
+        for s in rng.sample(sorted(s for s, t in KV_OWNER.items() if t not in ("ci", "shared")), 18)
+    ]
+    paths += [
+        ("list", "sys/policies/acl"),
+        ("read", "sys/mounts"),
+        ("read", "database/creds/payments-api"),
+        ("read", "database/creds/auth-gateway"),
+        ("update", "auth/token/create"),
+        ("list", "secret/metadata/"),
+        ("read", "aws/creds/tf-plan"),
+    ]
     for at, (op, path) in zip(_gaps(rng, ts, len(paths), 1.0, 12.0), paths, strict=True):
         w.v(at, "ci-deploy", op, path, ip, "probe", DENIED, tag=tag)
     return "a CI job token probes 25 paths outside its policy within minutes, all denied"
 
 
 def _low_and_slow(w: World, rng: random.Random, tag: str, day: int) -> str:
-    targets = rng.sample([s for s, t in sorted(KV_OWNER.items())
-                          if t in ("payments", "identity", "orders")], 10)
+    targets = rng.sample(
+        [s for s, t in sorted(KV_OWNER.items()) if t in ("payments", "identity", "orders")], 10
+    )
     ts = w.cal.t(day, 8.0 + rng.random())
     for s in targets:
         since_start = ts - w.cal.t(0)
@@ -824,8 +1187,11 @@ def _low_and_slow(w: World, rng: random.Random, tag: str, day: int) -> str:
 def _dormant(w: World, rng: random.Random, tag: str, day: int) -> str:
     job = next(b for b in BATCHES if b.role == "legacy-cron")
     ts = w.cal.t(day, 11.0 + rng.random() * 0.5)
-    extra = ("secret/metadata/platform/", "secret/data/platform/db-backup/s3-creds",
-             "secret/data/platform/terraform/state-key")
+    extra = (
+        "secret/metadata/platform/",
+        "secret/data/platform/db-backup/s3-creds",
+        "secret/data/platform/terraform/state-key",
+    )
     batch_run(w, rng, job, ts, "10.0.12.77", "back", tag=tag, extra=extra)
     return "legacy-cron, silent since its first weeks, logs in again and reads more than before"
 
@@ -833,11 +1199,13 @@ def _dormant(w: World, rng: random.Random, tag: str, day: int) -> str:
 def _stolen_token_aws(w: World, rng: random.Random, tag: str, day: int) -> str:
     ts = w.cal.t(day, 2.5 + rng.random() * 1.5)
     calls: list[tuple[str, str | None, str | None]] = [
-        ("ListSecrets", None, None), ("GetSecretValue", "prod/payments/api-key", None),
+        ("ListSecrets", None, None),
+        ("GetSecretValue", "prod/payments/api-key", None),
         ("GetSecretValue", "prod/payments/db", None),
         ("DescribeSecret", "prod/payments/card-vault-token", None),
         ("GetSecretValue", "prod/payments/card-vault-token", "AccessDenied"),
-        ("GetSecretValue", "prod/billing/db", "AccessDenied")]
+        ("GetSecretValue", "prod/billing/db", "AccessDenied"),
+    ]
     for at, (ev, s, err) in zip(_gaps(rng, ts, len(calls), 10.0, 120.0), calls, strict=True):
         w.a(at, "payments-lambda", ev, s, OUTSIDE_AWS, "payments-handler", err, tag, CLI_AGENT)
     return f"payments-lambda's session credentials used from {OUTSIDE_AWS} at night (aws-cli)"
@@ -861,22 +1229,51 @@ def _denied_probing_aws(w: World, rng: random.Random, tag: str, day: int) -> str
     ip = pods[int(np.searchsorted(np.array(times), ts, side="right")) - 1][0]
     targets = rng.sample([s for s in AWS_SECRETS if s not in role.secrets], 15)
     for at, s in zip(_gaps(rng, ts, len(targets), 2.0, 14.0), targets, strict=True):
-        w.a(at, role.name, "GetSecretValue", s, ip, "ecs-exec-session", "AccessDenied", tag,
-            CLI_AGENT)
+        w.a(
+            at,
+            role.name,
+            "GetSecretValue",
+            s,
+            ip,
+            "ecs-exec-session",
+            "AccessDenied",
+            tag,
+            CLI_AGENT,
+        )
     return "reporting-api-task's role is denied on 15 other secrets within minutes"
 
 
 def _root_token(w: World, rng: random.Random, tag: str, day: int) -> str:
     ts = w.cal.t(day, 10.5 + rng.random() * 0.4)
-    calls = [("read", "sys/auth"), ("read", "sys/mounts"), ("list", "sys/policies/acl"),
-             ("read", "sys/policies/acl/admin"), ("read", "sys/audit")]
-    calls += [("read", f"secret/data/{s}") for s in ("payments/payments-api/stripe-api-key",
-              "identity/auth-gateway/jwt-signing-key", "orders/orders-api/db",
-              "platform/db-backup/gpg-key", "shared/tls/wildcard")]
+    calls = [
+        ("read", "sys/auth"),
+        ("read", "sys/mounts"),
+        ("list", "sys/policies/acl"),
+        ("read", "sys/policies/acl/admin"),
+        ("read", "sys/audit"),
+    ]
+    calls += [
+        ("read", f"secret/data/{s}")
+        for s in (
+            "payments/payments-api/stripe-api-key",
+            "identity/auth-gateway/jwt-signing-key",
+            "orders/orders-api/db",
+            "platform/db-backup/gpg-key",
+            "shared/tls/wildcard",
+        )
+    ]
     calls.append(("read", "auth/token/lookup-self"))
     for at, (op, path) in zip(_gaps(rng, ts, len(calls), 5.0, 60.0), calls, strict=True):
-        w.v(at, "root", op, path, ROOT_ADDRESS, "root", tag=tag,
-            agent="Vault/1.15.2 (+https://www.vaultproject.io/; go1.21.3)")
+        w.v(
+            at,
+            "root",
+            op,
+            path,
+            ROOT_ADDRESS,
+            "root",
+            tag=tag,
+            agent="Vault/1.15.2 (+https://www.vaultproject.io/; go1.21.3)",
+        )
     return "the root token reads sys/ configuration and five secrets of different teams"
 
 
@@ -884,15 +1281,27 @@ ATTACKS = (
     Attack("A1", "stolen_token_night", "vault", "bob", 0.07, _stolen_token_vault),
     Attack("A2", "cross_team", "vault", "search/query-api", 0.13, _cross_team),
     Attack("A3", "enumeration", "vault", "orders/cart-svc", 0.2, _enumeration_vault),
-    Attack("A4", "stolen_token_night", "aws", ROLE_BY_NAME["payments-lambda"].arn, 0.27,
-           _stolen_token_aws),
+    Attack(
+        "A4",
+        "stolen_token_night",
+        "aws",
+        ROLE_BY_NAME["payments-lambda"].arn,
+        0.27,
+        _stolen_token_aws,
+    ),
     Attack("A5", "rate_spike", "vault", "identity/session-svc", 0.33, _rate_spike),
     Attack("A6", "denied_probing", "vault", "ci-deploy", 0.4, _denied_probing_vault),
     Attack("A7", "low_and_slow", "vault", "analytics/feature-store", 0.47, _low_and_slow),
     Attack("A8", "enumeration", "aws", ROLE_BY_NAME["analytics-etl"].arn, 0.57, _enumeration_aws),
     Attack("A9", "dormant", "vault", "legacy-cron", 0.67, _dormant),
-    Attack("A10", "denied_probing", "aws", ROLE_BY_NAME["reporting-api-task"].arn, 0.77,
-           _denied_probing_aws),
+    Attack(
+        "A10",
+        "denied_probing",
+        "aws",
+        ROLE_BY_NAME["reporting-api-task"].arn,
+        0.77,
+        _denied_probing_aws,
+    ),
     Attack("A11", "root_token", "vault", "root", 0.9, _root_token),
 )
 _NIGHT_KINDS = {"stolen_token_night", "low_and_slow"}  # these may fall on any day
@@ -907,8 +1316,13 @@ def run_attacks(w: World) -> dict[str, dict]:
         if attack.kind not in _NIGHT_KINDS:
             day = w.cal.weekday_near(day)
         description = attack.run(w, rng, attack.id, day)
-        out[attack.id] = {"id": attack.id, "kind": attack.kind, "source": attack.source,
-                          "identity": attack.identity, "description": description}
+        out[attack.id] = {
+            "id": attack.id,
+            "kind": attack.kind,
+            "source": attack.source,
+            "identity": attack.identity,
+            "description": description,
+        }
     return out
 
 
@@ -951,35 +1365,78 @@ def vault_actors(seed: int) -> dict[str, VaultActor]:
 
     out = {}
     for svc in (*SERVICES, NEW_SERVICE):
-        meta = {"role": svc.name, "service_account_name": svc.name,
-                "service_account_namespace": svc.ns, "service_account_secret_name": "",
-                "service_account_uid": _uuid(rng)}
-        out[svc.identity] = VaultActor(svc.identity, f"kubernetes-{svc.ns}-{svc.name}", meta,
-                                       ("default", f"{svc.ns}-{svc.name}"), entity(), svc.agent,
-                                       3600)
+        meta = {
+            "role": svc.name,
+            "service_account_name": svc.name,
+            "service_account_namespace": svc.ns,
+            "service_account_secret_name": "",
+            "service_account_uid": _uuid(rng),
+        }
+        out[svc.identity] = VaultActor(
+            svc.identity,
+            f"kubernetes-{svc.ns}-{svc.name}",
+            meta,
+            ("default", f"{svc.ns}-{svc.name}"),
+            entity(),
+            svc.agent,
+            3600,
+        )
     for job in BATCHES:
-        out[job.role] = VaultActor(job.role, "approle", {"role_name": job.role},
-                                   ("default", f"batch-{job.role}"), entity(), HVAC, 1800)
-    out["secret-rotator"] = VaultActor("secret-rotator", "approle",
-                                       {"role_name": "secret-rotator"},
-                                       ("default", "kv-rotate", "db-rotate"), entity(), GOCLIENT,
-                                       1800)
-    out["ci-deploy"] = VaultActor("ci-deploy", "jwt-gitlab-ci",
-                                  {"role": "ci-deploy", "namespace_path": "shop"},
-                                  ("default", "ci-deploy"), entity(), GOCLIENT, 900)
-    out["tfc-plan"] = VaultActor("tfc-plan", "jwt-organization:shop:workspace:platform",
-                                 {"role": "tfc-plan"}, ("default", "tfc-plan"), entity(),
-                                 "go-tfe/1.44.0", 1200)
+        out[job.role] = VaultActor(
+            job.role,
+            "approle",
+            {"role_name": job.role},
+            ("default", f"batch-{job.role}"),
+            entity(),
+            HVAC,
+            1800,
+        )
+    out["secret-rotator"] = VaultActor(
+        "secret-rotator",
+        "approle",
+        {"role_name": "secret-rotator"},
+        ("default", "kv-rotate", "db-rotate"),
+        entity(),
+        GOCLIENT,
+        1800,
+    )
+    out["ci-deploy"] = VaultActor(
+        "ci-deploy",
+        "jwt-gitlab-ci",
+        {"role": "ci-deploy", "namespace_path": "shop"},
+        ("default", "ci-deploy"),
+        entity(),
+        GOCLIENT,
+        900,
+    )
+    out["tfc-plan"] = VaultActor(
+        "tfc-plan",
+        "jwt-organization:shop:workspace:platform",
+        {"role": "tfc-plan"},
+        ("default", "tfc-plan"),
+        entity(),
+        "go-tfe/1.44.0",
+        1200,
+    )
     for h in HUMANS:
         if h.method == "oidc":
-            meta: dict = {"email": h.identity, "role": "employee",
-                          "account_id": str(rng.getrandbits(60))}
+            meta: dict = {
+                "email": h.identity,
+                "role": "employee",
+                "account_id": str(rng.getrandbits(60)),
+            }
             display = f"oidc-{meta['account_id']}"
         else:
             meta, display = {"username": h.identity}, f"userpass-{h.identity}"
-        out[h.identity] = VaultActor(h.identity, display, meta,
-                                     ("default", f"team-{h.team}", "human"), entity(), h.agent,
-                                     43200)
+        out[h.identity] = VaultActor(
+            h.identity,
+            display,
+            meta,
+            ("default", f"team-{h.team}", "human"),
+            entity(),
+            h.agent,
+            43200,
+        )
     out["root"] = VaultActor("root", "root", None, ("root",), "", "vault", 0)
     return out
 
@@ -996,8 +1453,13 @@ _MOUNTS = (  # path prefix -> (mount point, type, accessor, class)
     ("auth/userpass/", ("auth/userpass/", "userpass", "auth_userpass_7b9d1f3e", "auth")),
     ("sys/", ("sys/", "system", "system_b1a2c3d4", "")),
 )
-_LOGINS = ("auth/kubernetes/login", "auth/approle/login", "auth/jwt/login",
-           "auth/oidc/oidc/callback", "auth/userpass/login/")
+_LOGINS = (
+    "auth/kubernetes/login",
+    "auth/approle/login",
+    "auth/jwt/login",
+    "auth/oidc/oidc/callback",
+    "auth/userpass/login/",
+)
 
 
 def _mount(path: str) -> tuple[str, str, str, str]:
@@ -1019,39 +1481,65 @@ class VaultWriter:
         key = (actor.identity, token)
         auth = self.tokens.get(key)
         if auth is None:
-            auth = {"client_token": _hmac(self.rng), "accessor": _hmac(self.rng),
-                    "display_name": actor.display_name, "policies": list(actor.policies),
-                    "token_policies": list(actor.policies)}
+            auth = {
+                "client_token": _hmac(self.rng),
+                "accessor": _hmac(self.rng),
+                "display_name": actor.display_name,
+                "policies": list(actor.policies),
+                "token_policies": list(actor.policies),
+            }
             if actor.metadata is not None:
                 auth["metadata"] = actor.metadata
             if actor.entity_id:
                 auth["entity_id"] = actor.entity_id
-            auth.update({"token_type": "service", "token_ttl": actor.ttl,
-                         "token_issue_time": iso(ts - ts % SECOND)})
+            auth.update(
+                {
+                    "token_type": "service",
+                    "token_ttl": actor.ttl,
+                    "token_issue_time": iso(ts - ts % SECOND),
+                }
+            )
             self.tokens[key] = auth
         return auth
 
-    def _response(self, op: str, path: str, mount: tuple[str, str, str, str],
-                  auth: dict) -> dict:
+    def _response(self, op: str, path: str, mount: tuple[str, str, str, str], auth: dict) -> dict:
         rng = self.rng
-        out: dict = {"mount_point": mount[0], "mount_type": mount[1],
-                     "mount_accessor": mount[2], "mount_running_plugin_version":
-                     "v0.20.0+builtin" if mount[1] == "kv" else "v1.15.2+builtin.vault"}
+        out: dict = {
+            "mount_point": mount[0],
+            "mount_type": mount[1],
+            "mount_accessor": mount[2],
+            "mount_running_plugin_version": "v0.20.0+builtin"
+            if mount[1] == "kv"
+            else "v1.15.2+builtin.vault",
+        }
         if path.startswith(_LOGINS) or path == "auth/token/renew-self":
-            out["auth"] = {k: auth[k] for k in ("client_token", "accessor", "display_name",
-                                                "policies", "token_policies") if k in auth}
+            out["auth"] = {
+                k: auth[k]
+                for k in ("client_token", "accessor", "display_name", "policies", "token_policies")
+                if k in auth
+            }
             out["auth"]["token_ttl"] = auth["token_ttl"]
         elif op == "list":
             out["data"] = {"keys": [_hmac(rng) for _ in range(rng.randint(2, 6))]}
         elif path.startswith("secret/metadata/"):
-            out["data"] = {"created_time": _hmac(rng), "current_version": 1 + _stable(path) % 9,
-                           "max_versions": 0, "oldest_version": 0, "updated_time": _hmac(rng)}
+            out["data"] = {
+                "created_time": _hmac(rng),
+                "current_version": 1 + _stable(path) % 9,
+                "max_versions": 0,
+                "oldest_version": 0,
+                "updated_time": _hmac(rng),
+            }
         elif path.startswith("secret/data/"):
-            meta = {"created_time": _hmac(rng), "custom_metadata": None,
-                    "deletion_time": _hmac(rng), "destroyed": False,
-                    "version": 1 + _stable(path) % 9}
-            out["data"] = meta if op == "update" else {"data": {"value": _hmac(rng)},
-                                                       "metadata": meta}
+            meta = {
+                "created_time": _hmac(rng),
+                "custom_metadata": None,
+                "deletion_time": _hmac(rng),
+                "destroyed": False,
+                "version": 1 + _stable(path) % 9,
+            }
+            out["data"] = (
+                meta if op == "update" else {"data": {"value": _hmac(rng)}, "metadata": meta}
+            )
         elif "/creds/" in path:
             out["secret"] = {"lease_id": f"{path}/{format(rng.getrandbits(96), '024x')}"}
             out["data"] = {"password": _hmac(rng), "username": _hmac(rng)}
@@ -1067,12 +1555,20 @@ class VaultWriter:
         auth = self._auth(actor, token, ts)
         mount = _mount(path)
         login = path.startswith(_LOGINS)
-        request = {"id": rid, "client_id": actor.entity_id, "operation": op,
-                   "mount_point": mount[0], "mount_type": mount[1], "mount_accessor": mount[2],
-                   "mount_class": mount[3],
-                   "namespace": {"id": "root"}, "path": path, "remote_address": ip,
-                   "remote_port": rng.randint(30000, 65000),
-                   "headers": {"user-agent": [agent or actor.agent]}}
+        request = {
+            "id": rid,
+            "client_id": actor.entity_id,
+            "operation": op,
+            "mount_point": mount[0],
+            "mount_type": mount[1],
+            "mount_accessor": mount[2],
+            "mount_class": mount[3],
+            "namespace": {"id": "root"},
+            "path": path,
+            "remote_address": ip,
+            "remote_port": rng.randint(30000, 65000),
+            "headers": {"user-agent": [agent or actor.agent]},
+        }
         if login:
             del request["client_id"]  # not authenticated yet
         else:
@@ -1080,18 +1576,30 @@ class VaultWriter:
             request["client_token_accessor"] = auth["accessor"]
         if op in ("update", "create") and path.startswith("secret/data/"):
             request["data"] = {"data": {"value": _hmac(rng)}, "options": {}}
-        granted = {"allowed": True, "granting_policies": [
-            {"name": actor.policies[-1], "namespace_id": "root", "type": "acl"}]}
+        granted = {
+            "allowed": True,
+            "granting_policies": [
+                {"name": actor.policies[-1], "namespace_id": "root", "type": "acl"}
+            ],
+        }
         if login:
             req_auth: dict = {"policy_results": {"allowed": True}, "token_type": "default"}
         else:
             req_auth = {**auth, "policy_results": {"allowed": False} if error else granted}
-        entry = {"time": _vault_time(ts, rng), "type": "request", "auth": req_auth,
-                 "request": request}
+        entry = {
+            "time": _vault_time(ts, rng),
+            "type": "request",
+            "auth": req_auth,
+            "request": request,
+        }
         done = ts + (rng.randint(100, 600) if error else rng.randint(400, 30000))
         resp_auth = auth if login else req_auth
-        response: dict = {"time": _vault_time(done, rng), "type": "response",
-                          "auth": resp_auth, "request": request}
+        response: dict = {
+            "time": _vault_time(done, rng),
+            "type": "response",
+            "auth": resp_auth,
+            "request": request,
+        }
         if error:
             entry["error"] = error
             response["error"] = DENIED_RESPONSE if error == DENIED else error
@@ -1160,11 +1668,18 @@ class AwsWriter:
         if event == "GetRandomPassword":
             return {"passwordLength": 32, "excludeCharacters": "/@\"'\\"}
         if event == "PutSecretValue":
-            return {"secretId": sid, "clientRequestToken": _uuid(rng),
-                    "versionStages": ["AWSPENDING"]}
+            return {
+                "secretId": sid,
+                "clientRequestToken": _uuid(rng),
+                "versionStages": ["AWSPENDING"],
+            }
         if event == "UpdateSecretVersionStage":
-            return {"secretId": sid, "versionStage": "AWSCURRENT",
-                    "moveToVersionId": _uuid(rng), "removeFromVersionId": _uuid(rng)}
+            return {
+                "secretId": sid,
+                "versionStage": "AWSCURRENT",
+                "moveToVersionId": _uuid(rng),
+                "removeFromVersionId": _uuid(rng),
+            }
         return {"secretId": sid}
 
     def record(self, call: AwsCall) -> tuple[dict, str, int]:
@@ -1177,38 +1692,69 @@ class AwsWriter:
         created = ts - (ts % HOUR)
         eid = _uuid(rng)
         identity = {
-            "type": "AssumedRole", "principalId": f"{self.ids[who]}:{session}",
+            "type": "AssumedRole",
+            "principalId": f"{self.ids[who]}:{session}",
             "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role.name}/{session}",
-            "accountId": ACCOUNT, "accessKeyId": self._key(who, session, created),
+            "accountId": ACCOUNT,
+            "accessKeyId": self._key(who, session, created),
             "sessionContext": {
-                "sessionIssuer": {"type": "Role", "principalId": self.ids[who],
-                                  "arn": role.arn, "accountId": ACCOUNT, "userName": role.name},
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": self.ids[who],
+                    "arn": role.arn,
+                    "accountId": ACCOUNT,
+                    "userName": role.name,
+                },
                 "webIdFederationData": {},
-                "attributes": {"creationDate": iso(created), "mfaAuthenticated": "false"}}}
-        rec: dict = {"eventVersion": "1.09", "userIdentity": identity, "eventTime": iso(ts),
-                     "eventSource": "secretsmanager.amazonaws.com", "eventName": event,
-                     "awsRegion": REGION, "sourceIPAddress": ip,
-                     "userAgent": agent or role.agent}
+                "attributes": {"creationDate": iso(created), "mfaAuthenticated": "false"},
+            },
+        }
+        rec: dict = {
+            "eventVersion": "1.09",
+            "userIdentity": identity,
+            "eventTime": iso(ts),
+            "eventSource": "secretsmanager.amazonaws.com",
+            "eventName": event,
+            "awsRegion": REGION,
+            "sourceIPAddress": ip,
+            "userAgent": agent or role.agent,
+        }
         if error:
             rec["errorCode"] = error
             rec["errorMessage"] = (
                 f"User: {identity['arn']} is not authorized to perform: secretsmanager:{event} "
                 f"on resource: {sid} because no identity-based policy allows the "
-                f"secretsmanager:{event} action" if error == "AccessDenied"
-                else "Secrets Manager can't find the specified secret.")
+                f"secretsmanager:{event} action"
+                if error == "AccessDenied"
+                else "Secrets Manager can't find the specified secret."
+            )
         rec["requestParameters"] = self._params(event, sid)
         rec["responseElements"] = None
         if event in _WRITES and not error and secret is not None:
-            rec["responseElements"] = {"aRN": _secret_arn(secret), "name": secret,
-                                       "versionId": _uuid(rng)}
-        rec.update({"requestID": _uuid(rng), "eventID": eid, "readOnly": event not in _WRITES,
-                    "eventType": "AwsApiCall", "managementEvent": True,
-                    "recipientAccountId": ACCOUNT, "eventCategory": "Management"})
+            rec["responseElements"] = {
+                "aRN": _secret_arn(secret),
+                "name": secret,
+                "versionId": _uuid(rng),
+            }
+        rec.update(
+            {
+                "requestID": _uuid(rng),
+                "eventID": eid,
+                "readOnly": event not in _WRITES,
+                "eventType": "AwsApiCall",
+                "managementEvent": True,
+                "recipientAccountId": ACCOUNT,
+                "eventCategory": "Management",
+            }
+        )
         if role.kind in _VPC and not agent:
             rec["vpcEndpointId"] = "vpce-0a1b2c3d4e5f60718"
             rec["vpcEndpointAccountId"] = ACCOUNT
-        rec["tlsDetails"] = {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
-                             "clientProvidedHostHeader": f"secretsmanager.{REGION}.amazonaws.com"}
+        rec["tlsDetails"] = {
+            "tlsVersion": "TLSv1.3",
+            "cipherSuite": "TLS_AES_128_GCM_SHA256",
+            "clientProvidedHostHeader": f"secretsmanager.{REGION}.amazonaws.com",
+        }
         return rec, eid, ts
 
 
@@ -1233,24 +1779,78 @@ def write_aws(folder: Path, w: World) -> dict[str, list[tuple[str, int]]]:
 
 
 def _identities(cal: Calendar) -> list[dict]:
-    out = [{"identity": s.identity, "source": "vault", "identity_kind": "service",
-            "role": "kubernetes service", "team": s.ns} for s in (*SERVICES, NEW_SERVICE)]
-    out += [{"identity": b.role, "source": "vault", "identity_kind": "service",
-             "role": "approle batch job", "team": b.team} for b in BATCHES]
-    out += [{"identity": "secret-rotator", "source": "vault", "identity_kind": "service",
-             "role": "approle rotator", "team": "platform"},
-            {"identity": "ci-deploy", "source": "vault", "identity_kind": "service",
-             "role": "jwt ci", "team": "ci"},
-            {"identity": "tfc-plan", "source": "vault", "identity_kind": "service",
-             "role": "jwt ci", "team": "platform"}]
-    out += [{"identity": h.identity, "source": "vault", "identity_kind": "human",
-             "role": f"{h.method} person" + (" (on call)" if h.oncall else ""), "team": h.team}
-            for h in HUMANS]
-    out.append({"identity": "root", "source": "vault", "identity_kind": "root",
-                "role": "root token (attack only)", "team": "platform"})
-    out += [{"identity": r.arn, "source": "aws",
-             "identity_kind": "human" if r.kind == "sso" else "service",
-             "role": f"iam role ({r.kind})", "team": r.team} for r in ROLES]
+    out = [
+        {
+            "identity": s.identity,
+            "source": "vault",
+            "identity_kind": "service",
+            "role": "kubernetes service",
+            "team": s.ns,
+        }
+        for s in (*SERVICES, NEW_SERVICE)
+    ]
+    out += [
+        {
+            "identity": b.role,
+            "source": "vault",
+            "identity_kind": "service",
+            "role": "approle batch job",
+            "team": b.team,
+        }
+        for b in BATCHES
+    ]
+    out += [
+        {
+            "identity": "secret-rotator",
+            "source": "vault",
+            "identity_kind": "service",
+            "role": "approle rotator",
+            "team": "platform",
+        },
+        {
+            "identity": "ci-deploy",
+            "source": "vault",
+            "identity_kind": "service",
+            "role": "jwt ci",
+            "team": "ci",
+        },
+        {
+            "identity": "tfc-plan",
+            "source": "vault",
+            "identity_kind": "service",
+            "role": "jwt ci",
+            "team": "platform",
+        },
+    ]
+    out += [
+        {
+            "identity": h.identity,
+            "source": "vault",
+            "identity_kind": "human",
+            "role": f"{h.method} person" + (" (on call)" if h.oncall else ""),
+            "team": h.team,
+        }
+        for h in HUMANS
+    ]
+    out.append(
+        {
+            "identity": "root",
+            "source": "vault",
+            "identity_kind": "root",
+            "role": "root token (attack only)",
+            "team": "platform",
+        }
+    )
+    out += [
+        {
+            "identity": r.arn,
+            "source": "aws",
+            "identity_kind": "human" if r.kind == "sso" else "service",
+            "role": f"iam role ({r.kind})",
+            "team": r.team,
+        }
+        for r in ROLES
+    ]
     return out
 
 
@@ -1259,16 +1859,31 @@ def _window_changes(cal: Calendar) -> list[dict]:
     lull = cal.holiday
     new_at = cal.detect_day(NEW_SERVICE.deployed_at or 0.0)
     return [
-        {"kind": "new_service", "source": "vault", "identity": NEW_SERVICE.identity,
-         "start": iso(cal.t(new_at, 9.0)), "end": iso(cal.t(cal.days)),
-         "description": "orders/returns-api deployed: a new identity reading its own new "
-         "secrets and three shared ones"},
-        {"kind": "holiday_lull", "source": "*", "identity": "*",
-         "start": iso(cal.t(lull.start)), "end": iso(cal.t(lull.stop)),
-         "description": "holiday week: services at half traffic, no people, no CI, no deploys"},
-        {"kind": "holiday_end", "source": "*", "identity": "*",
-         "start": iso(cal.t(lull.stop)), "end": iso(cal.t(min(cal.days, lull.stop + 3))),
-         "description": "traffic, people and CI come back after the holiday"},
+        {
+            "kind": "new_service",
+            "source": "vault",
+            "identity": NEW_SERVICE.identity,
+            "start": iso(cal.t(new_at, 9.0)),
+            "end": iso(cal.t(cal.days)),
+            "description": "orders/returns-api deployed: a new identity reading its own new "
+            "secrets and three shared ones",
+        },
+        {
+            "kind": "holiday_lull",
+            "source": "*",
+            "identity": "*",
+            "start": iso(cal.t(lull.start)),
+            "end": iso(cal.t(lull.stop)),
+            "description": "holiday week: services at half traffic, no people, no CI, no deploys",
+        },
+        {
+            "kind": "holiday_end",
+            "source": "*",
+            "identity": "*",
+            "start": iso(cal.t(lull.stop)),
+            "end": iso(cal.t(min(cal.days, lull.stop + 3))),
+            "description": "traffic, people and CI come back after the holiday",
+        },
     ]
 
 
@@ -1306,16 +1921,28 @@ def generate(out_dir: Path, seed: int = 1, days: int = 120, scale: float = 1.0) 
     tagged.update(write_aws(out_dir / "aws", w))
     for aid, events in tagged.items():
         events.sort(key=lambda e: (e[1], e[0]))
-        attacks[aid].update(start=iso(events[0][1]), end=iso(events[-1][1]),
-                            event_ids=[e for e, _ in events])
+        attacks[aid].update(
+            start=iso(events[0][1]), end=iso(events[-1][1]), event_ids=[e for e, _ in events]
+        )
     labels = {
-        "seed": seed, "days": days, "scale": scale, "start": iso(cal.start_us),
-        "train_until": iso(cal.t(cal.train_days)), "end": iso(cal.t(days)),
-        "detect_days": cal.detect_days, "identities": _identities(cal),
+        "seed": seed,
+        "days": days,
+        "scale": scale,
+        "start": iso(cal.start_us),
+        "train_until": iso(cal.t(cal.train_days)),
+        "end": iso(cal.t(days)),
+        "detect_days": cal.detect_days,
+        "identities": _identities(cal),
         "attacks": [attacks[a.id] for a in ATTACKS],
         "changes": sorted(_window_changes(cal) + w.changes, key=lambda c: c["start"]),
-        "oncall": [{"identity": ONCALL[week % len(ONCALL)], "start": iso(cal.t(7 * week)),
-                    "end": iso(cal.t(min(days, 7 * week + 7)))} for week in range((days + 6) // 7)],
+        "oncall": [
+            {
+                "identity": ONCALL[week % len(ONCALL)],
+                "start": iso(cal.t(7 * week)),
+                "end": iso(cal.t(min(days, 7 * week + 7))),
+            }
+            for week in range((days + 6) // 7)
+        ],
         "counts": {"vault_calls": len(w.vault), "aws_records": len(w.aws)},
     }
     (out_dir / "labels.json").write_bytes(orjson.dumps(labels, option=orjson.OPT_INDENT_2))
@@ -1333,9 +1960,11 @@ def main(argv: list[str] | None = None) -> int:
     labels = generate(args.out, args.seed, args.days, args.scale)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     counts = labels["counts"]
-    print(f"{counts['vault_calls']:,} Vault calls + {counts['aws_records']:,} CloudTrail records"
-          f" = {counts['vault_calls'] + counts['aws_records']:,} events, {size / 1e6:,.0f} MB,"
-          f" {len(labels['attacks'])} attacks, {time.perf_counter() - began:.1f} s -> {args.out}")
+    print(
+        f"{counts['vault_calls']:,} Vault calls + {counts['aws_records']:,} CloudTrail records"
+        f" = {counts['vault_calls'] + counts['aws_records']:,} events, {size / 1e6:,.0f} MB,"
+        f" {len(labels['attacks'])} attacks, {time.perf_counter() - began:.1f} s -> {args.out}"
+    )
     return 0
 
 

@@ -21,8 +21,16 @@ import scenario_gen as sg  # noqa: E402
 from pipeline.replay import load_events  # noqa: E402
 
 SEED, DAYS, SCALE = 3, 30, 0.05
-KINDS = {"stolen_token_night", "cross_team", "enumeration", "rate_spike", "denied_probing",
-         "dormant", "low_and_slow", "root_token"}
+KINDS = {
+    "stolen_token_night",
+    "cross_team",
+    "enumeration",
+    "rate_spike",
+    "denied_probing",
+    "dormant",
+    "low_and_slow",
+    "root_token",
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +46,9 @@ def parsed(scenario: tuple[Path, dict]) -> tuple[pd.DataFrame, object, list]:
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 # --------------------------------------------------------------------------- scenario
@@ -58,7 +67,8 @@ def test_another_seed_writes_other_traffic(scenario: tuple[Path, dict], tmp_path
     folder, _ = scenario
     sg.generate(tmp_path, SEED + 1, DAYS, SCALE)
     assert (tmp_path / "vault" / "audit.log").read_bytes() != (
-        folder / "vault" / "audit.log").read_bytes()
+        folder / "vault" / "audit.log"
+    ).read_bytes()
 
 
 def test_layout_and_labels(scenario: tuple[Path, dict]) -> None:
@@ -72,7 +82,12 @@ def test_layout_and_labels(scenario: tuple[Path, dict]) -> None:
     assert labels["end"] == "2026-03-03T00:00:00Z"
     assert len({i["identity"] for i in labels["identities"]}) >= 30
     assert {c["kind"] for c in labels["changes"]} == {
-        "new_service", "batch_rescheduled", "oncall_night", "holiday_lull", "holiday_end"}
+        "new_service",
+        "batch_rescheduled",
+        "oncall_night",
+        "holiday_lull",
+        "holiday_end",
+    }
     assert [w["identity"] for w in labels["oncall"][:4]] == [*sg.ONCALL, sg.ONCALL[0]]
     assert labels["oncall"][-1]["end"] == labels["end"]
 
@@ -87,16 +102,24 @@ def test_every_call_parses_into_one_event(scenario: tuple[Path, dict], parsed: t
     assert frame["note"].isna().mean() > 0.99  # the parser had to assume next to nothing
 
 
-def test_identities_are_named_as_the_parser_names_them(scenario: tuple[Path, dict],
-                                                       parsed: tuple) -> None:
+def test_identities_are_named_as_the_parser_names_them(
+    scenario: tuple[Path, dict], parsed: tuple
+) -> None:
     _, labels = scenario
     frame = parsed[0]
     labelled = {i["identity"]: i["identity_kind"] for i in labels["identities"]}
     seen = frame.groupby("identity")["identity_kind"].agg(set).to_dict()
     assert set(seen) <= set(labelled)
     assert {name: kinds for name, kinds in seen.items() if kinds != {labelled[name]}} == {}
-    assert {"payments/payments-api", "legacy-cron", "ci-deploy", "bob", "alice@example.com",
-            "root", sg.ROLE_BY_NAME["payments-lambda"].arn} <= set(seen)
+    assert {
+        "payments/payments-api",
+        "legacy-cron",
+        "ci-deploy",
+        "bob",
+        "alice@example.com",
+        "root",
+        sg.ROLE_BY_NAME["payments-lambda"].arn,
+    } <= set(seen)
 
 
 def test_every_attack_is_its_labelled_events(scenario: tuple[Path, dict], parsed: tuple) -> None:
@@ -129,8 +152,11 @@ def test_traffic_keeps_its_rhythms(scenario: tuple[Path, dict], parsed: tuple) -
     assert set(night["identity"]) <= set(sg.ONCALL) and len(night) > 0
     weeks = pd.DataFrame(labels["oncall"])
     for ts, who in zip(night["ts"], night["identity"], strict=True):
-        on = weeks[(weeks["identity"] == who) & (weeks["start"].map(pd.Timestamp) <= ts)
-                   & (ts < weeks["end"].map(pd.Timestamp))]
+        on = weeks[
+            (weeks["identity"] == who)
+            & (weeks["start"].map(pd.Timestamp) <= ts)
+            & (ts < weeks["end"].map(pd.Timestamp))
+        ]
         assert len(on) == 1, f"{who} up at {ts} while not on call"
     svc = normal[normal["identity"] == "orders/orders-api"]["ts"].dt.hour
     assert svc.between(9, 16).sum() > 2 * svc.between(0, 7).sum()
@@ -144,24 +170,68 @@ def test_traffic_keeps_its_rhythms(scenario: tuple[Path, dict], parsed: tuple) -
 LABELS = {
     "detect_days": 10,
     "attacks": [
-        {"id": "A", "kind": "enumeration", "source": "vault", "identity": "svc",
-         "event_ids": ["e1", "e2"], "start": "", "end": "", "description": ""},
-        {"id": "B", "kind": "root_token", "source": "vault", "identity": "root",
-         "event_ids": ["e3"], "start": "", "end": "", "description": ""},
-        {"id": "C", "kind": "dormant", "source": "vault", "identity": "old",
-         "event_ids": ["e9"], "start": "", "end": "", "description": ""},
+        {
+            "id": "A",
+            "kind": "enumeration",
+            "source": "vault",
+            "identity": "svc",
+            "event_ids": ["e1", "e2"],
+            "start": "",
+            "end": "",
+            "description": "",
+        },
+        {
+            "id": "B",
+            "kind": "root_token",
+            "source": "vault",
+            "identity": "root",
+            "event_ids": ["e3"],
+            "start": "",
+            "end": "",
+            "description": "",
+        },
+        {
+            "id": "C",
+            "kind": "dormant",
+            "source": "vault",
+            "identity": "old",
+            "event_ids": ["e9"],
+            "start": "",
+            "end": "",
+            "description": "",
+        },
     ],
-    "changes": [{"kind": "new_service", "identity": "new", "start": "2026-05-03T00:00:00Z",
-                 "end": "2026-06-01T00:00:00Z"}],
-    "oncall": [{"identity": "other", "start": "2026-05-03T00:00:00Z",
-                "end": "2026-05-10T00:00:00Z"}],
+    "changes": [
+        {
+            "kind": "new_service",
+            "identity": "new",
+            "start": "2026-05-03T00:00:00Z",
+            "end": "2026-06-01T00:00:00Z",
+        }
+    ],
+    "oncall": [
+        {"identity": "other", "start": "2026-05-03T00:00:00Z", "end": "2026-05-10T00:00:00Z"}
+    ],
 }
 
 
-def _alert(aid: str, identity: str, evidence: list[str], detector: object = "d",
-           ts: str = "2026-05-05T10:00:00Z") -> dict:
-    return {"id": aid, "detector": detector, "identity": identity, "severity": "high",
-            "score": 1.0, "timestamp": ts, "explanation": aid, "evidence": evidence}
+def _alert(
+    aid: str,
+    identity: str,
+    evidence: list[str],
+    detector: object = "d",
+    ts: str = "2026-05-05T10:00:00Z",
+) -> dict:
+    return {
+        "id": aid,
+        "detector": detector,
+        "identity": identity,
+        "severity": "high",
+        "score": 1.0,
+        "timestamp": ts,
+        "explanation": aid,
+        "evidence": evidence,
+    }
 
 
 def test_score_counts_catches_and_false_alerts() -> None:
@@ -179,7 +249,10 @@ def test_score_counts_catches_and_false_alerts() -> None:
     assert [a["id"] for a in result.false_alerts] == ["a3", "a4", "a5"]
     assert result.false_per_day == pytest.approx(0.3)
     assert [[c["kind"] for c in a["touches"]] for a in result.false_alerts] == [
-        ["new_service"], [], ["on_call_week"]]
+        ["new_service"],
+        [],
+        ["on_call_week"],
+    ]
     assert result.by_kind() == {"enumeration": (1, 1), "root_token": (1, 1), "dormant": (0, 1)}
     assert [a["id"] for a in result.missed()] == ["C"]
     assert result.false_by("identity") == {"new": 2, "other": 1}
@@ -187,10 +260,17 @@ def test_score_counts_catches_and_false_alerts() -> None:
 
 
 def test_goals_need_all_four() -> None:
-    perfect = ev.score([_alert(a, "x", [a.lower()]) for a in ("E1", "E3", "E9")],
-                       {**LABELS, "attacks": [{**a, "event_ids": [e]} for a, e in
-                                              zip(LABELS["attacks"], ("e1", "e3", "e9"),
-                                                  strict=True)]}, "ours")
+    perfect = ev.score(
+        [_alert(a, "x", [a.lower()]) for a in ("E1", "E3", "E9")],
+        {
+            **LABELS,
+            "attacks": [
+                {**a, "event_ids": [e]}
+                for a, e in zip(LABELS["attacks"], ("e1", "e3", "e9"), strict=True)
+            ],
+        },
+        "ours",
+    )
     baseline = ev.score([_alert("b", "svc", ["e1"]), _alert("f", "svc", [])], LABELS, "base")
     assert [g.met for g in ev.goals(perfect, baseline)] == [True, True, True, True]
     noisy = ev.score([_alert("a", "svc", ["e1"])] * 3 + [_alert("f", "q", [])] * 2, LABELS, "n")
@@ -216,10 +296,14 @@ def _at(minutes: float, day: str = "2026-03-02") -> str:
     return stamp.isoformat()
 
 
-def _steady(identity: str, per_hour: int, hours: int, day: str = "2026-03-02"
-            ) -> list[tuple[str, str, str, str, str]]:
-    return [(_at(60 * h + (m + 0.5) * 60 / per_hour, day), identity, "secret/a", "read",
-             "success") for h in range(hours) for m in range(per_hour)]
+def _steady(
+    identity: str, per_hour: int, hours: int, day: str = "2026-03-02"
+) -> list[tuple[str, str, str, str, str]]:
+    return [
+        (_at(60 * h + (m + 0.5) * 60 / per_hour, day), identity, "secret/a", "read", "success")
+        for h in range(hours)
+        for m in range(per_hour)
+    ]
 
 
 def _calm() -> list[tuple[str, str, str, str, str]]:
@@ -234,13 +318,17 @@ def test_rules_stay_quiet_on_calm_traffic() -> None:
 
 
 def test_frequency_fires_once_per_burst_and_realerts_later() -> None:
-    rows = _calm() + [(_at(100 + s / 60), "svc", f"secret/p{s}", "read", "denied")
-                      for s in range(0, 120, 20)]
+    rows = _calm() + [
+        (_at(100 + s / 60), "svc", f"secret/p{s}", "read", "denied") for s in range(0, 120, 20)
+    ]
     rows += [(_at(110 + s / 60), "svc", "secret/q", "read", "denied") for s in range(6)]
     rows += [(_at(200 + s / 60), "svc", "secret/q", "read", "denied") for s in range(5)]
     rows += [(_at(-3 * 1440 + s / 60), "svc", "secret/q", "read", "denied") for s in range(9)]
-    alerts = [a for a in ea.run_rules(_frame(rows), TRAIN_UNTIL)
-              if a["detector"] == "secrets-denied-burst"]
+    alerts = [
+        a
+        for a in ea.run_rules(_frame(rows), TRAIN_UNTIL)
+        if a["detector"] == "secrets-denied-burst"
+    ]
     assert [a["timestamp"][11:16] for a in alerts] == ["09:41", "11:20"]  # not 09:50: realert
     assert len(alerts[0]["evidence"]) == 5 and all(a["identity"] == "svc" for a in alerts)
 
@@ -255,8 +343,9 @@ def test_new_term_fires_on_new_identities_and_secrets_only() -> None:
         (_at(41), "newbie", "secret/b", "read", "success"),
         (_at(50), "svc", "secret/b", "auth", "success"),  # filtered out: not read/list
     ]
-    alerts = [a for a in ea.run_rules(_frame(rows), TRAIN_UNTIL)
-              if a["detector"] == "secrets-new-term"]
+    alerts = [
+        a for a in ea.run_rules(_frame(rows), TRAIN_UNTIL) if a["detector"] == "secrets-new-term"
+    ]
     assert [(a["identity"], a["explanation"]) for a in alerts] == [
         ("svc", "New term {'secret': 'secret/old'}"),
         ("newbie", "New term {'identity': 'newbie'}"),
@@ -269,13 +358,14 @@ def test_new_term_fires_on_new_identities_and_secrets_only() -> None:
 
 
 def test_spike_fires_on_a_burst_above_the_previous_hour() -> None:
-    rows = _calm() + [(_at(8 * 60 + m), "svc", "secret/a", "read", "success")
-                      for m in range(0, 60)]  # 60 reads in the hour after 12 an hour
+    rows = _calm() + [
+        (_at(8 * 60 + m), "svc", "secret/a", "read", "success") for m in range(0, 60)
+    ]  # 60 reads in the hour after 12 an hour
     rows += [(_at(m * 5), "quiet", "secret/z", "read", "success") for m in range(40)]
-    rows += [(_at(m * 5, "2026-02-20"), "quiet", "secret/z", "read", "success")
-             for m in range(40)]
-    alerts = [a for a in ea.run_rules(_frame(rows), TRAIN_UNTIL)
-              if a["detector"] == "secrets-read-spike"]
+    rows += [(_at(m * 5, "2026-02-20"), "quiet", "secret/z", "read", "success") for m in range(40)]
+    alerts = [
+        a for a in ea.run_rules(_frame(rows), TRAIN_UNTIL) if a["detector"] == "secrets-read-spike"
+    ]
     assert [(a["identity"], a["timestamp"][11:16]) for a in alerts] == [("svc", "16:29")]
     assert len(alerts[0]["evidence"]) >= 36
 
@@ -296,21 +386,40 @@ def _run(argv: list[str]) -> tuple[int, str]:
     return code, buffer.getvalue()
 
 
-def test_cli_scores_an_alerts_file_and_checks_goals(scenario: tuple[Path, dict],
-                                                    tmp_path: Path) -> None:
+def test_cli_scores_an_alerts_file_and_checks_goals(
+    scenario: tuple[Path, dict], tmp_path: Path
+) -> None:
     folder, labels = scenario
-    args = ["--scenario", str(folder), "--seed", str(SEED), "--days", str(DAYS),
-            "--scale", str(SCALE), "--check", "--alerts"]
+    args = [
+        "--scenario",
+        str(folder),
+        "--seed",
+        str(SEED),
+        "--days",
+        str(DAYS),
+        "--scale",
+        str(SCALE),
+        "--check",
+        "--alerts",
+    ]
     one = tmp_path / "one.jsonl"
-    one.write_bytes(orjson.dumps(_alert("x", "bob", labels["attacks"][0]["event_ids"][:1]))
-                    + b"\n" + orjson.dumps(_alert("f", "svc", ["nope"])) + b"\n")
+    one.write_bytes(
+        orjson.dumps(_alert("x", "bob", labels["attacks"][0]["event_ids"][:1]))
+        + b"\n"
+        + orjson.dumps(_alert("f", "svc", ["nope"]))
+        + b"\n"
+    )
     code, text = _run([*args, str(one)])
     assert code == 1
     assert "reusing the scenario" in text and "MISSED every attack kind caught" in text
     assert "A2 cross_team on search/query-api" in text  # missed attacks are listed
     every = tmp_path / "every.jsonl"
-    every.write_bytes(b"".join(orjson.dumps(_alert(a["id"], a["identity"], a["event_ids"]))
-                               + b"\n" for a in labels["attacks"]))
+    every.write_bytes(
+        b"".join(
+            orjson.dumps(_alert(a["id"], a["identity"], a["event_ids"])) + b"\n"
+            for a in labels["attacks"]
+        )
+    )
     code, text = _run([*args, str(every)])
     assert code == 0, text
     assert "MISSED" not in text

@@ -58,9 +58,23 @@ def test_a_mark_nobody_renews_stops_holding_detection_back(monkeypatch: pytest.M
 
 
 def event(event_id: str, ts_us: int) -> EventRow:
-    return EventRow(event_id, ts_us, "vault", "vault", "orders/api", "service",
-                    "secret/data/db", "read", "read", "success", "10.0.0.7", None, None, None,
-                    None)
+    return EventRow(
+        event_id,
+        ts_us,
+        "vault",
+        "vault",
+        "orders/api",
+        "service",
+        "secret/data/db",
+        "read",
+        "read",
+        "success",
+        "10.0.0.7",
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_held_events_go_out_oldest_first_up_to_the_limit_and_hold_the_commit():
@@ -71,9 +85,7 @@ def test_held_events_go_out_oldest_first_up_to_the_limit_and_hold_the_commit():
     part.hold([event("d", 40)], [4], [15])
     assert part.commit_position() == 10
     out = part.release(25)
-    assert [(ts, row.event_id, stamp) for ts, row, stamp in out] == [
-        (10, "a", 1), (20, "b", 2)
-    ]
+    assert [(ts, row.event_id, stamp) for ts, row, stamp in out] == [(10, "a", 1), (20, "b", 2)]
     assert part.commit_position() == 12  # the records of a and b need no reading again
     assert [row.event_id for _, row, _ in part.release(None)] == ["c", "d"]
     assert part.commit_position() == 20

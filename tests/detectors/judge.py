@@ -12,13 +12,12 @@ from detectors.events import HOUR_US
 from detectors.settings import DetectorsConfig
 
 
-def judge(name: str, base: Baselines, rows: list, cfg: DetectorsConfig | None = None,
-          **overrides: object) -> list[Finding]:
+def judge(
+    name: str, base: Baselines, rows: list, cfg: DetectorsConfig | None = None, **overrides: object
+) -> list[Finding]:
     cfg = cfg or DetectorsConfig()
     if overrides:
-        cfg = cfg.model_copy(
-            update={name: getattr(cfg, name).model_copy(update=overrides)}
-        )
+        cfg = cfg.model_copy(update={name: getattr(cfg, name).model_copy(update=overrides)})
     ev = frame(rows)
     start = int(ev.ts_us.min()) // HOUR_US * HOUR_US if len(ev) else us(after(0))
     batch = Batch.of(base, ev, start, start + HOUR_US, cfg)

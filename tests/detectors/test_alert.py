@@ -3,16 +3,40 @@ from __future__ import annotations
 from detectors.alert import Finding, Incident, alert_id
 
 
-def finding(detector: str, start: int, evidence: tuple[str, ...] = ("e1",),
-            severity: str = "medium", score: float = 2.0) -> Finding:
-    return Finding(detector, "svc", start, start + 10, start + 1, score, 1.0, severity,
-                   f"{detector} saw something.", evidence)
+def finding(
+    detector: str,
+    start: int,
+    evidence: tuple[str, ...] = ("e1",),
+    severity: str = "medium",
+    score: float = 2.0,
+) -> Finding:
+    return Finding(
+        detector,
+        "svc",
+        start,
+        start + 10,
+        start + 1,
+        score,
+        1.0,
+        severity,
+        f"{detector} saw something.",
+        evidence,
+    )
 
 
 def test_ids_are_deterministic_and_distinct():
     assert alert_id("a", "svc", 1) == alert_id("a", "svc", 1)
-    assert len({alert_id("a", "svc", 1), alert_id("b", "svc", 1), alert_id("a", "x", 1),
-                alert_id("a", "svc", 2)}) == 4
+    assert (
+        len(
+            {
+                alert_id("a", "svc", 1),
+                alert_id("b", "svc", 1),
+                alert_id("a", "x", 1),
+                alert_id("a", "svc", 2),
+            }
+        )
+        == 4
+    )
 
 
 def test_incident_groups_findings_and_bumps_severity():

@@ -7,8 +7,16 @@ from world import after, row
 
 
 def probes(ident: str, n: int, kind: str = "service") -> list:
-    return [row(ident, after(10) + timedelta(seconds=20 * i), f"secret/x/{i}",
-                outcome="denied", kind=kind) for i in range(n)]
+    return [
+        row(
+            ident,
+            after(10) + timedelta(seconds=20 * i),
+            f"secret/x/{i}",
+            outcome="denied",
+            kind=kind,
+        )
+        for i in range(n)
+    ]
 
 
 def test_burst_of_denials(trained):
@@ -37,7 +45,14 @@ def test_an_identity_that_is_always_denied_has_that_in_its_norm(trained):
 
 
 def test_probing_paced_under_the_window_is_caught_by_the_hour(trained):
-    slow = [row("orders/orders-api", after(10) + timedelta(minutes=5 * i), f"secret/x/{i}",
-                outcome="denied") for i in range(12)]  # 2 per 10 minutes, 12 in the hour
+    slow = [
+        row(
+            "orders/orders-api",
+            after(10) + timedelta(minutes=5 * i),
+            f"secret/x/{i}",
+            outcome="denied",
+        )
+        for i in range(12)
+    ]  # 2 per 10 minutes, 12 in the hour
     [finding] = judge("denied_burst", trained, slow)
     assert "denied 12 times in 60 minutes" in finding.explanation

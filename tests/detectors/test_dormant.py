@@ -14,8 +14,10 @@ from detectors.settings import DetectorsConfig
 def with_retired():
     """`legacy-job` ran daily for the first 14 days, then fell silent."""
     rows = world()
-    rows += [row("legacy-job", START + timedelta(days=d, hours=4), "secret/legacy/db",
-                 ip="10.0.9.9") for d in range(14)]
+    rows += [
+        row("legacy-job", START + timedelta(days=d, hours=4), "secret/legacy/db", ip="10.0.9.9")
+        for d in range(14)
+    ]
     return train(frame(rows), DetectorsConfig())
 
 

@@ -30,14 +30,18 @@ def test_every_detector_is_registered_and_configurable():
 
 def test_findings_close_together_are_one_incident(trained):
     detection = Detection(trained, DetectorsConfig())
-    rows = [row("orders/orders-api", after(2), "secret/payments/db"),
-            row("orders/orders-api", after(9), "secret/payments/stripe-key"),
-            row("orders/orders-api", after(70), "secret/payments/db")]
+    rows = [
+        row("orders/orders-api", after(2), "secret/payments/db"),
+        row("orders/orders-api", after(9), "secret/payments/stripe-key"),
+        row("orders/orders-api", after(70), "secret/payments/db"),
+    ]
     _run(detection, rows, 72)
     incidents = detection.incidents()
     # 2h and 9h are one incident, 70h another; other detectors may add findings to them.
-    assert [sum(f.detector == "unexpected_accessor" for f in i.findings)
-            for i in incidents] == [2, 1]
+    assert [sum(f.detector == "unexpected_accessor" for f in i.findings) for i in incidents] == [
+        2,
+        1,
+    ]
 
 
 def test_an_attacker_cannot_teach_the_model(trained):
@@ -46,16 +50,20 @@ def test_an_attacker_cannot_teach_the_model(trained):
     rows = [row("orders/orders-api", after(h), "secret/payments/db") for h in range(0, 72, 12)]
     _run(detection, rows, 72)
     assert "secret/payments/db" not in trained.secrets[r]
-    raised = [f for i in detection.incidents() for f in i.findings
-              if f.detector == "unexpected_accessor"]
+    raised = [
+        f for i in detection.incidents() for f in i.findings if f.detector == "unexpected_accessor"
+    ]
     assert len(raised) == 6  # raised every time
 
 
 def test_disabled_detectors_stay_silent(trained):
     cfg = DetectorsConfig()
-    cfg = cfg.model_copy(update={"root_token": cfg.root_token.model_copy(update={"enabled": False}),
-                                 "unexpected_accessor": cfg.unexpected_accessor.model_copy(
-                                     update={"enabled": False})})
+    cfg = cfg.model_copy(
+        update={
+            "root_token": cfg.root_token.model_copy(update={"enabled": False}),
+            "unexpected_accessor": cfg.unexpected_accessor.model_copy(update={"enabled": False}),
+        }
+    )
     detection = Detection(trained, cfg)
     assert _run(detection, [row("root", after(0.5), kind="root")], 1) == []
 
@@ -68,8 +76,10 @@ def test_same_stream_same_alerts(trained_once):
         base.model = trained_once.model
         return Detection(base, DetectorsConfig())
 
-    rows = [row("root", after(1), kind="root"),
-            row("alice", after(3) + timedelta(minutes=5), kind="human", ip="192.168.10.4")]
+    rows = [
+        row("root", after(1), kind="root"),
+        row("alice", after(3) + timedelta(minutes=5), kind="human", ip="192.168.10.4"),
+    ]
     one, two = fresh(), fresh()
     _run(one, rows, 6)
     _run(two, rows, 6)
@@ -79,8 +89,18 @@ def test_same_stream_same_alerts(trained_once):
 
 def _finding(identity: str, hour: int) -> Finding:
     start = 1_770_000_000_000_000 // HOUR_US * HOUR_US + hour * HOUR_US
-    return Finding("unexpected_accessor", identity, start, start + HOUR_US, start, 5.0, 3.0,
-                   "medium", "read a secret of others", (f"e{hour}",))
+    return Finding(
+        "unexpected_accessor",
+        identity,
+        start,
+        start + HOUR_US,
+        start,
+        5.0,
+        3.0,
+        "medium",
+        "read a secret of others",
+        (f"e{hour}",),
+    )
 
 
 def test_judged_again_an_incident_growing_into_one_raised_before_joins_it(trained):

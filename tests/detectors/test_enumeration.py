@@ -7,8 +7,16 @@ from world import after, row
 
 
 def sweep(ident: str, n: int, folder: str = "secret/orders", kind: str = "service") -> list:
-    return [row(ident, after(10) + timedelta(seconds=10 * i), f"{folder}/k{i}", kind=kind,
-                ip="192.168.10.4" if kind == "human" else "10.244.1.7") for i in range(n)]
+    return [
+        row(
+            ident,
+            after(10) + timedelta(seconds=10 * i),
+            f"{folder}/k{i}",
+            kind=kind,
+            ip="192.168.10.4" if kind == "human" else "10.244.1.7",
+        )
+        for i in range(n)
+    ]
 
 
 def test_many_secrets_never_touched(trained):
@@ -19,8 +27,10 @@ def test_many_secrets_never_touched(trained):
 
 
 def test_usual_secrets_read_often_are_not_enumeration(trained):
-    rows = [row("orders/orders-api", after(10) + timedelta(seconds=i), "secret/orders/db")
-            for i in range(60)]
+    rows = [
+        row("orders/orders-api", after(10) + timedelta(seconds=i), "secret/orders/db")
+        for i in range(60)
+    ]
     assert judge("enumeration", trained, rows) == []
 
 

@@ -10,10 +10,18 @@ from detectors.events import DAYS, group, prepare
 
 
 def _one(ts: str, tz: str = "UTC", **extra: str) -> SimpleNamespace:
-    f = pd.DataFrame({"ts": pd.to_datetime([ts]), "secret": [extra.get("secret", "a/b/c")],
-                      "source_ip": [extra.get("ip")], "identity": ["x"], "action": ["read"],
-                      "outcome": ["success"], "event_id": ["e"],
-                      "user_agent": [extra.get("ua", "vault-agent/1.15.2")]})
+    f = pd.DataFrame(
+        {
+            "ts": pd.to_datetime([ts]),
+            "secret": [extra.get("secret", "a/b/c")],
+            "source_ip": [extra.get("ip")],
+            "identity": ["x"],
+            "action": ["read"],
+            "outcome": ["success"],
+            "event_id": ["e"],
+            "user_agent": [extra.get("ua", "vault-agent/1.15.2")],
+        }
+    )
     ev = prepare(f, tz)
     return SimpleNamespace(**{k.name: getattr(ev, k.name)[0] for k in fields(ev)})
 
@@ -41,8 +49,12 @@ def test_client_family_drops_versions():
 
 
 def test_empty_frame():
-    f = pd.DataFrame({c: pd.Series(dtype=object) for c in
-                      ("secret", "source_ip", "identity", "action", "outcome", "event_id")})
+    f = pd.DataFrame(
+        {
+            c: pd.Series(dtype=object)
+            for c in ("secret", "source_ip", "identity", "action", "outcome", "event_id")
+        }
+    )
     f["ts"] = pd.Series(dtype="datetime64[us, UTC]")
     ev = prepare(f)
     assert len(ev) == 0 and len(ev.slice(0, 0)) == 0 and ev.how.dtype == "int64"

@@ -15,9 +15,16 @@ def test_model_is_fitted_on_a_holdout(trained):
 
 
 def test_an_hour_unlike_any_other(trained):
-    rows = [row("orders/orders-api", after(4) + timedelta(seconds=9 * i), f"secret/orders/k{i}",
-                action="list" if i % 2 else "read", outcome="denied" if i % 3 else "success")
-            for i in range(30)]
+    rows = [
+        row(
+            "orders/orders-api",
+            after(4) + timedelta(seconds=9 * i),
+            f"secret/orders/k{i}",
+            action="list" if i % 2 else "read",
+            outcome="denied" if i % 3 else "success",
+        )
+        for i in range(30)
+    ]
     [finding] = judge("multivariate", trained, rows)
     assert finding.score >= 1.5 and "unlike any of the" in finding.explanation
     assert len(finding.evidence) == 30

@@ -22,7 +22,14 @@ def test_busy_but_normal_hour(trained):
 
 def test_min_count_keeps_tiny_identities_quiet(trained):
     # nightly-report makes 3 calls a day; 25 at its hour is x8 but below min_count 30.
-    rows = [row("nightly-report", after(2) + timedelta(seconds=i), "secret/reports/warehouse",
-                ip="10.0.5.5") for i in range(25)]
+    rows = [
+        row(
+            "nightly-report",
+            after(2) + timedelta(seconds=i),
+            "secret/reports/warehouse",
+            ip="10.0.5.5",
+        )
+        for i in range(25)
+    ]
     assert judge("rate_spike", trained, rows) == []
     assert judge("rate_spike", trained, rows, min_count=20)

@@ -7,8 +7,9 @@ from world import after, row
 
 
 def test_any_root_use_is_critical_and_names_what_it_touched(trained):
-    rows = [row("root", after(3) + timedelta(minutes=m), f"secret/p/{m}", kind="root")
-            for m in range(3)]
+    rows = [
+        row("root", after(3) + timedelta(minutes=m), f"secret/p/{m}", kind="root") for m in range(3)
+    ]
     [finding] = judge("root_token", trained, rows)
     assert finding.severity == "critical"
     assert finding.identity == "root"
@@ -21,6 +22,5 @@ def test_services_are_not_root(trained):
 
 
 def test_severity_comes_from_config(trained):
-    [finding] = judge("root_token", trained, [row("root", after(3), kind="root")],
-                      severity="high")
+    [finding] = judge("root_token", trained, [row("root", after(3), kind="root")], severity="high")
     assert finding.severity == "high"

@@ -5,8 +5,10 @@ from world import after, row
 
 
 def test_reading_another_teams_secret(trained):
-    rows = [row("orders/orders-api", after(10), "secret/payments/db"),
-            row("orders/orders-api", after(10.1), "secret/orders/db")]
+    rows = [
+        row("orders/orders-api", after(10), "secret/payments/db"),
+        row("orders/orders-api", after(10.1), "secret/orders/db"),
+    ]
     [finding] = judge("unexpected_accessor", trained, rows)
     assert finding.evidence == (rows[0].event_id,)
     assert "secret/payments/db" in finding.explanation

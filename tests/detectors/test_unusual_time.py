@@ -7,8 +7,15 @@ from world import after, row
 
 
 def test_person_at_three_in_the_morning(trained):
-    rows = [row("alice", after(3) + timedelta(minutes=10), "secret/orders/db",
-                ip="192.168.10.4", kind="human")]
+    rows = [
+        row(
+            "alice",
+            after(3) + timedelta(minutes=10),
+            "secret/orders/db",
+            ip="192.168.10.4",
+            kind="human",
+        )
+    ]
     [finding] = judge("unusual_time", trained, rows)
     assert "03:10 on Monday" in finding.explanation
     assert "0 of its last 8 weeks" in finding.explanation
@@ -26,8 +33,15 @@ def test_the_next_hour_to_a_used_one_is_smoothed(trained):
 
 
 def test_rescheduled_job_doing_its_routine_is_discounted(trained):
-    routine = [row("nightly-report", after(5) + timedelta(seconds=i),
-                   "secret/reports/warehouse", ip="10.0.5.5") for i in range(3)]
+    routine = [
+        row(
+            "nightly-report",
+            after(5) + timedelta(seconds=i),
+            "secret/reports/warehouse",
+            ip="10.0.5.5",
+        )
+        for i in range(3)
+    ]
     assert judge("unusual_time", trained, routine) == []
     odd = [*routine, row("nightly-report", after(5), "secret/payments/db", ip="10.0.5.5")]
     [finding] = judge("unusual_time", trained, odd)

@@ -31,8 +31,23 @@ def row(
     event_id: str | None = None,
 ) -> EventRow:
     eid = event_id or f"{ident}-{us(when)}-{secret}-{outcome}-{ip}"
-    return EventRow(eid, us(when), "vault", "vault", ident, kind, secret, action, action,
-                    outcome, ip, "vault-client-go", eid, None, None)
+    return EventRow(
+        eid,
+        us(when),
+        "vault",
+        "vault",
+        ident,
+        kind,
+        secret,
+        action,
+        action,
+        outcome,
+        ip,
+        "vault-client-go",
+        eid,
+        None,
+        None,
+    )
 
 
 def world(days: int = TRAIN_DAYS, seed: int = 3) -> list[EventRow]:
@@ -52,12 +67,23 @@ def world(days: int = TRAIN_DAYS, seed: int = 3) -> list[EventRow]:
             at = base + timedelta(hours=hour)
             for _ in range(rng.randint(2, 8)):
                 t = at + timedelta(seconds=rng.randrange(3600))
-                rows.append(row("orders/orders-api", t, rng.choice(
-                    ["secret/orders/db", "secret/orders/stripe"])))
+                rows.append(
+                    row(
+                        "orders/orders-api",
+                        t,
+                        rng.choice(["secret/orders/db", "secret/orders/stripe"]),
+                    )
+                )
             for _ in range(rng.randint(2, 8)):
                 t = at + timedelta(seconds=rng.randrange(3600))
-                rows.append(row("payments/payments-api", t, rng.choice(
-                    ["secret/payments/db", "secret/payments/stripe-key"]), ip="10.244.2.9"))
+                rows.append(
+                    row(
+                        "payments/payments-api",
+                        t,
+                        rng.choice(["secret/payments/db", "secret/payments/stripe-key"]),
+                        ip="10.244.2.9",
+                    )
+                )
             if rng.random() < 0.2:
                 t = at + timedelta(seconds=rng.randrange(3600))
                 who = rng.choice(["orders/orders-api", "payments/payments-api"])
@@ -69,9 +95,13 @@ def world(days: int = TRAIN_DAYS, seed: int = 3) -> list[EventRow]:
         if base.weekday() < 5:
             for _ in range(rng.randint(3, 10)):
                 t = base + timedelta(hours=9, seconds=rng.randrange(8 * 3600))
-                secret, action = rng.choice([("secret/orders/db", "read"),
-                                             ("secret/orders/stripe", "read"),
-                                             ("secret/orders/", "list")])
+                secret, action = rng.choice(
+                    [
+                        ("secret/orders/db", "read"),
+                        ("secret/orders/stripe", "read"),
+                        ("secret/orders/", "list"),
+                    ]
+                )
                 rows.append(row("alice", t, secret, action, ip="192.168.10.4", kind="human"))
     rows.sort(key=lambda r: r.ts_us)
     return rows

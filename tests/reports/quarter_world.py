@@ -94,8 +94,14 @@ def rows() -> list[EventRow]:
             add(t, "vault", "svc-d", "database/static-creds/reporting", "read", "read")
         add(t, "aws", ROLE, ARN + "prod/app/db", "read", "GetSecretValue")
         if day < GCP_STOP:
-            add(t, "gcp", "sa@p.iam.gserviceaccount.com", "projects/p/secrets/gcp-key", "read",
-                "AccessSecretVersion")
+            add(
+                t,
+                "gcp",
+                "sa@p.iam.gserviceaccount.com",
+                "projects/p/secrets/gcp-key",
+                "read",
+                "AccessSecretVersion",
+            )
         add(t, "azure", "app-id-1", "kv1/secrets/az-secret", "read", "SecretGet")
         add(t, "k8s", "shop/web", "shop/db-secret", "read", "get")
         day += timedelta(days=1)
@@ -108,13 +114,26 @@ def rows() -> list[EventRow]:
     add(d(9, 1), "aws", ROLE, ARN + "prod/app/db", "rotate", "RotateSecret")
     add(d(4, 20), "aws", ROLE, ARN + "prod/app/legacy", "write", "PutSecretValue")
     add(d(9, 10), "aws", ROLE, ARN + "prod/app/legacy", "write", "TagResource")
-    add(d(8, 1), "gcp", "sa@p.iam.gserviceaccount.com", "projects/p/secrets/gcp-key", "write",
-        "AddSecretVersion")
+    add(
+        d(8, 1),
+        "gcp",
+        "sa@p.iam.gserviceaccount.com",
+        "projects/p/secrets/gcp-key",
+        "write",
+        "AddSecretVersion",
+    )
     add(d(7, 20), "azure", "app-id-1", "kv1/secrets/az-secret", "write", "SecretSet")
     add(d(9, 5), "k8s", "ci/deployer", "shop/db-secret", "write", "update")
     for i in range(5):
-        add(d(8, 20) + timedelta(minutes=i), "vault", "svc-b", "secret/team-a/db", "read", "read",
-            outcome="denied")
+        add(
+            d(8, 20) + timedelta(minutes=i),
+            "vault",
+            "svc-b",
+            "secret/team-a/db",
+            "read",
+            "read",
+            outcome="denied",
+        )
     return out
 
 
@@ -127,8 +146,20 @@ def alerts() -> list[dict]:
                            ("svc-a", datetime(2026, 6, 1, 3, tzinfo=UTC))):  # fmt: skip
         start = int(when.timestamp()) * 1_000_000
         incident = Incident(identity, baseline_version=1)
-        incident.add(Finding("denied_burst", identity, start, start + 3_600_000_000, start,
-                             3.0, 2.0, "medium", f"{identity} was denied 5 times.", ("ev-1",)))
+        incident.add(
+            Finding(
+                "denied_burst",
+                identity,
+                start,
+                start + 3_600_000_000,
+                start,
+                3.0,
+                2.0,
+                "medium",
+                f"{identity} was denied 5 times.",
+                ("ev-1",),
+            )
+        )
         out.append(incident.alert().model_dump(mode="json"))
     return out
 

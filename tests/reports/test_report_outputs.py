@@ -95,7 +95,11 @@ def test_manifest_lists_and_verifies_every_file(first: Path, tmp_path: Path) -> 
     state = body["store_state"]
     assert state["events_total"] > 0 and state["store"] == "duckdb"
     assert set(state["aggregates_sha256"]) == {
-        "access_summary", "alerts", "hourly_activity", "secret_history", "source_coverage"
+        "access_summary",
+        "alerts",
+        "hourly_activity",
+        "secret_history",
+        "source_coverage",
     }
     assert manifest.verify(first) == []
     code, output = run("report", "--verify", str(first))
@@ -249,6 +253,9 @@ def test_kubernetes_secret_updates_are_rotation_evidence(verb: str) -> None:
     }  # fmt: skip
     (row,) = k8s.parse(doc, "prod")
     assert (row.secret, row.action, row.operation, row.outcome) == (
-        "shop/db-secret", "write", verb, "success"
+        "shop/db-secret",
+        "write",
+        verb,
+        "success",
     )
     assert is_new_value(row.source, row.action, row.operation)

@@ -105,8 +105,11 @@ def test_documented_priority_example() -> None:
         # An exact path beats any glob.
         ({"secret/app/db": ["read"], "secret/app/*": ["deny"]}, "secret/app/db", "secret/app/db"),
         # Rule 1: the first wildcard or glob later wins (foo/bar/+/baz over foo/+/bar/baz).
-        ({"foo/bar/+/baz": ["read"], "foo/+/bar/baz": ["deny"]}, "foo/bar/bar/baz",
-         "foo/bar/+/baz"),
+        (
+            {"foo/bar/+/baz": ["read"], "foo/+/bar/baz": ["deny"]},
+            "foo/bar/bar/baz",
+            "foo/bar/+/baz",
+        ),
         # ... and foo/a* over foo/+ (glob at 5, wildcard at 4).
         ({"foo/a*": ["read"], "foo/+": ["deny"]}, "foo/abc", "foo/a*"),
         # Rule 2: not ending in * wins (foo/+ over foo/*, foo/+/bar over foo/+/ba*).
@@ -115,8 +118,7 @@ def test_documented_priority_example() -> None:
         # Rule 3: fewer + segments win (foo/bar/+/baz over foo/+/+/baz).
         ({"foo/+/+/baz": ["deny"], "foo/bar/+/baz": ["read"]}, "foo/bar/x/baz", "foo/bar/+/baz"),
         # Rule 4: longer wins (foo/+/bar/ba* over foo/+/bar/b*).
-        ({"foo/+/bar/b*": ["deny"], "foo/+/bar/ba*": ["read"]}, "foo/x/bar/baz",
-         "foo/+/bar/ba*"),
+        ({"foo/+/bar/b*": ["deny"], "foo/+/bar/ba*": ["read"]}, "foo/x/bar/baz", "foo/+/bar/ba*"),
         # Among plain globs, the longest prefix wins.
         ({"secret/*": ["deny"], "secret/team/*": ["read"]}, "secret/team/db", "secret/team/*"),
     ],

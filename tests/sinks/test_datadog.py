@@ -23,8 +23,11 @@ def test_logs_intake(store, receiver) -> None:
     logs = req.json()
     assert len(logs) == 3
     log = logs[0]
-    assert (log["ddsource"], log["service"], log["status"]) == ("secretwatch", "secretwatch",
-                                                               "critical")
+    assert (log["ddsource"], log["service"], log["status"]) == (
+        "secretwatch",
+        "secretwatch",
+        "critical",
+    )
     tags = log["ddtags"].split(",")
     assert f"alert_id:{log['alert_id']}" in tags and "env:prod" in tags
     assert "detector:root_token" in tags and log["message"] == log["explanation"]
@@ -47,8 +50,7 @@ def test_default_urls_follow_the_site() -> None:
 
     eu = sink(name="d", type="datadog", site="datadoghq.eu", api_key_env="X")
     assert DatadogSender(eu).url == "https://http-intake.logs.datadoghq.eu/api/v2/logs"
-    ev = sink(name="d", type="datadog", site="us3.datadoghq.com", intake="events",
-              api_key_env="X")
+    ev = sink(name="d", type="datadog", site="us3.datadoghq.com", intake="events", api_key_env="X")
     assert DatadogSender(ev).url == "https://api.us3.datadoghq.com/api/v1/events"
 
 

@@ -11,8 +11,7 @@ API_KEY = "ZXMta2V5LWlkOmVzLWtleS1zZWNyZXQ="
 
 
 def _es(url: str, **extra: object) -> object:
-    return sink(name="es", type="elasticsearch", url=url, api_key_env="TEST_ES_API_KEY",
-                **extra)
+    return sink(name="es", type="elasticsearch", url=url, api_key_env="TEST_ES_API_KEY", **extra)
 
 
 def test_ecs_documents_keyed_by_alert_id(store, receiver) -> None:
@@ -59,8 +58,10 @@ def test_data_stream_appends_one_document_per_revision(store, receiver) -> None:
     deliver(store, [stream])
     save(store, alert(evidence=("e1", "e2")))
     deliver(store, [stream])
-    assert set(rx.docs) == {("logs-secretwatch.alerts-default", f"{a['id']}.r1"),
-                            ("logs-secretwatch.alerts-default", f"{a['id']}.r2")}
+    assert set(rx.docs) == {
+        ("logs-secretwatch.alerts-default", f"{a['id']}.r1"),
+        ("logs-secretwatch.alerts-default", f"{a['id']}.r2"),
+    }
     assert all('"create"' in r.body.decode().splitlines()[0] for r in rx.requests)
     store.redrive()  # nothing dead; a resend of r2 (as after a crash) is a 409: delivered
     rx.docs.pop(("logs-secretwatch.alerts-default", f"{a['id']}.r1"))
@@ -71,13 +72,37 @@ def test_per_item_failures(store, receiver, caplog) -> None:
     rx = receiver(receivers.elasticsearch(API_KEY))
     alerts = many(store, 3)
     ok, bad, busy = sorted(a["id"] for a in alerts)  # the outbox's order: saved together
-    rx.fail(1, 200, body={"took": 1, "errors": True, "items": [
-        {"index": {"_id": ok, "status": 201}},
-        {"index": {"_id": bad, "status": 400, "error": {
-            "type": "document_parsing_exception", "reason": "failed to parse field [score]"}}},
-        {"index": {"_id": busy, "status": 429, "error": {
-            "type": "es_rejected_execution_exception", "reason": "queue full"}}},
-    ]})
+    rx.fail(
+        1,
+        200,
+        body={
+            "took": 1,
+            "errors": True,
+            "items": [
+                {"index": {"_id": ok, "status": 201}},
+                {
+                    "index": {
+                        "_id": bad,
+                        "status": 400,
+                        "error": {
+                            "type": "document_parsing_exception",
+                            "reason": "failed to parse field [score]",
+                        },
+                    }
+                },
+                {
+                    "index": {
+                        "_id": busy,
+                        "status": 429,
+                        "error": {
+                            "type": "es_rejected_execution_exception",
+                            "reason": "queue full",
+                        },
+                    }
+                },
+            ],
+        },
+    )
     with caplog.at_level(logging.WARNING):
         deliver(store, [_es(rx.url)])
     got = states(store, "es")

@@ -20,9 +20,13 @@ def test_file_lines_are_native_alerts_with_revision(store, tmp_path) -> None:
     deliver(store, [sink(name="file", type="jsonl", path=str(path))])
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(d["id"], d["revision"]) for d in lines[:3]] == [
-        (a["id"], 1) for a in sorted(alerts, key=lambda a: a["id"])]
+        (a["id"], 1) for a in sorted(alerts, key=lambda a: a["id"])
+    ]
     assert (lines[3]["id"], lines[3]["revision"], lines[3]["evidence"]) == (
-        alerts[0]["id"], 2, ["e0", "e9"])
+        alerts[0]["id"],
+        2,
+        ["e0", "e9"],
+    )
 
 
 def test_ocsf_lines_carry_id_and_revision(store, tmp_path) -> None:

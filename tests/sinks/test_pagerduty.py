@@ -11,8 +11,13 @@ KEY = "R0123456789abcdef0123456789abcde"
 
 
 def _pd(url: str, **extra: object) -> object:
-    return sink(name="pd", type="pagerduty", url=f"{url}/v2/enqueue",
-                routing_key_env="TEST_PD_ROUTING_KEY", **extra)
+    return sink(
+        name="pd",
+        type="pagerduty",
+        url=f"{url}/v2/enqueue",
+        routing_key_env="TEST_PD_ROUTING_KEY",
+        **extra,
+    )
 
 
 def test_high_severity_triggers_with_the_alert_id_as_dedup_key(store, receiver) -> None:
@@ -23,7 +28,10 @@ def test_high_severity_triggers_with_the_alert_id_as_dedup_key(store, receiver) 
     deliver(store, [_pd(rx.url)])
     [event] = rx.state["events"]
     assert (event["event_action"], event["dedup_key"], event["routing_key"]) == (
-        "trigger", high["id"], KEY)
+        "trigger",
+        high["id"],
+        KEY,
+    )
     payload = event["payload"]
     assert payload["severity"] == "error" and payload["component"] == "a"
     assert payload["summary"].startswith("secretwatch high: enumeration on a")

@@ -11,8 +11,13 @@ from pipeline.sinks.payloads import ecs, native_record, ocsf, render
 
 
 def _record(revision: int = 1, **verdict: object) -> dict:
-    a = alert("team-a/api", severity="high", detector="unexpected_accessor",
-              evidence=tuple(f"e{i}" for i in range(10)), more=(("new_source", "medium"),))
+    a = alert(
+        "team-a/api",
+        severity="high",
+        detector="unexpected_accessor",
+        evidence=tuple(f"e{i}" for i in range(10)),
+        more=(("new_source", "medium"),),
+    )
     return native_record(a, revision, repeats=2, evidence_limit=3, **verdict)
 
 
@@ -21,8 +26,12 @@ def test_native_keeps_the_alert_and_adds_delivery_fields() -> None:
     assert record["evidence"] == ["e0", "e1", "e2"] and record["evidence_count"] == 10
     assert (record["revision"], record["repeats"], record["resolution"]) == (1, 2, None)
     assert "resolved_by" not in record
-    resolved = _record(resolution="false_positive", resolved_by="ana",
-                       resolved_at=datetime(2026, 5, 2, tzinfo=UTC), note="planned")
+    resolved = _record(
+        resolution="false_positive",
+        resolved_by="ana",
+        resolved_at=datetime(2026, 5, 2, tzinfo=UTC),
+        note="planned",
+    )
     assert resolved["resolved_at"] == "2026-05-02T00:00:00+00:00"
     assert render("native", record) == record
 
@@ -42,15 +51,23 @@ def test_ecs_alert_document() -> None:
 
 @pytest.mark.parametrize(
     ("revision", "verdict", "activity", "status_id"),
-    [(1, {}, 1, 1), (4, {}, 2, 1),
-     (5, {"resolution": "false_positive"}, 3, 3), (5, {"resolution": "true_positive"}, 3, 4)],
+    [
+        (1, {}, 1, 1),
+        (4, {}, 2, 1),
+        (5, {"resolution": "false_positive"}, 3, 3),
+        (5, {"resolution": "true_positive"}, 3, 4),
+    ],
 )
-def test_ocsf_detection_finding(revision: int, verdict: dict, activity: int,
-                                status_id: int) -> None:
+def test_ocsf_detection_finding(
+    revision: int, verdict: dict, activity: int, status_id: int
+) -> None:
     record = _record(revision, **verdict)
     doc = ocsf(record)
     assert (doc["class_uid"], doc["category_uid"], doc["class_name"]) == (
-        2004, 2, "Detection Finding")
+        2004,
+        2,
+        "Detection Finding",
+    )
     assert doc["activity_id"] == activity and doc["type_uid"] == 200400 + activity
     assert doc["status_id"] == status_id
     assert (doc["severity_id"], doc["severity"]) == (5, "Critical")  # two detectors agree

@@ -13,14 +13,16 @@ DAY2, DAY5, LATE = "2026-05-03T03:00:00Z", "2026-05-06T03:00:00Z", "2026-05-20T0
 
 
 def _pending(store, alert_id: str):
-    return next(p for p in store.pending_deliveries("x", 100, datetime.now(UTC))
-                if p.alert_id == alert_id)
+    return next(
+        p for p in store.pending_deliveries("x", 100, datetime.now(UTC)) if p.alert_id == alert_id
+    )
 
 
 def test_fold_target_rules(store) -> None:
     week = timedelta(days=7)
-    first = alert("svc", detector="unusual_time", severity="medium",
-                  more=(("new_source", "medium"),))  # two agree: high
+    first = alert(
+        "svc", detector="unusual_time", severity="medium", more=(("new_source", "medium"),)
+    )  # two agree: high
     assert first["severity"] == "high"
     repeat = alert("svc", DAY2, detector="unusual_time", severity="medium")
     new_detector = alert("svc", DAY2, detector="enumeration", severity="medium")
@@ -61,7 +63,10 @@ def test_repeats_fold_into_the_open_alert_for_every_sink(store, receiver) -> Non
     for name in ("hook", "file"):
         got = states(store, name)
         assert (got[second["id"]], got[third["id"]], got[first["id"]]) == (
-            "suppressed", "suppressed", "delivered")
+            "suppressed",
+            "suppressed",
+            "delivered",
+        )
     frame = store.alerts().set_index("id")
     assert frame.loc[second["id"], "folded_into"] == first["id"]
     assert frame.loc[first["id"], "repeats"] == 2
@@ -76,8 +81,9 @@ def test_a_folded_alert_that_grows_something_new_is_delivered(store, receiver) -
     save(store, first, second)
     deliver(store, [hook], cfg)
     assert states(store, "hook")[second["id"]] == "suppressed"
-    grown = alert("svc", DAY2, detector="unusual_time", severity="medium",
-                  more=(("enumeration", "high"),))
+    grown = alert(
+        "svc", DAY2, detector="unusual_time", severity="medium", more=(("enumeration", "high"),)
+    )
     assert grown["id"] == second["id"]
     save(store, grown)
     deliver(store, [hook], cfg)

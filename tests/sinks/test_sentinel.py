@@ -13,9 +13,18 @@ DCR, STREAM = "dcr-" + "0123456789abcdef" * 2, "Custom-SecretwatchAlerts_CL"
 
 
 def _sentinel(url: str, **extra: object) -> object:
-    return sink(name="sentinel", type="sentinel", endpoint=url, authority=url,
-                dcr_immutable_id=DCR, stream_name=STREAM, tenant_id=TENANT, client_id=CLIENT,
-                client_secret_env="TEST_AZURE_SECRET", **extra)
+    return sink(
+        name="sentinel",
+        type="sentinel",
+        endpoint=url,
+        authority=url,
+        dcr_immutable_id=DCR,
+        stream_name=STREAM,
+        tenant_id=TENANT,
+        client_id=CLIENT,
+        client_secret_env="TEST_AZURE_SECRET",
+        **extra,
+    )
 
 
 def _contract() -> receivers.Contract:
@@ -65,8 +74,9 @@ def test_a_wrong_client_secret_names_the_fix(store, receiver, caplog, monkeypatc
 
 
 def test_a_wrong_rule_is_404_with_the_fix(store, receiver, caplog) -> None:
-    rx = receiver(receivers.sentinel(TENANT, CLIENT, "azure-client-secret-value",
-                                     "dcr-" + "f" * 32, STREAM))
+    rx = receiver(
+        receivers.sentinel(TENANT, CLIENT, "azure-client-secret-value", "dcr-" + "f" * 32, STREAM)
+    )
     save(store, alert())
     with caplog.at_level(logging.ERROR):
         deliver(store, [_sentinel(rx.url)])

@@ -47,8 +47,16 @@ delivery: {max_age: 2d, backoff_base: 500ms, suppression_window: 0}
 
 def test_every_sink_type_loads(tmp_path: Path) -> None:
     cfg = _load(tmp_path, EVERY_TYPE)
-    assert [s.type for s in cfg.sinks] == ["webhook", "splunk", "elasticsearch", "sentinel",
-                                           "datadog", "pagerduty", "jsonl", "stdout"]
+    assert [s.type for s in cfg.sinks] == [
+        "webhook",
+        "splunk",
+        "elasticsearch",
+        "sentinel",
+        "datadog",
+        "pagerduty",
+        "jsonl",
+        "stdout",
+    ]
     es, pd = cfg.sinks[2], cfg.sinks[5]
     assert (es.format, es.batch_size, pd.min_severity, pd.batch_size) == ("ecs", 100, "high", 1)
     assert cfg.sinks[1].ack_timeout == timedelta(seconds=45)
@@ -59,28 +67,46 @@ def test_every_sink_type_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
-        ("{name: h, type: webhook, url: 'https://x.example'}",
-         "sinks[0]: Value error, set secret_env (an environment variable holding it) or "
-         "secret_file"),
-        ("{name: h, type: webhook, url: 'https://x.example', secret_env: A, secret_file: /b}",
-         "set only one of secret_env and secret_file"),
-        ("{name: h, type: webhook, url: 'https://user:pw@x.example', secret_env: A}",
-         "sinks[0].url: Value error, must not hold credentials"),
-        ("{name: h, type: webhook, url: 'ftp://x.example', secret_env: A}",
-         "sinks[0].url: Value error, must be an http(s) URL"),
-        ("{name: h, type: webhook, url: 'https://x.example', secret_env: A, "
-         "headers: {Authorization: x}}", "use auth_token_env"),
-        ("{name: h, type: splunk, url: 'https://s.example', token_env: T, tokn: 1}",
-         "sinks[0].tokn: unknown key; valid keys here: name, enabled"),
-        ("{name: h, type: splunk, url: 'https://s.example', token_env: T, ack_timeout: soon}",
-         "sinks[0].ack_timeout: Value error, must be a duration such as"),
-        ("{name: h, type: sentinel, endpoint: 'https://e.example', dcr_immutable_id: x, "
-         "stream_name: Custom-A, tenant_id: t, client_id: c, client_secret_env: C}",
-         "sinks[0].dcr_immutable_id: Value error, must be the rule's immutable id"),
-        ("{name: h, type: pagerduty, routing_key_env: P, batch_size: 5}",
-         "batch_size must be 1"),
-        ("{name: h, type: elasticsearch, username: elastic}",
-         "username needs password_env or password_file"),
+        (
+            "{name: h, type: webhook, url: 'https://x.example'}",
+            "sinks[0]: Value error, set secret_env (an environment variable holding it) or "
+            "secret_file",
+        ),
+        (
+            "{name: h, type: webhook, url: 'https://x.example', secret_env: A, secret_file: /b}",
+            "set only one of secret_env and secret_file",
+        ),
+        (
+            "{name: h, type: webhook, url: 'https://user:pw@x.example', secret_env: A}",
+            "sinks[0].url: Value error, must not hold credentials",
+        ),
+        (
+            "{name: h, type: webhook, url: 'ftp://x.example', secret_env: A}",
+            "sinks[0].url: Value error, must be an http(s) URL",
+        ),
+        (
+            "{name: h, type: webhook, url: 'https://x.example', secret_env: A, "
+            "headers: {Authorization: x}}",
+            "use auth_token_env",
+        ),
+        (
+            "{name: h, type: splunk, url: 'https://s.example', token_env: T, tokn: 1}",
+            "sinks[0].tokn: unknown key; valid keys here: name, enabled",
+        ),
+        (
+            "{name: h, type: splunk, url: 'https://s.example', token_env: T, ack_timeout: soon}",
+            "sinks[0].ack_timeout: Value error, must be a duration such as",
+        ),
+        (
+            "{name: h, type: sentinel, endpoint: 'https://e.example', dcr_immutable_id: x, "
+            "stream_name: Custom-A, tenant_id: t, client_id: c, client_secret_env: C}",
+            "sinks[0].dcr_immutable_id: Value error, must be the rule's immutable id",
+        ),
+        ("{name: h, type: pagerduty, routing_key_env: P, batch_size: 5}", "batch_size must be 1"),
+        (
+            "{name: h, type: elasticsearch, username: elastic}",
+            "username needs password_env or password_file",
+        ),
         ("{name: Bad Name, type: stdout}", "sinks[0].name: Value error, must be 1-63 lowercase"),
         ("{name: h, type: kafka}", "sinks[0].type: Input tag 'kafka'"),
         ("{name: h, type: stdout, min_severity: severe}", "sinks[0].min_severity"),
@@ -123,8 +149,9 @@ def test_secrets_from_env_and_file(tmp_path: Path, monkeypatch) -> None:
     secret.write_text("from-file\n")
     from_file = sink(name="s", type="splunk", url="https://s.example", token_file=str(secret))
     assert read_secret(from_file, "token") == "from-file"
-    missing = sink(name="s", type="splunk", url="https://s.example",
-                   token_file=str(tmp_path / "nope"))
+    missing = sink(
+        name="s", type="splunk", url="https://s.example", token_file=str(tmp_path / "nope")
+    )
     with pytest.raises(ConfigError, match="token_file .* cannot be read") as info:
         read_secret(missing, "token")
     assert "from-file" not in str(info.value)

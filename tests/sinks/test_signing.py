@@ -58,8 +58,12 @@ def test_a_stale_message_is_refused_even_when_signed() -> None:
 def test_any_of_several_signatures_may_match_for_key_rotation() -> None:
     old = new_secret()
     headers = sign(SECRET, "m", NOW, b"{}")
-    rotated = {**headers, "Webhook-Signature": sign(old, "m", NOW, b"{}")["webhook-signature"]
-               + " " + headers["webhook-signature"]}
+    rotated = {
+        **headers,
+        "Webhook-Signature": sign(old, "m", NOW, b"{}")["webhook-signature"]
+        + " "
+        + headers["webhook-signature"],
+    }
     del rotated["webhook-signature"]
     verify(SECRET, rotated, b"{}", now=NOW)  # header names are case-blind
     with pytest.raises(SignatureError):

@@ -396,8 +396,18 @@ def _alert(
     start = to_micros(at) // 3_600_000_000 * 3_600_000_000
     incident = Incident(identity, baseline_version=3)
     incident.add(
-        Finding(detector, identity, start, start + 3_600_000_000, to_micros(at), 1.0, 1.0,
-                "critical", f"{identity} did something at {at}.", evidence)
+        Finding(
+            detector,
+            identity,
+            start,
+            start + 3_600_000_000,
+            to_micros(at),
+            1.0,
+            1.0,
+            "critical",
+            f"{identity} did something at {at}.",
+            evidence,
+        )
     )
     return incident.alert().model_dump(mode="json")
 
@@ -453,8 +463,11 @@ def test_alerts_are_upserted_by_id(store: Store) -> None:
     before = store.alerts().set_index("id")
     assert sorted(before.index) == sorted([first["id"], other["id"]])
     row = before.loc[first["id"]]
-    assert (row["identity"], row["severity"], row["detectors"]) == ("root", "critical",
-                                                                     "root_token")
+    assert (row["identity"], row["severity"], row["detectors"]) == (
+        "root",
+        "critical",
+        "root_token",
+    )
     assert row["evidence_count"] == 1
     assert orjson.loads(row["body"]) == first
 
@@ -552,10 +565,14 @@ def test_a_new_alert_is_pending_for_every_sink(store: Store) -> None:
     for sink in ("hook", "splunk"):
         [p] = store.pending_deliveries(sink, 10, NOW)
         assert (p.alert_id, p.revision, p.state, p.attempts, p.delivered_revision) == (
-            alert["id"], 1, None, 0, 0)
+            alert["id"],
+            1,
+            None,
+            0,
+            0,
+        )
         assert p.alert == alert  # the body as detectors wrote it
-        assert (p.resolution, p.repeats, p.folded_into, p.fold_decided) == (None, 0, None,
-                                                                             False)
+        assert (p.resolution, p.repeats, p.folded_into, p.fold_decided) == (None, 0, None, False)
         assert (p.first_failed_at, p.last_status) == (None, None)
 
 
@@ -583,8 +600,15 @@ def test_delivered_settles_a_revision_until_the_alert_grows(store: Store) -> Non
 def test_a_retry_waits_for_its_time(store: Store) -> None:
     alert = _alert("root")
     store.save_detection([], {}, [alert], version=1)
-    failed = _outcome(alert, "pending", attempts=2, next_attempt_at=_later(60), status=503,
-                      error="HTTP 503: busy", first_failed_at=NOW)
+    failed = _outcome(
+        alert,
+        "pending",
+        attempts=2,
+        next_attempt_at=_later(60),
+        status=503,
+        error="HTTP 503: busy",
+        first_failed_at=NOW,
+    )
     store.record_delivery("hook", [failed], NOW)
     assert _pending(store, now=_later(59)) == []
     [p] = store.pending_deliveries("hook", 10, _later(60))
@@ -594,11 +618,21 @@ def test_a_retry_waits_for_its_time(store: Store) -> None:
 def test_dead_waits_for_a_redrive(store: Store) -> None:
     alert, other = _alert("root"), _alert("alice", "2026-05-01T05:00:00Z")
     store.save_detection([], {}, [alert, other], version=1)
-    store.record_delivery("hook", [
-        _outcome(alert, "dead", attempts=1, status=401, error="HTTP 401: bad token",
-                 first_failed_at=NOW),
-        _outcome(other, "dead", attempts=5, status=503, first_failed_at=NOW),
-    ], NOW)
+    store.record_delivery(
+        "hook",
+        [
+            _outcome(
+                alert,
+                "dead",
+                attempts=1,
+                status=401,
+                error="HTTP 401: bad token",
+                first_failed_at=NOW,
+            ),
+            _outcome(other, "dead", attempts=5, status=503, first_failed_at=NOW),
+        ],
+        NOW,
+    )
     assert _pending(store, now=_later(3600)) == []
     assert len(_pending(store, "splunk")) == 2
     store.save_detection([], {}, [_alert("root", evidence=("e1", "e9"))], version=2)
@@ -607,7 +641,12 @@ def test_dead_waits_for_a_redrive(store: Store) -> None:
     assert store.redrive(sink="hook", alert_id=alert["id"]) == 1
     [p] = store.pending_deliveries("hook", 10, NOW)
     assert (p.alert_id, p.revision, p.state, p.attempts, p.first_failed_at) == (
-        alert["id"], 2, "pending", 0, None)
+        alert["id"],
+        2,
+        "pending",
+        0,
+        None,
+    )
     assert store.redrive() == 1  # every sink, every alert
     assert store.redrive() == 0
 
@@ -619,7 +658,10 @@ def test_suppressed_settles_like_delivered(store: Store) -> None:
     assert _pending(store, "pager") == []
     state = store.delivery_state(["pager"]).iloc[0]
     assert (state["state"], state["delivered_revision"], state["last_error"]) == (
-        "suppressed", 1, "below min")
+        "suppressed",
+        1,
+        "below min",
+    )
     assert pd.isna(state["delivered_at"])
 
 
@@ -629,33 +671,43 @@ def test_pending_is_oldest_first_and_limited(store: Store) -> None:
         store.save_detection([], {}, [a], version=1)
     assert [i for i, _ in _pending(store)] == [a["id"] for a in alerts]
     assert [p.alert_id for p in store.pending_deliveries("hook", 2, NOW)] == [
-        a["id"] for a in alerts[:2]]
+        a["id"] for a in alerts[:2]
+    ]
     assert list(store.delivery_state(["hook"], limit=2)["alert_id"]) == [
-        a["id"] for a in alerts[:2:-1]]  # newest first, before any delivery record exists
+        a["id"] for a in alerts[:2:-1]
+    ]  # newest first, before any delivery record exists
 
 
 def test_delivery_state_per_alert_and_sink(store: Store) -> None:
     first, second = _alert("root"), _alert("alice", "2026-05-01T05:00:00Z")
     store.save_detection([], {}, [first, second], version=1)
     store.record_delivery("hook", [_outcome(first, "delivered", attempts=3, status=204)], NOW)
-    store.record_delivery("splunk", [
-        _outcome(first, "dead", attempts=1, status=401, error="x" * 5000, first_failed_at=NOW)
-    ], NOW)
+    store.record_delivery(
+        "splunk",
+        [_outcome(first, "dead", attempts=1, status=401, error="x" * 5000, first_failed_at=NOW)],
+        NOW,
+    )
     frame = store.delivery_state(["hook", "splunk"])
     got = {(r.alert_id, r.sink): r for r in frame.itertuples(index=False)}
     assert len(frame) == 4
     assert list(frame["alert_id"])[:2] == [second["id"]] * 2  # newest alert first
     hook = got[first["id"], "hook"]
-    assert (hook.state, hook.revision, hook.delivered_revision, hook.attempts,
-            hook.last_status) == ("delivered", 1, 1, 3, 204)
+    assert (
+        hook.state,
+        hook.revision,
+        hook.delivered_revision,
+        hook.attempts,
+        hook.last_status,
+    ) == ("delivered", 1, 1, 3, 204)
     assert hook.delivered_at is not None and not pd.isna(hook.delivered_at)
     dead = got[first["id"], "splunk"]
     assert (dead.state, dead.last_status, len(dead.last_error)) == ("dead", 401, 2000)
     assert got[second["id"], "hook"].state == "pending"  # no attempt yet is pending
     assert (got[second["id"], "hook"].identity, got[second["id"], "hook"].severity) == (
-        "alice", "critical")
-    assert list(store.delivery_state(["hook", "splunk"], state="dead")["alert_id"]) == [
-        first["id"]]
+        "alice",
+        "critical",
+    )
+    assert list(store.delivery_state(["hook", "splunk"], state="dead")["alert_id"]) == [first["id"]]
     assert set(store.delivery_state(["hook"], alert_id=first["id"])["sink"]) == {"hook"}
     limited = store.delivery_state(["hook", "splunk"], limit=1)
     assert len(limited) == 2 and set(limited["alert_id"]) == {second["id"]}  # alerts, not rows
@@ -668,8 +720,7 @@ def test_an_unknown_delivery_state_stores_nothing(store: Store) -> None:
     alert = _alert("root")
     store.save_detection([], {}, [alert], version=1)
     with pytest.raises(StoreError, match="lost"):
-        store.record_delivery(
-            "hook", [_outcome(alert, "delivered"), _outcome(alert, "lost")], NOW)
+        store.record_delivery("hook", [_outcome(alert, "delivered"), _outcome(alert, "lost")], NOW)
     assert _pending(store) == [(alert["id"], 1)]
 
 
@@ -680,11 +731,19 @@ def test_resolving_an_alert_is_a_new_revision(store: Store) -> None:
     store.resolve_alert(alert["id"], "false_positive", "ana", "a planned rotation", NOW)
     row = store.alerts().iloc[0]
     assert (row["resolution"], row["resolved_by"], row["note"], row["revision"]) == (
-        "false_positive", "ana", "a planned rotation", 2)
+        "false_positive",
+        "ana",
+        "a planned rotation",
+        2,
+    )
     assert row["resolved_at"] == NOW
     [p] = store.pending_deliveries("hook", 10, NOW)  # the SIEM hears the verdict
     assert (p.revision, p.resolution, p.resolved_by, p.note) == (
-        2, "false_positive", "ana", "a planned rotation")
+        2,
+        "false_positive",
+        "ana",
+        "a planned rotation",
+    )
     store.save_detection([], {}, [alert], version=1)  # detection does not undo a verdict
     assert store.alerts().iloc[0]["resolution"] == "false_positive"
     store.resolve_alert(alert["id"], None, "ana", None, NOW)  # reopened
@@ -722,9 +781,11 @@ def test_a_fold_verdict_is_kept_once_and_grows_the_open_alert(store: Store) -> N
 def test_the_outbox_survives_reopen(store_factory, store: Store) -> None:  # noqa: ANN001
     alert = _alert("root")
     store.save_detection([], {}, [alert], version=1)
-    store.record_delivery("hook", [_outcome(alert, "pending", attempts=1,
-                                            next_attempt_at=_later(5), first_failed_at=NOW)],
-                          NOW)
+    store.record_delivery(
+        "hook",
+        [_outcome(alert, "pending", attempts=1, next_attempt_at=_later(5), first_failed_at=NOW)],
+        NOW,
+    )
     store.close()
     reader = store_factory(read_only=True)
     reader.open()
@@ -861,5 +922,7 @@ def test_report_aggregates_of_an_empty_range(aggregating: Store, method: str,
     assert list(frame.columns) == columns
     assert len(frame) == 0
     assert list(aggregating.secret_history(_utc("2020-01-01T00:00:00Z")).columns)[:3] == [
-        "source", "backend", "secret"
+        "source",
+        "backend",
+        "secret",
     ]

@@ -130,8 +130,9 @@ class Cluster:
             ) from exc
         except ApiError as exc:
             hint = "; the cluster is overloaded, retry later" if exc.status_code == 429 else ""
-            raise StoreError(f"{where} failed {doing}: {exc.status_code} {reason(exc)}{hint}") \
-                from exc
+            raise StoreError(
+                f"{where} failed {doing}: {exc.status_code} {reason(exc)}{hint}"
+            ) from exc
         except TransportError as exc:
             raise StoreError(f"{where} failed {doing}: {exc.message}") from exc
 
@@ -177,8 +178,16 @@ class Cluster:
                 if doc is None:
                     actions.append(action("create", index, doc_id, new))
                 else:
-                    actions.append(action("index", index, doc_id, new, if_seq_no=doc["_seq_no"],
-                                          if_primary_term=doc["_primary_term"]))
+                    actions.append(
+                        action(
+                            "index",
+                            index,
+                            doc_id,
+                            new,
+                            if_seq_no=doc["_seq_no"],
+                            if_primary_term=doc["_primary_term"],
+                        )
+                    )
             items = self.bulk_checked(actions, accept=(409,)) if actions else []
             written += sum(1 for i in items if i["status"] < 300)
             todo = [i["_id"] for i in items if i["status"] == 409]
@@ -269,14 +278,26 @@ class Cluster:
         """Hits in `sort` order, a page at a time: one request when `limit` fits a page,
         else search_after over a point in time, so pages stay consistent while others
         write. A missing index has no hits."""
-        common = {"query": where, "sort": sort, "source": source, "track_total_hits": False,
-                  "filter_path": "pit_id,hits.hits._id,hits.hits._source,hits.hits.sort"}
+        common = {
+            "query": where,
+            "sort": sort,
+            "source": source,
+            "track_total_hits": False,
+            "filter_path": "pit_id,hits.hits._id,hits.hits._source,hits.hits.sort",
+        }
         if limit is not None and limit <= PAGE:
             if limit > 0:
-                yield self.client.search(
-                    index=index, size=limit, allow_no_indices=True, ignore_unavailable=True,
-                    **common,
-                ).body.get("hits", {}).get("hits", [])
+                yield (
+                    self.client.search(
+                        index=index,
+                        size=limit,
+                        allow_no_indices=True,
+                        ignore_unavailable=True,
+                        **common,
+                    )
+                    .body.get("hits", {})
+                    .get("hits", [])
+                )
             return
         if not self.client.indices.exists(index=index, allow_no_indices=False):
             return
@@ -284,29 +305,42 @@ class Cluster:
             yield from self._after(pit, common, limit)
 
     def sliced(
-        self, index: str, where: dict[str, Any], sort: list[dict[str, Any]], slices: int,
+        self,
+        index: str,
+        where: dict[str, Any],
+        sort: list[dict[str, Any]],
+        slices: int,
         read: Callable[[list[dict[str, Any]]], _T],
     ) -> list[_T]:
         """`read(page)` for every page of hits, in no particular order: `slices` parts of
         one point in time read in parallel, each in `sort` order (so the caller sorts)."""
         if not self.client.indices.exists(index=index, allow_no_indices=False):
             return []
-        common = {"query": where, "sort": sort, "track_total_hits": False,
-                  "filter_path": "pit_id,hits.hits._source,hits.hits.sort"}
+        common = {
+            "query": where,
+            "sort": sort,
+            "track_total_hits": False,
+            "filter_path": "pit_id,hits.hits._source,hits.hits.sort",
+        }
         with self._point_in_time(index) as pit, ThreadPoolExecutor(slices) as pool:
             parts = pool.map(
-                lambda n: [read(hits) for hits in self._after(
-                    pit, {**common, "slice": {"id": n, "max": slices}} if slices > 1 else common,
-                    None)],
+                lambda n: [
+                    read(hits)
+                    for hits in self._after(
+                        pit,
+                        {**common, "slice": {"id": n, "max": slices}} if slices > 1 else common,
+                        None,
+                    )
+                ],
                 range(slices),
             )
             return [done for part in parts for done in part]
 
     @contextmanager
     def _point_in_time(self, index: str) -> Iterator[str]:
-        pit = self.client.open_point_in_time(
-            index=index, keep_alive="2m", ignore_unavailable=True
-        )["id"]
+        pit = self.client.open_point_in_time(index=index, keep_alive="2m", ignore_unavailable=True)[
+            "id"
+        ]
         try:
             yield pit
         finally:
@@ -333,11 +367,15 @@ class Cluster:
                 left -= len(hits)
 
     def sources(
-        self, kind: str, where: dict[str, Any], sort: list[dict[str, Any]],
+        self,
+        kind: str,
+        where: dict[str, Any],
+        sort: list[dict[str, Any]],
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        return [h["_source"] for hits in self.pages(self.index(kind), where, sort, limit)
-                for h in hits]
+        return [
+            h["_source"] for hits in self.pages(self.index(kind), where, sort, limit) for h in hits
+        ]
 
 
 def _as_is(item: Action) -> Action:

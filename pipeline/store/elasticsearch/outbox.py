@@ -32,9 +32,16 @@ if TYPE_CHECKING:
     from pipeline.store.elasticsearch.cluster import Cluster
 
 _ALERT_KINDS = {
-    "score": "float", "evidence_count": "int", "baseline_version": "int", "revision": "int",
-    "ts": "time", "window_start": "time", "window_end": "time", "created_at": "time",
-    "updated_at": "time", "resolved_at": "time",
+    "score": "float",
+    "evidence_count": "int",
+    "baseline_version": "int",
+    "revision": "int",
+    "ts": "time",
+    "window_start": "time",
+    "window_end": "time",
+    "created_at": "time",
+    "updated_at": "time",
+    "resolved_at": "time",
 }
 # alerts() columns, in DuckDB's order: (field, kind)
 ALERT_COLUMNS: dict[str, tuple[str, str]] = {
@@ -43,16 +50,38 @@ ALERT_COLUMNS: dict[str, tuple[str, str]] = {
     "folded_into": ("folded_into", "str"),
 }
 _DELIVERY_KINDS = {
-    "ts": "time", "revision": "int", "delivered_revision": "int", "attempts": "int",
-    "next_attempt_at": "time", "last_status": "int32", "first_failed_at": "time",
-    "delivered_at": "time", "repeats": "int",
+    "ts": "time",
+    "revision": "int",
+    "delivered_revision": "int",
+    "attempts": "int",
+    "next_attempt_at": "time",
+    "last_status": "int32",
+    "first_failed_at": "time",
+    "delivered_at": "time",
+    "repeats": "int",
 }
 _DELIVERY_COLUMNS: dict[str, tuple[str, str]] = {
     c: (c, _DELIVERY_KINDS.get(c, "str"))
-    for c in ("alert_id", "sink", "ts", "identity", "severity", "detectors", "revision",
-              "delivered_revision", "state", "attempts", "next_attempt_at", "last_status",
-              "last_error", "first_failed_at", "delivered_at", "resolution", "repeats",
-              "folded_into")
+    for c in (
+        "alert_id",
+        "sink",
+        "ts",
+        "identity",
+        "severity",
+        "detectors",
+        "revision",
+        "delivered_revision",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_status",
+        "last_error",
+        "first_failed_at",
+        "delivered_at",
+        "resolution",
+        "repeats",
+        "folded_into",
+    )
 }
 
 
@@ -65,11 +94,15 @@ class Outbox:
         """Oldest alert first: the pages are sorted by creation."""
         found: list[PendingDelivery] = []
         moment = iso(now)
-        for alert, record in self._rows([sink], {"match_all": {}},
-                                         [{"created_at": "asc"}, {"id": "asc"}]):
+        for alert, record in self._rows(
+            [sink], {"match_all": {}}, [{"created_at": "asc"}, {"id": "asc"}]
+        ):
             due = record.get("next_attempt_at") is None or record["next_attempt_at"] <= moment
-            if alert["revision"] > record.get("delivered_revision", 0) and due and (
-                    record.get("state") != "dead"):
+            if (
+                alert["revision"] > record.get("delivered_revision", 0)
+                and due
+                and (record.get("state") != "dead")
+            ):
                 found.append(_pending(alert, record))
                 if len(found) >= limit:
                     break
@@ -83,8 +116,9 @@ class Outbox:
         where = {"term": {"id": alert_id}} if alert_id is not None else {"match_all": {}}
         rows: list[dict[str, Any]] = []
         picked: set[str] = set()
-        for alert, record in self._rows(sorted(set(sinks)), where,
-                                        [{"@timestamp": "desc"}, {"id": "asc"}]):
+        for alert, record in self._rows(
+            sorted(set(sinks)), where, [{"@timestamp": "desc"}, {"id": "asc"}]
+        ):
             row = _delivery_row(alert, record)
             if state is not None and row["state"] != state:
                 continue
@@ -102,13 +136,18 @@ class Outbox:
             return []
         decided = {
             doc["_id"]: doc["_source"].get("into_id")
-            for doc in self.store.mget(self.store.index("folds"), ids) if doc
+            for doc in self.store.mget(self.store.index("folds"), ids)
+            if doc
         }
         repeats = self._repeats(ids)
         return [
-            {**a, "revision": a["revision"] + repeats.get(a["id"], 0),
-             "repeats": repeats.get(a["id"], 0), "folded_into": decided.get(a["id"]),
-             "fold_decided": a["id"] in decided}
+            {
+                **a,
+                "revision": a["revision"] + repeats.get(a["id"], 0),
+                "repeats": repeats.get(a["id"], 0),
+                "folded_into": decided.get(a["id"]),
+                "fold_decided": a["id"] in decided,
+            }
             for a in alerts
         ]
 
@@ -134,8 +173,9 @@ class Outbox:
         for hits in self.store.pages(self.store.index("alerts"), where, sort):
             alerts = self.with_folds([h["_source"] for h in hits])
             keys = [(a["id"], sink) for a in alerts for sink in sinks]
-            docs = self.store.mget(self.store.index("deliveries"),
-                                   [delivery_id(*key) for key in keys])
+            docs = self.store.mget(
+                self.store.index("deliveries"), [delivery_id(*key) for key in keys]
+            )
             records = {key: doc["_source"] for key, doc in zip(keys, docs, strict=True) if doc}
             for alert in alerts:
                 for sink in sinks:
@@ -173,10 +213,15 @@ class Outbox:
         def change(_: str, stored: dict[str, Any] | None) -> dict[str, Any] | None:
             if stored is None:
                 return None
-            return {**stored, "resolution": resolution,
-                    "resolved_by": by if resolution else None,
-                    "resolved_at": moment if resolution else None, "note": note,
-                    "revision": stored["revision"] + 1, "updated_at": moment}
+            return {
+                **stored,
+                "resolution": resolution,
+                "resolved_by": by if resolution else None,
+                "resolved_at": moment if resolution else None,
+                "note": note,
+                "revision": stored["revision"] + 1,
+                "updated_at": moment,
+            }
 
         if not self.store.rewrite("alerts", [alert_id], change):
             raise StoreError(
@@ -190,16 +235,29 @@ class Outbox:
             clauses.append({"term": {"sink": sink}})
         if alert_id is not None:
             clauses.append({"term": {"alert_id": alert_id}})
-        ids = [h["_id"] for hits in self.store.pages(
-            self.store.index("deliveries"), {"bool": {"filter": clauses}},
-            [{"alert_id": "asc"}, {"sink": "asc"}], source=False) for h in hits]
+        ids = [
+            h["_id"]
+            for hits in self.store.pages(
+                self.store.index("deliveries"),
+                {"bool": {"filter": clauses}},
+                [{"alert_id": "asc"}, {"sink": "asc"}],
+                source=False,
+            )
+            for h in hits
+        ]
         moment = now_iso()
 
         def change(_: str, stored: dict[str, Any] | None) -> dict[str, Any] | None:
             if stored is None or stored["state"] != "dead":
                 return None  # redriven by someone else meanwhile
-            return {**stored, "state": "pending", "attempts": 0, "next_attempt_at": None,
-                    "first_failed_at": None, "updated_at": moment}
+            return {
+                **stored,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": None,
+                "first_failed_at": None,
+                "updated_at": moment,
+            }
 
         return self.store.rewrite("deliveries", ids, change) if ids else 0
 
@@ -210,7 +268,9 @@ class Outbox:
         self.store.ensure(index)
         try:
             self.store.client.create(
-                index=index, id=alert_id, refresh=True,
+                index=index,
+                id=alert_id,
+                refresh=True,
                 document={"alert_id": alert_id, "into_id": into, "decided_at": iso(now)},
             )
         except ConflictError:
@@ -252,16 +312,24 @@ def _effective(alert: Mapping[str, Any], record: Mapping[str, Any]) -> str:
 
 def _delivery_row(alert: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "alert_id": alert["id"], "sink": record["sink"], "ts": alert["@timestamp"],
-        "identity": alert["user.name"], "severity": alert["severity"],
-        "detectors": alert["detectors"], "revision": alert["revision"],
+        "alert_id": alert["id"],
+        "sink": record["sink"],
+        "ts": alert["@timestamp"],
+        "identity": alert["user.name"],
+        "severity": alert["severity"],
+        "detectors": alert["detectors"],
+        "revision": alert["revision"],
         "delivered_revision": record.get("delivered_revision", 0),
-        "state": _effective(alert, record), "attempts": record.get("attempts", 0),
+        "state": _effective(alert, record),
+        "attempts": record.get("attempts", 0),
         "next_attempt_at": record.get("next_attempt_at"),
-        "last_status": record.get("last_status"), "last_error": record.get("last_error"),
+        "last_status": record.get("last_status"),
+        "last_error": record.get("last_error"),
         "first_failed_at": record.get("first_failed_at"),
-        "delivered_at": record.get("delivered_at"), "resolution": alert.get("resolution"),
-        "repeats": alert["repeats"], "folded_into": alert["folded_into"],
+        "delivered_at": record.get("delivered_at"),
+        "resolution": alert.get("resolution"),
+        "repeats": alert["repeats"],
+        "folded_into": alert["folded_into"],
     }
 
 

@@ -56,29 +56,48 @@ def access_summary(store: Cluster, since: datetime | None,
                    until: datetime) -> pd.DataFrame:  # fmt: skip
     keys = ["source", "backend", "identity", "identity_kind", "secret", "action",
             "operation", "outcome"]  # fmt: skip
-    return _table(store, [_terms(k) for k in keys], _range(since, until), _SPAN,
-                  {"events": "count", "first_ts": "min", "last_ts": "max"})
+    return _table(
+        store,
+        [_terms(k) for k in keys],
+        _range(since, until),
+        _SPAN,
+        {"events": "count", "first_ts": "min", "last_ts": "max"},
+    )
 
 
 def hourly_activity(store: Cluster, since: datetime | None,
                     until: datetime) -> pd.DataFrame:  # fmt: skip
-    return _table(store, [_terms("identity"), _histogram("hour", "1h")], _range(since, until),
-                  _DENIED, {"events": "count", "denied": "denied"})
+    return _table(
+        store,
+        [_terms("identity"), _histogram("hour", "1h")],
+        _range(since, until),
+        _DENIED,
+        {"events": "count", "denied": "denied"},
+    )
 
 
 def source_coverage(store: Cluster, since: datetime | None,
                     until: datetime) -> pd.DataFrame:  # fmt: skip
-    return _table(store, [_terms("source"), _terms("backend"), _histogram("day", "1d")],
-                  _range(since, until), _SPAN,
-                  {"events": "count", "first_ts": "min", "last_ts": "max"})
+    return _table(
+        store,
+        [_terms("source"), _terms("backend"), _histogram("day", "1d")],
+        _range(since, until),
+        _SPAN,
+        {"events": "count", "first_ts": "min", "last_ts": "max"},
+    )
 
 
 def secret_history(store: Cluster, until: datetime) -> pd.DataFrame:
     keys = ["source", "backend", "secret", "action", "operation", "outcome"]
     where = _range(None, until)
     where["bool"]["filter"].append({"exists": {"field": EVENT_FIELDS["secret"]}})
-    return _table(store, [_terms(k) for k in keys], where, _SPAN,
-                  {"events": "count", "first_ts": "min", "last_ts": "max"})
+    return _table(
+        store,
+        [_terms(k) for k in keys],
+        where,
+        _SPAN,
+        {"events": "count", "first_ts": "min", "last_ts": "max"},
+    )
 
 
 def _terms(column: str) -> tuple[str, dict[str, Any]]:
@@ -86,8 +105,9 @@ def _terms(column: str) -> tuple[str, dict[str, Any]]:
 
 
 def _histogram(column: str, interval: str) -> tuple[str, dict[str, Any]]:
-    return column, {"date_histogram": {"field": "@timestamp", "calendar_interval": interval,
-                                       "time_zone": "UTC"}}
+    return column, {
+        "date_histogram": {"field": "@timestamp", "calendar_interval": interval, "time_zone": "UTC"}
+    }
 
 
 def _range(since: datetime | None, until: datetime) -> dict[str, Any]:
@@ -108,8 +128,9 @@ def _table(
     out: dict[str, Any] = {}
     for name, spec in sources:
         values = [key[name] for key, _ in rows]
-        out[name] = (from_epoch(values, "ms") if "date_histogram" in spec
-                     else pd.array(values, dtype="str"))
+        out[name] = (
+            from_epoch(values, "ms") if "date_histogram" in spec else pd.array(values, dtype="str")
+        )
     for column, metric in metrics.items():
         if metric == "count":
             out[column] = np.array([b["doc_count"] for _, b in rows], dtype="int64")
