@@ -42,7 +42,7 @@ from pipeline.ingest import (
 from pipeline.sources import SOURCES, new_parser
 from pipeline.sources.base import FeedResult, Record, json_start, unwrap
 from pipeline.sources.framing import Chunk, file_records, line_records
-from pipeline.sources.vault import Head, _pair_key
+from pipeline.sources.vault import Head, pair_key
 from pipeline.store.base import Checkpoint
 
 _vault_head = msgspec.json.Decoder(Head).decode
@@ -66,7 +66,7 @@ def record_key(fmt: str, raw: bytes, file: str, offset: int) -> bytes:
     """
     try:
         if fmt == "vault":  # after the audit device's `prefix`, so a pair shares a partition
-            return _pair_key(_vault_head(raw[json_start(raw) :])).encode()
+            return pair_key(_vault_head(raw[json_start(raw) :])).encode()
         items = list(unwrap(orjson.loads(raw)))
         if len(items) == 1 and isinstance(items[0][1], dict):
             for name in _KEY_FIELDS.get(fmt, ()):

@@ -280,7 +280,7 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
     )
 
 
-def _pair_key(entry: Entry | Head) -> str:
+def pair_key(entry: Entry | Head) -> str:
     """Pairing key: `request.id`, or when that is masked or absent, the fields a request
     and its response share."""
     request = entry.request
@@ -317,7 +317,7 @@ class VaultParser:
                 entry: Entry | Head | None
                 if raw.find(_RESPONSE_HINT, 0, 120) >= 0:
                     entry = _decode(raw)
-                    key = _pair_key(entry)
+                    key = pair_key(entry)
                 else:
                     fast_id = _fast_request_id(raw)
                     if fast_id is not None:
@@ -332,7 +332,7 @@ class VaultParser:
                     entry = _decode_head(raw)
                     if entry.type == "response":
                         entry = _decode(raw)
-                    key = _pair_key(entry)
+                    key = pair_key(entry)
                 if entry.type == "response":
                     waiting = pending.get(key)
                     event_id = self._event_id(key, waiting[0] if waiting else entry)
