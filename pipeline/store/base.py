@@ -1,7 +1,12 @@
-"""The store interface every backend implements (embedded DuckDB now, Elasticsearch later).
+"""The store interface every backend implements (embedded DuckDB, Elasticsearch).
 
-Callers (ingest, CLI, detectors, reports) only use this Protocol, so a backend can be swapped
-by configuration without them changing. Timestamps in and out are UTC.
+A store plays four roles, each a Protocol of its own: `EventLog` (events, dead letters,
+checkpoints), `DetectionState` (baselines, detection state, alerts written by detection),
+`Outbox` (alerts on their way to the sinks) and `ReportSource` (the aggregates reports
+read). A caller takes the role it uses, so it can be handed anything that plays it (a test
+double, a gate around a store); `Store` is all four plus the lifecycle, what `make_store`
+returns. Backends are swapped by configuration without callers changing. Timestamps in and
+out are UTC.
 """
 
 from __future__ import annotations
@@ -98,13 +103,9 @@ class DeliveryOutcome:
     first_failed_at: datetime | None = None
 
 
-class Store(Protocol):
-    def open(self) -> None:
-        """Connect (and create or migrate the schema when writable)."""
-
-    def close(self) -> None: ...
-
-    def schema_version(self) -> int: ...
+class EventLog(Protocol):
+    """The stored events, with the dead letters and the follow checkpoints written with
+    them."""
 
     def write_batch(
         self,
@@ -133,6 +134,10 @@ class Store(Protocol):
 
     def checkpoint(self, key: str) -> Checkpoint | None: ...
 
+
+class DetectionState(Protocol):
+    """What detection learns and keeps between runs, saved with the alerts it raised."""
+
     def save_detection(
         self,
         baselines: Sequence[tuple[str, bytes]],
@@ -149,21 +154,26 @@ class Store(Protocol):
 
     def detection_state(self, key: str) -> bytes | None: ...
 
+
+class Outbox(Protocol):
+    """The alert outbox (its rules: pipeline/store/outbox_rules.py).
+
+    The alerts table is the outbox: `save_detection` writes an alert in the same step that
+    moves the watermark past its evidence, and bumps its `revision` when an upsert changes
+    its body. Delivery keeps one record per (alert, sink); the work of a sink is every
+    alert whose revision is above what that sink settled, except dead ones. `alerts()`
+    frames carry `revision`, `resolution`, `resolved_by`, `resolved_at`, `note`,
+    `repeats` and `folded_into` besides the columns above. Times are tz-aware UTC."""
+
     def alerts(
         self,
         since: datetime | None = None,
         until: datetime | None = None,
         identity: str | None = None,
         limit: int | None = None,
-    ) -> pd.DataFrame: ...
-
-    # -- the alert outbox --------------------------------------------------------------------
-    # The alerts table is the outbox: `save_detection` writes an alert in the same step that
-    # moves the watermark past its evidence, and bumps its `revision` when an upsert changes
-    # its body. Delivery keeps one record per (alert, sink); the work of a sink is every
-    # alert whose revision is above what that sink settled, except dead ones. `alerts()`
-    # frames carry `revision`, `resolution`, `resolved_by`, `resolved_at`, `note`,
-    # `repeats` and `folded_into` besides the columns above. Times are tz-aware UTC.
+    ) -> pd.DataFrame:
+        """Stored alerts, oldest first; `body` holds the full alert as JSON. `identity`
+        accepts `*` wildcards, as for events."""
 
     def pending_deliveries(self, sink: str, limit: int, now: datetime) -> list[PendingDelivery]:
         """Up to `limit` alerts `sink` should take now, oldest alert first: revision above
@@ -208,15 +218,20 @@ class Store(Protocol):
         alert `into` (whose revision and `repeats` then grow by one) or not folded (None).
         A verdict already stored wins; return the stored one."""
 
-    # -- aggregates for reports ------------------------------------------------------------
-    # Reports never read events one by one: a quarter can hold tens of millions. Each
-    # method below is one aggregation the store runs itself (SQL in DuckDB, aggregations
-    # in Elasticsearch). Shared rules: `since` is inclusive, `until` exclusive, both
-    # tz-aware; a missing `since` means from the first stored event. Timestamps come back
-    # as tz-aware UTC pandas timestamps (sub-second precision may differ per store:
-    # callers that need identical output across stores floor them to seconds). Counts are
-    # integers. One row per distinct key; row order is not part of the contract (callers
-    # sort). An empty range gives an empty frame with exactly these columns.
+
+class ReportSource(Protocol):
+    """What the quarterly access review reads: aggregates, never events one by one.
+
+    A quarter can hold tens of millions of events, so each aggregate is one aggregation
+    the store runs itself (SQL in DuckDB, aggregations in Elasticsearch). Shared rules:
+    `since` is inclusive, `until` exclusive, both tz-aware; a missing `since` means from
+    the first stored event. Timestamps come back as tz-aware UTC pandas timestamps
+    (sub-second precision may differ per store: callers that need identical output
+    across stores floor them to seconds). Counts are integers. One row per distinct key;
+    row order is not part of the contract (callers sort). An empty range gives an empty
+    frame with exactly these columns. Besides them, a report reads the period's alerts,
+    the event count and the schema version (as `Outbox.alerts`, `EventLog.count` and
+    `Store.schema_version`)."""
 
     def access_summary(self, since: datetime | None, until: datetime) -> pd.DataFrame:
         """Events in [since, until) grouped by (source, backend, identity, identity_kind,
@@ -241,3 +256,26 @@ class Store(Protocol):
         grouped by (source, backend, secret, action, operation, outcome), with `events`,
         `first_ts` and `last_ts`: when each secret was last read, written or rotated, and
         since when it has been known, however long ago that was."""
+
+    def alerts(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        identity: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame: ...
+
+    def count(self, where: EventFilter = ALL_EVENTS) -> int: ...
+
+    def schema_version(self) -> int: ...
+
+
+class Store(EventLog, DetectionState, Outbox, ReportSource, Protocol):
+    """A whole store: every role, and its lifecycle."""
+
+    def open(self) -> None:
+        """Connect (and create or migrate the schema when writable)."""
+
+    def close(self) -> None: ...
+
+    def schema_version(self) -> int: ...
