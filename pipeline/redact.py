@@ -276,7 +276,9 @@ def _walk(raw: bytes, nest: int, limit: int) -> tuple[bytearray, bool]:
             return out, True
         c = raw[i]
         if c in _BLANKS:
-            stop = _WS.match(raw, i, i + room + 1).end()
+            blanks = _WS.match(raw, i, i + room + 1)
+            assert blanks is not None  # noqa: S101 - `*`: it matches, if only the empty string
+            stop = blanks.end()
             out += raw[i : min(stop, i + room)]
             i = stop
             continue
@@ -326,11 +328,15 @@ def _walk(raw: bytes, nest: int, limit: int) -> tuple[bytearray, bool]:
                 out.append(c)
                 i += 1
         elif masked:  # a number, a literal, or junk: masked unless null
-            stop = _SCALAR.match(raw, i, i + _SCAN_CAP).end()
+            scalar = _SCALAR.match(raw, i, i + _SCAN_CAP)
+            assert scalar is not None  # noqa: S101 - c is none of the bytes it stops at
+            stop = scalar.end()
             out += b"null" if raw[i:stop] == b"null" else _MASK
             i = n if stop == i + _SCAN_CAP else stop
         else:
-            stop = _SCALAR.match(raw, i, i + room + 1).end()
+            scalar = _SCALAR.match(raw, i, i + room + 1)
+            assert scalar is not None  # noqa: S101 - c is none of the bytes it stops at
+            stop = scalar.end()
             out += raw[i : min(stop, i + room)]
             i = stop
         kind = 0
@@ -424,14 +430,14 @@ def _value_span(raw: bytes, start: int, quote: bytes) -> tuple[int, int, bytes] 
             return start, (end + 1 if closed else len(raw)), _MASK
         if rest[:1] in (b"{", b"["):
             return start, _container_end(raw, start), _MASK
-        stop = _SCALAR.match(raw, start)
-        return (start, stop.end(), _MASK) if stop else None
+        scalar = _SCALAR.match(raw, start)
+        return (start, scalar.end(), _MASK) if scalar else None
     # a key of a document inside a string: mask to the end of that string
     inner = rest[len(quote) :] if rest.startswith(quote) else b""
     if inner.startswith(MASK.encode()) or _HMAC_BYTES.match(inner) and inner[76:77] == b"\\":
         return None
-    end = _EVEN_QUOTE.search(raw, start + (len(quote) if rest.startswith(quote) else 0))
-    stop = end.end() - 1 if end else len(raw)
+    closing = _EVEN_QUOTE.search(raw, start + (len(quote) if rest.startswith(quote) else 0))
+    stop = closing.end() - 1 if closing else len(raw)
     if stop <= start:
         return None
     return start, stop, quote + MASK.encode() + quote

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from types import TracebackType
 
 import orjson
 from rich.text import Text
@@ -27,6 +28,8 @@ from rich.text import Text
 # overrides and isolates, zero-width ones), line and paragraph separators, lone surrogates.
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _NOT_PLAIN = re.compile(r"[^\x20-\x7e]")
+# What `sys.exc_info()` returns, as `logging.Formatter.formatException` takes it.
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 _SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
@@ -94,7 +97,7 @@ class InertFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         return visible(super().formatMessage(record))
 
-    def formatException(self, ei) -> str:  # noqa: ANN001, N802 - logging's signature
+    def formatException(self, ei: _ExcInfo) -> str:  # noqa: N802 - logging's name
         return visible(super().formatException(ei), keep="\n")
 
     def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
