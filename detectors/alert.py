@@ -12,8 +12,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    model_serializer,
+    model_validator,
+)
 
 from detectors.settings import SEVERITIES
 
@@ -45,13 +53,49 @@ class Finding:
         return self.score / self.threshold if self.threshold else self.score
 
 
+class FindingDoc(BaseModel):
+    """One finding as its alert lists it: the alert holds the evidence, the finding its
+    count. Window times are written as `isoformat()` text (`+00:00`), as always."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detector: str
+    score: float
+    threshold: float
+    severity: str
+    window_start: datetime
+    window_end: datetime
+    explanation: str
+    evidence_count: int
+
+    @classmethod
+    def of(cls, f: Finding) -> FindingDoc:
+        return cls(
+            detector=f.detector,
+            score=round(f.score, 3),
+            threshold=f.threshold,
+            severity=f.severity,
+            window_start=_dt(f.start_us),
+            window_end=_dt(f.end_us),
+            explanation=f.explanation,
+            evidence_count=len(f.evidence),
+        )
+
+    @field_serializer("window_start", "window_end")
+    def _iso(self, value: datetime) -> str:
+        return value.isoformat()
+
+
 class Alert(BaseModel):
-    """The alert record written to files, the store and SIEMs."""
+    """The alert record written to files, the store and SIEMs.
+
+    On the wire an alert also carries `detector`: the one detector, or the list when
+    several agreed (what receivers read before `detectors` existed). It is derived from
+    `detectors`, written right after `id`, and dropped when an alert is read back."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    detector: str | list[str]
     detectors: list[str]
     identity: str
     severity: str
@@ -63,7 +107,25 @@ class Alert(BaseModel):
     evidence: list[str]
     evidence_count: int
     baseline_version: int
-    findings: list[dict[str, object]]
+    findings: list[FindingDoc]
+
+    @property
+    def detector(self) -> str | list[str]:
+        """The wire's `detector`: the one detector, or all of them when several agreed."""
+        return self.detectors[0] if len(self.detectors) == 1 else list(self.detectors)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_detector(cls, data: Any) -> Any:  # noqa: ANN401 - whatever is validated
+        if isinstance(data, dict) and "detector" in data:
+            return {k: v for k, v in data.items() if k != "detector"}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _with_detector(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        doc: dict[str, Any] = handler(self)
+        head = {"id": doc.pop("id"), "detector": self.detector}
+        return {**head, **doc}
 
 
 def alert_id(detector: str, identity: str, start_us: int) -> str:
@@ -89,7 +151,7 @@ class Incident:
     _span: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
     # Each finding's entry in the alert, made once per finding (an incident's alert is made
     # again whenever it grows).
-    _docs: dict[tuple[str, str, int], tuple[Finding, dict[str, object]]] = field(
+    _docs: dict[tuple[str, str, int], tuple[Finding, FindingDoc]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -151,7 +213,7 @@ class Incident:
         explanation = lead.explanation
         # One line per other detector (its strongest finding), then a count: an analyst
         # reads the incident, the findings list holds every detail.
-        others = {}
+        others: dict[str, str] = {}
         for f in sorted(findings, key=lambda f: -f.strength):
             if f.detector != lead.detector:
                 others.setdefault(f.detector, f.explanation.rstrip("."))
@@ -162,7 +224,6 @@ class Incident:
             explanation += f" ({rest} more finding{'s' if rest > 1 else ''} in this incident.)"
         return Alert(
             id=self.id,
-            detector=detectors[0] if len(detectors) == 1 else detectors,
             detectors=detectors,
             identity=self.identity,
             severity=SEVERITIES[rank],
@@ -177,20 +238,11 @@ class Incident:
             findings=[self._doc(f) for f in findings],
         )
 
-    def _doc(self, f: Finding) -> dict[str, object]:
+    def _doc(self, f: Finding) -> FindingDoc:
         held = self._docs.get(f.key)
         if held is not None and held[0] is f:
             return held[1]
-        doc: dict[str, object] = {
-            "detector": f.detector,
-            "score": round(f.score, 3),
-            "threshold": f.threshold,
-            "severity": f.severity,
-            "window_start": _dt(f.start_us).isoformat(),
-            "window_end": _dt(f.end_us).isoformat(),
-            "explanation": f.explanation,
-            "evidence_count": len(f.evidence),
-        }
+        doc = FindingDoc.of(f)
         self._docs[f.key] = (f, doc)
         return doc
 
