@@ -30,13 +30,13 @@ from pipeline.sinks.settings import (
     default_sinks,
     loopback,
 )
+from pipeline.sources import SOURCES
 from pipeline.sources.framing import Limits
 from pipeline.timewindow import TimeWindow
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path("config/default.yaml")
 ENV_VAR = "SECRETWATCH_CONFIG"
-_FORMATS = ("vault", "aws", "gcp", "azure", "k8s")
 
 
 class _Model(BaseModel):
@@ -183,9 +183,9 @@ class Config(_Model):
     @field_validator("backends")
     @classmethod
     def _known_sources(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(_FORMATS))
+        unknown = sorted(set(value) - set(SOURCES))
         if unknown:
-            raise ValueError(f"unknown source {unknown[0]!r}; valid: {', '.join(_FORMATS)}")
+            raise ValueError(f"unknown source {unknown[0]!r}; valid: {', '.join(SOURCES)}")
         return value
 
 

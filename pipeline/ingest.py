@@ -16,13 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
 from pipeline.errors import InputError, ParseError
 from pipeline.paths import not_a_folder
 from pipeline.redact import redact_raw
-from pipeline.sources import SOURCES, detect, new_parser
-from pipeline.sources.base import DeadLetter, FeedResult, Parser, Record, json_start, unwrap
+from pipeline.sources import SOURCES, new_parser
+from pipeline.sources.base import DeadLetter, FeedResult, Parser
+from pipeline.sources.formats import RecognizingParser
 from pipeline.sources.framing import Chunk, Cut, Limits, file_records, line_records
 from pipeline.store.base import Store
 from pipeline.timewindow import TimeWindow, quarantine
@@ -32,7 +31,6 @@ SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".jpeg", ".pdf", ".py",
 # DuckDB databases and their write-ahead logs: a store kept in the folder it ingests.
 STORE_SUFFIXES = (".duckdb", ".duckdb.wal")
 DUCKDB_MAGIC = b"DUCK"  # at byte 8 of every DuckDB database file, whatever its name
-DETECT_WITHIN = 200  # records scanned for a recognisable one before giving up on a file
 
 
 @dataclass
@@ -194,9 +192,9 @@ class Ingestor:
         return seen
 
     def ingest_stream(self, chunks: Iterable[Chunk], name: str) -> None:
-        """One file's records through one parser (format detected on its first records)."""
+        """One file's records through one parser (format recognised on its first records)."""
         self.summary.files += 1
-        parser = DetectingParser(self.fmt, self.backends, self.summary.formats)
+        parser = RecognizingParser(self.fmt, self.backends, self.summary.formats)
         for result in feed_stream(parser, chunks, name, self.fmt):
             quarantine(result, name, self.fmt, self.window, int(self.clock() * 1_000_000))
             self._take(result)
@@ -230,83 +228,6 @@ def feed_stream(
         yield FeedResult(dead=[DeadLetter(name, 1, 0, str(exc), b"", fmt)], dead_records=1)
         return
     yield parser.flush(name)
-
-
-def detect_format(records: list[Record]) -> str | None:
-    """The format of the first recognisable record among the first few of a file (after a
-    line's text prefix only for formats whose parser skips it, as Vault's does)."""
-    for raw, _, _ in records[:DETECT_WITHIN]:
-        data = bytes(raw)
-        start = json_start(data)
-        try:
-            doc = orjson.loads(data[start:])
-        except orjson.JSONDecodeError:
-            continue
-        for _, item in unwrap(doc):
-            found = detect(item)
-            if found and (not start or SOURCES[found].prefixed):
-                return found
-            break
-    return None
-
-
-class DetectingParser:
-    """A file's parser, chosen once its first records show the format (or forced): until
-    then records are held, and their position is where a follower must resume."""
-
-    def __init__(
-        self,
-        fmt: str | None,
-        backends: dict[str, str],
-        formats: Counter[str] | None = None,
-        make: Callable[[str, str | None], Parser] = new_parser,
-    ) -> None:
-        self.fmt = fmt
-        self.backends = backends
-        self.formats = formats if formats is not None else Counter()
-        self.make = make  # `ship` makes parsers that produce records instead of events
-        self.parser: Parser | None = None
-        self.held: list[Record] = []
-
-    def feed(self, records: list[Record], file: str, force: bool = False) -> FeedResult:
-        if self.parser is None:
-            self.held.extend(records)
-            fmt = self.fmt or detect_format(self.held)
-            if fmt is None and len(self.held) < DETECT_WITHIN and not force:
-                return FeedResult()
-            self.parser = self.make(fmt, self.backends.get(fmt)) if fmt else UnrecognisedParser()
-            if fmt:
-                self.formats[fmt] += 1
-            records, self.held = self.held, []
-        return self.parser.feed(records, file)
-
-    def flush(self, file: str) -> FeedResult:
-        """End of input: held records are parsed as whatever they are, waiting ones count."""
-        out = self.feed([], file, force=True) if self.held else FeedResult()
-        if self.parser is not None:
-            out.extend(self.parser.flush(file))
-        return out
-
-    def pending_position(self) -> tuple[int, int] | None:
-        if self.held:
-            return self.held[0][2], self.held[0][1]
-        return self.parser.pending_position() if self.parser else None
-
-
-class UnrecognisedParser:
-    """Dead-letters every record of a file whose format could not be recognised."""
-
-    def feed(self, records: list[Record], file: str) -> FeedResult:
-        formats = ", ".join(sorted(SOURCES))
-        reason = f"unrecognised format (not any of: {formats}); pass --format if it is one"
-        dead = [DeadLetter.of(r, file, reason, None) for r in records]
-        return FeedResult(dead=dead, dead_records=len(dead))
-
-    def flush(self, file: str) -> FeedResult:
-        return FeedResult()
-
-    def pending_position(self) -> tuple[int, int] | None:
-        return None
 
 
 def _stdin_records(limits: Limits) -> Iterator[Chunk]:

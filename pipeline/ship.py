@@ -32,15 +32,10 @@ from pipeline.bus import kafka
 from pipeline.bus.follow import open_followed, poll_followed
 from pipeline.config import Config, KafkaConfig
 from pipeline.errors import InputError, ParseError
-from pipeline.ingest import (
-    DetectingParser,
-    IngestSummary,
-    expand_paths,
-    feed_stream,
-    not_a_log,
-)
+from pipeline.ingest import IngestSummary, expand_paths, feed_stream, not_a_log
 from pipeline.sources import SOURCES, new_parser
 from pipeline.sources.base import FeedResult, Record, json_start, unwrap
+from pipeline.sources.formats import RecognizingParser
 from pipeline.sources.framing import Chunk, file_records, line_records
 from pipeline.sources.vault import Head, pair_key
 from pipeline.store.base import Checkpoint
@@ -116,7 +111,7 @@ class Shipper:
 
 
 class _RecordProducer:
-    """Takes a parser's place behind `DetectingParser`: the records of a file whose format is
+    """Takes a parser's place behind `RecognizingParser`: the records of a file whose format is
     known are produced, not parsed (each counts as consumed)."""
 
     def __init__(self, shipper: Shipper, fmt: str) -> None:
@@ -168,7 +163,7 @@ def ship_files(
 def _ship_stream(shipper: Shipper, chunks: Iterable[Chunk], name: str, fmt: str | None) -> None:
     summary = shipper.summary
     summary.files += 1
-    parser = DetectingParser(fmt, {}, summary.formats, shipper.parser_for)
+    parser = RecognizingParser(fmt, {}, summary.formats, shipper.parser_for)
     for result in feed_stream(parser, chunks, name, fmt):
         shipper.take(result)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError, InputError
-from pipeline.ingest import Ingestor, IngestSummary, detect_format, expand_paths
+from pipeline.ingest import Ingestor, IngestSummary, expand_paths
 from pipeline.record import AccessEvent
 from pipeline.sources.framing import open_binary
 from pipeline.store.duckdb import DuckDBStore
@@ -226,13 +226,6 @@ def test_expand_paths_order_and_stdin(logs: Path) -> None:
     files = [p for p in got if p is not None]
     assert files == sorted(files)
     assert all(not any(part.startswith(".") for part in p.relative_to(logs).parts) for p in files)
-
-
-def test_detect_format() -> None:
-    records = [(b"not json", 1, 0), (JSONL.read_bytes().split(b"\n")[0], 2, 9)]
-    assert detect_format(records) == "vault"
-    assert detect_format([(b'{"unrelated": 1}', 1, 0)]) is None
-    assert detect_format([]) is None
 
 
 def _console_script() -> list[str]:

@@ -37,12 +37,13 @@ from rich.text import Text
 
 from pipeline.config import Config
 from pipeline.errors import InputError
-from pipeline.ingest import DETECT_WITHIN, DetectingParser, IngestSummary
+from pipeline.ingest import IngestSummary
 from pipeline.paths import not_a_folder
 from pipeline.record import EventRow
 from pipeline.redact import redact_raw
 from pipeline.sources import new_parser
 from pipeline.sources.base import DeadLetter, FeedResult, Parser, Record
+from pipeline.sources.formats import RECOGNIZE_WITHIN, RecognizingParser
 from pipeline.sources.framing import MAX_LINE_BYTES, split_lines
 from pipeline.sources.vault import PAIR_WINDOW
 from pipeline.store.base import Checkpoint, Store
@@ -58,7 +59,7 @@ IDLE_FLUSH_SECONDS = (
 # Records fed after leaving a file by which every request read from it has been answered or
 # counted alone (the parser holds a file's first records until it knows the format, then a
 # request waits its pairing window).
-LEFT_BEHIND_RECORDS = DETECT_WITHIN + PAIR_WINDOW
+LEFT_BEHIND_RECORDS = RECOGNIZE_WITHIN + PAIR_WINDOW
 
 
 @dataclass
@@ -74,7 +75,7 @@ class Followed:
     offset: int = 0  # of the first byte of `rest`
     line: int = 1
     rest: bytes = b""
-    parser: DetectingParser | None = None
+    parser: RecognizingParser | None = None
     quiet_since: float = field(default_factory=time.monotonic)
     reading: str = ""  # the file actually being read, for dead letters (a rotated sibling)
     make_parser: Callable[[str, str | None], Parser] = new_parser  # `ship` produces instead
@@ -468,7 +469,7 @@ def _warn_lost(f: Followed) -> None:
 def _feed(f: Followed, records: list[Record], out: FeedResult, summary: IngestSummary) -> None:
     """Feed records to the file's parser (which holds the first ones until the format is known)."""
     if f.parser is None:
-        f.parser = DetectingParser(f.fmt, f.backends, summary.formats, f.make_parser)
+        f.parser = RecognizingParser(f.fmt, f.backends, summary.formats, f.make_parser)
     f.fed_since_left += len(records)
     out.extend(f.parser.feed(records, f.reading or str(f.path)))
 

@@ -15,8 +15,15 @@ SOURCES: dict[str, SourceSpec] = {
 }
 
 
-def detect(doc: object) -> str | None:
-    """The format whose records look like `doc` (the first audit record of a file)."""
+def recognize(doc: object) -> str | None:
+    """The format whose records look like `doc` (one audit record); a file's format is
+    recognised from its first records by `pipeline.sources.formats.recognize_format`.
+
+    >>> recognize({"type": "request", "request": {"id": "r1"}})
+    'vault'
+    >>> recognize({"unrelated": 1}) is None
+    True
+    """
     if not isinstance(doc, dict):
         return None
     for name, spec in SOURCES.items():
@@ -33,5 +40,5 @@ def new_parser(name: str, backend: str | None = None) -> Parser:
         raise ConfigError(f"unknown format {name!r}; valid formats: {valid}") from None
     parser = spec.new_parser(backend)
     if isinstance(parser, DocumentParser):
-        parser.guess = detect  # so a dead letter can say which format a stray record is
+        parser.guess = recognize  # so a dead letter can say which format a stray record is
     return parser

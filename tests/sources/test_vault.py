@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.record import PROVISIONAL_NOTE, EventRow, to_event, to_micros
-from pipeline.sources import SOURCES, detect, new_parser
+from pipeline.sources import SOURCES, new_parser, recognize
 from pipeline.sources import vault as vault_mod
 from pipeline.sources.base import FeedResult, Record
 from pipeline.sources.framing import file_records
@@ -105,14 +105,14 @@ def _records(*entries: dict) -> list[Record]:
     return out
 
 
-# -- registry and detection ----------------------------------------------------------------
+# -- registry and recognition --------------------------------------------------------------
 
 
-def test_registered_and_detected() -> None:
+def test_registered_and_recognised() -> None:
     assert SOURCES["vault"].name == "vault"
     assert isinstance(new_parser("vault"), VaultParser)
-    assert detect({"type": "request", "request": {"id": "x"}}) == "vault"
-    assert detect({"type": "response", "request": {}}) == "vault"
+    assert recognize({"type": "request", "request": {"id": "x"}}) == "vault"
+    assert recognize({"type": "response", "request": {}}) == "vault"
     assert not vault_mod.looks_like({"type": "request"})
     assert not vault_mod.looks_like({"type": "event", "request": {}})
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ingest import Ingestor, IngestSummary, detect_format
+from pipeline.ingest import Ingestor, IngestSummary
+from pipeline.sources.formats import recognize_format
 from pipeline.sources.framing import sniff
 from pipeline.store.duckdb import DuckDBStore
 
@@ -276,15 +277,15 @@ def test_prefixed_log_holds_the_calls_as_the_plain_log_stores_them(
     assert got[2:] == [*put, *get, ("root", "root", "nonexistent/x", *missing[0][3:])]
 
 
-def test_prefixed_lines_sniffed_and_detected_as_vault() -> None:
+def test_prefixed_lines_sniffed_and_recognised_as_vault() -> None:
     head = PREFIXED.read_bytes()
     assert sniff(head, PREFIXED.name, True) == "lines"  # streamed, not read whole
     records = [(line, n, 0) for n, line in enumerate(head.splitlines(), 1)]
-    assert detect_format(records) == "vault"
-    # Only formats whose parser skips a prefix are detected behind one.
+    assert recognize_format(records) == "vault"
+    # Only formats whose parser skips a prefix are recognised behind one.
     k8s = b'log: {"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":"get"}'
-    assert detect_format([(k8s, 1, 0)]) is None
-    assert detect_format([(k8s[5:], 1, 0)]) == "k8s"
+    assert recognize_format([(k8s, 1, 0)]) is None
+    assert recognize_format([(k8s[5:], 1, 0)]) == "k8s"
 
 
 def test_broken_prefixed_lines_are_dead_letters_naming_the_line(tmp_path: Path) -> None:
