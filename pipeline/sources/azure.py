@@ -9,6 +9,7 @@ dead-lettered with a reason that says so rather than misread. Claims come with s
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.errors import NotSecretAccess, ParseError
@@ -36,7 +37,7 @@ _OID = ("oid", "http://schemas.microsoft.com/identity/claims/objectidentifier")
 _COLLECTIONS = {"secrets", "keys", "certificates", "storage"}
 
 
-def looks_like(doc: dict) -> bool:
+def looks_like(doc: dict[str, Any]) -> bool:
     """A Key Vault AuditEvent: category `AuditEvent`, an operation, a Key Vault resource."""
     if doc.get("category") != "AuditEvent" or not isinstance(doc.get("operationName"), str):
         return False
@@ -67,7 +68,7 @@ def action_of(operation: str) -> str:
     return "other"
 
 
-def identity_of(claim: dict) -> tuple[str, str, str | None]:
+def identity_of(claim: dict[str, Any]) -> tuple[str, str, str | None]:
     """(identity, kind, note): a signed-in user by UPN, else an application by app id."""
     for keys, kind in ((_UPN, "human"), (_APPID, "service"), (_OID, "unknown")):
         for key in keys:
@@ -105,7 +106,7 @@ def secret_of(url: str | None) -> tuple[str | None, str | None]:
     return vault, f"{vault}/{collection}/{segments[1]}"
 
 
-def _outcome(doc: dict, props: dict) -> tuple[str, str | None]:
+def _outcome(doc: dict[str, Any], props: dict[str, Any]) -> tuple[str, str | None]:
     status = props.get("httpStatusCode")
     signature = _str(doc.get("resultSignature"), "resultSignature")
     result = _str(doc.get("resultType"), "resultType")
@@ -128,7 +129,7 @@ def _outcome(doc: dict, props: dict) -> tuple[str, str | None]:
     return outcome, clip(clean_error(" ".join(p for p in parts if p) or result))
 
 
-def _event_id(doc: dict, props: dict, identity: str) -> tuple[str, str | None]:
+def _event_id(doc: dict[str, Any], props: dict[str, Any], identity: str) -> tuple[str, str | None]:
     """The request's own id where the record has one; else a stable one from its fields."""
     for value, field in (
         (props.get("requestId"), "properties.requestId"),
@@ -144,7 +145,7 @@ def _event_id(doc: dict, props: dict, identity: str) -> tuple[str, str | None]:
     return derived, "no request or correlation id; id derived from record fields"
 
 
-def _check_record(doc: dict) -> str:
+def _check_record(doc: dict[str, Any]) -> str:
     """The operation name, once the record is known to be a Key Vault AuditEvent."""
     category = doc.get("category")
     if isinstance(category, dict):
@@ -165,7 +166,7 @@ def _check_record(doc: dict) -> str:
     return operation
 
 
-def parse(doc: dict, backend: str | None) -> list[EventRow]:
+def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
     """One row per AuditEvent."""
     operation = _check_record(doc)
     if doc.get("time") is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from functools import partial
+from typing import Any
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
@@ -43,7 +44,7 @@ _SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 Targets = list[tuple[str | None, str | None]]  # (secret, note) for each row to emit
 
 
-def looks_like(doc: dict) -> bool:
+def looks_like(doc: dict[str, Any]) -> bool:
     """A CloudTrail record: bare, first of an S3 object `{"Records": [...]}`, or EventBridge."""
     records = doc.get("Records")
     if isinstance(records, list):
@@ -73,7 +74,7 @@ def _check_scope(source: str, event: str) -> None:
     raise NotSecretAccess(f"cloudtrail: not a secrets API ({source[:60]})")
 
 
-def identity_of(ui: dict) -> tuple[str, str, str | None]:
+def identity_of(ui: dict[str, Any]) -> tuple[str, str, str | None]:
     """(identity, kind, note). For an assumed role the role, never the session name, which
     changes with every session."""
     kind = _str(ui.get("type"), "userIdentity.type")
@@ -157,7 +158,9 @@ def _names(value: object, field: str) -> list[str]:
     return value
 
 
-def _secretsmanager(event: str, doc: dict, req: dict, rg: str, acct: str) -> Targets:
+def _secretsmanager(
+    event: str, doc: dict[str, Any], req: dict[str, Any], rg: str, acct: str
+) -> Targets:
     if event in ("ListSecrets", "BatchGetSecretValue") and not req.get("secretIdList"):
         found = _filters(req.get("filters"))
         verb = "list" if event == "ListSecrets" else "batch"
@@ -183,7 +186,7 @@ def _secretsmanager(event: str, doc: dict, req: dict, rg: str, acct: str) -> Tar
     return [(secret_arn(secret_id, rg, acct, name), None)]
 
 
-def _ssm(event: str, req: dict | None, rg: str, acct: str) -> Targets:
+def _ssm(event: str, req: dict[str, Any] | None, rg: str, acct: str) -> Targets:
     if req is None and event == "DescribeParameters":  # dropped on throttled or failed calls
         return [(f"arn:aws:ssm:{rg}:{acct}:parameter/*", "requestParameters not logged")]
     if req is None:
@@ -199,7 +202,7 @@ def _ssm(event: str, req: dict | None, rg: str, acct: str) -> Targets:
     return [(parameter_arn(name, rg, acct), None) if name else (None, "no parameter name")]
 
 
-def _describe_parameters(req: dict, rg: str, acct: str) -> Targets:
+def _describe_parameters(req: dict[str, Any], rg: str, acct: str) -> Targets:
     """A discovery call: the parameters it names, the folder it searches, or everything."""
     filters = req.get("parameterFilters")
     for f in filters if isinstance(filters, list) else ():
@@ -214,7 +217,7 @@ def _describe_parameters(req: dict, rg: str, acct: str) -> Targets:
     return [(f"arn:aws:ssm:{rg}:{acct}:parameter/*", f"filter: {found}" if found else None)]
 
 
-def _kms(req: dict, resources: object, rg: str, acct: str) -> Targets:
+def _kms(req: dict[str, Any], resources: object, rg: str, acct: str) -> Targets:
     """The secret a Decrypt unwraps, named by its encryption context; else the key itself."""
     context = obj(req.get("encryptionContext"), "requestParameters.encryptionContext")
     if isinstance(context.get("SecretARN"), str):
@@ -233,7 +236,7 @@ def _kms(req: dict, resources: object, rg: str, acct: str) -> Targets:
     return [(f"arn:aws:kms:{rg}:{acct}:{'' if key.startswith('alias/') else 'key/'}{key}", None)]
 
 
-def _targets(source: str, event: str, doc: dict, region: str, account: str) -> Targets:
+def _targets(source: str, event: str, doc: dict[str, Any], region: str, account: str) -> Targets:
     """The secrets a call names, each with what the parser assumed about it."""
     raw_req = doc.get("requestParameters")
     req = obj(raw_req, "requestParameters")
@@ -249,7 +252,7 @@ def _targets(source: str, event: str, doc: dict, region: str, account: str) -> T
     return [(f"arn:aws:ec2:{region}:{account}:instance/{instance}/password-data", None)]
 
 
-def parse(doc: dict, backend: str | None) -> list[EventRow]:
+def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
     """One row per secret the call names (GetParameters fans out to one row per name)."""
     source = _str(doc.get("eventSource"), "eventSource")
     event = _str(doc.get("eventName"), "eventName")

@@ -9,6 +9,7 @@ for `name`, `parent` and `secretId` alone.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
@@ -37,7 +38,7 @@ _CODES = {
 _DENIED_CODES = (7, 16)
 
 
-def looks_like(doc: dict) -> bool:
+def looks_like(doc: dict[str, Any]) -> bool:
     """A Cloud Audit Log entry: `protoPayload` of type AuditLog (or for Secret Manager)."""
     payload = doc.get("protoPayload")
     if not isinstance(payload, dict):
@@ -51,7 +52,7 @@ def looks_like(doc: dict) -> bool:
 _str = partial(text, source="gcp")
 
 
-def identity_of(auth: dict) -> tuple[str, str, str | None]:
+def identity_of(auth: dict[str, Any]) -> tuple[str, str, str | None]:
     """(identity, kind, note) from `authenticationInfo`; service accounts are services."""
     email = _str(auth.get("principalEmail"), "authenticationInfo.principalEmail")
     if email:
@@ -71,7 +72,7 @@ def identity_of(auth: dict) -> tuple[str, str, str | None]:
     return "unknown", "unknown", "no authenticationInfo.principalEmail in record"
 
 
-def secret_of(resource: str | None, method: str, request: dict) -> str | None:
+def secret_of(resource: str | None, method: str, request: dict[str, Any]) -> str | None:
     """Canonical secret name: versions stripped; a project-level list names the folder.
 
     >>> secret_of("projects/p/secrets/db/versions/latest", "AccessSecretVersion", {})
@@ -90,7 +91,7 @@ def secret_of(resource: str | None, method: str, request: dict) -> str | None:
     return f"{resource.rstrip('/')}/secrets/"
 
 
-def _timestamp(doc: dict, attrs: dict) -> tuple[int, str | None]:
+def _timestamp(doc: dict[str, Any], attrs: dict[str, Any]) -> tuple[int, str | None]:
     if doc.get("timestamp") is not None:
         return to_micros(doc["timestamp"]), None
     if doc.get("receiveTimestamp") is not None:
@@ -101,7 +102,7 @@ def _timestamp(doc: dict, attrs: dict) -> tuple[int, str | None]:
     raise ParseError("gcp audit entry has no `timestamp`, `receiveTimestamp` or request time")
 
 
-def _outcome(payload: dict) -> tuple[str, str | None]:
+def _outcome(payload: dict[str, Any]) -> tuple[str, str | None]:
     status = obj(payload.get("status"), "protoPayload.status")
     code = status.get("code") or 0
     if not isinstance(code, int):
@@ -119,7 +120,7 @@ def _outcome(payload: dict) -> tuple[str, str | None]:
     return "success", None
 
 
-def _project(doc: dict, resource: str | None) -> str | None:
+def _project(doc: dict[str, Any], resource: str | None) -> str | None:
     labels = obj(obj(doc.get("resource"), "resource").get("labels"), "resource.labels")
     project = _str(labels.get("project_id"), "resource.labels.project_id")
     if not project and resource and resource.startswith("projects/"):
@@ -127,7 +128,7 @@ def _project(doc: dict, resource: str | None) -> str | None:
     return project
 
 
-def parse(doc: dict, backend: str | None) -> list[EventRow]:
+def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
     """One row per audit entry; entries for other services are skipped."""
     payload = doc.get("protoPayload")
     if not isinstance(payload, dict):

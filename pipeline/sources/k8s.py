@@ -9,6 +9,7 @@ skipped because the ResponseComplete event for the same `auditID` carries the ou
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
@@ -30,7 +31,7 @@ VERBS: dict[str, str] = {
 _TIMESTAMPS = ("stageTimestamp", "requestReceivedTimestamp", "timestamp")
 
 
-def looks_like(doc: dict) -> bool:
+def looks_like(doc: dict[str, Any]) -> bool:
     """An audit Event (not a core/v1 Event about pods, which has no auditID or objectRef)."""
     if doc.get("kind") != "Event":
         return False
@@ -62,7 +63,7 @@ def identity_of(username: str | None) -> tuple[str, str]:
     return username, "human"
 
 
-def _outcome(doc: dict, stage: str | None) -> tuple[str, str | None]:
+def _outcome(doc: dict[str, Any], stage: str | None) -> tuple[str, str | None]:
     status = obj(doc.get("responseStatus"), "responseStatus")
     code = status.get("code")
     if code is not None and not isinstance(code, int):
@@ -81,7 +82,7 @@ def _outcome(doc: dict, stage: str | None) -> tuple[str, str | None]:
     return "success", None
 
 
-def _timestamp(doc: dict) -> tuple[int, str | None]:
+def _timestamp(doc: dict[str, Any]) -> tuple[int, str | None]:
     for i, field in enumerate(_TIMESTAMPS):
         if doc.get(field) is not None:
             return to_micros(doc[field]), f"no stageTimestamp; used {field}" if i else None
@@ -91,7 +92,7 @@ def _timestamp(doc: dict) -> tuple[int, str | None]:
     raise ParseError("k8s audit event has no `stageTimestamp` or other timestamp")
 
 
-def _check_event(doc: dict) -> tuple[dict, str]:
+def _check_event(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """(objectRef, verb) once the record is known to be an audit event about secrets."""
     if doc.get("kind") != "Event":
         raise ParseError(f"k8s `kind` is {doc.get('kind')!r:.40}, expected 'Event'")
@@ -111,7 +112,7 @@ def _check_event(doc: dict) -> tuple[dict, str]:
     return ref, verb
 
 
-def parse(doc: dict, backend: str | None) -> list[EventRow]:
+def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
     """One row per audit event on a Secret; reads `objectRef`, never the objects."""
     ref, verb = _check_event(doc)
     ts, ts_note = _timestamp(doc)
