@@ -112,7 +112,8 @@ class Baselines:
             return _ints()
         codes, uniques = _factorize(identities)
         get = self.index.get
-        return np.array([get(x, -1) for x in uniques], np.int64)[codes]
+        rows: np.ndarray = np.array([get(x, -1) for x in uniques], np.int64)[codes]
+        return rows
 
     def warm(
         self, rows: np.ndarray, now_us: int, min_active_days: int, min_span_days: int

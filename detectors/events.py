@@ -8,6 +8,7 @@ explanation is the hour the people reading it live in.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
@@ -78,7 +79,8 @@ def prepare(events: pd.DataFrame, tz: str = "UTC", window_minutes: int = 10) -> 
     def text(name: str) -> np.ndarray:
         if name not in events:
             return np.full(len(events), "", dtype=object)
-        return events[name].fillna("").to_numpy(dtype=object)
+        column: np.ndarray = events[name].fillna("").to_numpy(dtype=object)
+        return column
 
     ts = events["ts"]
     if not isinstance(ts.dtype, pd.DatetimeTZDtype):
@@ -132,20 +134,22 @@ def _offsets_us(ts: pd.Series, tz: str) -> np.ndarray:
     if tz in ("UTC", "Etc/UTC"):
         return np.zeros(len(ts), dtype=np.int64)
     local = ts.dt.tz_convert(tz)
-    return (
+    offsets: np.ndarray = (
         (local.dt.tz_localize(None) - ts.dt.tz_localize(None))
         .to_numpy()
         .astype("timedelta64[us]")
         .astype(np.int64)
     )
+    return offsets
 
 
-def _map(values: np.ndarray, fn) -> np.ndarray:  # noqa: ANN001
+def _map(values: np.ndarray, fn: Callable[[str], str]) -> np.ndarray:
     """Apply a cached scalar function through the distinct values only."""
     if not len(values):
         return values.copy()
     codes, uniques = pd.factorize(values)
-    return np.array([fn(v) for v in uniques], dtype=object)[codes]
+    mapped: np.ndarray = np.array([fn(v) for v in uniques], dtype=object)[codes]
+    return mapped
 
 
 @lru_cache(maxsize=65536)

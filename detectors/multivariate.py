@@ -21,7 +21,8 @@ from sklearn.mixture import GaussianMixture
 from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch
-from detectors.events import HOUR_US, Events, group
+from detectors.events import Events, group
+from detectors.finding import finding, hour_window
 from detectors.settings import Multivariate
 
 FEATURES = (
@@ -48,7 +49,9 @@ class Model:
     rows: int  # holdout identity-hours it was fitted on
 
     def anomaly(self, x: np.ndarray) -> np.ndarray:
-        return -self.mixture.score_samples((x - self.center) / self.spread)
+        # sklearn has no type information: score_samples gives one float per row of x.
+        log_density: np.ndarray = self.mixture.score_samples((x - self.center) / self.spread)
+        return -log_density
 
     def score(self, x: np.ndarray) -> np.ndarray:
         return (self.anomaly(x) - self.typical) / max(self.cut - self.typical, 1e-9)
@@ -129,23 +132,21 @@ def detect(base: Baselines, batch: Batch, cfg: Multivariate) -> list[Finding]:
         described = ", ".join(
             f"{FEATURES[i]} {_show(i, row[i])} (typical {_show(i, model.center[i])})" for i in top
         )
-        start = hour * HOUR_US
+        span = hour_window(hour)
         findings.append(
-            Finding(
-                detector="multivariate",
+            finding(
+                "multivariate",
+                cfg,
+                batch,
                 identity=identity,
-                start_us=start,
-                end_us=start + HOUR_US,
-                at_us=batch.first_us(pos),
+                span=span,
+                evidence=pos,
                 score=float(score),
-                threshold=cfg.threshold,
-                severity=cfg.severity,
                 explanation=(
-                    f"{identity}'s hour from {batch.when(start)} is unlike any of the "
+                    f"{identity}'s hour from {batch.when(span[0])} is unlike any of the "
                     f"{model.rows} training hours ({score:.1f}x as far out as the furthest "
                     f"of them): {described}."
                 ),
-                evidence=batch.ids(pos),
             )
         )
     return findings
