@@ -61,7 +61,7 @@ def colour_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     their colours when made, so FORCE_COLOR alone comes too late for them)."""
     for name, stderr in (("out", False), ("err", True)):
         console = Console(emoji=False, stderr=stderr, force_terminal=True, color_system="256")
-        monkeypatch.setattr(cli, name, console)
+        monkeypatch.setattr(cli.consoles, name, console)
 
 
 def vault_call(i: int, identity: str, secret: str, agent: str, error: str | None) -> bytes:

@@ -1,0 +1,271 @@
+"""Commands that bring audit records in: `ingest` into the store, `ship` to Kafka, and
+`run`, one member of the distributed flow."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from pipeline.cli import consoles
+from pipeline.cli.options import ConfigOpt, StoreOpt
+from pipeline.cli.render import print_summary, progress
+from pipeline.cli.session import fail
+from pipeline.config import Config, KafkaConfig, load_config
+from pipeline.errors import InputError, SecretwatchError
+from pipeline.ingest import Ingestor, IngestSummary, expand_paths
+from pipeline.record import SOURCES
+from pipeline.store import Store, make_store, open_store
+from pipeline.terminal import inert, log_to_stderr
+
+if TYPE_CHECKING:
+    from pipeline.sinks.embed import DeliveryHandle
+
+
+def ingest(
+    paths: Annotated[
+        list[str], typer.Argument(help="Files (plain or .gz), folders, or - for stdin.")
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help=f"Force a format ({', '.join(SOURCES)}); default: detect per file.",
+        ),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-F",
+            help="Keep reading as files grow (tail -F), across rotation and restarts.",
+        ),
+    ] = False,
+    config: ConfigOpt = None,
+    store_path: StoreOpt = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit with status 1 if any record was dead-lettered.")
+    ] = False,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect",
+            help="With --follow: judge events as they are stored (from the trained "
+            "baselines, see `secretwatch train`) and raise alerts into the store's outbox.",
+        ),
+    ] = False,
+    deliver: Annotated[
+        bool,
+        typer.Option(
+            help="With --detect: deliver alerts to the configured `sinks` from a thread as "
+            "they are raised (--no-deliver leaves them to `secretwatch deliver`).",
+        ),
+    ] = True,
+) -> None:
+    """Read audit logs into the store; print what was read, stored, skipped and dead-lettered.
+
+    Ingesting the same input twice stores nothing new. Malformed records never stop a run:
+    each goes to the dead-letter record (see `secretwatch dead-letters`).
+    """
+    err = consoles.err
+    if detect and not follow:
+        raise fail(InputError("--detect needs --follow; for stored events: secretwatch detect"))
+    try:
+        cfg = load_config(config)
+        if not follow:
+            list(expand_paths(paths))  # a missing input fails before a store is created
+        store = open_store(cfg, store_path, read_only=False)
+        try:
+            if follow:
+                from pipeline.bus.follow import follow_files
+
+                log_to_stderr(logging.WARNING)  # follow's warnings, sink failures: inert
+                live = _Live(store, cfg) if detect else None
+                if live is not None and deliver and cfg.sinks:
+                    from pipeline.sinks.embed import start_delivery_thread
+
+                    live.delivery = start_delivery_thread(
+                        lambda: make_store(cfg, store_path, read_only=False), cfg
+                    )
+                on_stored = live.feed if live is not None else None
+                try:
+                    summary = follow_files(
+                        paths, store, cfg, fmt=fmt, console=err, on_stored=on_stored
+                    )
+                    if live is not None:
+                        live.detection.snapshot()
+                finally:
+                    if live is not None:
+                        live.close()
+            else:
+                summary = _ingest_with_progress(paths, store, cfg, fmt)
+        finally:
+            store.close()
+    except SecretwatchError as exc:
+        raise fail(exc) from None
+    print_summary(summary)
+    if strict and summary.dead_lettered:
+        raise typer.Exit(1)
+
+
+class _Live:
+    """Live detection inside `ingest --follow --detect`: every identity is this process's."""
+
+    def __init__(self, store: Store, cfg: Config) -> None:
+        from pipeline.live import LiveDetection
+
+        self.detection = LiveDetection(store, cfg.detectors, "embedded")
+        self.detection.assign(lambda identity: "embedded")
+        self.delivery: DeliveryHandle | None = None  # set when sinks are delivered here
+
+    def feed(self, rows: list) -> None:
+        alerts = self.detection.process(rows, stored=True)
+        for alert in alerts:
+            consoles.err.print(
+                Text.from_markup("[bold red]alert[/] ")
+                + inert(f"{alert.severity} {alert.identity}: {alert.explanation}")
+            )
+        if alerts and self.delivery is not None:
+            self.delivery.wake()  # deliver now, not at the next poll
+
+    def close(self) -> None:
+        """Stop delivering once what is in flight is recorded; what is left stays in the
+        outbox for the next run (or `secretwatch deliver`)."""
+        if self.delivery is not None:
+            self.delivery.stop()
+            for exc in self.delivery.errors:
+                consoles.err.print(Text.from_markup("[bold red]delivery stopped:[/] ") + inert(exc))
+
+
+def _ingest_with_progress(
+    paths: list[str], store: Store, cfg: Config, fmt: str | None
+) -> IngestSummary:
+    files = [p for p in expand_paths(paths) if p is not None]
+    total = sum(p.stat().st_size for p in files)
+    with progress(total, True, total >= 8 << 20) as bar:
+        task = bar.add_task("ingesting", total=total)
+        ingestor = Ingestor(
+            store,
+            fmt,
+            cfg.backends,
+            cfg.ingest.batch_size,
+            lambda n: bar.advance(task, n),
+            cfg.ingest.limits,
+            cfg.ingest.time_window,
+        )
+        return ingestor.ingest(paths)
+
+
+BootstrapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bootstrap",
+        help="Kafka bootstrap servers (host:port[,host:port]), overriding kafka.bootstrap_servers.",
+    ),
+]
+
+
+def _kafka_config(cfg: Config, bootstrap: str | None) -> KafkaConfig:
+    """The `kafka:` section (defaults when absent), with --bootstrap applied."""
+    kcfg = cfg.kafka or KafkaConfig()
+    if bootstrap:
+        kcfg = kcfg.model_copy(update={"bootstrap_servers": bootstrap.split(",")})
+    return kcfg
+
+
+def ship(
+    paths: Annotated[
+        list[str], typer.Argument(help="Files (plain or .gz), folders, or - for stdin.")
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help=f"Force a format ({', '.join(SOURCES)}); default: detect."
+        ),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-F",
+            help="Keep shipping as files grow (tail -F); positions in kafka.ship_state.",
+        ),
+    ] = False,
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """Produce audit records to Kafka unparsed, one raw topic per source
+    (kafka.raw_topic_prefix + vault|aws|gcp|azure|k8s), keyed so related records share a
+    partition; `secretwatch run` normalizes them. Prints records shipped per topic."""
+    from pipeline.bus.kafka import ensure_topics
+    from pipeline.ship import follow_ship, ship_files
+
+    out = consoles.out
+    try:
+        cfg = load_config(config)
+        kcfg = _kafka_config(cfg, bootstrap)
+        # A missing input fails before anything is produced.
+        files = [] if follow else [p for p in expand_paths(paths) if p is not None]
+        ensure_topics(kcfg)
+        if follow:
+            summary = follow_ship(paths, cfg, kcfg, fmt, console=consoles.err)
+        else:
+            total = sum(p.stat().st_size for p in files)
+            with progress(total, True, total >= 8 << 20) as bar:
+                task = bar.add_task("shipping", total=total)
+                summary = ship_files(paths, cfg, kcfg, fmt, lambda n: bar.advance(task, n))
+    except SecretwatchError as exc:
+        raise fail(exc) from None
+    formats = ", ".join(f"{n} {f}" for f, n in summary.formats.most_common()) or "none recognised"
+    out.print(f"[bold]{summary.files}[/] files ({formats})", highlight=False)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("records read (lines or documents)", f"{summary.records:,}")
+    table.add_row("  shipped", f"{summary.consumed:,}")
+    table.add_row("  dead-lettered (format not recognised)", f"{summary.dead_records:,}")
+    for topic, n in sorted(summary.shipped.items()):
+        table.add_row(f"  -> {topic}", f"{n:,}")
+    out.print(table)
+    if summary.files_skipped:
+        shown = ", ".join(summary.files_skipped[:3])
+        out.print(
+            inert(
+                f"{len(summary.files_skipped)} files not read (documentation, DuckDB "
+                f"stores): {shown}"
+            )
+        )
+
+
+def run(
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+    member: Annotated[
+        str | None, typer.Option(help="This member's name in logs and state (default host-pid).")
+    ] = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(help="Append per-batch delays (produce->stored, ->alert) as JSON lines."),
+    ] = None,
+) -> None:
+    """One consumer-group member of the distributed flow: normalize the raw topics into the
+    events topic (keyed by identity), then store, learn and judge the events of the
+    partitions it owns. Start as many as there are partitions; SIGTERM stops one cleanly."""
+    from pipeline.run import configure_logging, run_member, wait_for_store
+
+    configure_logging()
+    try:
+        cfg = load_config(config)
+        kcfg = _kafka_config(cfg, bootstrap)
+        name = str(getattr(cfg.store, "url", None) or getattr(cfg.store, "path", "?"))
+        store = wait_for_store(lambda: open_store(cfg, None, read_only=False), name, consoles.err)
+        try:
+            status = run_member(cfg, kcfg, store, name, consoles.err, member, metrics)
+        finally:
+            store.close()
+    except SecretwatchError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(status)
