@@ -16,8 +16,8 @@ import pandas as pd
 from elasticsearch import ConflictError
 
 from pipeline.errors import StoreError
-from pipeline.store.base import DELIVERY_STATES, RESOLUTIONS, DeliveryOutcome, PendingDelivery
-from pipeline.store.duckdb import MAX_ERROR
+from pipeline.store import outbox_rules as rules
+from pipeline.store.base import DeliveryOutcome, PendingDelivery
 from pipeline.store.elasticsearch.schema import (
     ALERT_FIELDS,
     delivery_id,
@@ -97,11 +97,12 @@ class Outbox:
         for alert, record in self._rows(
             [sink], {"match_all": {}}, [{"created_at": "asc"}, {"id": "asc"}]
         ):
-            due = record.get("next_attempt_at") is None or record["next_attempt_at"] <= moment
-            if (
-                alert["revision"] > record.get("delivered_revision", 0)
-                and due
-                and (record.get("state") != "dead")
+            if rules.wanted(
+                record.get("state"),
+                alert["revision"],
+                record.get("delivered_revision", 0),
+                record.get("next_attempt_at"),
+                moment,
             ):
                 found.append(_pending(alert, record))
                 if len(found) >= limit:
@@ -111,8 +112,7 @@ class Outbox:
     def state(
         self, sinks: Sequence[str], state: str | None, alert_id: str | None, limit: int | None
     ) -> pd.DataFrame:
-        if state is not None and state not in DELIVERY_STATES:
-            raise StoreError(f"delivery state {state!r}; valid: {', '.join(DELIVERY_STATES)}")
+        rules.check_state(state)
         where = {"term": {"id": alert_id}} if alert_id is not None else {"match_all": {}}
         rows: list[dict[str, Any]] = []
         picked: set[str] = set()
@@ -143,7 +143,7 @@ class Outbox:
         return [
             {
                 **a,
-                "revision": a["revision"] + repeats.get(a["id"], 0),
+                "revision": rules.revision(a["revision"], repeats.get(a["id"], 0)),
                 "repeats": repeats.get(a["id"], 0),
                 "folded_into": decided.get(a["id"]),
                 "fold_decided": a["id"] in decided,
@@ -183,12 +183,7 @@ class Outbox:
 
     # -- writes --------------------------------------------------------------------------
     def record(self, sink: str, outcomes: Sequence[DeliveryOutcome], now: datetime) -> None:
-        for o in outcomes:  # all checked first: a bad one stores nothing
-            if o.state not in DELIVERY_STATES:
-                raise StoreError(
-                    f"delivery state {o.state!r} of alert {o.alert_id}; valid: "
-                    + ", ".join(DELIVERY_STATES)
-                )
+        rules.check_outcomes(outcomes)  # all checked first: a bad one stores nothing
         by_id: dict[str, list[DeliveryOutcome]] = {}
         for o in outcomes:
             by_id.setdefault(delivery_id(o.alert_id, sink), []).append(o)
@@ -206,22 +201,21 @@ class Outbox:
     def resolve(
         self, alert_id: str, resolution: str | None, by: str, note: str | None, now: datetime
     ) -> None:
-        if resolution is not None and resolution not in RESOLUTIONS:
-            raise StoreError(f"resolution {resolution!r}; valid: {', '.join(RESOLUTIONS)}")
+        rules.check_resolution(resolution)
         moment = iso(now)
+        fields = dict(
+            zip(
+                ("resolution", "resolved_by", "resolved_at", "note"),
+                rules.verdict(resolution, by, note, moment),
+                strict=True,
+            )
+        )
 
         def change(_: str, stored: dict[str, Any] | None) -> dict[str, Any] | None:
             if stored is None:
                 return None
-            return {
-                **stored,
-                "resolution": resolution,
-                "resolved_by": by if resolution else None,
-                "resolved_at": moment if resolution else None,
-                "note": note,
-                "revision": stored["revision"] + 1,
-                "updated_at": moment,
-            }
+            revision = rules.resolved_revision(stored["revision"])
+            return {**stored, **fields, "revision": revision, "updated_at": moment}
 
         if not self.store.rewrite("alerts", [alert_id], change):
             raise StoreError(
@@ -230,7 +224,7 @@ class Outbox:
             )
 
     def redrive(self, sink: str | None, alert_id: str | None) -> int:
-        clauses: list[dict[str, Any]] = [{"term": {"state": "dead"}}]
+        clauses: list[dict[str, Any]] = [{"term": {"state": rules.DEAD}}]
         if sink is not None:
             clauses.append({"term": {"sink": sink}})
         if alert_id is not None:
@@ -248,22 +242,15 @@ class Outbox:
         moment = now_iso()
 
         def change(_: str, stored: dict[str, Any] | None) -> dict[str, Any] | None:
-            if stored is None or stored["state"] != "dead":
+            redriven = rules.redriven(stored["state"]) if stored is not None else None
+            if stored is None or redriven is None:
                 return None  # redriven by someone else meanwhile
-            return {
-                **stored,
-                "state": "pending",
-                "attempts": 0,
-                "next_attempt_at": None,
-                "first_failed_at": None,
-                "updated_at": moment,
-            }
+            return {**stored, **redriven, "updated_at": moment}
 
         return self.store.rewrite("deliveries", ids, change) if ids else 0
 
     def fold(self, alert_id: str, into: str | None, now: datetime) -> str | None:
-        if into == alert_id:
-            raise StoreError(f"alert {alert_id} cannot be folded into itself")
+        rules.check_fold(alert_id, into)
         index = self.store.index("folds")
         self.store.ensure(index)
         try:
@@ -275,39 +262,28 @@ class Outbox:
             )
         except ConflictError:
             stored = self.store.get("folds", alert_id)
-            return stored.get("into_id") if stored else into
+            return rules.fold_verdict((stored.get("into_id"),) if stored else None, into)
         return into
 
 
 def _recorded(
     stored: Mapping[str, Any] | None, sink: str, o: DeliveryOutcome, moment: str
 ) -> dict[str, Any]:
-    """A delivery record after one outcome: `delivered` and `suppressed` raise the settled
-    revision (never lower it); the delivery time is kept until the next delivery."""
+    """A delivery record after one outcome (the rules: outbox_rules.py)."""
     old = stored or {}
-    settled = o.revision if o.state in ("delivered", "suppressed") else 0
     return {
         "alert_id": o.alert_id,
         "sink": sink,
-        "delivered_revision": max(old.get("delivered_revision", 0), settled),
+        "delivered_revision": rules.settled(old.get("delivered_revision", 0), rules.offered(o)),
         "state": o.state,
         "attempts": o.attempts,
         "next_attempt_at": iso(o.next_attempt_at) if o.next_attempt_at else None,
         "last_status": o.status,
-        "last_error": (o.error or "")[:MAX_ERROR] or None,
+        "last_error": rules.clip_error(o.error),
         "first_failed_at": iso(o.first_failed_at) if o.first_failed_at else None,
-        "delivered_at": moment if o.state == "delivered" else old.get("delivered_at"),
+        "delivered_at": rules.delivered_at(old.get("delivered_at"), o.state, moment),
         "updated_at": moment,
     }
-
-
-def _effective(alert: Mapping[str, Any], record: Mapping[str, Any]) -> str:
-    """`dead` stays dead; a revision above the settled one is pending; else the record's."""
-    if record.get("state") == "dead":
-        return "dead"
-    if alert["revision"] > record.get("delivered_revision", 0):
-        return "pending"
-    return str(record["state"])
 
 
 def _delivery_row(alert: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
@@ -320,7 +296,9 @@ def _delivery_row(alert: Mapping[str, Any], record: Mapping[str, Any]) -> dict[s
         "detectors": alert["detectors"],
         "revision": alert["revision"],
         "delivered_revision": record.get("delivered_revision", 0),
-        "state": _effective(alert, record),
+        "state": rules.effective_state(
+            record.get("state"), alert["revision"], record.get("delivered_revision", 0)
+        ),
         "attempts": record.get("attempts", 0),
         "next_attempt_at": record.get("next_attempt_at"),
         "last_status": record.get("last_status"),

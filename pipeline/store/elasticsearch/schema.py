@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,9 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from elasticsearch import ApiError
 
-from pipeline.record import FIELDS, EventRow
+from pipeline.record import EventRow
 from pipeline.sources.base import DeadLetter
 from pipeline.store.base import EventFilter
+from pipeline.store.rows import EVENT_COLUMNS
 
 SCHEMA_VERSION = 1
 PAGE = 10_000  # hits per search request (Elasticsearch's default max_result_window)
@@ -203,7 +204,6 @@ def query(where: EventFilter, fields: Mapping[str, str]) -> dict[str, Any]:
 
 
 # -- events --------------------------------------------------------------------------------
-EVENT_COLUMNS = ["ts" if f == "ts_us" else f for f in FIELDS]
 EVENT_SCHEMA = pa.schema(
     [(c, pa.timestamp("us", tz="UTC") if c == "ts" else pa.string()) for c in EVENT_COLUMNS]
 )
@@ -247,7 +247,9 @@ def month(value: np.datetime64) -> str:
 
 
 # -- frames --------------------------------------------------------------------------------
-def frame(docs: list[Mapping[str, Any]], columns: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+def frame(
+    docs: Sequence[Mapping[str, Any]], columns: Mapping[str, tuple[str, str]]
+) -> pd.DataFrame:
     """Documents as a DataFrame: `columns` maps each column to (field, kind), kind one of
     str, int, int32 (nullable), float, time, blob."""
     out: dict[str, Any] = {}

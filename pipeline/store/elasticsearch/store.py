@@ -20,6 +20,7 @@ from elasticsearch import AuthorizationException
 from pipeline.errors import StoreError
 from pipeline.record import PROVISIONAL_NOTE, EventRow
 from pipeline.sources.base import DeadLetter
+from pipeline.store import outbox_rules as rules
 from pipeline.store.base import (
     ALL_EVENTS,
     GROUPABLE,
@@ -28,7 +29,6 @@ from pipeline.store.base import (
     EventFilter,
     PendingDelivery,
 )
-from pipeline.store.duckdb import _dedupe
 from pipeline.store.elasticsearch import reports
 from pipeline.store.elasticsearch.cluster import Action, Cluster, credentials
 from pipeline.store.elasticsearch.outbox import ALERT_COLUMNS, Outbox
@@ -55,6 +55,7 @@ from pipeline.store.elasticsearch.schema import (
     query,
     unblob,
 )
+from pipeline.store.rows import dedupe
 
 if TYPE_CHECKING:
     from pipeline.config import ElasticsearchStoreConfig
@@ -274,7 +275,7 @@ class ElasticsearchStore:
         were new, counting a complete record that replaced a provisional one."""
         self.writable()
         touched: set[str] = set()
-        inserted = self._write_events(_dedupe(rows), touched) if rows else 0
+        inserted = self._write_events(dedupe(rows), touched) if rows else 0
         if dead:
             self._write_dead(dead)
             touched.add(self.index("dead-letters"))
@@ -752,6 +753,6 @@ def _upsert_alert(doc: dict[str, Any], stored: dict[str, Any] | None, now: str) 
     """A new alert whole; a known one keeps its creation time and analyst verdict, and
     its revision grows only if its body changed."""
     if stored is None:
-        return {**doc, "created_at": now, "revision": 1}
-    grown = stored["body"] != doc["body"]
-    return {**stored, **doc, "revision": stored["revision"] + (1 if grown else 0)}
+        return {**doc, "created_at": now, "revision": rules.FIRST_REVISION}
+    revision = rules.upserted_revision(stored["revision"], stored["body"], doc["body"])
+    return {**stored, **doc, "revision": revision}

@@ -1,0 +1,174 @@
+"""The event log on DuckDB (contracts: `EventLog` in pipeline/store/base.py): events, dead
+letters and checkpoints, written inside the caller's transaction, and the reads over them.
+
+Idempotency without a primary-key index (which costs more than the rest of ingest): an
+event's id always comes with the same timestamp, so a batch is checked only against the ids
+stored in its own time range (padded by an hour), which DuckDB finds by zone maps; in a
+stream that range holds little beyond the previous batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.errors import StoreError
+from pipeline.record import PROVISIONAL_NOTE, EventRow
+from pipeline.sources.base import DeadLetter
+from pipeline.store.base import GROUPABLE, Checkpoint, EventFilter
+from pipeline.store.duckdb.connection import now
+from pipeline.store.rows import EVENT_COLUMNS, dedupe, rows_to_arrow
+
+_HOUR_US = 3_600_000_000
+_COLUMNS = ", ".join(EVENT_COLUMNS)
+
+
+# -- writes (inside the caller's transaction) ---------------------------------------------
+def write_batch(
+    con: duckdb.DuckDBPyConnection,
+    rows: list[EventRow],
+    dead: Sequence[DeadLetter],
+    checkpoints: Sequence[Checkpoint],
+) -> int:
+    """Store events, dead letters and checkpoints; return how many events were new."""
+    inserted = _insert_events(con, dedupe(rows)) if rows else 0
+    if dead:
+        _insert_dead(con, dead)
+    for cp in checkpoints:
+        con.execute(
+            """INSERT OR REPLACE INTO checkpoints
+               (key, path, device, inode, "offset", line, updated_at, fingerprint)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            [cp.key, cp.path, cp.device, cp.inode, cp.offset, cp.line, now(), cp.fingerprint],
+        )
+    return inserted
+
+
+def _insert_events(con: duckdb.DuckDBPyConnection, rows: list[EventRow]) -> int:
+    """Insert the rows whose ids are not stored yet; return how many that was."""
+    stamps = [r[1] for r in rows]
+    lo, hi = min(stamps) - _HOUR_US, max(stamps) + _HOUR_US
+    stored = con.execute(
+        """SELECT event_id, note IS NOT DISTINCT FROM ? FROM events
+           WHERE ts BETWEEN make_timestamp(?::BIGINT)::TIMESTAMPTZ
+                        AND make_timestamp(?::BIGINT)::TIMESTAMPTZ""",
+        [PROVISIONAL_NOTE, lo, hi],
+    ).fetchall()
+    if stored:
+        known = {event_id: provisional for event_id, provisional in stored}
+        # A complete record replaces a provisional one stored earlier under its id.
+        upgrades = [r[0] for r in rows if known.get(r[0]) and r.note != PROVISIONAL_NOTE]
+        if upgrades:
+            con.execute("DELETE FROM events WHERE list_contains(?, event_id)", [upgrades])
+            for event_id in upgrades:
+                del known[event_id]
+        rows = [r for r in rows if r[0] not in known]
+        if not rows:
+            return 0
+    batch = rows_to_arrow(rows)  # noqa: F841 - DuckDB reads it by name in the SQL below
+    con.execute(f"INSERT INTO events ({_COLUMNS}) SELECT * FROM batch")  # noqa: S608
+    return len(rows)
+
+
+def _insert_dead(con: duckdb.DuckDBPyConnection, dead: Sequence[DeadLetter]) -> None:
+    table = pa.table(  # noqa: F841 - DuckDB reads it by name in the SQL below
+        {
+            "file": [d.file for d in dead],
+            "line": pa.array([d.line for d in dead], pa.int64()),
+            "offset": pa.array([d.offset for d in dead], pa.int64()),
+            "idx": [d.index for d in dead],
+            "format": [d.format for d in dead],
+            "reason": [d.reason for d in dead],
+            "raw": pa.array([d.raw for d in dead], pa.binary()),
+        }
+    )
+    con.execute(
+        """INSERT INTO dead_letters
+           SELECT t.file, t.line, t."offset", t.idx, t.format, t.reason, t.raw, ?
+           FROM "table" t WHERE NOT EXISTS (
+             SELECT 1 FROM dead_letters d WHERE d.file = t.file AND d."offset" = t."offset"
+             AND d.idx IS NOT DISTINCT FROM t.idx AND d.reason = t.reason
+             AND d.raw IS NOT DISTINCT FROM t.raw)""",
+        [now()],
+    )
+
+
+# -- reads --------------------------------------------------------------------------------
+def events(
+    con: duckdb.DuckDBPyConnection, where: EventFilter, limit: int | None, newest_first: bool
+) -> pd.DataFrame:
+    clause, params = where_clause(where)
+    order = "DESC" if newest_first else "ASC"
+    sql = f"SELECT * FROM events {clause} ORDER BY ts {order}, event_id"  # noqa: S608
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return con.execute(sql, params).df()
+
+
+def count(con: duckdb.DuckDBPyConnection, where: EventFilter) -> int:
+    clause, params = where_clause(where)
+    row = con.execute(f"SELECT count(*) FROM events {clause}", params).fetchone()  # noqa: S608
+    return int(row[0]) if row else 0
+
+
+def stats(
+    con: duckdb.DuckDBPyConnection, by: str, where: EventFilter, limit: int | None
+) -> pd.DataFrame:
+    if by not in GROUPABLE:
+        raise StoreError(f"cannot group by {by!r}; choose one of {', '.join(GROUPABLE)}")
+    clause, params = where_clause(where)
+    sql = f"""SELECT {by}, count(*) AS events,
+                count(*) FILTER (WHERE outcome = 'denied') AS denied,
+                min(ts) AS first_seen, max(ts) AS last_seen
+              FROM events {clause} GROUP BY {by} ORDER BY events DESC, {by}"""  # noqa: S608
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return con.execute(sql, params).df()
+
+
+def dead_letters(con: duckdb.DuckDBPyConnection, limit: int | None) -> pd.DataFrame:
+    sql = 'SELECT * FROM dead_letters ORDER BY recorded_at, file, "offset"'
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return con.execute(sql).df()
+
+
+def checkpoint(con: duckdb.DuckDBPyConnection, key: str) -> Checkpoint | None:
+    row = con.execute(
+        'SELECT key, path, device, inode, "offset", line, fingerprint FROM checkpoints '
+        "WHERE key = ?",
+        [key],
+    ).fetchone()
+    return Checkpoint(*row) if row else None
+
+
+def where_clause(where: EventFilter) -> tuple[str, list[object]]:
+    """An EventFilter as a WHERE clause (empty for none) and its parameters; `*` in
+    `identity` and `secret` is a wildcard, every other character literal."""
+    parts: list[str] = []
+    params: list[object] = []
+    if where.since is not None:
+        parts.append("ts >= ?")
+        params.append(where.since)
+    if where.until is not None:
+        parts.append("ts < ?")
+        params.append(where.until)
+    for name in ("identity", "secret"):
+        value = getattr(where, name)
+        if value is not None:
+            if "*" in value:
+                parts.append(f"{name} LIKE ? ESCAPE '\\'")
+                escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                params.append(escaped.replace("*", "%"))
+            else:
+                parts.append(f"{name} = ?")
+                params.append(value)
+    for name in ("action", "outcome", "source"):
+        value = getattr(where, name)
+        if value is not None:
+            parts.append(f"{name} = ?")
+            params.append(value)
+    return ("WHERE " + " AND ".join(parts) if parts else ""), params
