@@ -7,6 +7,7 @@ from __future__ import annotations
 from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch, plural, sample
+from detectors.finding import finding, window
 from detectors.settings import DeniedBurst
 
 
@@ -24,7 +25,7 @@ def detect(base: Baselines, batch: Batch, cfg: DeniedBurst) -> list[Finding]:
         ("uhour", 60, base.denied_max_hour, 2 * cfg.min_denied),
     ):
         width = width_min * 60_000_000
-        for identity, window, pos in batch.groups(denied, by):
+        for identity, index, pos in batch.groups(denied, by):
             if len(pos) < floor:
                 continue
             r = int(batch.rows[pos[0]])
@@ -43,21 +44,19 @@ def detect(base: Baselines, batch: Batch, cfg: DeniedBurst) -> list[Finding]:
             )
             at = batch.first_us(pos)
             findings.append(
-                Finding(
-                    detector="denied_burst",
+                finding(
+                    "denied_burst",
+                    cfg,
+                    batch,
                     identity=identity,
-                    start_us=window * width,
-                    end_us=(window + 1) * width,
-                    at_us=at,
+                    span=window(index, width),
+                    evidence=pos,
                     score=score,
-                    threshold=cfg.threshold,
-                    severity=cfg.severity,
                     explanation=(
                         f"{identity} was denied {plural(len(pos), 'time')} in {width_min} "
                         f"minutes from {batch.when(at)} on {plural(len(paths), 'path')} "
                         f"({sample(paths)}); {history}."
                     ),
-                    evidence=batch.ids(pos),
                 )
             )
     return findings

@@ -11,6 +11,7 @@ from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch, plural
 from detectors.events import HOUR_US
+from detectors.finding import finding, hour_window
 from detectors.settings import Dormant
 
 
@@ -30,22 +31,20 @@ def detect(base: Baselines, batch: Batch, cfg: Dormant) -> list[Finding]:
         first_hour = pos[ev.ts_us[pos] < at + HOUR_US]
         last = np.datetime64(int(base.last_us[r]), "us").astype("datetime64[D]")
         findings.append(
-            Finding(
-                detector="dormant",
+            finding(
+                "dormant",
+                cfg,
+                batch,
                 identity=identity,
-                start_us=at // HOUR_US * HOUR_US,
-                end_us=at // HOUR_US * HOUR_US + HOUR_US,
-                at_us=at,
+                span=hour_window(at // HOUR_US),
+                evidence=first_hour,  # starts with the event at `at`
                 score=score,
-                threshold=cfg.threshold,
-                severity=cfg.severity,
                 explanation=(
                     f"{identity} came back at {batch.when(at)} after {silent} days of silence "
                     f"(last seen {last}); its longest silence before was "
                     f"{plural(max(int(base.max_gap_days[r]) - 1, 0), 'day')} over "
                     f"{plural(int(base.active_days[r]), 'active day')}."
                 ),
-                evidence=batch.ids(first_hour),
             )
         )
     return findings

@@ -9,6 +9,7 @@ from __future__ import annotations
 from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch, plural, sample
+from detectors.finding import finding, window
 from detectors.settings import Enumeration
 
 
@@ -27,7 +28,7 @@ def detect(base: Baselines, batch: Batch, cfg: Enumeration) -> list[Finding]:
     ):
         width = width_min * 60_000_000
         min_distinct, min_novel = scale * cfg.min_distinct, scale * cfg.min_novel
-        for identity, window, pos in batch.groups(access, by):
+        for identity, index, pos in batch.groups(access, by):
             if len(pos) < min(min_distinct, min_novel):
                 continue
             touched = set(secrets[pos])
@@ -51,22 +52,20 @@ def detect(base: Baselines, batch: Batch, cfg: Enumeration) -> list[Finding]:
             lists = int((actions[pos] == "list").sum())
             at = batch.first_us(pos)
             findings.append(
-                Finding(
-                    detector="enumeration",
+                finding(
+                    "enumeration",
+                    cfg,
+                    batch,
                     identity=identity,
-                    start_us=window * width,
-                    end_us=(window + 1) * width,
-                    at_us=at,
+                    span=window(index, width),
+                    evidence=pos,
                     score=score,
-                    threshold=cfg.threshold,
-                    severity=cfg.severity,
                     explanation=(
                         f"{identity} touched {plural(len(touched), 'distinct secret')} "
                         f"({len(novel)} never before, {plural(lists, 'list')}) in {width_min} "
                         f"minutes from {batch.when(at)}, e.g. {sample(novel or touched)}; "
                         f"{history}."
                     ),
-                    evidence=batch.ids(pos),
                 )
             )
     return findings

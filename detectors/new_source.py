@@ -13,7 +13,8 @@ from __future__ import annotations
 from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch, plural, sample
-from detectors.events import HOUR_US, is_private
+from detectors.events import is_private
+from detectors.finding import finding, hour_window
 from detectors.settings import NewSource
 
 
@@ -75,21 +76,19 @@ def detect(base: Baselines, batch: Batch, cfg: NewSource) -> list[Finding]:
                 f"{'' if not users else ', and ' + sample(users, 2) + ' do use it'})"
             )
         findings.append(
-            Finding(
-                detector="new_source",
+            finding(
+                "new_source",
+                cfg,
+                batch,
                 identity=identity,
-                start_us=int(hour) * HOUR_US,
-                end_us=(int(hour) + 1) * HOUR_US,
-                at_us=at,
+                span=hour_window(int(hour)),
+                evidence=hits,
                 score=float(score),
-                threshold=cfg.threshold,
-                severity=cfg.severity,
                 explanation=(
                     f"{identity} made {plural(len(hits), 'request')} at {batch.when(at)} "
                     + " and ".join(what)
                     + f", in {plural(active, 'active day')} of history."
                 ),
-                evidence=batch.ids(hits),
             )
         )
     return findings

@@ -9,7 +9,7 @@ from __future__ import annotations
 from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch, plural
-from detectors.events import HOUR_US
+from detectors.finding import finding, hour_window
 from detectors.settings import RateSpike
 
 
@@ -25,24 +25,22 @@ def detect(base: Baselines, batch: Batch, cfg: RateSpike) -> list[Finding]:
         score = len(pos) / ref
         if score < cfg.threshold:
             continue
-        start = int(hour) * HOUR_US
+        span = hour_window(int(hour))
         findings.append(
-            Finding(
-                detector="rate_spike",
+            finding(
+                "rate_spike",
+                cfg,
+                batch,
                 identity=identity,
-                start_us=start,
-                end_us=start + HOUR_US,
-                at_us=batch.first_us(pos),
+                span=span,
+                evidence=pos,
                 score=score,
-                threshold=cfg.threshold,
-                severity=cfg.severity,
                 explanation=(
                     f"{identity} made {plural(len(pos), 'request')} in the hour from "
-                    f"{batch.when(start)}, {score:.1f}x its norm; its busiest comparable hour "
+                    f"{batch.when(span[0])}, {score:.1f}x its norm; its busiest comparable hour "
                     f"in the last {weeks} weeks had {seasonal} (same weekday) and {pooled} "
                     "(any day)."
                 ),
-                evidence=batch.ids(pos),
             )
         )
     return findings

@@ -6,7 +6,7 @@ from __future__ import annotations
 from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch, plural, sample
-from detectors.events import HOUR_US
+from detectors.finding import finding, hour_window
 from detectors.settings import RootToken
 
 
@@ -18,22 +18,20 @@ def detect(base: Baselines, batch: Batch, cfg: RootToken) -> list[Finding]:
         ips = {ip for ip in ev.source_ip[pos] if ip}
         at = batch.first_us(pos)
         findings.append(
-            Finding(
-                detector="root_token",
+            finding(
+                "root_token",
+                cfg,
+                batch,
                 identity=identity,
-                start_us=int(hour) * HOUR_US,
-                end_us=(int(hour) + 1) * HOUR_US,
-                at_us=at,
+                span=hour_window(int(hour)),
+                evidence=pos,
                 score=1.0,
-                threshold=cfg.threshold,
-                severity=cfg.severity,
                 explanation=(
                     f"the root token made {plural(len(pos), 'request')} at {batch.when(at)}"
                     f" ({sample(secrets) if secrets else 'no secret paths'}) from "
                     f"{sample(ips) if ips else 'an unknown address'}; root bypasses every "
                     "policy and should not be in use after setup."
                 ),
-                evidence=batch.ids(pos),
             )
         )
     return findings

@@ -13,7 +13,7 @@ import numpy as np
 from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch, plural, sample
-from detectors.events import HOUR_US
+from detectors.finding import finding, hour_window
 from detectors.settings import UnexpectedAccessor
 
 
@@ -62,15 +62,14 @@ def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Findi
             else "its first days (no history yet)"
         )
         findings.append(
-            Finding(
-                detector="unexpected_accessor",
+            finding(
+                "unexpected_accessor",
+                cfg,
+                batch,
                 identity=identity,
-                start_us=int(hour) * HOUR_US,
-                end_us=(int(hour) + 1) * HOUR_US,
-                at_us=at,
+                span=hour_window(int(hour)),
+                evidence=hits,
                 score=max(s for s, _ in flagged.values()),
-                threshold=cfg.threshold,
-                severity=cfg.severity,
                 explanation=(
                     f"{identity} read {sample(set(flagged))} ({plural(len(hits), 'request')}) "
                     f"at {batch.when(at)}, in {'a folder' if len(flagged) == 1 else 'folders'}"
@@ -78,7 +77,6 @@ def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Findi
                     f"{'it is' if len(flagged) == 1 else 'they are'} read by "
                     f"{sample(owners_all)}."
                 ),
-                evidence=batch.ids(hits),
             )
         )
     return findings

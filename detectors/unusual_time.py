@@ -12,7 +12,7 @@ from __future__ import annotations
 from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch, plural
-from detectors.events import HOUR_US
+from detectors.finding import finding, hour_window
 from detectors.settings import UnusualTime
 
 
@@ -47,15 +47,14 @@ def detect(base: Baselines, batch: Batch, cfg: UnusualTime) -> list[Finding]:
             else f"made {plural(len(pos), 'request')}"
         )
         findings.append(
-            Finding(
-                detector="unusual_time",
+            finding(
+                "unusual_time",
+                cfg,
+                batch,
                 identity=identity,
-                start_us=int(hour) * HOUR_US,
-                end_us=(int(hour) + 1) * HOUR_US,
-                at_us=at,
+                span=hour_window(int(hour)),
+                evidence=pos,
                 score=score,
-                threshold=cfg.threshold,
-                severity=cfg.severity,
                 explanation=(
                     f"{identity} {did} at {batch.when(at)}; {words}"
                     + (
@@ -65,7 +64,6 @@ def detect(base: Baselines, batch: Batch, cfg: UnusualTime) -> list[Finding]:
                     )
                     + "."
                 ),
-                evidence=batch.ids(pos),
             )
         )
     return findings
