@@ -23,7 +23,7 @@ from pipeline.sources import SOURCES, new_parser
 from pipeline.sources.base import DeadLetter, FeedResult, Parser
 from pipeline.sources.formats import RecognizingParser
 from pipeline.sources.framing import Chunk, Cut, Limits, file_records, line_records
-from pipeline.store.base import Store
+from pipeline.store.base import EventLog
 from pipeline.timewindow import TimeWindow, quarantine
 
 # Files in a log folder that are documentation, not logs.
@@ -140,7 +140,7 @@ class Ingestor:
 
     def __init__(
         self,
-        store: Store,
+        store: EventLog,
         fmt: str | None = None,
         backends: dict[str, str] | None = None,
         batch_size: int = 150_000,

@@ -46,7 +46,7 @@ from pipeline.sources.base import DeadLetter, FeedResult, Parser, Record
 from pipeline.sources.formats import RECOGNIZE_WITHIN, RecognizingParser
 from pipeline.sources.framing import MAX_LINE_BYTES, split_lines
 from pipeline.sources.vault import PAIR_WINDOW
-from pipeline.store.base import Checkpoint, Store
+from pipeline.store.base import Checkpoint, EventLog
 from pipeline.terminal import inert
 from pipeline.timewindow import quarantine
 
@@ -154,7 +154,7 @@ def _same_file(handle: BinaryIO, saved: Checkpoint) -> bool:
 
 def follow_files(
     paths: list[str],
-    store: Store,
+    store: EventLog,
     config: Config,
     fmt: str | None = None,
     console: Console | None = None,
@@ -184,7 +184,7 @@ def follow_files(
 
 def _loop(
     files: list[Followed],
-    store: Store,
+    store: EventLog,
     config: Config,
     summary: IngestSummary,
     stop: threading.Event,
@@ -204,7 +204,7 @@ def _loop(
 
 def step(
     f: Followed,
-    store: Store,
+    store: EventLog,
     config: Config,
     summary: IngestSummary,
     on_stored: Callable[[list[EventRow]], None] | None = None,

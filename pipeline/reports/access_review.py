@@ -23,7 +23,7 @@ from pipeline.reports.period import Period
 from pipeline.reports.policies import Rule
 from pipeline.reports.rotation import is_dynamic, is_new_value, rotated_secret
 from pipeline.reports.settings import ReportConfig
-from pipeline.store.base import Store
+from pipeline.store.base import ReportSource
 
 SECRET = ["source", "backend", "secret"]
 _ALERT_COLUMNS = [
@@ -54,7 +54,9 @@ class Review:
     notes: list[str] = field(default_factory=list)
 
 
-def read_store(store: Store, period: Period, step: Callable[[str], None] = print) -> StoreInputs:
+def read_store(
+    store: ReportSource, period: Period, step: Callable[[str], None] = print
+) -> StoreInputs:
     """The four aggregations and the period's alerts, normalized."""
     since, until = period.since, period.until
     step("access summary")

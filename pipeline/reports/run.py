@@ -15,7 +15,7 @@ from pipeline.errors import InputError
 from pipeline.reports import access_review, export, inventory, manifest, policies, render
 from pipeline.reports.period import Period
 from pipeline.reports.settings import ReportConfig
-from pipeline.store.base import Store
+from pipeline.store.base import ReportSource
 
 Step = Callable[[str], None]
 _FONT_STAMP = "946684800"  # 2000-01-01T00:00:00Z, the PDF's embedded fonts' "modified" date
@@ -130,7 +130,7 @@ def prepare_folder(folder: Path) -> None:
 
 
 def generate(
-    store: Store,
+    store: ReportSource,
     store_kind: str,
     period: Period,
     cfg: ReportConfig,

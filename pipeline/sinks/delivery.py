@@ -34,7 +34,7 @@ from pipeline.sinks.limits import Breaker, TokenBucket, backoff
 from pipeline.sinks.payloads import from_pending
 from pipeline.sinks.router import fold_target, refusal, still_covered
 from pipeline.sinks.settings import DeliveryConfig
-from pipeline.store.base import DeliveryOutcome, PendingDelivery, Store
+from pipeline.store.base import DeliveryOutcome, Outbox, PendingDelivery
 
 log = logging.getLogger(__name__)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
@@ -74,7 +74,7 @@ class Tally:
 class Deliverer:
     def __init__(
         self,
-        store: Store,
+        store: Outbox,
         sinks: Sequence[Any],
         cfg: DeliveryConfig,
         senders: Mapping[str, Sink] | None = None,

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from detectors.settings import SEVERITIES
-from pipeline.store.base import PendingDelivery, Store
+from pipeline.store.base import Outbox, PendingDelivery
 
 
 def _detectors(alert: Mapping[str, Any]) -> set[str]:
@@ -54,7 +54,7 @@ def covers(open_alert: Mapping[str, Any], alert: Mapping[str, Any]) -> bool:
     ) <= SEVERITIES.index(open_alert["severity"])
 
 
-def _open_alerts(store: Store, identity: str) -> list[dict[str, Any]]:
+def _open_alerts(store: Outbox, identity: str) -> list[dict[str, Any]]:
     """The stored alerts of exactly this identity (`*` in a name is no wildcard here)."""
     frame = store.alerts(identity=identity)
     rows = []
@@ -66,7 +66,7 @@ def _open_alerts(store: Store, identity: str) -> list[dict[str, Any]]:
     return rows
 
 
-def fold_target(store: Store, p: PendingDelivery, window: timedelta) -> str | None:
+def fold_target(store: Outbox, p: PendingDelivery, window: timedelta) -> str | None:
     """The open alert `p` repeats, if any: same identity, not resolved, not itself folded,
     ending at most `window` before `p` starts, covering `p`; the latest such one."""
     if window <= timedelta(0):
@@ -86,7 +86,7 @@ def fold_target(store: Store, p: PendingDelivery, window: timedelta) -> str | No
     return best[1] if best else None
 
 
-def still_covered(store: Store, p: PendingDelivery) -> bool:
+def still_covered(store: Outbox, p: PendingDelivery) -> bool:
     """A folded alert stays folded while its open alert still covers it; one that grew a
     new detector or a higher severity since is delivered on its own."""
     for row in _open_alerts(store, p.alert["identity"]):
