@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import warnings
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from pipeline.terminal import visible  # noqa: E402
 
@@ -39,7 +41,7 @@ _PALETTE = ["#2563eb", "#059669", "#d97706", "#7c3aed", "#db2777"]
 _WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-def svg_data_uri(fig: plt.Figure) -> str:
+def svg_data_uri(fig: Figure) -> str:
     """The figure as a `data:` URI (base64 SVG), closed afterwards."""
     buffer = io.BytesIO()
     with plt.rc_context(_STYLE), warnings.catch_warnings():
@@ -50,7 +52,7 @@ def svg_data_uri(fig: plt.Figure) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _figure(width: float, height: float) -> tuple[plt.Figure, plt.Axes]:
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
     return fig, ax
@@ -73,7 +75,9 @@ def findings(counts: dict[str, int]) -> str:
     return svg_data_uri(fig)
 
 
-def coverage(days: pd.DataFrame, gaps: pd.DataFrame, since, until, tz: str) -> str:  # noqa: ANN001
+def coverage(
+    days: pd.DataFrame, gaps: pd.DataFrame, since: datetime, until: datetime, tz: str
+) -> str:
     """Events per day for each source, with silences longer than the gap limit shaded."""
     zone = ZoneInfo(tz)
     with plt.rc_context(_STYLE):

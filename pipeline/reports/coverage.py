@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 import pandas as pd
 
@@ -14,6 +15,20 @@ COVERAGE_COLUMNS = [
     "longest_gap_hours", "status",
 ]  # fmt: skip
 _HOUR = timedelta(hours=1)
+
+
+class _Coverage(TypedDict):
+    """One row of `summarize`, in COVERAGE_COLUMNS order."""
+
+    source: str
+    backend: str
+    first_event: pd.Timestamp
+    last_event: pd.Timestamp
+    events: int
+    active_days: int
+    gaps: int
+    longest_gap_hours: float
+    status: str
 
 
 def gaps(
@@ -30,7 +45,7 @@ def gaps(
     before the period) that sent nothing are one gap as long as the period."""
     limit = timedelta(hours=limit_hours)
     start_all, end_all = pd.Timestamp(since), pd.Timestamp(until)
-    rows: list[tuple] = []
+    rows: list[tuple[str, str, pd.Timestamp, pd.Timestamp, float]] = []  # GAP_COLUMNS
     seen: set[tuple[str, str]] = set()
     for (source, backend), group in days.groupby(["source", "backend"], sort=True):
         seen.add((source, backend))
@@ -50,7 +65,7 @@ def summarize(days: pd.DataFrame, gap_rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (source, backend): first and last event, events, active days, gaps,
     and a status: `complete`, `gaps`, or `missing` (nothing in the period at all)."""
     per_gap = gap_rows.groupby(["source", "backend"])["hours"].agg(["count", "max"])
-    rows: list[dict] = []
+    rows: list[_Coverage] = []
     for (source, backend), group in days.groupby(["source", "backend"], sort=True):
         count, longest = (
             per_gap.loc[(source, backend)] if (source, backend) in per_gap.index else (0, 0.0)

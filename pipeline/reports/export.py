@@ -27,6 +27,7 @@ STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 def column_values(series: pd.Series) -> list[object]:
     """One column as JSON-ready Python values: stamps as text, missing as None."""
+    values: list[object]
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
         text = series.dt.tz_convert("UTC") if series.dt.tz is not None else series
         values = text.dt.strftime(STAMP).tolist()

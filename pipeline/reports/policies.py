@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -111,7 +111,7 @@ def parse(name: str, text: str) -> list[Rule]:
     return [_rule(name, path, body) for path, body in blocks]
 
 
-def _hcl_blocks(name: str, text: str) -> list[tuple[str, dict]]:
+def _hcl_blocks(name: str, text: str) -> list[tuple[str, dict[str, Any]]]:
     import hcl2  # python-hcl2; imported here so the CLI starts fast
     from lark.exceptions import LarkError
 
@@ -126,14 +126,14 @@ def _hcl_blocks(name: str, text: str) -> list[tuple[str, dict]]:
     items = doc.get("path", [])
     if not isinstance(items, list):
         raise PolicyError(f'policy {name!r}: `path` must be blocks: path "<glob>" {{ ... }}')
-    blocks: list[tuple[str, dict]] = []
+    blocks: list[tuple[str, dict[str, Any]]] = []
     for item in items:
         for path, body in item.items():
             blocks.append((path, body if isinstance(body, dict) else {}))
     return blocks
 
 
-def _json_blocks(name: str, doc: object) -> list[tuple[str, dict]]:
+def _json_blocks(name: str, doc: object) -> list[tuple[str, dict[str, Any]]]:
     paths = doc.get("path") if isinstance(doc, dict) else None
     if isinstance(paths, list):  # [{"a": {...}}, {"b": {...}}]
         return [(p, b) for item in paths if isinstance(item, dict) for p, b in item.items()]
@@ -142,7 +142,7 @@ def _json_blocks(name: str, doc: object) -> list[tuple[str, dict]]:
     raise PolicyError(f"policy {name!r}: JSON policies hold a `path` object")
 
 
-def _rule(name: str, path: str, body: dict) -> Rule:
+def _rule(name: str, path: str, body: dict[str, Any]) -> Rule:
     caps = list(body.get("capabilities") or [])
     old = body.get("policy")
     if old is not None:
@@ -352,7 +352,7 @@ def fetch(addr: str, token: str | None = None, timeout: float = 10.0) -> dict[st
         raise PolicyError(f"cannot read policies from Vault at {addr}: {exc}") from exc
 
 
-def _get(client: httpx.Client, url: str, params: dict | None) -> dict:
+def _get(client: httpx.Client, url: str, params: dict[str, str] | None) -> dict[str, Any]:
     response = client.get(url, params=params)
     if response.status_code == 403:
         raise PolicyError(

@@ -138,7 +138,8 @@ def _show(value: object, kind: str, zone: ZoneInfo) -> str:
     ):
         return "–"
     if kind == "time":
-        return pd.Timestamp(value).tz_convert(zone).strftime("%Y-%m-%d %H:%M")
+        stamp: str = pd.Timestamp(value).tz_convert(zone).strftime("%Y-%m-%d %H:%M")
+        return stamp
     if kind == "int":
         return f"{int(value):,}"  # type: ignore[call-overload]
     if kind == "float":
