@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import closing
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt
-from pipeline.cli.session import fail
+from pipeline.cli.session import exit_on_error, session
 from pipeline.config import load_config
-from pipeline.errors import ConfigError, SecretwatchError
+from pipeline.errors import ConfigError
 from pipeline.store import open_store
 from pipeline.terminal import inert, json_line, log_to_stderr
+
+if TYPE_CHECKING:
+    from pipeline.sinks.delivery import Deliverer
 
 
 def deliver(
@@ -36,49 +40,22 @@ def deliver(
     """Send the store's alerts to the sinks in the config (`sinks:`): each alert once per
     sink, again when it grows or is resolved, with retries, back-off and dead letters.
     Runs until SIGTERM or Ctrl-C (which finish the requests in flight) unless --once."""
-    import signal
-    import threading
-    import time
-
     from pipeline.sinks.delivery import Deliverer
 
     log_to_stderr(logging.INFO)  # sink errors quote receivers' answers: printed inert
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    stop = threading.Event()
-    try:
+    with exit_on_error():
         cfg = load_config(config)
         if not any(s.enabled for s in cfg.sinks):
             raise ConfigError(
                 "no sink is configured (or all are disabled): add one under "
                 "`sinks:` in the config (README: Delivering alerts to your SIEM)"
             )
-        store = open_store(cfg, store_path, read_only=False)
-        try:
+        with closing(open_store(cfg, store_path, read_only=False)) as store:
             deliverer = Deliverer(store, cfg.sinks, cfg.delivery)
-            deliverer.start()
-            previous = {
-                sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGTERM, signal.SIGINT)
-            }
-            try:
-                if once:
-                    deliverer.drain(time.time() + wait, stop)
-                else:
-                    consoles.err.print(
-                        f"delivering to {', '.join(s.name for s in cfg.sinks)}; Ctrl-C stops",
-                        highlight=False,
-                    )
-                    deliverer.run(stop)
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-                deliverer.close()
+            _send(deliverer, [s.name for s in cfg.sinks], once, wait)
             names = [s.name for s in cfg.sinks if s.enabled]
             left = store.delivery_state(names, state="pending") if names else None
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
     counts = deliverer.tally.counts
     pending = 0 if left is None else len(left)
     consoles.out.print(
@@ -89,6 +66,30 @@ def deliver(
     )
     if once and (pending or counts["dead"]):
         raise typer.Exit(1)
+
+
+def _send(deliverer: Deliverer, sinks: list[str], once: bool, wait: float) -> None:
+    """Run the deliverer until the outbox is drained (--once) or SIGTERM / Ctrl-C, which
+    let the requests in flight finish; then close it."""
+    import signal
+    import threading
+    import time
+
+    stop = threading.Event()
+    deliverer.start()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        if once:
+            deliverer.drain(time.time() + wait, stop)
+        else:
+            consoles.err.print(f"delivering to {', '.join(sinks)}; Ctrl-C stops", highlight=False)
+            deliverer.run(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        deliverer.close()
 
 
 StateOpt = Annotated[
@@ -129,16 +130,9 @@ def alerts_list(
         raise typer.BadParameter(
             f"{state!r}; choose one of {', '.join(DELIVERY_STATES)}", param_hint="--state"
         )
-    try:
-        cfg = load_config(config)
-        store = open_store(cfg, store_path, read_only=True)
-        try:
-            names = [s.name for s in cfg.sinks if s.enabled]
-            frame = store.delivery_state(names, state, limit=limit or None)
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
+    with session(config, store_path, read_only=True) as (cfg, store):
+        names = [s.name for s in cfg.sinks if s.enabled]
+        frame = store.delivery_state(names, state, limit=limit or None)
     alerts = summarize(frame)
     if not names:
         consoles.err.print(
@@ -205,14 +199,8 @@ def alerts_resolve(
         raise typer.BadParameter("give exactly one of --true-positive, --false-positive, --reopen")
     resolution = "true_positive" if true_positive else "false_positive" if false_positive else None
     who = by or getpass.getuser()
-    try:
-        store = open_store(load_config(config), store_path, read_only=False)
-        try:
-            store.resolve_alert(alert_id, resolution, who, note, datetime.now(UTC))
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
+    with session(config, store_path, read_only=False) as (_, store):
+        store.resolve_alert(alert_id, resolution, who, note, datetime.now(UTC))
     done = f"{alert_id}: {resolution or 'reopened'} (by {who})"
     consoles.out.print(
         inert(f"{done}; sinks receive the new revision at the next `secretwatch deliver`")
@@ -226,20 +214,15 @@ def alerts_redrive(
     store_path: StoreOpt = None,
 ) -> None:
     """Make dead-lettered deliveries pending again (after fixing what refused them)."""
-    try:
+    with exit_on_error():
         cfg = load_config(config)
         names = [s.name for s in cfg.sinks]
         if sink is not None and sink not in names:
             raise typer.BadParameter(
                 f"{sink!r}; configured sinks: {', '.join(names) or 'none'}", param_hint="--sink"
             )
-        store = open_store(cfg, store_path, read_only=False)
-        try:
+        with closing(open_store(cfg, store_path, read_only=False)) as store:
             moved = store.redrive(sink, alert_id)
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
     consoles.out.print(
         f"{moved} dead deliver{'y is' if moved == 1 else 'ies are'} pending again; "
         "`secretwatch deliver` sends them",

@@ -13,13 +13,12 @@ import typer
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt, parse_when
 from pipeline.cli.render import print_alerts, print_summary, progress
-from pipeline.cli.session import fail
+from pipeline.cli.session import exit_on_error, session
 from pipeline.config import load_config
-from pipeline.errors import InputError, SecretwatchError
+from pipeline.errors import InputError
 from pipeline.ingest import expand_paths
 from pipeline.paths import make_folder
 from pipeline.record import SOURCES
-from pipeline.store import open_store
 from pipeline.terminal import inert
 
 
@@ -50,7 +49,7 @@ def replay(
 
     cut = parse_when(train_until, "--train-until")
     assert cut is not None  # noqa: S101 - a required option
-    try:
+    with exit_on_error():
         cfg = load_config(config)
         files = [p for p in expand_paths(inputs) if p is not None]
         try:  # before the work: a folder that cannot be made fails at once
@@ -63,8 +62,6 @@ def replay(
             events, summary, _ = load_events(
                 inputs, fmt, cfg.backends, lambda n: bar.advance(task, n), cfg.ingest
             )
-    except SecretwatchError as exc:
-        raise fail(exc) from None
     print_summary(summary)
     cut_us = int(cut.timestamp() * 1_000_000)
     later = int((events["ts"] >= cut).sum())
@@ -99,16 +96,9 @@ def train(
     from pipeline.detect import train_store
 
     cut = parse_when(until, "--until") or datetime.now(UTC)
-    try:
-        cfg = load_config(config)
-        store = open_store(cfg, store_path, read_only=False)
-        try:
-            with consoles.err.status("learning baselines"):
-                base = train_store(store, cfg.detectors, cut, parse_when(since, "--since"))
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
+    with session(config, store_path, read_only=False) as (cfg, store):
+        with consoles.err.status("learning baselines"):
+            base = train_store(store, cfg.detectors, cut, parse_when(since, "--since"))
     cold = int(
         (
             ~base.warm(
@@ -138,18 +128,11 @@ def detect(
     the baselines, update them, and store the alerts; prints the alerts raised or grown."""
     from pipeline.detect import detect_store
 
-    try:
-        cfg = load_config(config)
-        store = open_store(cfg, store_path, read_only=False)
-        try:
-            with consoles.err.status("detecting"):
-                horizon = datetime.now(UTC) + cfg.ingest.time_window.max_future
-                found = detect_store(
-                    store, cfg.detectors, parse_when(until, "--until"), horizon=horizon
-                )
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
+    with session(config, store_path, read_only=False) as (cfg, store):
+        with consoles.err.status("detecting"):
+            horizon = datetime.now(UTC) + cfg.ingest.time_window.max_future
+            found = detect_store(
+                store, cfg.detectors, parse_when(until, "--until"), horizon=horizon
+            )
     consoles.out.print(f"{len(found)} alert{'' if len(found) == 1 else 's'} raised or updated")
     print_alerts(found)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,9 +15,9 @@ from rich.text import Text
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt
 from pipeline.cli.render import print_summary, progress
-from pipeline.cli.session import fail
+from pipeline.cli.session import exit_on_error, fail
 from pipeline.config import Config, KafkaConfig, load_config
-from pipeline.errors import InputError, SecretwatchError
+from pipeline.errors import InputError
 from pipeline.ingest import Ingestor, IngestSummary, expand_paths
 from pipeline.record import SOURCES
 from pipeline.store import Store, make_store, open_store
@@ -72,45 +73,53 @@ def ingest(
     Ingesting the same input twice stores nothing new. Malformed records never stop a run:
     each goes to the dead-letter record (see `secretwatch dead-letters`).
     """
-    err = consoles.err
     if detect and not follow:
         raise fail(InputError("--detect needs --follow; for stored events: secretwatch detect"))
-    try:
+    with exit_on_error():
         cfg = load_config(config)
         if not follow:
             list(expand_paths(paths))  # a missing input fails before a store is created
-        store = open_store(cfg, store_path, read_only=False)
-        try:
+        with closing(open_store(cfg, store_path, read_only=False)) as store:
             if follow:
-                from pipeline.bus.follow import follow_files
-
-                log_to_stderr(logging.WARNING)  # follow's warnings, sink failures: inert
-                live = _Live(store, cfg) if detect else None
-                if live is not None and deliver and cfg.sinks:
-                    from pipeline.sinks.embed import start_delivery_thread
-
-                    live.delivery = start_delivery_thread(
-                        lambda: make_store(cfg, store_path, read_only=False), cfg
-                    )
-                on_stored = live.feed if live is not None else None
-                try:
-                    summary = follow_files(
-                        paths, store, cfg, fmt=fmt, console=err, on_stored=on_stored
-                    )
-                    if live is not None:
-                        live.detection.snapshot()
-                finally:
-                    if live is not None:
-                        live.close()
+                summary = _follow(paths, store, cfg, store_path, fmt, detect, deliver)
             else:
                 summary = _ingest_with_progress(paths, store, cfg, fmt)
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
     print_summary(summary)
     if strict and summary.dead_lettered:
         raise typer.Exit(1)
+
+
+def _follow(
+    paths: list[str],
+    store: Store,
+    cfg: Config,
+    store_path: Path | None,
+    fmt: str | None,
+    detect: bool,
+    deliver: bool,
+) -> IngestSummary:
+    """`ingest --follow`, with live detection (and delivery from a thread) if asked."""
+    from pipeline.bus.follow import follow_files
+
+    log_to_stderr(logging.WARNING)  # follow's warnings, sink failures: inert
+    live = _Live(store, cfg) if detect else None
+    if live is not None and deliver and cfg.sinks:
+        from pipeline.sinks.embed import start_delivery_thread
+
+        live.delivery = start_delivery_thread(
+            lambda: make_store(cfg, store_path, read_only=False), cfg
+        )
+    on_stored = live.feed if live is not None else None
+    try:
+        summary = follow_files(
+            paths, store, cfg, fmt=fmt, console=consoles.err, on_stored=on_stored
+        )
+        if live is not None:
+            live.detection.snapshot()
+    finally:
+        if live is not None:
+            live.close()
+    return summary
 
 
 class _Live:
@@ -206,7 +215,7 @@ def ship(
     from pipeline.ship import follow_ship, ship_files
 
     out = consoles.out
-    try:
+    with exit_on_error():
         cfg = load_config(config)
         kcfg = _kafka_config(cfg, bootstrap)
         # A missing input fails before anything is produced.
@@ -219,8 +228,6 @@ def ship(
             with progress(total, True, total >= 8 << 20) as bar:
                 task = bar.add_task("shipping", total=total)
                 summary = ship_files(paths, cfg, kcfg, fmt, lambda n: bar.advance(task, n))
-    except SecretwatchError as exc:
-        raise fail(exc) from None
     formats = ", ".join(f"{n} {f}" for f, n in summary.formats.most_common()) or "none recognised"
     out.print(f"[bold]{summary.files}[/] files ({formats})", highlight=False)
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -257,15 +264,11 @@ def run(
     from pipeline.run import configure_logging, run_member, wait_for_store
 
     configure_logging()
-    try:
+    with exit_on_error():
         cfg = load_config(config)
         kcfg = _kafka_config(cfg, bootstrap)
         name = str(getattr(cfg.store, "url", None) or getattr(cfg.store, "path", "?"))
-        store = wait_for_store(lambda: open_store(cfg, None, read_only=False), name, consoles.err)
-        try:
+        opened = wait_for_store(lambda: open_store(cfg, None, read_only=False), name, consoles.err)
+        with closing(opened) as store:
             status = run_member(cfg, kcfg, store, name, consoles.err, member, metrics)
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
     raise typer.Exit(status)

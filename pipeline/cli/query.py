@@ -12,16 +12,24 @@ from rich.text import Text
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt, parse_when
 from pipeline.cli.render import cell, missing, position
-from pipeline.cli.session import fail
-from pipeline.config import load_config
-from pipeline.errors import SecretwatchError
+from pipeline.cli.session import session
 from pipeline.record import ACTIONS, OUTCOMES, SOURCES
-from pipeline.store import EventFilter, open_store
+from pipeline.store import EventFilter
 from pipeline.store.base import GROUPABLE
 from pipeline.terminal import inert, json_line
 
 
-def _filter(since, until, identity, secret, action, outcome, source) -> EventFilter:  # noqa: ANN001
+def _filter(
+    since: str | None,
+    until: str | None,
+    identity: str | None,
+    secret: str | None,
+    action: str | None,
+    outcome: str | None,
+    source: str | None,
+) -> EventFilter:
+    """The events the filter options name; an unknown action, outcome or source is a usage
+    error naming the valid ones."""
     for value, valid, name in (
         (action, ACTIONS, "--action"),
         (outcome, OUTCOMES, "--outcome"),
@@ -71,14 +79,8 @@ def events(
 ) -> None:
     """Show stored events, filtered, as a table or JSON lines."""
     where = _filter(since, until, identity, secret, action, outcome, source)
-    try:
-        store = open_store(load_config(config), store_path, read_only=True)
-        try:
-            frame = store.events(where, limit=limit or None, newest_first=newest)
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
+    with session(config, store_path, read_only=True) as (_, store):
+        frame = store.events(where, limit=limit or None, newest_first=newest)
     if as_json:
         for record in frame.to_dict(orient="records"):
             clean = {"event_id": record.pop("event_id"), "timestamp": record.pop("ts").isoformat()}
@@ -124,15 +126,9 @@ def stats(
                 f"{name!r}; choose from {', '.join(GROUPABLE)}", param_hint="--by"
             )
     where = _filter(since, until, identity, secret, action, outcome, source)
-    try:
-        store = open_store(load_config(config), store_path, read_only=True)
-        try:
-            total = store.count(where)
-            frames = {name: store.stats(name, where, limit) for name in groups}
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
+    with session(config, store_path, read_only=True) as (_, store):
+        total = store.count(where)
+        frames = {name: store.stats(name, where, limit) for name in groups}
     consoles.out.print(f"[bold]{total:,}[/] events")
     for name, frame in frames.items():
         table = Table(title=f"by {name}")
@@ -158,14 +154,8 @@ def dead_letters(
     store_path: StoreOpt = None,
 ) -> None:
     """Records that could not be ingested: where they are, why, and (redacted) what they held."""
-    try:
-        store = open_store(load_config(config), store_path, read_only=True)
-        try:
-            frame = store.dead_letters(limit or None)
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
+    with session(config, store_path, read_only=True) as (_, store):
+        frame = store.dead_letters(limit or None)
     out = consoles.out
     out.print(f"[bold]{len(frame)}[/] dead letters")
     for row in frame.itertuples(index=False):  # names, reasons and bytes from the logs: inert

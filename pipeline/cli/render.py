@@ -4,9 +4,15 @@ cells that may be missing, and progress bars on stderr."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -14,8 +20,11 @@ from pipeline.cli import consoles
 from pipeline.ingest import IngestSummary
 from pipeline.terminal import inert
 
+if TYPE_CHECKING:
+    from detectors.alert import Alert
 
-def print_alerts(alerts: list, limit: int = 20) -> None:  # noqa: ANN001 - detectors.alert.Alert
+
+def print_alerts(alerts: list[Alert], limit: int = 20) -> None:
     """Alerts, most severe first: one headline and the explanation each."""
     from detectors.settings import SEVERITIES
 
@@ -68,7 +77,7 @@ def print_summary(s: IngestSummary) -> None:
 
 def progress(total: int, unit_bytes: bool, show: bool) -> Progress:
     """A transient bar on stderr, in bytes or in items; `show` False keeps it hidden."""
-    columns = [
+    columns: list[str | ProgressColumn] = [
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn() if unit_bytes else "{task.completed:,.0f}/{task.total:,.0f}",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -12,12 +13,15 @@ from rich.text import Text
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt
 from pipeline.cli.render import progress
-from pipeline.cli.session import fail
+from pipeline.cli.session import exit_on_error
 from pipeline.config import Config, load_config
-from pipeline.errors import InputError, SecretwatchError
+from pipeline.errors import InputError
 from pipeline.reports.settings import ReportConfig
 from pipeline.store import open_store
 from pipeline.terminal import inert
+
+if TYPE_CHECKING:
+    from pipeline.reports.period import Period
 
 
 def report(
@@ -63,34 +67,19 @@ def report(
     access, unused secrets, rotation, ownership, alerts and denials, control mapping.
     """
     from pipeline.reports import manifest
-    from pipeline.reports import period as periods
     from pipeline.reports.run import generate
 
     if verify is not None:
-        try:
-            problems = manifest.verify(verify)
-        except SecretwatchError as exc:
-            raise fail(exc) from None
-        for problem in problems:  # names from the folder: printed as inert text
-            consoles.err.print(inert(problem), style="red")
-        if problems:
-            raise typer.Exit(1)
-        consoles.out.print(f"{verify}: every file matches {manifest.NAME}", markup=False)
+        _verify(verify)
         return
-    try:
+    with exit_on_error():
         cfg = load_config(config)
         overrides = {"owners": owners, "inventory": inventory, "policies_dir": policies,
                      "vault_addr": vault_addr, "timezone": timezone}  # fmt: skip
         settings = _report_settings(cfg, overrides)
-        if quarter is not None and first is None and last is None:
-            chosen = periods.quarter(quarter, settings.timezone)
-        elif quarter is None and first is not None and last is not None:
-            chosen = periods.days(first, last, settings.timezone)
-        else:
-            raise InputError("give either --quarter 2026Q3, or both --from and --to")
+        chosen = _period(quarter, first, last, settings.timezone)
         folder = out_dir or Path("data") / "reports" / f"access-review-{chosen.slug}"
-        store = open_store(cfg, store_path, read_only=True)
-        try:
+        with closing(open_store(cfg, store_path, read_only=True)) as store:
             with progress(9, False, True) as bar:
                 task = bar.add_task("report", total=9)
 
@@ -98,10 +87,6 @@ def report(
                     bar.update(task, description=name, advance=1)
 
                 done = generate(store, cfg.store.type, chosen, settings, folder, pdf, step)
-        finally:
-            store.close()
-    except SecretwatchError as exc:
-        raise fail(exc) from None
     s = done.review.summary
     consoles.out.print(
         f"[bold]{chosen.label}[/] ({chosen.timezone}): {s['identities_active']} identities, "
@@ -132,3 +117,27 @@ def _report_settings(cfg: Config, overrides: Mapping[str, object]) -> ReportConf
         problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc'])}: {e['msg']}"
                              for e in exc.errors())  # fmt: skip
         raise InputError(problems) from None
+
+
+def _period(quarter: str | None, first: str | None, last: str | None, timezone: str) -> Period:
+    """The review period: --quarter, or --from and --to, never both or neither."""
+    from pipeline.reports import period as periods
+
+    if quarter is not None and first is None and last is None:
+        return periods.quarter(quarter, timezone)
+    if quarter is None and first is not None and last is not None:
+        return periods.days(first, last, timezone)
+    raise InputError("give either --quarter 2026Q3, or both --from and --to")
+
+
+def _verify(folder: Path) -> None:
+    """`report --verify`: every file of a report folder against its manifest; exit 1 if not."""
+    from pipeline.reports import manifest
+
+    with exit_on_error():
+        problems = manifest.verify(folder)
+    for problem in problems:  # names from the folder: printed as inert text
+        consoles.err.print(inert(problem), style="red")
+    if problems:
+        raise typer.Exit(1)
+    consoles.out.print(f"{folder}: every file matches {manifest.NAME}", markup=False)
