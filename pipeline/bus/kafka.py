@@ -12,9 +12,10 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -24,7 +25,6 @@ with warnings.catch_warnings():
     # through this module, so that warning is silenced here once.
     warnings.filterwarnings("ignore", "(read|open)_text is deprecated", DeprecationWarning)
     from kafka import (
-        ConsumerRebalanceListener,
         KafkaAdminClient,
         KafkaConsumer,
         KafkaProducer,
@@ -34,6 +34,24 @@ with warnings.catch_warnings():
     from kafka.consumer.fetcher import ConsumerRecord
     from kafka.errors import KafkaError, TopicAlreadyExistsError
     from kafka.partitioner.default import murmur2
+
+if TYPE_CHECKING:
+
+    class ConsumerRebalanceListener(ABC):
+        """kafka-python's rebalance listener as mypy sees it: kafka-python has no type
+        information, and a class cannot subclass Any under strict checking."""
+
+        @abstractmethod
+        def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None: ...
+
+        @abstractmethod
+        def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None: ...
+
+        def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+            self.on_partitions_revoked(lost)
+
+else:
+    from kafka import ConsumerRebalanceListener  # kafka is imported above: no warning again
 
 from pipeline.config import KafkaConfig
 from pipeline.errors import ConfigError, SecretwatchError
@@ -239,7 +257,8 @@ def partition_of(key: str, partitions: int) -> int:
     >>> partition_of("orders/orders-api", 4) == partition_of("orders/orders-api", 4)
     True
     """
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(key.encode())  # kafka-python has no type information
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def dead_letter_value(letter: DeadLetter, **where: object) -> bytes:
