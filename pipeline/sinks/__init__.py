@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import get_args
 
 from pipeline.errors import ConfigError
 from pipeline.sinks.base import Sink
@@ -16,27 +15,47 @@ from pipeline.sinks.elasticsearch import ElasticsearchSender
 from pipeline.sinks.jsonl import JsonlFileSink, StdoutLinesSink
 from pipeline.sinks.pagerduty import PagerDutySender
 from pipeline.sinks.sentinel import SentinelSender
+from pipeline.sinks.settings import (
+    DatadogSink,
+    ElasticsearchSink,
+    JsonlSink,
+    PagerDutySink,
+    SentinelSink,
+    SinkSettings,
+    SplunkSink,
+    StdoutSink,
+    WebhookSink,
+)
 from pipeline.sinks.splunk import SplunkSender
 from pipeline.sinks.webhook import WebhookSender
 
-SINKS: dict[str, Callable[[Any], Sink]] = {
-    "webhook": WebhookSender,
-    "splunk": SplunkSender,
-    "elasticsearch": ElasticsearchSender,
-    "sentinel": SentinelSender,
-    "datadog": DatadogSender,
-    "pagerduty": PagerDutySender,
-    "jsonl": JsonlFileSink,
-    "stdout": StdoutLinesSink,
-}
+# The sink types, as the settings models' `type` values: one per member of SinkSettings.
+SINKS: tuple[str, ...] = tuple(
+    get_args(model.model_fields["type"].annotation)[0] for model in get_args(SinkSettings)
+)
 
 
-def make_sink(cfg: Any) -> Sink:
-    """The sink a `sinks:` entry describes (not started: no I/O yet)."""
-    try:
-        factory = SINKS[cfg.type]
-    except KeyError:
-        raise ConfigError(
-            f"sink {cfg.name!r}: unknown type {cfg.type!r}; valid: {', '.join(SINKS)}"
-        ) from None
-    return factory(cfg)
+def make_sink(cfg: SinkSettings) -> Sink:
+    """The sink a `sinks:` entry describes (not started: no I/O yet), made from that sink
+    type's settings model."""
+    match cfg:
+        case WebhookSink():
+            return WebhookSender(cfg)
+        case SplunkSink():
+            return SplunkSender(cfg)
+        case ElasticsearchSink():
+            return ElasticsearchSender(cfg)
+        case SentinelSink():
+            return SentinelSender(cfg)
+        case DatadogSink():
+            return DatadogSender(cfg)
+        case PagerDutySink():
+            return PagerDutySender(cfg)
+        case JsonlSink():
+            return JsonlFileSink(cfg)
+        case StdoutSink():
+            return StdoutLinesSink(cfg)
+        case _:
+            raise ConfigError(
+                f"sink {cfg.name!r}: unknown type {cfg.type!r}; valid: {', '.join(SINKS)}"
+            )

@@ -22,6 +22,8 @@ import orjson
 
 from pipeline.errors import ConfigError, SecretwatchError
 from pipeline.redact import redact_raw
+from pipeline.sinks.payloads import NativeRecord
+from pipeline.sinks.settings import HttpSinkSettings
 
 MAX_BODY = 500  # characters of a receiver's answer kept in an error
 
@@ -56,7 +58,7 @@ class Outgoing:
 
     alert_id: str
     revision: int
-    alert: Mapping[str, Any]  # the native record (see payloads.native)
+    alert: NativeRecord  # what every payload format renders
 
 
 class Sink(Protocol):
@@ -73,12 +75,14 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def read_secret(cfg: Any, key: str, environ: Mapping[str, str] | None = None) -> str | None:
+def read_secret(
+    cfg: HttpSinkSettings, key: str, environ: Mapping[str, str] | None = None
+) -> str | None:
     """The value of `<key>_env` or `<key>_file` in a sink's config, stripped of the
     trailing newline files usually have; None if neither is set. Errors name the variable
     or file, never the value."""
     environ = os.environ if environ is None else environ
-    sink = getattr(cfg, "name", "?")
+    sink = cfg.name
     env, file = getattr(cfg, f"{key}_env", None), getattr(cfg, f"{key}_file", None)
     if env:
         value = environ.get(env, "")
@@ -102,9 +106,9 @@ def read_secret(cfg: Any, key: str, environ: Mapping[str, str] | None = None) ->
     return None
 
 
-def http_client(cfg: Any, headers: Mapping[str, str] | None = None) -> httpx.Client:
+def http_client(cfg: HttpSinkSettings, headers: Mapping[str, str] | None = None) -> httpx.Client:
     """An HTTP client with the sink's timeout and TLS settings."""
-    verify: Any = str(cfg.ca_file) if getattr(cfg, "ca_file", None) else cfg.verify_tls
+    verify: str | bool = str(cfg.ca_file) if cfg.ca_file else cfg.verify_tls
     return httpx.Client(
         timeout=httpx.Timeout(cfg.timeout),
         verify=verify,

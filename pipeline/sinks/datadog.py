@@ -25,7 +25,7 @@ from pipeline.sinks.base import (
     post,
     read_secret,
 )
-from pipeline.sinks.payloads import VERSION, render, title
+from pipeline.sinks.payloads import VERSION, NativeRecord, detectors_of, render, title
 from pipeline.sinks.settings import DatadogSink
 
 _STATUS = {"low": "info", "medium": "warning", "high": "error", "critical": "critical"}
@@ -71,8 +71,8 @@ class DatadogSender:
             },
         )
 
-    def _tags(self, alert: Any) -> list[str]:
-        detectors = alert.get("detectors") or [alert.get("detector")]
+    def _tags(self, alert: NativeRecord) -> list[str]:
+        detectors = detectors_of(alert)
         return [
             f"alert_id:{alert['id']}",
             f"severity:{alert['severity']}",

@@ -25,15 +25,14 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pipeline.errors import StoreError
 from pipeline.sinks import make_sink
 from pipeline.sinks.base import Outgoing, Sink, SinkError
 from pipeline.sinks.limits import Breaker, TokenBucket, backoff
-from pipeline.sinks.payloads import from_pending
+from pipeline.sinks.payloads import from_pending, stored_alert
 from pipeline.sinks.router import fold_target, refusal, still_covered
-from pipeline.sinks.settings import DeliveryConfig
+from pipeline.sinks.settings import DeliveryConfig, SinkSettings
 from pipeline.store.base import DeliveryOutcome, Outbox, PendingDelivery
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ ROUNDS = 20  # pending reads per turn while everything read is settled without s
 class Lane:
     """One sink and its pacing state."""
 
-    cfg: Any
+    cfg: SinkSettings
     sink: Sink
     breaker: Breaker
     bucket: TokenBucket | None
@@ -75,7 +74,7 @@ class Deliverer:
     def __init__(
         self,
         store: Outbox,
-        sinks: Sequence[Any],
+        sinks: Sequence[SinkSettings],
         cfg: DeliveryConfig,
         senders: Mapping[str, Sink] | None = None,
         clock: Callable[[], float] = time.time,
@@ -248,7 +247,7 @@ class Deliverer:
             why = None
             if p.folded_into and still_covered(self.store, p):
                 why = f"folded into {p.folded_into}: a repeat within delivery.suppression_window"
-            elif (refused := refusal(lane.cfg, p.alert)) is not None:
+            elif (refused := refusal(lane.cfg, stored_alert(p.alert))) is not None:
                 why = f"not routed here: {refused}"
             if why is None:
                 sendable.append(p)

@@ -60,7 +60,10 @@ class ElasticsearchSender:
         doc = render(self.cfg.format, item.alert)
         doc.setdefault("@timestamp", item.alert["timestamp"])  # data streams need it
         if self.cfg.data_stream:
-            meta = {"_index": self.cfg.index, "_id": f"{item.alert_id}.r{item.revision}"}
+            meta: dict[str, str | int] = {
+                "_index": self.cfg.index,
+                "_id": f"{item.alert_id}.r{item.revision}",
+            }
             return {"create": meta}, doc
         meta = {
             "_index": self.cfg.index,

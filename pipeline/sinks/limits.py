@@ -19,7 +19,8 @@ def backoff(attempt: int, base: float, cap: float, rand: float | None = None) ->
     [0.5, 1.0, 2.0, 30.0, 30.0]
     """
     jitter = random.random() if rand is None else rand  # noqa: S311 - timing, not secrecy
-    return min(cap, base * 2 ** min(attempt - 1, 62)) * (0.5 + jitter / 2)
+    growth: int = 2 ** min(attempt - 1, 62)
+    return min(cap, base * growth) * (0.5 + jitter / 2)
 
 
 @dataclass

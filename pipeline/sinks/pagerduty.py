@@ -23,7 +23,7 @@ from pipeline.sinks.base import (
     post,
     read_secret,
 )
-from pipeline.sinks.payloads import VERSION, render, title
+from pipeline.sinks.payloads import VERSION, detectors_of, render, title
 from pipeline.sinks.settings import PagerDutySink
 
 _SEVERITY = {"low": "info", "medium": "warning", "high": "error", "critical": "critical"}
@@ -59,7 +59,7 @@ class PagerDutySender:
         alert = item.alert
         if alert.get("resolution") and self.cfg.resolve:
             return {"routing_key": self._key, "event_action": "resolve", "dedup_key": item.alert_id}
-        detectors = alert.get("detectors") or [alert.get("detector")]
+        detectors = detectors_of(alert)
         return {
             "routing_key": self._key,
             "event_action": "trigger",

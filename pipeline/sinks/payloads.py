@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from importlib import metadata
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from pipeline.store.base import PendingDelivery
 
@@ -37,7 +37,59 @@ _OCSF_STATUS = {
     "false_positive": (3, "Suppressed"),
 }
 
-EXAMPLE: dict[str, Any] = {
+
+class FindingRecord(TypedDict):
+    """One finding as an alert lists it (`detectors.alert.FindingDoc` as JSON)."""
+
+    detector: str
+    score: float
+    threshold: float
+    severity: str
+    window_start: str
+    window_end: str
+    explanation: str
+    evidence_count: int
+
+
+class AlertRecord(TypedDict):
+    """An alert as detection stored it: `detectors.alert.Alert` as JSON (times as ISO text),
+    kept as its dict so that every key the store holds reaches the receiver unchanged.
+    `detectors` is missing from alerts stored before it existed; `detector` names them."""
+
+    id: str
+    detector: str | list[str]
+    detectors: NotRequired[list[str]]
+    identity: str
+    severity: str
+    score: float
+    timestamp: str
+    window_start: str
+    window_end: str
+    explanation: str
+    evidence: list[str]
+    evidence_count: int
+    baseline_version: int
+    findings: list[FindingRecord]
+
+
+class NativeRecord(AlertRecord):
+    """What a sink is handed and renders: the alert record with its delivery revision,
+    folded repeats and the analyst's verdict (whose details only a resolved alert has)."""
+
+    revision: int
+    repeats: int
+    resolution: str | None
+    resolved_by: NotRequired[str | None]
+    resolved_at: NotRequired[str | None]
+    note: NotRequired[str | None]
+
+
+def stored_alert(body: Mapping[str, Any]) -> AlertRecord:
+    """A stored alert body (JSON the store decoded) as the record it is."""
+    return cast(AlertRecord, body)
+
+
+EXAMPLE: AlertRecord = {
     "id": "swa-4c157007385339a413686f6c",
     "detector": "root_token",
     "detectors": ["root_token"],
@@ -77,7 +129,7 @@ VERSION = _version()
 
 
 def native_record(
-    alert: Mapping[str, Any],
+    alert: AlertRecord,
     revision: int,
     repeats: int,
     evidence_limit: int,
@@ -85,10 +137,10 @@ def native_record(
     resolved_by: str | None = None,
     resolved_at: datetime | None = None,
     note: str | None = None,
-) -> dict[str, Any]:
+) -> NativeRecord:
     """The alert as stored, evidence ids cut to `evidence_limit` (`evidence_count` keeps
     the total), with its delivery revision, folded repeats and the analyst's verdict."""
-    record = dict(alert)
+    record = cast(NativeRecord, dict(alert))
     record["evidence"] = list(alert.get("evidence", []))[:evidence_limit]
     record["revision"] = revision
     record["repeats"] = repeats
@@ -100,9 +152,9 @@ def native_record(
     return record
 
 
-def from_pending(p: PendingDelivery, evidence_limit: int) -> dict[str, Any]:
+def from_pending(p: PendingDelivery, evidence_limit: int) -> NativeRecord:
     return native_record(
-        p.alert,
+        stored_alert(p.alert),
         p.revision,
         p.repeats,
         evidence_limit,
@@ -113,7 +165,7 @@ def from_pending(p: PendingDelivery, evidence_limit: int) -> dict[str, Any]:
     )
 
 
-def native(record: Mapping[str, Any]) -> dict[str, Any]:
+def native(record: NativeRecord) -> dict[str, Any]:
     return dict(record)
 
 
@@ -125,18 +177,20 @@ def _ms(value: Any) -> int | None:
     return int(when.timestamp() * 1000)
 
 
-def _detectors(record: Mapping[str, Any]) -> list[str]:
-    return list(record.get("detectors") or [record.get("detector")])
+def detectors_of(record: AlertRecord) -> list[str]:
+    """The detectors behind an alert (from `detector` in alerts stored before `detectors`,
+    which named just one)."""
+    return list(record.get("detectors") or [record.get("detector")])  # type: ignore[list-item]
 
 
-def title(record: Mapping[str, Any]) -> str:
+def title(record: AlertRecord) -> str:
     """A one-line headline, e.g. `critical: root_token on root`."""
-    return f"{record['severity']}: {', '.join(_detectors(record))} on {record['identity']}"
+    return f"{record['severity']}: {', '.join(detectors_of(record))} on {record['identity']}"
 
 
-def ecs(record: Mapping[str, Any]) -> dict[str, Any]:
+def ecs(record: NativeRecord) -> dict[str, Any]:
     """An Elastic Common Schema alert document; the whole alert under `secretwatch.alert`."""
-    detectors = _detectors(record)
+    detectors = detectors_of(record)
     return {
         "@timestamp": record["timestamp"],
         "ecs": {"version": ECS_VERSION},
@@ -164,7 +218,7 @@ def ecs(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def ocsf(record: Mapping[str, Any]) -> dict[str, Any]:
+def ocsf(record: NativeRecord) -> dict[str, Any]:
     """An OCSF Detection Finding (class 2004, category 2 Findings). activity_id is 1
     Create for a first revision, 2 Update for a grown or re-judged one, 3 Close once an
     analyst resolved it; status_id carries the verdict."""
@@ -178,12 +232,12 @@ def ocsf(record: Mapping[str, Any]) -> dict[str, Any]:
         "uid": record["id"],
         "title": title(record),
         "desc": record["explanation"],
-        "types": _detectors(record),
+        "types": detectors_of(record),
         "analytic": {
-            "name": ", ".join(_detectors(record)),
+            "name": ", ".join(detectors_of(record)),
             "type_id": 2,
             "type": "Behavioral",
-            "uid": _detectors(record)[0],
+            "uid": detectors_of(record)[0],
         },
         "first_seen_time": _ms(record["window_start"]),
         "last_seen_time": _ms(record["window_end"]),
@@ -236,13 +290,13 @@ def ocsf(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-FORMATS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+FORMATS: dict[str, Callable[[NativeRecord], dict[str, Any]]] = {
     "native": native,
     "ecs": ecs,
     "ocsf": ocsf,
 }
 
 
-def render(fmt: str, record: Mapping[str, Any]) -> dict[str, Any]:
+def render(fmt: str, record: NativeRecord) -> dict[str, Any]:
     """The record in the sink's `format`."""
     return FORMATS[fmt](record)

@@ -11,19 +11,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from detectors.settings import SEVERITIES
+from pipeline.sinks.payloads import AlertRecord, stored_alert
 from pipeline.store.base import Outbox, PendingDelivery
 
 
+class Routing(Protocol):
+    """A sink's routing settings (every sink's settings model has them)."""
+
+    @property
+    def min_severity(self) -> str: ...
+
+    @property
+    def detectors(self) -> list[str] | None: ...
+
+
 def _detectors(alert: Mapping[str, Any]) -> set[str]:
+    """An alert's detectors, from its record or from the store's row of it."""
     return set(alert.get("detectors") or [alert.get("detector")])
 
 
-def refusal(cfg: Any, alert: Mapping[str, Any]) -> str | None:
+def refusal(cfg: Routing, alert: AlertRecord) -> str | None:
     """Why the sink does not take this alert (None: it does).
 
     >>> class Cfg: min_severity, detectors = "high", ["root_token"]
@@ -43,12 +55,13 @@ def refusal(cfg: Any, alert: Mapping[str, Any]) -> str | None:
 
 
 def _time(value: Any) -> datetime:
-    return pd.Timestamp(value).to_pydatetime()
+    when: datetime = pd.Timestamp(value).to_pydatetime()
+    return when
 
 
-def covers(open_alert: Mapping[str, Any], alert: Mapping[str, Any]) -> bool:
-    """Whether `alert` says nothing `open_alert` did not: no new detector, no higher
-    severity."""
+def covers(open_alert: Mapping[str, Any], alert: AlertRecord) -> bool:
+    """Whether `alert` says nothing `open_alert` (the store's row of it) did not: no new
+    detector, no higher severity."""
     return _detectors(alert) <= _detectors(open_alert) and SEVERITIES.index(
         alert["severity"]
     ) <= SEVERITIES.index(open_alert["severity"])
@@ -81,7 +94,7 @@ def fold_target(store: Outbox, p: PendingDelivery, window: timedelta) -> str | N
         end = _time(row["window_end"])
         if _time(row["window_start"]) >= start or start - end > window:
             continue
-        if covers(row, p.alert) and (best is None or end > best[0]):
+        if covers(row, stored_alert(p.alert)) and (best is None or end > best[0]):
             best = (end, row["id"])
     return best[1] if best else None
 
@@ -91,7 +104,7 @@ def still_covered(store: Outbox, p: PendingDelivery) -> bool:
     new detector or a higher severity since is delivered on its own."""
     for row in _open_alerts(store, p.alert["identity"]):
         if row["id"] == p.folded_into:
-            return covers(row, p.alert)
+            return covers(row, stored_alert(p.alert))
     return False
 
 

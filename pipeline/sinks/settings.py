@@ -348,25 +348,20 @@ class StdoutSink(_Sink):
     batch_size: int = Field(100, ge=1, le=10_000)
 
 
-SinkConfig = Annotated[
-    WebhookSink
-    | SplunkSink
-    | ElasticsearchSink
-    | SentinelSink
-    | DatadogSink
-    | PagerDutySink
-    | JsonlSink
-    | StdoutSink,
-    Field(discriminator="type"),
-]
+# The settings of the sinks that send over HTTP, and of every sink: each sink type's model.
+HttpSinkSettings = (
+    WebhookSink | SplunkSink | ElasticsearchSink | SentinelSink | DatadogSink | PagerDutySink
+)
+SinkSettings = HttpSinkSettings | JsonlSink | StdoutSink
+SinkConfig = Annotated[SinkSettings, Field(discriminator="type")]
 
 
-def default_sinks() -> list[Any]:
+def default_sinks() -> list[SinkSettings]:
     """The embedded default: alerts appended to data/alerts.jsonl."""
     return [JsonlSink(type="jsonl", name="alerts-file")]
 
 
-def check_names(sinks: list[Any]) -> list[Any]:
+def check_names(sinks: list[SinkSettings]) -> list[SinkSettings]:
     seen: set[str] = set()
     for sink in sinks:
         if sink.name in seen:
