@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 import pytest
 from outbox import alert
 
-from pipeline.sinks.payloads import ecs, native_record, ocsf, render
+from pipeline.sinks.payloads import (
+    AlertRecord,
+    FindingRecord,
+    NativeRecord,
+    ecs,
+    native_record,
+    ocsf,
+    render,
+)
 
 
 def _record(revision: int = 1, **verdict: object) -> dict:
@@ -88,3 +96,18 @@ def test_ocsf_detection_finding(
     assert [e["name"] for e in doc["evidences"]] == ["new_source", "unexpected_accessor"]
     assert all(e["actor"]["user"]["name"] == "team-a/api" for e in doc["evidences"])
     assert doc["unmapped"]["revision"] == revision
+
+
+def test_the_typed_records_name_exactly_the_keys_detection_stores() -> None:
+    """`AlertRecord` types the JSON of `detectors.alert.Alert`: a field added to or dropped
+    from the alert must be added to or dropped from the record type too."""
+    stored = alert(more=(("dormant", "low"),))
+    assert set(stored) == AlertRecord.__required_keys__ | AlertRecord.__optional_keys__
+    assert set(stored["findings"][0]) == FindingRecord.__required_keys__
+    resolved = _record(
+        resolution="true_positive",
+        resolved_by="ana",
+        resolved_at=datetime(2026, 5, 2, tzinfo=UTC),
+        note="n",
+    )
+    assert set(resolved) == NativeRecord.__required_keys__ | NativeRecord.__optional_keys__
