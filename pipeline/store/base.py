@@ -163,7 +163,9 @@ class Outbox(Protocol):
     its body. Delivery keeps one record per (alert, sink); the work of a sink is every
     alert whose revision is above what that sink settled, except dead ones. `alerts()`
     frames carry `revision`, `resolution`, `resolved_by`, `resolved_at`, `note`,
-    `repeats` and `folded_into` besides the columns above. Times are tz-aware UTC."""
+    `repeats` and `folded_into` besides the columns detection writes (id, ts, identity,
+    severity, detectors, score, window_start, window_end, explanation, evidence_count,
+    baseline_version, body, created_at, updated_at). Times are tz-aware UTC."""
 
     def alerts(
         self,

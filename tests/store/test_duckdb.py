@@ -14,7 +14,8 @@ import pytest
 from pipeline.errors import StoreError
 from pipeline.record import EventRow, to_micros
 from pipeline.store import STORES
-from pipeline.store.duckdb import SCHEMA_VERSION, DuckDBStore, rows_to_arrow
+from pipeline.store.duckdb import SCHEMA_VERSION, DuckDBStore
+from pipeline.store.rows import rows_to_arrow
 
 HOLDER = textwrap.dedent(
     """

@@ -15,12 +15,13 @@ from pipeline.store import outbox_rules as rules
 from pipeline.store.duckdb.connection import now as clock
 
 # A changed body is a new revision for the sinks; an identical one is not.
+_REVISION = rules.upserted_revision_sql("alerts.revision", "alerts.body", "excluded.body")
 _UPSERT_ALERT = f"""INSERT INTO alerts (id, ts, identity, severity, detectors, score,
       window_start, window_end, explanation, evidence_count,
       baseline_version, body, created_at, updated_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET ts = excluded.ts,
-      revision = {rules.upserted_revision_sql("alerts.revision", "alerts.body", "excluded.body")},
+      revision = {_REVISION},
       severity = excluded.severity, detectors = excluded.detectors,
       score = excluded.score, window_start = excluded.window_start,
       window_end = excluded.window_end, explanation = excluded.explanation,

@@ -25,16 +25,17 @@ _FOLD_JOINS = """LEFT JOIN folds f ON f.into_id = a.id
                  LEFT JOIN alert_folds fo ON fo.alert_id = a.id"""
 _REVISION = rules.revision_sql("a.revision", "f.n")
 _SETTLED = "coalesce(d.delivered_revision, 0)"
+# An outcome row over the stored record (`deliveries`): its settled revision and delivery
+# time follow the rules, everything else is the outcome's.
+_SETTLES = rules.settled_sql("deliveries.delivered_revision", "excluded.delivered_revision")
+_DELIVERED_AT = rules.delivered_at_sql("deliveries.delivered_at", "excluded.delivered_at")
 _UPSERT_DELIVERIES = f"""INSERT INTO deliveries SELECT * FROM outcome_rows
     ON CONFLICT (alert_id, sink) DO UPDATE SET
-      delivered_revision = {
-    rules.settled_sql("deliveries.delivered_revision", "excluded.delivered_revision")
-},
+      delivered_revision = {_SETTLES},
       state = excluded.state, attempts = excluded.attempts,
       next_attempt_at = excluded.next_attempt_at, last_status = excluded.last_status,
       last_error = excluded.last_error, first_failed_at = excluded.first_failed_at,
-      delivered_at = {rules.delivered_at_sql("deliveries.delivered_at", "excluded.delivered_at")},
-      updated_at = excluded.updated_at"""  # noqa: S608 - constants only
+      delivered_at = {_DELIVERED_AT}, updated_at = excluded.updated_at"""  # noqa: S608
 _STAMP = pa.timestamp("us", tz="UTC")
 
 
