@@ -1,4 +1,8 @@
-"""Store registry: `type` in the `store` config section picks one."""
+"""Store registry: `type` in the `store` config section picks one.
+
+The interface is in base.py: `Store`, and the roles a caller takes one of (`EventLog`,
+`DetectionState`, `Outbox`, `ReportSource`); rows.py and outbox_rules.py hold what both
+stores share."""
 
 from __future__ import annotations
 
@@ -7,7 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import StoreError
-from pipeline.store.base import Checkpoint, EventFilter, Store
+from pipeline.store.base import (
+    Checkpoint,
+    DetectionState,
+    EventFilter,
+    EventLog,
+    Outbox,
+    ReportSource,
+    Store,
+)
 from pipeline.store.duckdb import DuckDBStore
 from pipeline.store.elasticsearch import ElasticsearchStore
 
@@ -18,6 +30,10 @@ __all__ = [
     "Checkpoint",
     "EventFilter",
     "Store",
+    "EventLog",
+    "DetectionState",
+    "Outbox",
+    "ReportSource",
     "DuckDBStore",
     "ElasticsearchStore",
     "STORES",
