@@ -30,7 +30,7 @@ from collections.abc import Callable
 from multiprocessing.sharedctypes import SynchronizedArray
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import orjson
 from rich.console import Console
@@ -44,6 +44,9 @@ from pipeline.errors import StoreError
 from pipeline.record import EventRow
 from pipeline.store.base import Store
 from pipeline.terminal import inert, log_to_stderr
+
+if TYPE_CHECKING:
+    from detectors.alert import Alert
 
 log = logging.getLogger(__name__)
 REPORT_SECONDS = 10.0
@@ -68,7 +71,7 @@ class Delays:
         self.out: IO[bytes] | None = metrics.open("ab") if metrics else None
         self.produced: dict[str, int] = {}  # event id -> produce time (ms), oldest first
 
-    def batch(self, rows: list[EventRow], stamps: list[int], alerts: list) -> None:
+    def batch(self, rows: list[EventRow], stamps: list[int], alerts: list[Alert]) -> None:
         """One stored batch: its events, their records' Kafka timestamps, the alerts raised."""
         if not rows and not alerts:
             return
@@ -129,7 +132,7 @@ class Member:
         kafka.ensure_topics(kcfg)
         # spawn, not fork: this process already has threads and Kafka sockets.
         ctx = multiprocessing.get_context("spawn")
-        self.counts: SynchronizedArray = ctx.Array("q", 3)  # records, events, dead letters
+        self.counts: SynchronizedArray[int] = ctx.Array("q", 3)  # records, events, dead letters
         self.normalize_stop = ctx.Event()
         self.normalize = ctx.Process(
             target=normalize_process,
@@ -174,7 +177,9 @@ class Member:
             self.console.print(Text.from_markup("[bold red]error:[/] ") + failed)
         return 1 if self.failures else 0
 
-    def _guard(self, name: str, body: Callable[[threading.Event], None], stop: threading.Event):
+    def _guard(
+        self, name: str, body: Callable[[threading.Event], None], stop: threading.Event
+    ) -> None:
         try:
             body(stop)
         except BaseException as exc:  # noqa: BLE001 - reported, and the other stage stops
@@ -208,7 +213,7 @@ def normalize_process(
     cfg: Config,
     kcfg: KafkaConfig,
     member: str,
-    counts: SynchronizedArray,
+    counts: SynchronizedArray[int],
     stop: ProcessEvent,
     parent: int,
 ) -> None:
