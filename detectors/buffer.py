@@ -1,0 +1,136 @@
+"""The live event buffer: prepared events not learned from yet, as they arrived.
+
+Each event is prepared for the detectors once, when it arrives (`prepare` costs more than
+judging): each poll's events are one prepared chunk, in (time, id) order, and a batch is
+cut out of the chunks, in that order, when it is judged. Grouping codes are numbered per
+`prepare` call, so what is cut out is coded again over its own events (`recode`).
+
+The buffer also knows the ids of what it holds and of the last `learned_kept` events
+learned from: a record delivered again (read again after a rebalance) is judged once, and
+one learned from lately is a copy, not a late event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+import numpy as np
+import pandas as pd
+
+from detectors.events import Events
+
+_FIELDS = [f.name for f in fields(Events)]
+MAX_CHUNKS = 32  # prepared chunks kept apart before they are merged into one
+LEARNED_KEPT = 200_000  # ids of events learned from, kept to tell a copy from a late event
+
+
+class EventBuffer:
+    """Prepared events not learned from yet; `empty` is a prepared batch of none."""
+
+    def __init__(self, empty: Events, learned_kept: int = LEARNED_KEPT) -> None:
+        self.empty = empty
+        self.learned_kept = learned_kept
+        self.chunks: list[Events] = []
+        self.seen: set[str] = set()  # ids of the events held
+        self.learned: dict[str, None] = {}  # ids of the last events learned from, in order
+
+    def clear(self) -> None:
+        """Forget everything (a reload fills the buffer again from the store)."""
+        self.chunks, self.seen, self.learned = [], set(), {}
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self.chunks)
+
+    def knows(self, event_id: str) -> bool:
+        """Held, or learned from lately: a copy of it is not judged again."""
+        return event_id in self.seen or event_id in self.learned
+
+    def add(self, chunk: Events) -> None:
+        """Keep one prepared chunk, in (time, id) order."""
+        if not len(chunk):
+            return
+        self.seen.update(chunk.event_id.tolist())
+        self.chunks.append(chunk)
+        if len(self.chunks) > MAX_CHUNKS:
+            self.chunks = [ordered(self.chunks, self.empty)]
+
+    def first_us(self) -> int | None:
+        return min((int(c.ts_us[0]) for c in self.chunks), default=None)
+
+    def newest_us(self) -> int | None:
+        return max((int(c.ts_us[-1]) for c in self.chunks), default=None)
+
+    def count_before(self, end_us: int) -> int:
+        return sum(int(np.searchsorted(c.ts_us, end_us)) for c in self.chunks)
+
+    def events(self) -> Events:
+        """Everything held, in (time, id) order."""
+        return ordered(self.chunks, self.empty)
+
+    def peek(self, end_us: int) -> Events:
+        """The events before `end_us`, recoded, left in the buffer."""
+        parts = [c.slice(0, cut) for c in self.chunks if (cut := _cut(c, end_us))]
+        return recode(ordered(parts, self.empty))
+
+    def take(self, end_us: int) -> Events:
+        """The events before `end_us`, recoded, out of the buffer (learned from)."""
+        parts, kept = [], []
+        for c in self.chunks:
+            cut = _cut(c, end_us)
+            if cut:
+                parts.append(c.slice(0, cut))
+                ids = c.event_id[:cut].tolist()
+                self.seen.difference_update(ids)
+                self.learned.update(dict.fromkeys(ids))
+            if cut < len(c):
+                kept.append(c.slice(cut, len(c)) if cut else c)
+        self.chunks = kept
+        if len(self.learned) > 2 * self.learned_kept:
+            self.learned = dict.fromkeys(list(self.learned)[-self.learned_kept :])
+        return recode(ordered(parts, self.empty))
+
+
+def _cut(chunk: Events, end_us: int) -> int:
+    return int(np.searchsorted(chunk.ts_us, end_us))
+
+
+def ordered(chunks: list[Events], empty: Events) -> Events:
+    """Chunks of prepared events, each in (time, id) order, as one in that order."""
+    if not chunks:
+        return empty
+    if len(chunks) == 1:
+        return chunks[0]
+    ev = Events(**{f: np.concatenate([getattr(c, f) for c in chunks]) for f in _FIELDS})
+    return ev.take(time_order(ev.ts_us, ev.event_id))
+
+
+def time_order(ts: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The (time, id) order of events: by time (integers, fast), then the few runs of equal
+    times by id.
+
+    >>> time_order(np.array([2, 1, 1]), np.array(["a", "c", "b"], dtype=object)).tolist()
+    [2, 1, 0]
+    """
+    order = np.argsort(ts, kind="stable")
+    same = ts[order]
+    same = same[1:] == same[:-1]
+    if same.any():
+        starts = np.flatnonzero(np.r_[True, ~same])
+        ends = np.r_[starts[1:], len(order)]
+        runs = ends - starts > 1
+        for a, b in zip(starts[runs].tolist(), ends[runs].tolist(), strict=True):
+            run = order[a:b]
+            order[a:b] = run[np.argsort(ids[run], kind="stable")]
+    return order
+
+
+def recode(ev: Events) -> Events:
+    """Events with grouping codes computed over them all (`prepare` numbers identities,
+    secrets, networks and clients per call, so codes from two calls do not match)."""
+    return replace(
+        ev,
+        icode=pd.factorize(ev.identity)[0].astype(np.int64),
+        scode=pd.factorize(ev.secret)[0].astype(np.int64),
+        ncode=pd.factorize(ev.net)[0].astype(np.int64),
+        ccode=pd.factorize(ev.client)[0].astype(np.int64),
+    )
