@@ -25,7 +25,7 @@ Outcome = Literal["success", "denied", "error"]
 
 # The values of each type, for checks and help text. Which sources exist is the source
 # registry's to say (`pipeline.sources.SOURCES`); `Source` spells the same names out for the
-# type checker, and tests/sources/test_registry.py fails if the two drift apart.
+# type checker, and tests/sources/test_source_registry.py fails if the two drift apart.
 SOURCES: tuple[str, ...] = get_args(Source)
 IDENTITY_KINDS: tuple[str, ...] = get_args(IdentityKind)
 ACTIONS: tuple[str, ...] = get_args(Action)
