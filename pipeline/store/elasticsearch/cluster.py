@@ -140,7 +140,8 @@ class Cluster:
     def get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
         """The _source of one document (realtime: no refresh needed), None if missing."""
         try:
-            return self.client.get(index=self.index(kind), id=doc_id)["_source"]
+            source: dict[str, Any] = self.client.get(index=self.index(kind), id=doc_id)["_source"]
+            return source
         except NotFoundError:
             return None
 
@@ -225,11 +226,13 @@ class Cluster:
                 attempt += 1
 
     def _bulk_once(self, chunk: list[Action]) -> list[dict[str, Any]]:
+        # streaming_bulk is annotated for dict headers only; ours are serialized already
+        # (schema.action), and its serializer sends bytes as they are.
         results = streaming_bulk(
             self.client,
-            chunk,
+            chunk,  # type: ignore[arg-type]
             chunk_size=len(chunk),
-            expand_action_callback=_as_is,
+            expand_action_callback=_as_is,  # type: ignore[arg-type]
             raise_on_error=False,
             max_retries=self.max_retries,
             initial_backoff=self.backoff,
@@ -278,7 +281,7 @@ class Cluster:
         """Hits in `sort` order, a page at a time: one request when `limit` fits a page,
         else search_after over a point in time, so pages stay consistent while others
         write. A missing index has no hits."""
-        common = {
+        common: dict[str, Any] = {
             "query": where,
             "sort": sort,
             "source": source,
@@ -353,7 +356,7 @@ class Cluster:
         left, after = limit, None
         while left is None or left > 0:
             size = PAGE if left is None else min(PAGE, left)
-            extra = {"search_after": after} if after is not None else {}
+            extra: dict[str, Any] = {"search_after": after} if after is not None else {}
             body = self.client.search(
                 pit={"id": pit, "keep_alive": "2m"}, size=size, **common, **extra
             ).body
