@@ -1,10 +1,12 @@
 """Elasticsearch store: the distributed twin of the DuckDB store, with the same interface
 and the same results (tests/store/test_store_contract.py runs on both).
 
-- store.py: `ElasticsearchStore`: events, dead letters, checkpoints, detection, alerts;
+- store.py: `ElasticsearchStore`: lifecycle, schema, the order of writes, refreshes;
 - cluster.py: the client, its errors, bulk writes with retries, read-modify-write, paging;
-- outbox.py: alert revisions, per-sink deliveries, verdicts and folds;
-- reports.py: the report aggregations;
+- events.py: events, dead letters, checkpoints (`EventLog`);
+- detection.py: alerts from detection, baselines, detection state (`DetectionState`);
+- outbox.py: alerts, their revisions, per-sink deliveries, verdicts and folds (`Outbox`);
+- reports.py: the report aggregations (`ReportSource`);
 - schema.py: field tables (ECS names for events), strict mappings, conversions.
 """
 

@@ -17,7 +17,7 @@ from elasticsearch import ConflictError
 
 from pipeline.errors import StoreError
 from pipeline.store import outbox_rules as rules
-from pipeline.store.base import DeliveryOutcome, PendingDelivery
+from pipeline.store.base import DeliveryOutcome, EventFilter, PendingDelivery
 from pipeline.store.elasticsearch.schema import (
     ALERT_FIELDS,
     delivery_id,
@@ -25,6 +25,7 @@ from pipeline.store.elasticsearch.schema import (
     iso,
     now_iso,
     public,
+    query,
     to_datetime,
 )
 
@@ -90,6 +91,22 @@ class Outbox:
         self.store = store
 
     # -- reads ---------------------------------------------------------------------------
+    def alerts(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        identity: str | None,
+        limit: int | None,
+    ) -> pd.DataFrame:
+        """The alerts index is refreshed first: a save whose own refresh failed (an
+        outage mid-step) has written alerts a search would not yet see, and a detector
+        taking over must see them to keep their ids."""
+        self.store.refresh({self.store.index("alerts")})
+        where = query(EventFilter(since=since, until=until, identity=identity), ALERT_FIELDS)
+        sort = [{"@timestamp": "asc"}, {"id": "asc"}]
+        docs = self.store.sources("alerts", where, sort, limit)
+        return frame(self.with_folds(docs), ALERT_COLUMNS)
+
     def pending(self, sink: str, limit: int, now: datetime) -> list[PendingDelivery]:
         """Oldest alert first: the pages are sorted by creation."""
         found: list[PendingDelivery] = []

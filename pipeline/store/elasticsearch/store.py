@@ -1,59 +1,38 @@
-"""`ElasticsearchStore`: events, dead letters, checkpoints, detection state and alerts, on
-a `Cluster` (cluster.py); the outbox and the report aggregations live beside it."""
+"""`ElasticsearchStore` on a `Cluster` (cluster.py): the connection, the schema, the order
+of writes and the refreshes before reads. The work of each role is beside it: events.py,
+detection.py, outbox.py and reports.py."""
 
 from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import partial, wraps
+from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
-import orjson
 import pandas as pd
-import pyarrow as pa
 from elasticsearch import AuthorizationException
 
 from pipeline.errors import StoreError
-from pipeline.record import PROVISIONAL_NOTE, EventRow
+from pipeline.record import EventRow
 from pipeline.sources.base import DeadLetter
-from pipeline.store import outbox_rules as rules
 from pipeline.store.base import (
     ALL_EVENTS,
-    GROUPABLE,
     Checkpoint,
     DeliveryOutcome,
     EventFilter,
     PendingDelivery,
 )
-from pipeline.store.elasticsearch import reports
-from pipeline.store.elasticsearch.cluster import Action, Cluster, credentials
-from pipeline.store.elasticsearch.outbox import ALERT_COLUMNS, Outbox
+from pipeline.store.elasticsearch import detection, events, reports
+from pipeline.store.elasticsearch.cluster import Cluster, credentials
+from pipeline.store.elasticsearch.outbox import Outbox
 from pipeline.store.elasticsearch.schema import (
-    ALERT_FIELDS,
     EVENT_FIELDS,
-    EVENT_SCHEMA,
     EVENT_TYPES,
-    PAGE,
     SCHEMA_VERSION,
-    action,
-    blob,
-    dead_id,
-    event_batch,
-    event_doc,
-    frame,
-    from_epoch,
-    iso,
-    like_duckdb,
     mapping,
-    month,
-    now_iso,
     public,
-    query,
-    unblob,
 )
 from pipeline.store.rows import dedupe
 
@@ -61,19 +40,8 @@ if TYPE_CHECKING:
     from pipeline.config import ElasticsearchStoreConfig
 
 _T = TypeVar("_T")
-_HOUR_US = 3_600_000_000
 REFRESH_SECONDS = 1.0  # under load, written events become searchable this often
 REFRESH_BATCH = 1000  # a batch smaller than this is searchable at once
-_DEAD_COLUMNS = {
-    "file": ("file", "str"),
-    "line": ("line", "int"),
-    "offset": ("offset", "int"),
-    "idx": ("idx", "str"),
-    "format": ("format", "str"),
-    "reason": ("reason", "str"),
-    "raw": ("raw", "blob"),
-    "recorded_at": ("recorded_at", "time"),
-}
 
 
 def _guard(doing: str) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
@@ -275,36 +243,13 @@ class ElasticsearchStore:
         were new, counting a complete record that replaced a provisional one."""
         self.writable()
         touched: set[str] = set()
-        inserted = self._write_events(dedupe(rows), touched) if rows else 0
+        inserted = events.write_events(self.cluster, dedupe(rows), touched) if rows else 0
         if dead:
-            self._write_dead(dead)
+            events.write_dead(self.cluster, dead)
             touched.add(self.index("dead-letters"))
         self._refresh_soon(touched, small=len(rows) < REFRESH_BATCH)
         if checkpoints:
-            self.cluster.ensure(self.index("checkpoints"))
-            now = now_iso()
-            self.cluster.bulk_checked(
-                [
-                    action(
-                        "index",
-                        self.index("checkpoints"),
-                        cp.key,
-                        {
-                            "key": cp.key,
-                            "updated_at": now,
-                            "position": {
-                                "path": cp.path,
-                                "device": cp.device,
-                                "inode": cp.inode,
-                                "offset": cp.offset,
-                                "line": cp.line,
-                                "fingerprint": cp.fingerprint,
-                            },
-                        },
-                    )
-                    for cp in checkpoints
-                ]
-            )
+            events.write_checkpoints(self.cluster, checkpoints)
         return inserted
 
     def _refresh_soon(self, indices: set[str], small: bool) -> None:
@@ -328,123 +273,6 @@ class ElasticsearchStore:
             return
         self._unrefreshed = set()
 
-    def _write_events(self, rows: list[EventRow], touched: set[str]) -> int:
-        stamps = np.array([r[1] for r in rows], dtype="datetime64[us]")
-        iso_stamps = np.datetime_as_string(stamps, unit="us").tolist()
-        months = stamps.astype("datetime64[M]")
-        names = [f"{self.prefix}-events-{month(m)}" for m in months]
-        for name in set(names):
-            self.cluster.ensure(name)
-        touched.update(names)
-        known = self._across_months(rows, stamps, months, touched)
-        actions = [
-            action("create", index, row[0], event_doc(row, stamp))
-            for row, index, stamp in zip(rows, names, iso_stamps, strict=True)
-            if row[0] not in known
-        ]
-        items = self.cluster.bulk_checked(actions, accept=(409,))
-        conflicts = {i["_id"] for i in items if i["status"] == 409}
-        complete = [
-            (row, index, stamp)
-            for row, index, stamp in zip(rows, names, iso_stamps, strict=True)
-            if row[0] in conflicts and row.note != PROVISIONAL_NOTE
-        ]
-        return sum(1 for i in items if i["status"] == 201) + self._upgrade(complete)
-
-    def _across_months(
-        self, rows: list[EventRow], stamps: np.ndarray, months: np.ndarray, touched: set[str]
-    ) -> set[str]:
-        """An id is unique per index only, and a complete record may carry a later time
-        than its provisional one: events within an hour of a month's edge are looked up in
-        the neighbouring month too. Returns the ids found there (already stored); a
-        provisional one found for a complete record is deleted instead, so the complete
-        one is created in its own month."""
-        hour = np.timedelta64(_HOUR_US, "us")
-        near: dict[str, list[EventRow]] = {}
-        for positions, step in (
-            (np.flatnonzero(stamps - months.astype("datetime64[us]") < hour), -1),
-            (np.flatnonzero((months + 1).astype("datetime64[us]") - stamps <= hour), 1),
-        ):
-            for i in positions.tolist():
-                index = f"{self.prefix}-events-{month(months[i] + step)}"
-                near.setdefault(index, []).append(rows[i])
-        known: set[str] = set()
-        deletes: list[Action] = []
-        for index, group in near.items():
-            stored = self.cluster.mget(index, [r[0] for r in group])
-            for row, doc in zip(group, stored, strict=True):
-                if doc is None:
-                    continue
-                if doc["_source"].get(EVENT_FIELDS["note"]) == PROVISIONAL_NOTE != row.note:
-                    deletes.append(action("delete", index, row[0]))
-                    touched.add(index)
-                else:
-                    known.add(row[0])
-        if deletes:
-            self.cluster.bulk_checked(deletes, accept=(404,))
-        return known
-
-    def _upgrade(self, complete: list[tuple[EventRow, str, str]]) -> int:
-        """Overwrite the stored provisional events these complete ones (row, index, time)
-        conflicted with; return how many."""
-        replace: list[Action] = []
-        for start in range(0, len(complete), PAGE):
-            part = {
-                row[0]: (row, index, stamp) for row, index, stamp in complete[start : start + PAGE]
-            }
-            hits = (
-                self.cluster.client.search(
-                    index=self.index("events"),
-                    query={
-                        "bool": {
-                            "filter": [
-                                {"ids": {"values": list(part)}},
-                                {"term": {EVENT_FIELDS["note"]: PROVISIONAL_NOTE}},
-                            ]
-                        }
-                    },
-                    size=len(part),
-                    source=False,
-                    track_total_hits=False,
-                    filter_path="hits.hits._id,hits.hits._index",
-                )
-                .body.get("hits", {})
-                .get("hits", [])
-            )
-            for hit in hits:
-                row, index, stamp = part[hit["_id"]]
-                if hit["_index"] == index:
-                    replace.append(action("index", index, row[0], event_doc(row, stamp)))
-        if replace:
-            self.cluster.bulk_checked(replace)
-        return len(replace)
-
-    def _write_dead(self, dead: Sequence[DeadLetter]) -> None:
-        """Create-only with a content-derived id: the same letter twice is stored once."""
-        index, now = self.index("dead-letters"), now_iso()
-        self.cluster.ensure(index)
-        self.cluster.bulk_checked(
-            [
-                action(
-                    "create",
-                    index,
-                    dead_id(d),
-                    {
-                        "file": d.file,
-                        "line": d.line,
-                        "offset": d.offset,
-                        "idx": d.index,
-                        "format": d.format,
-                        "reason": d.reason,
-                        "raw": blob(d.raw),
-                        "recorded_at": now,
-                    },
-                )
-                for d in dead
-            ],
-            accept=(409,),
-        )
-
     @_guard("saving detection state")
     def save_detection(
         self,
@@ -454,67 +282,10 @@ class ElasticsearchStore:
         version: int,
         replace: bool = False,
     ) -> None:
-        """Store alerts, baselines and detection state, in that order, each step only once
-        the one before it is complete, since Elasticsearch has no transactions:
-        1. every document is built first, so a malformed alert stores nothing at all;
-        2. alerts, upserted by id: raised again after a crash, they change nothing;
-        3. baselines, then (`replace`) the deletion of all older ones;
-        4. detection state, the `meta` key (the watermark) last.
-        A crash before step 4 leaves the old watermark: the restarted detector judges that
-        stretch again (same alert ids, so no duplicates) and may learn it a second time."""
+        """Alerts, then baselines, then detection state with the watermark last, each step
+        only once the one before it is complete (see `detection.save`)."""
         self.writable()
-        now, generation = now_iso(), uuid.uuid4().hex
-        docs = {doc["id"]: doc for doc in (_alert_doc(a, now) for a in alerts)}
-        baseline_actions = [
-            action(
-                "index",
-                self.index("baselines"),
-                identity,
-                {
-                    "identity": identity,
-                    "version": version,
-                    "generation": generation,
-                    "body": blob(body),
-                    "updated_at": now,
-                },
-            )
-            for identity, body in baselines
-        ]
-        state_actions = {
-            key: action(
-                "index",
-                self.index("detection-state"),
-                key,
-                {"key": key, "value": blob(value), "updated_at": now},
-            )
-            for key, value in state.items()
-        }
-        if docs:
-            self.cluster.rewrite(
-                "alerts", list(docs), lambda i, old: _upsert_alert(docs[i], old, now)
-            )
-        if baseline_actions or replace:
-            self.cluster.ensure(self.index("baselines"))
-            self.cluster.bulk_checked(baseline_actions)
-            if replace:
-                self._drop_baselines_but(generation)
-            self.cluster.refresh({self.index("baselines")})
-        if state_actions:
-            self.cluster.ensure(self.index("detection-state"))
-            rest = [a for key, a in state_actions.items() if key != "meta"]
-            self.cluster.bulk_checked(rest)
-            if "meta" in state_actions:
-                self.cluster.bulk_checked([state_actions["meta"]])
-
-    def _drop_baselines_but(self, generation: str) -> None:
-        """Delete the baselines other calls wrote (search + bulk delete, not
-        delete_by_query, which lives in a module minimal distributions lack)."""
-        index = self.index("baselines")
-        self.cluster.refresh({index})
-        where = {"bool": {"must_not": {"term": {"generation": generation}}}}
-        for hits in self.cluster.pages(index, where, [{"identity": "asc"}], source=False):
-            deletes = [action("delete", index, h["_id"]) for h in hits]
-            self.cluster.bulk_checked(deletes, accept=(404,))
+        detection.save(self.cluster, baselines, state, alerts, version, replace)
 
     # -- the outbox (contracts in store/base.py; the work is in outbox.py) ------------------
     @_guard("reading pending deliveries")
@@ -564,119 +335,36 @@ class ElasticsearchStore:
         newest_first: bool = False,
     ) -> pd.DataFrame:
         self._visible()
-        order = "desc" if newest_first else "asc"
-        index, sort = self.index("events"), [{"@timestamp": order}, {"event.id": "asc"}]
-        if limit is not None:  # the first rows in order: one stream
-            pages = self.cluster.pages(index, query(where, EVENT_FIELDS), sort, limit)
-            table = pa.Table.from_batches(map(event_batch, pages), EVENT_SCHEMA)
-            return like_duckdb(table.to_pandas())
-        # All rows (training reads hundreds of thousands): slices of a point in time read
-        # in parallel in index order, which spares the server a sort per page (half its
-        # work), then sorted here.
-        batches = self.cluster.sliced(
-            index,
-            query(where, EVENT_FIELDS),
-            [{"_shard_doc": "asc"}],
-            self.cluster.read_slices,
-            partial(event_batch, sorted_by_time=False),
-        )
-        table = pa.Table.from_batches(batches, EVENT_SCHEMA)
-        arrow_order = "descending" if newest_first else "ascending"
-        table = table.sort_by([("ts", arrow_order), ("event_id", "ascending")])
-        return like_duckdb(table.to_pandas())
+        return events.events(self.cluster, where, limit, newest_first)
 
     @_guard("counting events")
     def count(self, where: EventFilter = ALL_EVENTS) -> int:
         self._visible()
-        return int(
-            self.cluster.client.count(
-                index=self.index("events"),
-                query=query(where, EVENT_FIELDS),
-                allow_no_indices=True,
-                ignore_unavailable=True,
-            )["count"]
-        )
+        return events.count(self.cluster, where)
 
     @_guard("computing event statistics")
     def stats(
         self, by: str, where: EventFilter = ALL_EVENTS, limit: int | None = None
     ) -> pd.DataFrame:
-        """A composite aggregation paged to the end (exact counts, unlike `terms`), then
-        ordered like DuckDB: most events first, ties by name, no value last. First and
-        last times come from sorted top hits, exact to the µs (min/max give ms)."""
         self._visible()
-        if by not in GROUPABLE:
-            raise StoreError(f"cannot group by {by!r}; choose one of {', '.join(GROUPABLE)}")
-        rows = list(
-            reports.composite(
-                self.cluster,
-                [(by, {"terms": {"field": EVENT_FIELDS[by], "missing_bucket": True}})],
-                query(where, EVENT_FIELDS),
-                {
-                    "denied": {"filter": {"term": {EVENT_FIELDS["outcome"]: "denied"}}},
-                    "first": _top_time("asc"),
-                    "last": _top_time("desc"),
-                },
-            )
-        )
-        table = pd.DataFrame(
-            {
-                by: pd.array([key[by] for key, _ in rows], dtype="str"),
-                "events": np.array([b["doc_count"] for _, b in rows], dtype="int64"),
-                "denied": np.array([b["denied"]["doc_count"] for _, b in rows], dtype="int64"),
-                "first_seen": from_epoch([_top(b["first"]) for _, b in rows], "ns"),
-                "last_seen": from_epoch([_top(b["last"]) for _, b in rows], "ns"),
-            }
-        )
-        table = table.sort_values(
-            ["events", by], ascending=[False, True], na_position="last", kind="stable"
-        ).reset_index(drop=True)
-        return table.head(limit) if limit is not None else table
+        return events.stats(self.cluster, by, where, limit)
 
     @_guard("reading dead letters")
     def dead_letters(self, limit: int | None = None) -> pd.DataFrame:
         self._visible()
-        sort = [{"recorded_at": "asc"}, {"file": "asc"}, {"offset": "asc"}]
-        return frame(
-            self.cluster.sources("dead-letters", {"match_all": {}}, sort, limit), _DEAD_COLUMNS
-        )
+        return events.dead_letters(self.cluster, limit)
 
     @_guard("reading a checkpoint")
     def checkpoint(self, key: str) -> Checkpoint | None:
-        doc = self.cluster.get("checkpoints", key)
-        if doc is None:
-            return None
-        at = doc["position"]
-        return Checkpoint(
-            doc["key"],
-            at["path"],
-            at["device"],
-            at["inode"],
-            at["offset"],
-            at["line"],
-            at.get("fingerprint"),
-        )
+        return events.checkpoint(self.cluster, key)
 
     @_guard("reading baselines")
     def baselines(self, identities: Sequence[str] | None = None) -> list[tuple[str, bytes]]:
-        if identities is not None:
-            docs = self.cluster.mget(self.index("baselines"), list(dict.fromkeys(identities)))
-            return sorted((d["_id"], unblob(d["_source"]["body"]) or b"") for d in docs if d)
-        return [
-            (h["_source"]["identity"], unblob(h["_source"]["body"]) or b"")
-            for hits in self.cluster.pages(
-                self.index("baselines"),
-                {"match_all": {}},
-                [{"identity": "asc"}],
-                source=["identity", "body"],
-            )
-            for h in hits
-        ]
+        return detection.baselines(self.cluster, identities)
 
     @_guard("reading detection state")
     def detection_state(self, key: str) -> bytes | None:
-        doc = self.cluster.get("detection-state", key)
-        return unblob(doc["value"]) if doc else None
+        return detection.detection_state(self.cluster, key)
 
     @_guard("reading alerts")
     def alerts(
@@ -687,13 +375,8 @@ class ElasticsearchStore:
         limit: int | None = None,
     ) -> pd.DataFrame:
         """Stored alerts, oldest first; `body` holds the full alert as JSON. `identity`
-        accepts `*` wildcards, as for events. The alerts index is refreshed first: a
-        save whose own refresh failed (an outage mid-step) has written alerts a search
-        would not yet see, and a detector taking over must see them to keep their ids."""
-        self.cluster.refresh({self.index("alerts")})
-        where = query(EventFilter(since=since, until=until, identity=identity), ALERT_FIELDS)
-        docs = self.cluster.sources("alerts", where, [{"@timestamp": "asc"}, {"id": "asc"}], limit)
-        return frame(self._outbox.with_folds(docs), ALERT_COLUMNS)
+        accepts `*` wildcards, as for events."""
+        return self._outbox.alerts(since, until, identity, limit)
 
     # -- report aggregates (contracts in store/base.py; the work is in reports.py) ---------
     @_guard("summarizing access")
@@ -715,44 +398,3 @@ class ElasticsearchStore:
     def secret_history(self, until: datetime) -> pd.DataFrame:
         self._visible()
         return reports.secret_history(self.cluster, until)
-
-
-def _top_time(order: str) -> dict[str, Any]:
-    return {"top_hits": {"size": 1, "sort": [{"@timestamp": order}], "_source": False}}
-
-
-def _top(agg: Mapping[str, Any]) -> int:
-    return int(agg["hits"]["hits"][0]["sort"][0])
-
-
-def _alert_doc(alert: Mapping[str, Any], now: str) -> dict[str, Any]:
-    """The detection fields of an alert document; malformed alerts raise StoreError."""
-    try:
-        return {
-            "id": str(alert["id"]),
-            "@timestamp": iso(alert["timestamp"]),
-            "user.name": str(alert["identity"]),
-            "severity": str(alert["severity"]),
-            "detectors": ",".join(alert["detectors"]),
-            "score": float(alert["score"]),
-            "window_start": iso(alert["window_start"]),
-            "window_end": iso(alert["window_end"]),
-            "explanation": str(alert["explanation"]),
-            "evidence_count": int(alert["evidence_count"]),
-            "baseline_version": int(alert["baseline_version"]),
-            "body": orjson.dumps(alert, default=str).decode(),
-            "updated_at": now,
-        }
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StoreError(
-            f"alert {alert.get('id')!r} cannot be stored: {exc!r}; nothing was saved"
-        ) from exc
-
-
-def _upsert_alert(doc: dict[str, Any], stored: dict[str, Any] | None, now: str) -> dict[str, Any]:
-    """A new alert whole; a known one keeps its creation time and analyst verdict, and
-    its revision grows only if its body changed."""
-    if stored is None:
-        return {**doc, "created_at": now, "revision": rules.FIRST_REVISION}
-    revision = rules.upserted_revision(stored["revision"], stored["body"], doc["body"])
-    return {**stored, **doc, "revision": revision}
