@@ -5,7 +5,7 @@ normalize (raw topics, group `<group_id>-normalize`) runs in a child process and
 and producing on one side, storing and judging on the other, each with an interpreter (and
 GIL) of its own, so a member uses two cores. Each stage has its own KafkaConsumer, commits
 its own offsets by its own rule (see `pipeline/bus/normalize_stage.py` and
-`pipeline/bus/detect_stage.py`), and neither waits for the other: a slow store holds back
+`pipeline/bus/judge_stage.py`), and neither waits for the other: a slow store holds back
 only the detect stage. Only the detect stage touches the store.
 
 SIGTERM / SIGINT set a stop flag: each stage finishes its batch, the detect stage
@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.text import Text
 
 from pipeline.bus import kafka
-from pipeline.bus.detect_stage import DetectStage
+from pipeline.bus.judge_stage import JudgeStage
 from pipeline.bus.normalize_stage import NormalizeStage
 from pipeline.config import Config, KafkaConfig
 from pipeline.errors import StoreError
@@ -139,7 +139,7 @@ class Member:
             args=(cfg, kcfg, member, self.counts, self.normalize_stop, os.getpid()),
             name=f"secretwatch-normalize-{member}",
         )
-        self.detect = DetectStage(cfg, kcfg, store, store_name, member, self.delays.batch)
+        self.detect = JudgeStage(cfg, kcfg, store, store_name, member, self.delays.batch)
         self.failures: list[tuple[str, BaseException]] = []
 
     def run(self, stop: threading.Event) -> int:

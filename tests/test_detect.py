@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from detectors.settings import DetectorsConfig
-from pipeline.detect import detect_store, load_detection, train_store
+from pipeline.detection.store import detect_store, load_detection, train_store
 from pipeline.errors import StoreError
 from pipeline.store.base import EventFilter
 from pipeline.store.duckdb import DuckDBStore

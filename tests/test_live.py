@@ -14,8 +14,9 @@ import orjson
 import pytest
 
 from detectors.settings import DetectorsConfig
-from pipeline.detect import train_store
-from pipeline.live import LiveDetection
+from pipeline.detection.live import LiveDetection
+from pipeline.detection.store import train_store
+from pipeline.errors import StoreError
 from pipeline.record import EventRow
 from pipeline.store.base import EventFilter
 from pipeline.store.duckdb import DuckDBStore
@@ -149,3 +150,22 @@ def test_rebalancing_hands_identities_over_with_their_state(store: DuckDBStore):
     _feed(members, batches[half:])
     assert set(store.alerts()["identity"]) == {"root", "orders/orders-api"}
     assert len(store.alerts()) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"window_minutes": 5}, "detectors.window_minutes=10"),
+        ({"timezone": "Europe/Berlin"}, "detectors.timezone=UTC"),
+        ({"rate_history_weeks": 4}, "detectors.rate_history_weeks=8"),
+    ],
+)
+def test_baselines_trained_with_another_layout_are_refused(
+    store: DuckDBStore, change: dict, named: str
+):
+    """As `secretwatch detect` does: baselines learned in another time layout would be
+    misread (hours of the week in another zone, another ring of weeks)."""
+    live = LiveDetection(store, DetectorsConfig(**change), "m0", lateness_seconds=0)
+    with pytest.raises(StoreError) as info:
+        live.assign(lambda identity: "events/0")
+    assert named in str(info.value) and "secretwatch train" in str(info.value)

@@ -21,9 +21,9 @@ import pytest
 
 from detectors.settings import DetectorsConfig
 from pipeline.bus.kafka import partition_of
-from pipeline.detect import train_store
+from pipeline.detection.live import LiveDetection
+from pipeline.detection.store import train_store
 from pipeline.errors import StoreError
-from pipeline.live import LiveDetection
 from pipeline.record import EventRow
 from pipeline.store.duckdb import DuckDBStore
 
@@ -106,7 +106,7 @@ def member(
     reload_at: frozenset[int] = frozenset(),
     kill_at: frozenset[int] = frozenset(),
 ) -> None:
-    """Drive LiveDetection as pipeline/bus/detect_stage.py does: events stored first, then
+    """Drive LiveDetection as pipeline/bus/judge_stage.py does: events stored first, then
     judged; a store failure while judging loads the state again and retries the poll; a
     failed snapshot is retried as it is. `reload_at`: the state is loaded again after that
     poll (a rebalance; every other one snapshots first, as on revocation). `kill_at`: the

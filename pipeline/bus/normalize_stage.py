@@ -77,7 +77,7 @@ def marks_value(marks: dict[str, int | None], member: str) -> bytes:
     have all been produced, or None once it is caught up with nothing held. With several
     members each normalizing its own raw partitions, one member's events can be hours
     ahead of another's; the detect stage learns only up to the slowest mark, so the events
-    the other member produces next do not come late (see detect_stage.py).
+    the other member produces next do not come late (see judge_stage.py).
 
     >>> marks_value({"raw.vault/0": 5, "raw.aws/1": None}, "m1")[:50]
     b'{"marks":{"raw.vault/0":5,"raw.aws/1":null},"membe'

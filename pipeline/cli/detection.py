@@ -44,8 +44,8 @@ def replay(
     No store is used or changed: this is for trying secretwatch on a log export and for
     evaluating detectors on labelled scenarios.
     """
-    from pipeline.replay import load_events, write_alerts
-    from pipeline.replay import replay as run_replay
+    from pipeline.detection.replay import load_events, write_alerts
+    from pipeline.detection.replay import replay as run_replay
 
     cut = parse_when(train_until, "--train-until")
     assert cut is not None  # noqa: S101 - a required option
@@ -93,7 +93,7 @@ def train(
 ) -> None:
     """Learn every identity's baseline from the stored events and keep it in the store;
     `secretwatch detect` continues from --until. Replaces baselines trained before."""
-    from pipeline.detect import train_store
+    from pipeline.detection.store import train_store
 
     cut = parse_when(until, "--until") or datetime.now(UTC)
     with session(config, store_path, read_only=False) as (cfg, store):
@@ -126,7 +126,7 @@ def detect(
 ) -> None:
     """Judge the stored events that came after the last run (or after training) against
     the baselines, update them, and store the alerts; prints the alerts raised or grown."""
-    from pipeline.detect import detect_store
+    from pipeline.detection.store import detect_store
 
     with session(config, store_path, read_only=False) as (cfg, store):
         with consoles.err.status("detecting"):

@@ -6,25 +6,24 @@ from __future__ import annotations
 import logging
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from detectors.alert import Alert
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt
 from pipeline.cli.render import print_summary, progress
 from pipeline.cli.session import exit_on_error, fail
 from pipeline.config import Config, KafkaConfig, load_config
+from pipeline.detection.embedded import EmbeddedDetection
 from pipeline.errors import InputError
 from pipeline.ingest import Ingestor, IngestSummary, expand_paths
 from pipeline.record import SOURCES
 from pipeline.store import Store, make_store, open_store
 from pipeline.terminal import inert, log_to_stderr
-
-if TYPE_CHECKING:
-    from pipeline.sinks.embed import DeliveryHandle
 
 
 def ingest(
@@ -102,53 +101,35 @@ def _follow(
     from pipeline.bus.follow import follow_files
 
     log_to_stderr(logging.WARNING)  # follow's warnings, sink failures: inert
-    live = _Live(store, cfg) if detect else None
-    if live is not None and deliver and cfg.sinks:
-        from pipeline.sinks.embed import start_delivery_thread
+    live = EmbeddedDetection(store, cfg.detectors, on_alerts=_print_alerts) if detect else None
+    if live is not None:
+        live.own()
+        if deliver and cfg.sinks:
+            from pipeline.sinks.embed import start_delivery_thread
 
-        live.delivery = start_delivery_thread(
-            lambda: make_store(cfg, store_path, read_only=False), cfg
-        )
-    on_stored = live.feed if live is not None else None
+            live.delivery = start_delivery_thread(
+                lambda: make_store(cfg, store_path, read_only=False), cfg
+            )
+    on_stored = live.stored if live is not None else None
     try:
         summary = follow_files(
             paths, store, cfg, fmt=fmt, console=consoles.err, on_stored=on_stored
         )
         if live is not None:
-            live.detection.snapshot()
+            live.snapshot()
     finally:
         if live is not None:
-            live.close()
+            for exc in live.close():
+                consoles.err.print(Text.from_markup("[bold red]delivery stopped:[/] ") + inert(exc))
     return summary
 
 
-class _Live:
-    """Live detection inside `ingest --follow --detect`: every identity is this process's."""
-
-    def __init__(self, store: Store, cfg: Config) -> None:
-        from pipeline.live import LiveDetection
-
-        self.detection = LiveDetection(store, cfg.detectors, "embedded")
-        self.detection.assign(lambda identity: "embedded")
-        self.delivery: DeliveryHandle | None = None  # set when sinks are delivered here
-
-    def feed(self, rows: list) -> None:
-        alerts = self.detection.process(rows, stored=True)
-        for alert in alerts:
-            consoles.err.print(
-                Text.from_markup("[bold red]alert[/] ")
-                + inert(f"{alert.severity} {alert.identity}: {alert.explanation}")
-            )
-        if alerts and self.delivery is not None:
-            self.delivery.wake()  # deliver now, not at the next poll
-
-    def close(self) -> None:
-        """Stop delivering once what is in flight is recorded; what is left stays in the
-        outbox for the next run (or `secretwatch deliver`)."""
-        if self.delivery is not None:
-            self.delivery.stop()
-            for exc in self.delivery.errors:
-                consoles.err.print(Text.from_markup("[bold red]delivery stopped:[/] ") + inert(exc))
+def _print_alerts(alerts: list[Alert]) -> None:
+    for alert in alerts:
+        consoles.err.print(
+            Text.from_markup("[bold red]alert[/] ")
+            + inert(f"{alert.severity} {alert.identity}: {alert.explanation}")
+        )
 
 
 def _ingest_with_progress(

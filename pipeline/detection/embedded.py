@@ -63,6 +63,10 @@ class EmbeddedDetection:
             self.delivery.wake()  # deliver now, not at the next poll
         return alerts
 
+    def stored(self, rows: list[EventRow]) -> None:
+        """A follower's hook (`on_stored`): judge what it has just stored."""
+        self.feed(rows)
+
     def snapshot(self) -> None:
         """Store the owned identities' baselines, watermarks and open incidents."""
         self.live.snapshot()

@@ -161,7 +161,7 @@ def embedded_pipeline(config: Any, log: Path, store_path: Path) -> Callable[[], 
     """Follow `log` with live detection into the DuckDB outbox, and deliver from a thread
     that is woken whenever detection stores alerts. Returns `stop`."""
     from pipeline.bus.follow import follow_files
-    from pipeline.live import LiveDetection
+    from pipeline.detection.live import LiveDetection
     from pipeline.sinks.embed import start_delivery_thread
     from pipeline.store.duckdb import DuckDBStore
 

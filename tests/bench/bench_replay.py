@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scenario_gen import generate  # noqa: E402
 
 from pipeline.config import Config, load_config  # noqa: E402
+from pipeline.detection.replay import load_events, replay, write_alerts  # noqa: E402
 from pipeline.ingest import Ingestor  # noqa: E402
-from pipeline.replay import load_events, replay, write_alerts  # noqa: E402
 from pipeline.store.duckdb import DuckDBStore  # noqa: E402
 
 CACHE = Path(

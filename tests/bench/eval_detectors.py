@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from elastalert_rules import PAIR_RULES, RULES, run_rules  # noqa: E402
 from scenario_gen import generate  # noqa: E402
 
-from pipeline.replay import load_events  # noqa: E402
+from pipeline.detection.replay import load_events  # noqa: E402
 
 BASELINE, PAIR_BASELINE = "ElastAlert-style", "ElastAlert pair-term"
 MAX_ALERTS_PER_CAUGHT = 2.0

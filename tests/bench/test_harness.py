@@ -18,7 +18,7 @@ import elastalert_rules as ea  # noqa: E402
 import eval_detectors as ev  # noqa: E402
 import scenario_gen as sg  # noqa: E402
 
-from pipeline.replay import load_events  # noqa: E402
+from pipeline.detection.replay import load_events  # noqa: E402
 
 SEED, DAYS, SCALE = 3, 30, 0.05
 KINDS = {

@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from pipeline.bus.detect_stage import decode_record
+from pipeline.bus.judge_stage import decode_record
 from pipeline.bus.normalize_stage import events_value, marks_value
 from pipeline.record import EventRow
 

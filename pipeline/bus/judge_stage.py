@@ -1,8 +1,10 @@
-"""The detect stage of `secretwatch run`: the events topic -> store, baselines, alerts.
+"""The judge stage of `secretwatch run` (shown as `detect` in its logs and summary): the
+events topic -> store, baselines, alerts.
 
 Events are keyed by identity, so the member that owns a partition owns the baselines of its
-identities. Each polled batch goes through `LiveDetection.process` (events, alerts into the
-store's outbox, baselines from time to time) and only then are its offsets committed.
+identities. Each polled batch is stored and judged by the embedded detection runtime
+(`pipeline.detection.embedded`: alerts into the store's outbox) and only then are its
+offsets committed.
 
 Rebalances: on revocation the member snapshots the baselines of what it owned (Kafka calls
 every member's revocation before any assignment, so the next owner loads fresh state); on
@@ -37,6 +39,7 @@ from typing import TypeVar
 
 import orjson
 
+from detectors.alert import Alert
 from pipeline.bus import kafka
 from pipeline.bus.align import GRACE_SECONDS, Alignment, RawMarks
 from pipeline.bus.kafka import (
@@ -47,8 +50,8 @@ from pipeline.bus.kafka import (
     TopicPartition,
 )
 from pipeline.config import Config, KafkaConfig
+from pipeline.detection.embedded import EmbeddedDetection
 from pipeline.errors import SecretwatchError, StoreError
-from pipeline.live import LiveDetection
 from pipeline.record import SOURCES, EventRow
 from pipeline.sources.base import DeadLetter
 from pipeline.store.base import Store
@@ -107,7 +110,7 @@ def decode_record(value: bytes | None) -> list[EventRow] | tuple[float, dict[str
     return rows
 
 
-class DetectStage:
+class JudgeStage:
     """Consumes the events topic in group `<group_id>-detect`; runs in its own thread and is
     the only user of the store."""
 
@@ -118,13 +121,14 @@ class DetectStage:
         store: Store,
         store_name: str,
         member: str,
-        on_batch: Callable[[list[EventRow], list[int], list], None] | None = None,
+        on_batch: Callable[[list[EventRow], list[int], list[Alert]], None] | None = None,
     ) -> None:
         self.kcfg, self.store_name, self.member = kcfg, store_name, member
         self.topic = kcfg.events_topic
         # Snapshots are taken here, not inside `process`, so a store failure while taking one
         # is retried on its own rather than by reloading the detection state.
-        self.live = LiveDetection(
+        self.store = store
+        self.live = EmbeddedDetection(
             store,
             cfg.detectors,
             member,
@@ -263,7 +267,7 @@ class DetectStage:
         # overlap; the batch is committed only once both are done.
         stored = (
             self.writer.submit(
-                self._with_store, lambda: self.live.store.write_batch(rows), len(rows), False
+                self._with_store, lambda: self.store.write_batch(rows), len(rows), False
             )
             if rows
             else None
@@ -295,16 +299,16 @@ class DetectStage:
                 took,
             )
 
-    def _process(self, rows: list[EventRow], clock_us: int | None) -> list:
+    def _process(self, rows: list[EventRow], clock_us: int | None) -> list[Alert]:
         """Store, judge and learn; the clock is the slowest partition's (see align.py)."""
         if self.stale:
             self.partitions = len(self.consumer.partitions_for_topic(self.topic) or ()) or (
                 self.partitions
             )
-            self.live.assign(self.owner())
+            self.live.own(self.owner())
             self.stale = False
             log.info("detect: owns partitions %s of %s", sorted(self.owned), self.topic)
-        return self.live.process(rows, clock_us=clock_us, stored=True)
+        return self.live.feed(rows, clock_us=clock_us)
 
     def _with_store(self, step: Callable[[], T], held: int, reload: bool = True) -> T:
         """Run a store step until it succeeds; between tries, wait (0.5 s doubling to 30 s).
@@ -357,7 +361,7 @@ class _Owner(ConsumerRebalanceListener):
     consumer APIs; the snapshot on revocation is a store write, done here because it has to
     finish before any member is given the partitions."""
 
-    def __init__(self, stage: DetectStage) -> None:
+    def __init__(self, stage: JudgeStage) -> None:
         self.stage = stage
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
