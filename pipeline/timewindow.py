@@ -18,6 +18,7 @@ Two checks, both configurable under `ingest.time_window`:
 from __future__ import annotations
 
 from datetime import timedelta
+from operator import itemgetter
 
 import numpy as np
 import orjson
@@ -28,6 +29,7 @@ from pipeline.sinks.settings import Duration
 from pipeline.sources.base import DeadLetter, FeedResult
 
 _US = 1_000_000
+_TS = itemgetter(EventRow._fields.index("ts_us"))
 
 
 class TimeWindow(BaseModel):
@@ -54,9 +56,12 @@ def quarantine(
     rows = result.rows
     if not rows:
         return
-    ts = np.fromiter((row.ts_us for row in rows), np.int64, len(rows))
+    ts = np.fromiter(map(_TS, rows), np.int64, len(rows))
     late_bound = now_us + _micros(window.max_future)
     early_bound = now_us - _micros(window.max_past)
+    low, high = int(ts.min()), int(ts.max())
+    if early_bound <= low and high <= late_bound and high - low <= _micros(window.max_skew):
+        return  # the usual batch: all in bounds, no gap wider than the skew can split it
     bad = (ts > late_bound) | (ts < early_bound)
     if len(ts) >= window.min_peers:
         bad |= _stray(ts, _micros(window.max_skew), window.min_peers)

@@ -24,7 +24,7 @@ from pipeline.errortext import clean_error
 from pipeline.record import EventRow
 from pipeline.redact import redact_raw
 
-# One framed record: its raw bytes (often a zero-copy memoryview into the read buffer),
+# One framed record: its raw bytes (a memoryview where a caller framed it so),
 # 1-based line number, byte offset in the file.
 Record = tuple[bytes | memoryview, int, int]
 

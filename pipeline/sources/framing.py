@@ -81,9 +81,12 @@ class _Counting(io.RawIOBase):
         super().close()
 
 
-class _Input(io.BufferedReader):
+class _Input:
     """A file's bytes (gunzipped when it starts with gzip's magic number), with `read_bytes`:
-    how many bytes of the file itself have been read so far."""
+    how many bytes of the file itself have been read so far.
+
+    One buffer between the file and the reader: a plain file is read through the buffer
+    that sniffed its magic number (a second one would copy every byte once more)."""
 
     def __init__(self, path: Path) -> None:
         try:
@@ -99,22 +102,35 @@ class _Input(io.BufferedReader):
         self.counting = _Counting(raw)  # type: ignore[arg-type]
         plain = io.BufferedReader(self.counting, CHUNK_BYTES)
         self.gzip = plain.peek(2)[:2] == _GZIP_MAGIC
-        inner: io.RawIOBase | gzip.GzipFile = plain  # type: ignore[assignment]
+        reader = plain
         if self.gzip:
-            inner = gzip.GzipFile(fileobj=plain, mode="rb")
+            inflated = gzip.GzipFile(fileobj=plain, mode="rb")
+            reader = io.BufferedReader(inflated, CHUNK_BYTES)  # type: ignore[arg-type]
         self._plain = plain
-        super().__init__(inner, CHUNK_BYTES)  # type: ignore[arg-type]
+        self._reader = reader
+        self.read = reader.read
+        self.read1 = reader.read1
 
     @property
     def read_bytes(self) -> int:
         """Bytes of the file read so far (compressed bytes for gzip; no `tell()` needed)."""
         return self.counting.count
 
+    @property
+    def closed(self) -> bool:
+        return self._plain.closed
+
     def close(self) -> None:
         try:
-            super().close()
+            self._reader.close()
         finally:
             self._plain.close()
+
+    def __enter__(self) -> _Input:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def open_binary(path: Path) -> BinaryIO:
@@ -236,7 +252,14 @@ def line_records(
                 continue
         if parts:
             rest, parts = b"".join([rest, *parts]), []
-        records, rest, line, offset = split_lines(rest + data, line, offset)
+        start = 0
+        if rest:  # the carried-over line ends in `data`: join that line only
+            records, _, line, offset = split_lines(rest + data[: nl + 1], line, offset)
+            start = nl + 1
+        else:
+            records = []
+        more, rest, line, offset = split_lines(data, line, offset, start)
+        records += more
         size = len(rest)
         if records:
             yield records
@@ -255,32 +278,37 @@ class InputTooLarge(Exception):  # noqa: N818 - a signal between the reader and 
     """Raised by a guarded read when a stream inflates past its caps."""
 
 
-def split_lines(data: bytes, line: int, offset: int) -> tuple[list[Record], bytes, int, int]:
-    """Split `data` into complete-line records; return them, the incomplete tail, and the
-    line number and offset where that tail starts.
+def split_lines(
+    data: bytes, line: int, offset: int, start: int = 0
+) -> tuple[list[Record], bytes, int, int]:
+    """Split `data` from `start` (at file `offset`) into complete-line records; return them,
+    the incomplete tail, and the line number and offset where that tail starts.
 
-    Records are zero-copy memoryview slices of `data`: copying every line costs more than
-    decoding it. Blank lines are not records (but still count for line numbers).
+    Records are bytes: every parser reads a line as bytes, and a slice is one copy where a
+    memoryview would be an object and then a copy. Blank lines are not records (but still
+    count for line numbers).
 
     >>> recs, tail, line, off = split_lines(b'{"a":1}\\r\\n\\n{"b"', 1, 0)
-    >>> [(bytes(r), ln, o) for r, ln, o in recs], tail, line, off
+    >>> recs, tail, line, off
     ([(b'{"a":1}', 1, 0)], b'{"b"', 3, 10)
+    >>> split_lines(b'x\\n{"a":1}\\n', 2, 100, start=2)
+    ([(b'{"a":1}', 2, 100)], b'', 3, 108)
     """
-    view = memoryview(data)
     find = data.find
     records: list[Record] = []
     append = records.append
-    pos = 0
+    base = offset - start
+    pos = start
     while True:
         nl = find(b"\n", pos)
         if nl < 0:
             break
         end = nl - 1 if nl > pos and data[nl - 1] == 13 else nl
         if end > pos and (data[pos] not in _BLANK or not data[pos:end].isspace()):
-            append((view[pos:end], line, offset + pos))
+            append((data[pos:end], line, base + pos))
         line += 1
         pos = nl + 1
-    return records, bytes(view[pos:]), line, offset + pos
+    return records, data[pos:], line, base + pos
 
 
 _BLANK = b" \t\r\x0b\x0c"

@@ -5,7 +5,13 @@ one call is one event. The response wins (it carries the outcome); a request who
 never comes still counts once its pairing window has passed, or at the end of the input.
 
 This is the hot path (Vault is the chattiest source), so lines are decoded straight into
-typed msgspec structs holding only the fields we read, and no dict is ever built.
+typed msgspec structs holding only the fields we read (untracked by the cyclic collector:
+they hold no cycles), and no dict is ever built. A request entry is only decoded as far as
+pairing needs (`Head`, or not at all when its id can be read off a compact line); its
+response makes the event.
+
+Vault writes `type` last (`..."time":"...","type":"response"}`), other tools first; both
+places are looked at to pick the decoder, and the decoded `type` decides.
 
 An audit device with the `prefix` option writes that text before every entry
 (`vault-audit: {"type":...}`); a line not starting with `{` is decoded from its JSON on
@@ -27,11 +33,11 @@ from pipeline.sources.base import DeadLetter, FeedResult, Record, SourceSpec, js
 NAME = "vault"
 
 
-class _Namespace(msgspec.Struct):
+class _Namespace(msgspec.Struct, gc=False):
     path: str | None = None
 
 
-class _Meta(msgspec.Struct):
+class _Meta(msgspec.Struct, gc=False):
     """The auth-metadata keys that name a caller (Kubernetes, AppRole, userpass/LDAP, OIDC,
     JWT, Nomad); a struct, not a dict, so other keys are skipped and it hashes as a tuple."""
 
@@ -45,7 +51,7 @@ class _Meta(msgspec.Struct):
     Namespace: str | None = None
 
 
-class _Auth(msgspec.Struct):
+class _Auth(msgspec.Struct, gc=False):
     display_name: str | None = None
     entity_id: str | None = None
     policies: list[str] | None = None
@@ -53,11 +59,11 @@ class _Auth(msgspec.Struct):
     metadata: _Meta | None = None
 
 
-class _Headers(msgspec.Struct):
+class _Headers(msgspec.Struct, gc=False):
     user_agent: list[str] | None = msgspec.field(default=None, name="user-agent")
 
 
-class _Request(msgspec.Struct):
+class _Request(msgspec.Struct, gc=False):
     id: str | None = None
     operation: str | None = None
     path: str | None = None
@@ -69,7 +75,7 @@ class _Request(msgspec.Struct):
     headers: _Headers | None = None
 
 
-class Entry(msgspec.Struct):
+class Entry(msgspec.Struct, gc=False):
     """The fields of an audit entry secretwatch reads; everything else is skipped unparsed."""
 
     type: str
@@ -79,7 +85,7 @@ class Entry(msgspec.Struct):
     error: str | None = None
 
 
-class Head(msgspec.Struct):
+class Head(msgspec.Struct, gc=False):
     """A request entry's pairing fields only: most requests are answered, so their auth block
     is never needed and is skipped unparsed."""
 
@@ -92,6 +98,7 @@ _decode = msgspec.json.Decoder(Entry).decode
 _decode_head = msgspec.json.Decoder(Head).decode
 _RESPONSE_HINT = b'"type":"response"'
 _REQUEST_HINT = b'"type":"request"'
+_RESPONSE_END = b'"type":"response"}'  # Vault writes `type` last
 _ID_AT = b'"request":{"id":"'
 _EMPTY_META = (None,) * len(_Meta.__struct_fields__)
 
@@ -113,6 +120,19 @@ def _fast_request_id(line: bytes) -> str | None:
     if b"\\" in value or value == b"****":
         return None
     return value.decode()
+
+
+def _decode_response(line: bytes) -> Entry | Head:
+    """A line that ends as Vault ends a response entry, decoded whole at once. On failure,
+    what decoding its pairing fields first finds instead: their error, or a request (a
+    repeated `type`), so the outcome is the same whichever end named the type."""
+    try:
+        return _decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        head = _decode_head(line)
+        if head.type == "response":
+            raise
+        return head
 
 
 # Pairing: a request waits this many records for its response before it counts alone.
@@ -241,6 +261,49 @@ def _outcome(error: str | None) -> str:
     return "error"
 
 
+_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> its microseconds since 1970
+_SCALE = (0, 100_000, 10_000, 1_000, 100, 10, 1)
+
+
+def event_micros(text: str) -> int:
+    """`to_micros` of an audit entry's time. Go's RFC 3339 in UTC (`...:SS.fffffffffZ`, 0-9
+    fractional digits) is read with one look-up of its second; anything else, and the first
+    time of each second, goes through `to_micros` itself, so both always agree.
+
+    >>> event_micros("2020-12-01T20:29:04.356625452Z"), event_micros("2020-12-01T20:29:04.5Z")
+    (1606854544356625, 1606854544500000)
+    """
+    second = _SECONDS.get(text[:19])
+    if second is not None:
+        fraction = _fraction(text[19:])
+        if fraction is not None:
+            return second + fraction
+    value = to_micros(text)
+    fraction = _fraction(text[19:])
+    if fraction is not None and text[10] == "T" and (text[4], text[7], text[13], text[16]) == _SEPS:
+        if len(_SECONDS) >= 100_000:
+            _SECONDS.clear()
+        _SECONDS[text[:19]] = value - fraction
+    return value
+
+
+_SEPS = ("-", "-", ":", ":")
+
+
+def _fraction(tail: str) -> int | None:
+    """Microseconds of `Z` or `.<1-9 digits>Z` (truncated, as `to_micros` does); else None."""
+    if tail == "Z":
+        return 0
+    if 2 < len(tail) < 12 and tail[0] == "." and tail[-1] == "Z":
+        digits = tail[1:-1]
+        if digits.isdigit() and digits.isascii():
+            return int(digits[:6]) * _SCALE[min(len(digits), 6)]
+    return None
+
+
+_row = tuple.__new__  # EventRow's own __new__ is Python code: build the tuple directly
+
+
 def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
     """One event from an entry (the response when there is one)."""
     request = entry.request
@@ -248,35 +311,42 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
         raise ParseError("vault entry lacks `request` or `time`")
     identity, kind = identity_of(entry.auth)
     path = request.path or ""
+    operation = request.operation or ""
     note = None if entry.type == "response" else PROVISIONAL_NOTE
     if identity == "unknown" and path.startswith("auth/"):
         user = login_user(path)
         if user:
             identity, kind = user, "human"
             note = note or LOGIN_NOTE  # a provisional note stays exact: stores match it
-    secret, action = secret_and_action(
-        path, request.operation or "", request.mount_type, request.mount_point
-    )
-    ns = request.namespace.path if request.namespace else None
-    if ns and secret:
-        secret = ns.rstrip("/") + "/" + secret
-    agent = request.headers.user_agent if request.headers else None
-    return EventRow(
-        event_id,
-        to_micros(entry.time),
-        NAME,
-        backend or NAME,
-        identity,
-        kind,
-        secret,
-        action,
-        request.operation or "",
-        _outcome(entry.error),
-        request.remote_address,
-        clip(agent[0]) if agent else None,
-        request.id if request.id not in _MASKED else None,
-        clip(clean_error(entry.error)),
-        note,
+    secret, action = secret_and_action(path, operation, request.mount_type, request.mount_point)
+    namespace = request.namespace
+    if namespace is not None and namespace.path and secret:
+        secret = namespace.path.rstrip("/") + "/" + secret
+    agent = None
+    if request.headers is not None and request.headers.user_agent:
+        agent = request.headers.user_agent[0]
+        if len(agent) > 256:
+            agent = clip(agent)
+    error = entry.error
+    return _row(
+        EventRow,
+        (
+            event_id,
+            event_micros(entry.time),
+            NAME,
+            backend or NAME,
+            identity,
+            kind,
+            secret,
+            action,
+            operation,
+            _outcome(error) if error else "success",
+            request.remote_address,
+            agent,
+            request.id if request.id not in _MASKED else None,
+            clip(clean_error(error)) if error else None,
+            note,
+        ),
     )
 
 
@@ -329,9 +399,11 @@ class VaultParser:
                                 self._emit_lone(key, out, file)
                             pending[key] = (None, record, seen)
                         continue
-                    entry = _decode_head(raw)
-                    if entry.type == "response":
-                        entry = _decode(raw)
+                    entry = _decode_response(raw) if raw.endswith(_RESPONSE_END) else None
+                    if entry is None:
+                        entry = _decode_head(raw)
+                        if entry.type == "response":
+                            entry = _decode(raw)
                     key = pair_key(entry)
                 if entry.type == "response":
                     waiting = pending.get(key)
