@@ -235,8 +235,10 @@ class JudgeStage:
         revokes the partitions without saving the same state again."""
         self.revoke([TopicPartition(self.topic, p) for p in self.owned], snapshot=True)
 
-    def _batch(self, records: list[ConsumerRecord]) -> None:
-        dead_before = self.dead
+    def _read(self, records: list[ConsumerRecord]) -> tuple[list[EventRow], list[int]]:
+        """The events of the records and each one's record timestamp; progress marks go
+        to `marks`, what is not an event to the dead letters, and every partition's
+        position and newest event time to the alignment."""
         rows: list[EventRow] = []
         stamps: list[int] = []  # each event's record timestamp
         after: dict[TopicPartition, int] = {}  # offset after the last record, per partition
@@ -259,6 +261,11 @@ class JudgeStage:
                 newest[tp] = max(newest.get(tp, latest), latest)
         for tp, next_offset in after.items():
             self.align.seen(tp, next_offset, newest.get(tp))
+        return rows, stamps
+
+    def _batch(self, records: list[ConsumerRecord]) -> None:
+        dead_before = self.dead
+        rows, stamps = self._read(records)
         bounds = [b for b in (self.align.adjust(), self.marks.floor()) if b is not None]
         clock = min(bounds) - self.lateness if bounds else None
         if self.align.waiting() or self.unmarked():  # a partition may hold older events
