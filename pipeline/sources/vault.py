@@ -262,7 +262,8 @@ def _outcome(error: str | None) -> str:
 
 
 _SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> its microseconds since 1970
-_SCALE = (0, 100_000, 10_000, 1_000, 100, 10, 1)
+_SCALE = (0, 100_000, 10_000, 1_000, 100, 10, 1, 1, 1, 1)  # by count of fraction digits
+_SEPS = ("-", "-", ":", ":")
 
 
 def event_micros(text: str) -> int:
@@ -275,30 +276,37 @@ def event_micros(text: str) -> int:
     """
     second = _SECONDS.get(text[:19])
     if second is not None:
-        fraction = _fraction(text[19:])
-        if fraction is not None:
-            return second + fraction
+        digits = text[20:-1]
+        if (
+            text[19:20] == "."
+            and text[-1:] == "Z"
+            and len(digits) < 10
+            and digits.isdigit()
+            and digits.isascii()
+        ):
+            return second + int(digits[:6]) * _SCALE[len(digits)]
+        if text[19:] == "Z":
+            return second
+    return _first_of_second(text)
+
+
+def _first_of_second(text: str) -> int:
+    """`to_micros(text)`; a canonical UTC time also teaches `_SECONDS` its second."""
     value = to_micros(text)
-    fraction = _fraction(text[19:])
-    if fraction is not None and text[10] == "T" and (text[4], text[7], text[13], text[16]) == _SEPS:
+    digits = text[20:-1]
+    if text[19:] == "Z":
+        fraction = 0
+    elif text[19:20] == "." and text[-1:] == "Z" and len(digits) < 10 and digits.isdigit():
+        if not digits.isascii():
+            return value
+        fraction = int(digits[:6]) * _SCALE[len(digits)]
+    else:
+        return value
+    if text[10] == "T" and (text[4], text[7], text[13], text[16]) == _SEPS:
         if len(_SECONDS) >= 100_000:
             _SECONDS.clear()
         _SECONDS[text[:19]] = value - fraction
     return value
-
-
-_SEPS = ("-", "-", ":", ":")
-
-
-def _fraction(tail: str) -> int | None:
-    """Microseconds of `Z` or `.<1-9 digits>Z` (truncated, as `to_micros` does); else None."""
-    if tail == "Z":
-        return 0
-    if 2 < len(tail) < 12 and tail[0] == "." and tail[-1] == "Z":
-        digits = tail[1:-1]
-        if digits.isdigit() and digits.isascii():
-            return int(digits[:6]) * _SCALE[min(len(digits), 6)]
-    return None
 
 
 _row = tuple.__new__  # EventRow's own __new__ is Python code: build the tuple directly
@@ -407,14 +415,20 @@ class VaultParser:
                     key = pair_key(entry)
                 if entry.type == "response":
                     waiting = pending.get(key)
-                    event_id = self._event_id(key, waiting[0] if waiting else entry)
+                    source = waiting[0] if waiting else entry
+                    rid = entry.request.id if entry.request is not None else None
+                    plain = bool(rid) and rid not in _MASKED
+                    if source is None or (source is entry and plain):
+                        event_id = key  # paired, or answered, by a plain request id
+                    else:
+                        event_id = self._event_id(key, source)
                     # A bad response leaves its request waiting: it still counts, alone.
                     rows.append(normalize(entry, backend, event_id))  # type: ignore[arg-type]
                     where.append((record[1], record[2]))
                     if waiting:
                         del pending[key]
                     out.consumed += 2 if waiting else 1
-                    if entry.request and entry.request.id not in _MASKED and entry.request.id:
+                    if plain:
                         answered[key] = None  # masked ids repeat: never treat them as answered
                 elif entry.type == "request":
                     if key in answered:
