@@ -261,52 +261,53 @@ def _outcome(error: str | None) -> str:
     return "error"
 
 
-_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> its microseconds since 1970
+_HOURS: dict[str, int] = {}  # "YYYY-MM-DDTHH" -> its microseconds since 1970
 _SCALE = (0, 100_000, 10_000, 1_000, 100, 10, 1, 1, 1, 1)  # by count of fraction digits
-_SEPS = ("-", "-", ":", ":")
 
 
 def event_micros(text: str) -> int:
-    """`to_micros` of an audit entry's time. Go's RFC 3339 in UTC (`...:SS.fffffffffZ`, 0-9
-    fractional digits) is read with one look-up of its second; anything else, and the first
-    time of each second, goes through `to_micros` itself, so both always agree.
+    """`to_micros` of an audit entry's time. Go's RFC 3339 in UTC (`...THH:MM:SS.fffffffffZ`,
+    0-9 fractional digits) is read from its hour, looked up, plus minutes, seconds and
+    fraction (UTC has no other steps); anything else, and the first time of each hour, goes
+    through `to_micros` itself, so both always agree.
 
     >>> event_micros("2020-12-01T20:29:04.356625452Z"), event_micros("2020-12-01T20:29:04.5Z")
     (1606854544356625, 1606854544500000)
     """
-    second = _SECONDS.get(text[:19])
-    if second is not None:
-        digits = text[20:-1]
-        if (
-            text[19:20] == "."
-            and text[-1:] == "Z"
-            and len(digits) < 10
-            and digits.isdigit()
-            and digits.isascii()
-        ):
-            return second + int(digits[:6]) * _SCALE[len(digits)]
-        if text[19:] == "Z":
-            return second
-    return _first_of_second(text)
-
-
-def _first_of_second(text: str) -> int:
-    """`to_micros(text)`; a canonical UTC time also teaches `_SECONDS` its second."""
+    hour = _HOURS.get(text[:13])
+    if hour is not None:
+        fraction = _fraction(text)
+        if fraction >= 0:
+            return hour + fraction
     value = to_micros(text)
-    digits = text[20:-1]
-    if text[19:] == "Z":
-        fraction = 0
-    elif text[19:20] == "." and text[-1:] == "Z" and len(digits) < 10 and digits.isdigit():
-        if not digits.isascii():
-            return value
-        fraction = int(digits[:6]) * _SCALE[len(digits)]
-    else:
-        return value
-    if text[10] == "T" and (text[4], text[7], text[13], text[16]) == _SEPS:
-        if len(_SECONDS) >= 100_000:
-            _SECONDS.clear()
-        _SECONDS[text[:19]] = value - fraction
+    fraction = _fraction(text)
+    if fraction >= 0 and text[10] == "T" and text[4] == "-" == text[7]:
+        if len(_HOURS) >= 100_000:
+            _HOURS.clear()
+        _HOURS[text[:13]] = value - fraction
     return value
+
+
+def _fraction(text: str) -> int:
+    """Microseconds past the hour of `...:MM:SS.<0-9 digits>Z` (truncated, as `to_micros`
+    reads them), or -1 for any other ending."""
+    minutes, seconds, digits = text[14:16], text[17:19], text[20:-1]
+    if (
+        text[13:14] != ":"
+        or text[16:17] != ":"
+        or text[-1:] != "Z"
+        or not (minutes + seconds).isdigit()
+        or not (minutes + seconds).isascii()
+        or minutes > "59"
+        or seconds > "59"
+    ):
+        return -1
+    past = (int(minutes) * 60 + int(seconds)) * 1_000_000
+    if len(text) == 20:
+        return past
+    if text[19] == "." and len(digits) < 10 and digits.isdigit() and digits.isascii():
+        return past + int(digits[:6]) * _SCALE[len(digits)]
+    return -1
 
 
 _row = tuple.__new__  # EventRow's own __new__ is Python code: build the tuple directly
