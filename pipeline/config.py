@@ -238,11 +238,11 @@ def format_errors(file: Path, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     return _walk(loc)[1]
 
 
-def _walk(loc: tuple) -> tuple[list[str], type[BaseModel] | None]:
+def _walk(loc: tuple[int | str, ...]) -> tuple[list[str], type[BaseModel] | None]:
     """The key path of an error location without pydantic's union tags (`store.path`, not
     `store.duckdb.path`), and the model at its end (None past a non-model)."""
     model: type[BaseModel] | None = Config

@@ -306,8 +306,8 @@ def test_dead_letters_unknown_positions_print_no_nan(
     a position may be unknown (a whole file, a Kafka record): shown empty, never `nan`."""
     import pandas as pd
 
+    from pipeline.store.elasticsearch.events import _DEAD_COLUMNS
     from pipeline.store.elasticsearch.schema import frame
-    from pipeline.store.elasticsearch.store import _DEAD_COLUMNS
 
     at = "2026-05-01T00:00:00Z"
     docs = [

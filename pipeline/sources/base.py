@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -42,7 +42,9 @@ class DeadLetter:
     index: str | None = None
 
     @classmethod
-    def of(cls, record: Record, file: str, reason: str, fmt: str | None, index: str | None = None):
+    def of(
+        cls, record: Record, file: str, reason: str, fmt: str | None, index: str | None = None
+    ) -> DeadLetter:
         raw, line, offset = record
         return cls(file, line, offset, reason, redact_raw(bytes(raw)), fmt, index)
 
@@ -93,7 +95,7 @@ class Parser(Protocol):
     def pending_position(self) -> tuple[int, int] | None: ...
 
 
-ParseFn = Callable[[dict, str | None], list[EventRow]]
+ParseFn = Callable[[dict[str, Any], str | None], list[EventRow]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ class SourceSpec:
     `prefixed`: its lines may start with a short text prefix, which its parser skips."""
 
     name: str
-    looks_like: Callable[[dict], bool]
+    looks_like: Callable[[dict[str, Any]], bool]
     new_parser: Callable[[str | None], Parser]
     description: str
     prefixed: bool = False
@@ -171,7 +173,7 @@ def decode(raw: bytes | memoryview) -> object:
 
 
 def document_source(
-    name: str, looks_like: Callable[[dict], bool], parse: ParseFn, description: str
+    name: str, looks_like: Callable[[dict[str, Any]], bool], parse: ParseFn, description: str
 ) -> SourceSpec:
     """Registry entry for a stateless format: one JSON document in, events out."""
     return SourceSpec(
@@ -187,7 +189,7 @@ class DocumentParser:
     name: str
     parse: ParseFn
     backend: str | None = None
-    guess: Callable[[dict], str | None] | None = None
+    guess: Callable[[dict[str, Any]], str | None] | None = None
 
     def feed(self, records: list[Record], file: str) -> FeedResult:
         out = FeedResult()
@@ -259,7 +261,7 @@ _KEY_END = re.compile(rb'"\s*:')
 _ESCAPED_KEY_END = re.compile(rb'\\"\s*:')
 
 
-class Repeated(dict):
+class Repeated(dict[str, object]):
     """A decoded object that repeated a key, itself or in an object inside it."""
 
 
@@ -291,9 +293,11 @@ def decode_marking_repeats(raw: bytes | memoryview) -> object:
     (True, True, False)
     """
 
-    def pairs(items: list[tuple[str, object]]) -> dict:
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
         inner = any(_marked(v) for _, v in items)
-        made: dict = Repeated(items) if inner or len({k for k, _ in items}) < len(items) else {}
+        made: dict[str, object] = (
+            Repeated(items) if inner or len({k for k, _ in items}) < len(items) else {}
+        )
         if not isinstance(made, Repeated):
             made.update(items)
         return made
@@ -327,7 +331,7 @@ def text(value: object, field: str, source: str) -> str | None:
     raise ParseError(f"{source} `{field}` must be a string, got {type(value).__name__}")
 
 
-def obj(value: object, what: str) -> dict:
+def obj(value: object, what: str) -> dict[str, Any]:
     """A nested object, or {} when absent; anything else is a shape error naming the field."""
     if value is None:
         return {}

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, Protocol
 
 import orjson
 import yaml
@@ -69,7 +69,7 @@ class _Counting(io.RawIOBase):
         self.count = 0
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        n: int = self.raw.readinto(buffer)  # type: ignore[attr-defined]
         self.count += n or 0
         return n
 
@@ -99,7 +99,7 @@ class _Input:
             raise InputError(f"{path}: a part of the path is not a directory") from None
         except PermissionError:
             raise InputError(f"{path}: permission denied") from None
-        self.counting = _Counting(raw)  # type: ignore[arg-type]
+        self.counting = _Counting(raw)
         plain = io.BufferedReader(self.counting, CHUNK_BYTES)
         self.gzip = plain.peek(2)[:2] == _GZIP_MAGIC
         reader = plain
@@ -199,8 +199,14 @@ def _object_line(line: bytes) -> bool:
     return isinstance(value, dict) and bool(value)
 
 
+class Reader(Protocol):
+    """What `line_records` reads from: a file, a pipe, or bytes pushed back in front."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 def line_records(
-    stream: BinaryIO,
+    stream: Reader,
     line: int = 1,
     offset: int = 0,
     chunk_bytes: int = CHUNK_BYTES,
@@ -428,7 +434,7 @@ def yaml_records(data: bytes) -> list[Record]:
     if isinstance(doc, dict) and isinstance(doc.get("Tests"), list):
         logs = [t.get("Log") for t in doc["Tests"] if isinstance(t, dict) and "Log" in t]
         starts = [m.start() for m in _LOG_KEY.finditer(data)]
-        records = []
+        records: list[Record] = []
         for k, log in enumerate(logs):
             at = starts[k] if k < len(starts) else 0
             records.append((_dump(log), data.count(b"\n", 0, at) + 1, at))
@@ -533,14 +539,14 @@ class _Guarded:
 _RATIO_AFTER = 16 << 20  # the ratio is judged once this much has been inflated
 
 
-class _Rewound(io.RawIOBase):
+class _Rewound:
     """A stream with already-read bytes pushed back in front (gzip streams cannot seek)."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: Reader) -> None:
         self._head = head
         self._stream = stream
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
         if self._head:
             data, self._head = self._head, b""
             if size < 0:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 import msgspec
 
@@ -161,7 +162,7 @@ _MASKED = {"", "****"}
 _HUMAN_METHODS = ("userpass-", "ldap-", "oidc-", "github-", "okta-", "radius-")
 
 
-def looks_like(doc: dict) -> bool:
+def looks_like(doc: dict[str, Any]) -> bool:
     """A Vault audit entry: `type` request/response with a `request` object."""
     return doc.get("type") in ("request", "response") and isinstance(doc.get("request"), dict)
 

@@ -350,8 +350,8 @@ def delivery_id(alert_id: str, sink: str) -> str:
 
 def reason(exc: ApiError) -> str:
     info = exc.info if isinstance(exc.info, dict) else {}
-    error = info.get("error") if isinstance(info.get("error"), dict) else {}
-    return str(error.get("reason") or exc.message)
+    error = info.get("error")
+    return str((error.get("reason") if isinstance(error, dict) else None) or exc.message)
 
 
 def public(url: str) -> str:
