@@ -10,7 +10,7 @@ import pandas as pd
 
 from detectors.events import prepare
 from pipeline.record import EventRow
-from pipeline.store.duckdb import rows_to_arrow
+from pipeline.store.rows import rows_to_arrow
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 TRAIN_DAYS = 56

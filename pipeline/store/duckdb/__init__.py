@@ -13,9 +13,4 @@ the Elasticsearch store (tests/store/test_store_contract.py runs on both).
 from pipeline.store.duckdb.schema import MIGRATIONS, SCHEMA_VERSION
 from pipeline.store.duckdb.store import DuckDBStore
 
-# Until their importers switch to pipeline.store.rows and pipeline.store.outbox_rules:
-from pipeline.store.outbox_rules import MAX_ERROR
-from pipeline.store.rows import dedupe as _dedupe
-from pipeline.store.rows import rows_to_arrow
-
-__all__ = ["MAX_ERROR", "MIGRATIONS", "SCHEMA_VERSION", "DuckDBStore", "_dedupe", "rows_to_arrow"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "DuckDBStore"]
