@@ -13,6 +13,9 @@ and revision. Retryable failures back off exponentially with jitter (at least th
 receiver's Retry-After); a refusal (400/401/403 and other 4xx but 408/425/429) goes to the
 dead-letter state at once with a log line naming the sink and the fix; so does an alert
 that failed `max_attempts` times or for longer than `max_age`.
+
+Over 400 lines on purpose: the worker is one loop over one state (lanes, in-flight
+batches, the pending store write); split, its guarantees would be argued across files.
 """
 
 from __future__ import annotations

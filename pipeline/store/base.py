@@ -208,7 +208,7 @@ class Outbox(Protocol):
     ) -> None:
         """An analyst's verdict (`true_positive`, `false_positive`, or None to reopen); it
         bumps the revision so every sink receives the new status. A retrain learns the
-        evidence of false positives as normal (`pipeline.detect.alert_evidence`) and keeps
+        evidence of false positives as normal (`pipeline.detection.store.alert_evidence`) and keeps
         every other alert's out. Raises StoreError naming the id if no such alert exists."""
 
     def redrive(self, sink: str | None = None, alert_id: str | None = None) -> int:
