@@ -326,7 +326,7 @@ def test_pretty_printed_documents_with_a_broken_one_lose_that_one_only(
 
 
 def test_json_lines_forced_into_document_framing_recover_after_a_cut_line() -> None:
-    from pipeline.sources.framing import document_records
+    from pipeline.sources.documents import document_records
 
     data = _cut_top(10)
     records = document_records(data)

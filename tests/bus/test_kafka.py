@@ -29,7 +29,7 @@ from kafkatools import (
 from pipeline.bus import kafka
 from pipeline.bus.kafka import partition_of
 from pipeline.record import synthetic_id
-from pipeline.sources.framing import document_records
+from pipeline.sources.documents import document_records
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SHIPPED = {  # fixture file -> its source

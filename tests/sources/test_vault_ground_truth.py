@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest import Ingestor, IngestSummary
+from pipeline.sources.documents import sniff
 from pipeline.sources.formats import recognize_format
-from pipeline.sources.framing import sniff
 from pipeline.store.duckdb import DuckDBStore
 
 REPO = Path(__file__).resolve().parents[2]
