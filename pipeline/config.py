@@ -21,6 +21,12 @@ from pydantic import (
 )
 
 from detectors.settings import DetectorsConfig
+from pipeline.collectors.settings import (
+    ApiConfig,
+    CollectorConfig,
+    SpoolConfig,
+    check_collector_names,
+)
 from pipeline.errors import ConfigError
 from pipeline.reports.settings import ReportConfig
 from pipeline.sinks.settings import (
@@ -166,6 +172,15 @@ class Config(_Model):
     # Where alerts go (`secretwatch deliver`, see pipeline/sinks/settings.py) and how.
     sinks: list[SinkConfig] = Field(default_factory=default_sinks)
     delivery: DeliveryConfig = DeliveryConfig()
+    # `secretwatch serve`: what it collects from, where it spools, where its API listens.
+    collectors: list[CollectorConfig] = Field(default_factory=list)
+    spool: SpoolConfig = SpoolConfig()
+    api: ApiConfig | None = None
+
+    @field_validator("collectors")
+    @classmethod
+    def _unique_collectors(cls, value: list[Any]) -> list[Any]:
+        return check_collector_names(value)
 
     @field_validator("sinks")
     @classmethod

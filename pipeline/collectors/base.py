@@ -1,0 +1,93 @@
+"""What every collector is and what it hands its input to.
+
+A collector receives audit records on one backend's own delivery path (a socket, an HTTP
+endpoint, a queue) and passes them to its `Intake`, which appends them to the collector's
+durable spool; only then may the collector acknowledge the sender (answer 2xx, delete the
+queue message, commit the offset). Parsing, storing and detection happen later, from the
+spool, so a slow store never makes a sender wait or drop events.
+
+Input the collector cannot even frame (a body that is not JSON, a request too large) is
+`reject`ed: it becomes a dead letter naming the collector, and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipeline.collectors.spool import Spool
+from pipeline.redact import redact_raw
+from pipeline.sources.base import DeadLetter
+
+
+class Collector(Protocol):
+    """One configured collector. `start` binds or connects (raising `ConfigError` with the
+    reason when it cannot) and returns; `stop` stops accepting and returns once the work
+    in flight is spooled."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    @property
+    def listening(self) -> bool:
+        """True once it accepts input (for /healthz)."""
+        ...
+
+
+@dataclass
+class IntakeCounts:
+    """What one collector has taken in, for the metrics."""
+
+    requests: int = 0  # requests, messages or socket reads that carried records
+    records: int = 0  # lines spooled
+    rejected: int = 0  # inputs turned into dead letters at the door
+    unauthorized: int = 0  # requests refused for missing or wrong credentials
+
+
+@dataclass
+class Intake:
+    """Where a collector puts what it received: `accept` is durable when it returns."""
+
+    collector: str
+    spool: Spool
+    wake: Callable[[], None] = lambda: None  # tells the service's reader there is more
+    counts: IntakeCounts = field(default_factory=IntakeCounts)
+    _dead: deque[DeadLetter] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def accept(self, lines: Sequence[bytes]) -> None:
+        """Spool `lines` (one record or document each, no newline inside), fsynced."""
+        if not lines:
+            return
+        self.spool.append(lines)
+        with self._lock:
+            self.counts.requests += 1
+            self.counts.records += len(lines)
+        self.wake()
+
+    def reject(self, where: str, reason: str, raw: bytes, fmt: str | None = None) -> None:
+        """A dead letter for input that never reached the spool; redacted like any other."""
+        letter = DeadLetter(
+            f"collector {self.collector}: {where}", 0, 0, reason, redact_raw(raw), fmt
+        )
+        with self._lock:
+            self.counts.rejected += 1
+            self._dead.append(letter)
+        self.wake()
+
+    def unauthorized(self) -> None:
+        with self._lock:
+            self.counts.unauthorized += 1
+
+    def take_dead(self) -> list[DeadLetter]:
+        """The dead letters rejected since the last call (the service stores them)."""
+        with self._lock:
+            letters = list(self._dead)
+            self._dead.clear()
+        return letters
