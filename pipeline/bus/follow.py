@@ -21,20 +21,28 @@ copy and its truncation) is logged as a warning with the bytes at stake.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 from rich.console import Console
 from rich.text import Text
 
+from pipeline.bus.followed import Followed
+from pipeline.bus.rotation import (
+    FINGERPRINT_BYTES,
+    find_copy,
+    find_inode,
+    fingerprint_of,
+    open_sibling,
+    open_unbuffered,
+    same_file,
+)
 from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.ingest import IngestSummary
@@ -43,9 +51,8 @@ from pipeline.record import EventRow
 from pipeline.redact import redact_raw
 from pipeline.sources import new_parser
 from pipeline.sources.base import DeadLetter, FeedResult, Parser, Record
-from pipeline.sources.formats import RECOGNIZE_WITHIN, RecognizingParser
-from pipeline.sources.framing import MAX_LINE_BYTES, split_lines
-from pipeline.sources.vault import PAIR_WINDOW
+from pipeline.sources.formats import RecognizingParser
+from pipeline.sources.framing import split_lines
 from pipeline.store.base import Checkpoint, EventLog
 from pipeline.terminal import inert
 from pipeline.timewindow import quarantine
@@ -56,100 +63,6 @@ READ_BYTES = 4 << 20
 IDLE_FLUSH_SECONDS = (
     5.0  # a Vault request unanswered this long after the file went quiet counts alone
 )
-# Records fed after leaving a file by which every request read from it has been answered or
-# counted alone (the parser holds a file's first records until it knows the format, then a
-# request waits its pairing window).
-LEFT_BEHIND_RECORDS = RECOGNIZE_WITHIN + PAIR_WINDOW
-
-
-@dataclass
-class Followed:
-    """One followed path and where reading stands in the file currently open for it."""
-
-    path: Path
-    fmt: str | None
-    backends: dict[str, str]  # backend name per format, applied once the format is known
-    handle: BinaryIO | None = None
-    device: int = 0
-    inode: int = 0
-    offset: int = 0  # of the first byte of `rest`
-    line: int = 1
-    rest: bytes = b""
-    parser: RecognizingParser | None = None
-    quiet_since: float = field(default_factory=time.monotonic)
-    reading: str = ""  # the file actually being read, for dead letters (a rotated sibling)
-    make_parser: Callable[[str, str | None], Parser] = new_parser  # `ship` produces instead
-    head: bytes = b""  # the file's first bytes (up to 256) when last looked at: finds its copy
-    size: int = 0  # the file's size when last looked at
-    # Where a restart must begin while requests read from a file left behind (rotated away)
-    # may still wait for their responses, and how many records have been fed since.
-    behind: Checkpoint | None = None
-    fed_since_left: int = 0
-    max_line: int = MAX_LINE_BYTES  # a longer line is a dead letter, then skipped
-    skipping: bool = False  # inside such a line: read on to its newline
-
-    @property
-    def key(self) -> str:
-        return str(self.path.resolve())
-
-    def open(self, handle: BinaryIO, offset: int = 0, line: int = 1) -> None:
-        if self.handle is not None and self.handle is not handle:
-            self.handle.close()  # not when reopening the same handle (copytruncate)
-        stat = os.fstat(handle.fileno())
-        handle.seek(offset)
-        self.handle, self.device, self.inode = handle, stat.st_dev, stat.st_ino
-        self.offset, self.line, self.rest = offset, line, b""
-        self.skipping = False
-        self.reading = ""
-        self.head, self.size = os.pread(handle.fileno(), FINGERPRINT_BYTES, 0), stat.st_size
-
-    def checkpoint(self) -> Checkpoint:
-        position = self.parser.pending_position() if self.parser else None
-        if self.behind is not None:
-            if position is not None and self.fed_since_left < LEFT_BEHIND_RECORDS:
-                return self.behind  # the oldest waiting request may be in the file left
-            self.behind = None
-        offset, line = position if position else (self.offset, self.line)
-        return self.at(offset, line)
-
-    def at(self, offset: int, line: int) -> Checkpoint:
-        """A checkpoint at `offset` (on `line`) of the file open now."""
-        assert self.handle is not None  # noqa: S101 - a checkpoint is taken of an open file
-        return Checkpoint(
-            self.key,
-            str(self.path),
-            self.device,
-            self.inode,
-            offset,
-            line,
-            fingerprint(self.handle, offset),
-        )
-
-
-FINGERPRINT_BYTES = 256
-
-
-def fingerprint(handle: BinaryIO, upto: int) -> str:
-    """Hash of the file's first min(upto, 256) bytes, read without moving the handle."""
-    return _fingerprint_of(os.pread(handle.fileno(), min(upto, FINGERPRINT_BYTES), 0))
-
-
-def _fingerprint_of(head: bytes) -> str:
-    return f"{len(head)}:{hashlib.sha256(head).hexdigest()}"
-
-
-def _open(path: Path) -> BinaryIO:
-    """Open for following, unbuffered: each read is one read(2) at the file's offset, so no
-    bytes read ahead before a truncation are served again after seeking back to 0."""
-    return cast(BinaryIO, path.open("rb", buffering=0))
-
-
-def _same_file(handle: BinaryIO, saved: Checkpoint) -> bool:
-    """Does this file still start with the bytes the checkpoint saw? (None: not recorded.)"""
-    if saved.fingerprint is None:
-        return True
-    n = int(saved.fingerprint.split(":", 1)[0])
-    return fingerprint(handle, n) == saved.fingerprint
 
 
 def follow_files(
@@ -241,7 +154,7 @@ def open_followed(
     summary.files += 1
     saved = saved_at(followed.key)
     try:
-        handle = _open(path)
+        handle = open_unbuffered(path)
     except FileNotFoundError:
         raise InputError(
             f"{path}: no such file (follow mode waits for growth, not creation)"
@@ -253,11 +166,11 @@ def open_followed(
         followed.open(handle)
         return followed
     if saved.inode == stat.st_ino and saved.device == stat.st_dev:
-        if stat.st_size >= saved.offset and _same_file(handle, saved):
+        if stat.st_size >= saved.offset and same_file(handle, saved):
             followed.open(handle, saved.offset, saved.line)
             return followed
-        copy = _find_copy(path, saved.fingerprint, saved.offset, (stat.st_dev, stat.st_ino))
-        if copy is not None and _open_sibling(followed, copy, saved, handle):
+        copy = find_copy(path, saved.fingerprint, saved.offset, (stat.st_dev, stat.st_ino))
+        if copy is not None and open_sibling(followed, copy, saved, handle):
             _say(console, f"{path} was truncated while stopped; finishing its copy {copy} first")
         else:
             _say(
@@ -268,8 +181,8 @@ def open_followed(
             )
             followed.open(handle)
         return followed
-    rotated = _find_inode(path.parent, saved.device, saved.inode)
-    if rotated is not None and _open_sibling(followed, rotated, saved, handle):
+    rotated = find_inode(path.parent, saved.device, saved.inode)
+    if rotated is not None and open_sibling(followed, rotated, saved, handle):
         _say(console, f"{path} was rotated while stopped; finishing {rotated.name} first")
     else:
         _say(
@@ -279,65 +192,6 @@ def open_followed(
         )
         followed.open(handle)
     return followed
-
-
-def _open_sibling(f: Followed, sibling: Path, saved: Checkpoint, handle: BinaryIO) -> bool:
-    """Read `sibling` (the followed file rotated away) from the checkpoint on, if it still
-    holds the bytes the checkpoint saw; then `handle` (the file at the path) is not needed."""
-    try:
-        old = _open(sibling)
-    except OSError:
-        return False
-    if os.fstat(old.fileno()).st_size < saved.offset or not _same_file(old, saved):
-        old.close()
-        return False
-    f.open(old, saved.offset, saved.line)
-    f.reading = str(sibling)
-    handle.close()
-    return True
-
-
-def _find_inode(folder: Path, device: int, inode: int) -> Path | None:
-    with os.scandir(folder) as entries:  # closed on the early return too
-        for entry in entries:
-            try:
-                stat = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.st_ino == inode and stat.st_dev == device and entry.is_file():
-                return Path(entry.path)
-    return None
-
-
-def _find_copy(
-    path: Path, fingerprint_: str | None, size: int, not_this: tuple[int, int]
-) -> Path | None:
-    """The copy copytruncate left of `path`: a regular file in the same folder (`audit.log.1`,
-    `audit.log-20261202`, any name), not `path` itself (`not_this`: device, inode), at least
-    `size` bytes long, starting with the bytes `path` started with (`fingerprint_`). Of
-    several, the longest (the latest copy of the same file). Compressed copies do not match.
-    """
-    if fingerprint_ is None:
-        return None
-    n = int(fingerprint_.split(":", 1)[0])
-    found: list[tuple[int, bool, str]] = []
-    with os.scandir(path.parent) as entries:
-        for entry in entries:
-            try:
-                stat = entry.stat(follow_symlinks=False)
-                if (
-                    not entry.is_file(follow_symlinks=False)
-                    or (stat.st_dev, stat.st_ino) == not_this
-                    or stat.st_size < max(size, n)
-                ):
-                    continue
-                with open(entry.path, "rb") as candidate:
-                    if fingerprint(candidate, n) != fingerprint_:
-                        continue
-            except OSError:
-                continue  # gone meanwhile, or not ours to read
-            found.append((stat.st_size, entry.name.startswith(path.name), entry.path))
-    return Path(max(found)[2]) if found else None
 
 
 def poll_followed(f: Followed, summary: IngestSummary, config: Config) -> FeedResult:
@@ -358,7 +212,7 @@ def poll_followed(f: Followed, summary: IngestSummary, config: Config) -> FeedRe
         if _read(f, out, summary):
             return out
         try:
-            handle = _open(f.path)
+            handle = open_unbuffered(f.path)
         except FileNotFoundError:
             return out  # the new file went away again: look once more next poll
         _leave(f, out, summary, handle)
@@ -429,10 +283,10 @@ def _after_truncation(f: Followed, out: FeedResult, summary: IngestSummary) -> N
     the truncated file from its start at once."""
     assert f.handle is not None  # noqa: S101 - a followed file is open
     not_this = (f.device, f.inode)
-    copy = _find_copy(f.path, _fingerprint_of(f.head), f.offset, not_this) if f.head else None
+    copy = find_copy(f.path, fingerprint_of(f.head), f.offset, not_this) if f.head else None
     if copy is not None:
         try:
-            handle = _open(copy)
+            handle = open_unbuffered(copy)
         except OSError:
             copy = None
     if copy is not None:

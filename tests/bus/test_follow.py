@@ -23,7 +23,8 @@ import orjson
 import pytest
 
 from pipeline.bus import follow as follow_mod
-from pipeline.bus.follow import Followed, follow_files
+from pipeline.bus.follow import follow_files
+from pipeline.bus.followed import Followed
 from pipeline.config import Config
 from pipeline.ingest import IngestSummary
 from pipeline.record import PROVISIONAL_NOTE
