@@ -51,8 +51,8 @@ def parse_listen(value: str) -> Listen:
     if scheme == "unix":
         if host or not path:
             raise ValueError(f"{value!r}: a unix socket is unix:///absolute/path")
-    elif not host or not 0 < port < 65536:
-        raise ValueError(f"{value!r}: give a host and a port between 1 and 65535")
+    elif not host or not 0 <= port < 65536 or match[3] is None:
+        raise ValueError(f"{value!r}: give a host and a port (0: any free one)")
     return Listen(scheme, host.strip("[]"), port, path)
 
 
@@ -122,6 +122,31 @@ class VaultSocket(_Receiver):
 
     type: Literal["vault_socket"]
     max_line_bytes: int = Field(4 << 20, ge=1024, le=1 << 30)
+    # Vault's socket device sends no token: off this machine, clients must present a
+    # certificate signed by `client_ca_file` (mutual TLS) instead.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    client_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> VaultSocket:  # replaces the receivers' token rule
+        tls = (self.tls_cert_file, self.tls_key_file, self.client_ca_file)
+        if any(tls) and not all(tls):
+            raise ValueError("mutual TLS needs tls_cert_file, tls_key_file and client_ca_file")
+        where = parse_listen(self.listen)
+        if where.scheme == "tcp" and not loopback(where.host) and not self.mtls:
+            raise ValueError(
+                f"listens on {where.host}, not on this machine only, and Vault's socket device "
+                "cannot send a token: set tls_cert_file, tls_key_file and client_ca_file so "
+                "that senders must present a client certificate (mutual TLS)"
+            )
+        if self.mtls and where.scheme != "tcp":
+            raise ValueError("mutual TLS is for tcp:// (a unix socket is guarded by its mode)")
+        return self
+
+    @property
+    def mtls(self) -> bool:
+        return self.client_ca_file is not None
 
     @field_validator("listen")
     @classmethod

@@ -1,0 +1,176 @@
+"""The Vault socket collector against real senders on 127.0.0.1 and unix sockets: what it
+spools is exactly the lines written, however the writes cut them."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.collectors import make_collector
+from pipeline.collectors.base import Intake
+from pipeline.collectors.settings import VaultSocket
+from pipeline.collectors.spool import Spool
+from pipeline.collectors.vault_socket import VaultSocketCollector
+from pipeline.errors import ConfigError
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "vault" / "audit.jsonl"
+LINES = [line for line in FIXTURE.read_bytes().splitlines() if line.strip()]
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def spooled(spool: Spool) -> list[bytes]:
+    return [line for p in spool.segments() for line in p.read_bytes().splitlines()]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., tuple[VaultSocketCollector, Intake]]]:
+    made: list[VaultSocketCollector] = []
+
+    def run(
+        listen: str = "tcp://127.0.0.1:0", **extra: object
+    ) -> tuple[VaultSocketCollector, Intake]:
+        settings = VaultSocket.model_validate({"type": "vault_socket", "listen": listen, **extra})
+        intake = Intake(settings.label, Spool(tmp_path / f"spool{len(made)}"))
+        collector = make_collector(settings, intake)
+        assert isinstance(collector, VaultSocketCollector)
+        collector.start()
+        made.append(collector)
+        return collector, intake
+
+    yield run
+    for collector in made:
+        collector.stop()
+
+
+def connect(collector: VaultSocketCollector) -> socket.socket:
+    where = collector.address
+    if where.startswith("unix://"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(where[len("unix://") :])
+    else:
+        host, port = where[len("tcp://") :].rsplit(":", 1)
+        sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def test_tcp_lines_cut_across_writes_are_spooled_whole(
+    start: Callable[..., tuple[VaultSocketCollector, Intake]],
+) -> None:
+    collector, intake = start()
+    assert collector.listening
+    stream = b"\n".join(LINES) + b"\n"
+    with connect(collector) as sock:
+        for at in range(0, len(stream), 777):  # cuts fall inside lines
+            sock.sendall(stream[at : at + 777])
+        wait_until(lambda: intake.counts.records == len(LINES))
+    assert spooled(intake.spool) == LINES
+    assert intake.counts.requests >= 2  # spooled read by read, not at the end
+
+
+def test_unix_socket_and_a_closed_connections_tail(
+    tmp_path: Path, start: Callable[..., tuple[VaultSocketCollector, Intake]]
+) -> None:
+    path = tmp_path / "vault-audit.sock"
+    collector, intake = start(f"unix://{path}")
+    assert path.is_socket()
+    with connect(collector) as sock:
+        sock.sendall(LINES[0] + b"\n" + LINES[1])  # the second line has no newline
+        wait_until(lambda: intake.counts.records == 1)
+        assert spooled(intake.spool) == LINES[:1]  # a partial line waits for more bytes
+    wait_until(lambda: intake.counts.records == 2)  # closed: the tail counts as a line
+    assert spooled(intake.spool) == LINES[:2]
+    collector.stop()
+    assert not path.exists()
+
+
+def test_an_over_long_line_is_a_dead_letter_and_the_stream_goes_on(
+    start: Callable[..., tuple[VaultSocketCollector, Intake]],
+) -> None:
+    collector, intake = start(max_line_bytes=4096)
+    long = b'{"type":"request","pad":"' + b"x" * 9000 + b'"}'
+    with connect(collector) as sock:
+        sock.sendall(LINES[0] + b"\n" + long[:6000])  # over the limit before its newline
+        wait_until(lambda: intake.counts.rejected == 1)
+        sock.sendall(long[6000:] + b"\n" + LINES[1] + b"\n")
+        sock.sendall(b"y" * 5000 + b"\n" + LINES[2] + b"\n")  # over-long inside one read
+        wait_until(lambda: intake.counts.records == 3 and intake.counts.rejected == 2)
+    assert spooled(intake.spool) == LINES[:3]
+    dead = intake.take_dead()
+    assert len(dead) == 2
+    assert all(d.file.startswith("collector vault_socket: 127.0.0.1:") for d in dead)
+    assert "longer than 4,096 bytes" in dead[0].reason
+    assert len(dead[0].raw) <= 4096
+
+
+def test_many_connections_at_once(
+    start: Callable[..., tuple[VaultSocketCollector, Intake]],
+) -> None:
+    collector, intake = start()
+    senders, each = 16, 40
+
+    def send(n: int) -> None:
+        with connect(collector) as sock:
+            for i in range(each):
+                sock.sendall(b'{"sender":%d,"i":%d}\n' % (n, i))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    wait_until(lambda: intake.counts.records == senders * each)
+    got = spooled(intake.spool)
+    assert sorted(got) == sorted(
+        b'{"sender":%d,"i":%d}' % (n, i) for n in range(senders) for i in range(each)
+    )
+    for n in range(senders):  # each connection's lines stay in order
+        mine = [line for line in got if line.startswith(b'{"sender":%d,' % n)]
+        assert mine == [b'{"sender":%d,"i":%d}' % (n, i) for i in range(each)]
+
+
+def test_a_port_in_use_is_a_clear_error(
+    start: Callable[..., tuple[VaultSocketCollector, Intake]],
+) -> None:
+    first, _ = start()
+    with pytest.raises(ConfigError, match="cannot listen on tcp://127.0.0.1:"):
+        start(first.address)
+
+
+def test_a_stale_unix_socket_is_replaced_a_live_one_is_not(
+    tmp_path: Path, start: Callable[..., tuple[VaultSocketCollector, Intake]]
+) -> None:
+    path = tmp_path / "a.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens
+    collector, _ = start(f"unix://{path}")
+    assert collector.listening
+    with pytest.raises(ConfigError, match="another process listens"):
+        start(f"unix://{path}")
+    other = tmp_path / "plain"
+    other.write_text("not a socket")
+    with pytest.raises(ConfigError, match="is not a socket"):
+        start(f"unix://{other}")
+
+
+def test_off_loopback_needs_mutual_tls() -> None:
+    with pytest.raises(ValueError, match="cannot send a token"):
+        VaultSocket.model_validate(
+            {"type": "vault_socket", "listen": "tcp://0.0.0.0:9090", "token_env": "T"}
+        )
+    with pytest.raises(ValueError, match="needs tls_cert_file, tls_key_file and client_ca_file"):
+        VaultSocket.model_validate(
+            {"type": "vault_socket", "listen": "tcp://0.0.0.0:9090", "client_ca_file": "ca.pem"}
+        )
