@@ -29,88 +29,8 @@ from functools import lru_cache
 import orjson
 
 from pipeline.errortext import KV, MASK, SHAPES, scrub_text, unquote
+from pipeline.secret_keys import LONGEST_KEY, NAME_KEYS, SENSITIVE, TEXT_KEYS
 
-SENSITIVE_KEYS = (
-    "data",
-    "stringData",
-    "SecretString",
-    "SecretBinary",
-    "secretString",
-    "secretBinary",
-    "value",
-    "Value",
-    "password",
-    "token",
-    "client_token",
-    "sessionToken",
-    "secretAccessKey",
-    "privateKey",
-    "private_key",
-    "plaintext",
-    "payload",
-    "jwt",
-    "secret_id",
-    "requestObject",
-    "responseObject",
-    # Vault request headers and token accessors (kept when HMAC'd)
-    "x-vault-token",
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "accessor",
-    "client_token_accessor",
-    # a JSON string holding the object as applied, `data` and `stringData` included
-    "kubectl.kubernetes.io/last-applied-configuration",
-    "secretValue",
-    "secretData",
-    "connectionString",
-    "apiKey",
-    "api_key",
-    "x-api-key",
-    "ClientSecret",
-    "client_secret",
-    "PrivateKey",
-    "private_key_pem",
-    "Token",
-    "access_token",
-    "accessToken",
-    "refresh_token",
-    "refreshToken",
-    "id_token",
-    "session_token",
-    "secret",
-    "secret_key",
-    "secretKey",
-    "aws_secret_access_key",
-    "passwd",
-    "pwd",
-    "passphrase",
-    "credentials",
-    # the same with hyphens, and a few the clouds' own APIs return
-    "api-key",
-    "client-secret",
-    "access-token",
-    "refresh-token",
-    "auth-token",
-    "auth_token",
-    "authToken",
-    "x-auth-token",
-    "x-amz-security-token",
-    "private-key",
-    "secret-key",
-    "sas_token",
-    "sasToken",
-    "accountKey",
-    "sharedAccessKey",
-    "secret_id_accessor",
-    "wrapping_token",
-    "privateKeyData",
-    "passwordData",
-)
-# Matched after decoding escapes, ignoring case: `Password`, `\u0070assword`, `TOKEN`.
-_SENSITIVE = frozenset(k.lower() for k in SENSITIVE_KEYS)
-_LONGEST_KEY = max(len(k) for k in _SENSITIVE)
 _MASK = b'"[REDACTED]"'
 MAX_RAW = 8192
 _CLIPPED = b"...[clipped]"
@@ -137,10 +57,6 @@ _LOOK_CLOSER = re.compile(
     re.I,
 )
 _STRUCTURE = re.compile(r'[{\["]')
-# Keys whose strings are free text that may quote a value: quoted substrings are removed.
-_TEXT_KEYS = frozenset(
-    "error errors errormessage error_message message statusmessage resultdescription".split()
-)
 
 # -- JSON scanning on bytes ---------------------------------------------------------------------
 
@@ -206,7 +122,7 @@ def _unescape(body: bytes) -> str:
 def _key_name(body: bytes) -> str | None:
     """A key as compared with the lists: escapes decoded, case folded; None if too long to
     be one of them."""
-    if len(body) > 8 * _LONGEST_KEY:
+    if len(body) > 8 * LONGEST_KEY:
         return None
     key = body.decode("utf-8", "replace")
     for _ in range(3):  # escaped once per level of JSON-in-a-string
@@ -238,17 +154,10 @@ def _redact(raw: bytes, nest: int, limit: int) -> tuple[bytes, bool]:
 
 
 _OBJECT = 1
-# What a key is (bits): its value masked whole; `secret` (see below); a name; free text.
+# What a key is (bits): its value masked whole; `secret` (see `NAME_KEYS`); a name; free text.
 _WHOLE, _SOFT, _NAME, _TEXT = 2, 4, 8, 16
 _BLANKS = frozenset(b" \t\r\n")
 _PUNCTUATION = frozenset(b",:}]")
-# Under a key named `secret`, an object is often a reference rather than a value (a Kubernetes
-# volume's `{"secretName": ...}`, a GCP Secret resource, a Vault lease): it is walked, and only
-# the fields that name things keep their values; every other string or number in it is masked.
-_NAME_KEYS = frozenset(
-    "name secretname namespace key path mode defaultmode optional items kind apiversion type "
-    "location createtime expiretime etag lease_id lease_duration renewable".split()
-)
 
 
 @lru_cache(maxsize=4096)  # records of one source repeat the same few keys
@@ -257,9 +166,9 @@ def _key_kind(body: bytes) -> int:
     if name == "secret":
         return _SOFT
     return (
-        (_WHOLE if name in _SENSITIVE else 0)
-        | (_NAME if name in _NAME_KEYS else 0)
-        | (_TEXT if name in _TEXT_KEYS else 0)
+        (_WHOLE if name in SENSITIVE else 0)
+        | (_NAME if name in NAME_KEYS else 0)
+        | (_TEXT if name in TEXT_KEYS else 0)
     )
 
 
@@ -379,7 +288,7 @@ def _secret_keys(raw: bytes) -> Iterator[tuple[int, bytes, int]]:
     """(start, opening quote, where its value starts) of every quoted secret-bearing key."""
     for match in _KEY_END.finditer(raw):
         close, mark = match.start(), match[1]
-        opener = raw.rfind(mark, max(0, close - 8 * _LONGEST_KEY), close)
+        opener = raw.rfind(mark, max(0, close - 8 * LONGEST_KEY), close)
         if opener < 0 or not _key_kind(raw[opener + len(mark) : close]) & (_WHOLE | _SOFT):
             continue
         start = opener

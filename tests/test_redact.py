@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from pipeline.errortext import clean_error
-from pipeline.redact import MAX_RAW, SENSITIVE_KEYS, redact_raw
+from pipeline.redact import MAX_RAW, redact_raw
+from pipeline.secret_keys import SENSITIVE_KEYS
 from pipeline.sources.base import DeadLetter
 
 MASK = b'"[REDACTED]"'
