@@ -1,0 +1,62 @@
+"""The Kubernetes audit webhook backend: the API server POSTs `audit.k8s.io/v1` `EventList`
+batches (batch mode, up to 400 events a request by default) or single `Event`s (blocking
+mode) to `listen`; `docs/k8s-audit-webhook.kubeconfig` is what a cluster admin points it at.
+
+Each event is spooled as its own line (not the list as one), so an event the parser cannot
+read is a dead letter of its own and a large batch never makes one huge spool line. The
+API server drops events when its buffer fills, so the answer comes as soon as the batch is
+durable, before any parsing or storing.
+
+`requestObject` and `responseObject` are dropped before spooling: the parser never reads
+them, and at the `Request`/`RequestResponse` levels they hold a Secret's values, which
+must not reach the disk even for the spool's short life.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from pipeline.collectors.base import Collector, Intake
+from pipeline.collectors.receiving import Bad, Endpoint, Framed, HttpCollector
+from pipeline.collectors.settings import K8sWebhook
+
+FORMAT = "k8s"
+_BODIES = ("requestObject", "responseObject")
+
+
+def _line(event: dict[str, object]) -> bytes:
+    if any(key in event for key in _BODIES):
+        event = {k: v for k, v in event.items() if k not in _BODIES}
+    return orjson.dumps(event)
+
+
+def frame(body: bytes) -> Framed:
+    """One compact line per event of an `EventList`, or the one `Event`."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return Framed(bad=[Bad("", f"not JSON: {exc}", body)])
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    if kind == "Event":
+        return Framed(lines=[_line(doc)])
+    if kind != "EventList":
+        return Framed(bad=[Bad("", "not an audit.k8s.io EventList or Event", body)])
+    items = doc.get("items") or []
+    if not isinstance(items, list):
+        return Framed(bad=[Bad("", "an EventList whose items is not a list", body)])
+    framed = Framed()
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            framed.lines.append(_line(item))
+        else:
+            framed.bad.append(Bad(f"items[{i}]", "not an audit Event object", orjson.dumps(item)))
+    return framed
+
+
+def make(settings: K8sWebhook, intake: Intake, *, port: int | None = None) -> Collector:
+    """The webhook collector; `port` overrides the configured one (0: a free port, tests)."""
+
+    def endpoint() -> Endpoint:
+        return Endpoint(intake, frame, settings.max_body_bytes, token=settings.token())
+
+    return HttpCollector(settings.label, settings.listen, endpoint, FORMAT, port)
