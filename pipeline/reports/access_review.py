@@ -1,10 +1,11 @@
 """The access-review tables, computed from the store's aggregates (never from events one
 by one), so a quarter of tens of millions of events costs a few grouped queries.
 
-`read_store` asks the store (through the `Store` protocol only, so either store serves);
-`build` turns those frames plus the owners, inventory and policies into the tables the
-report shows and writes. Everything is sorted and floored to whole seconds, so the same
-inputs always give the same bytes, whichever store they came from.
+`read_store` asks the store (through the `ReportSource` role protocol of
+`pipeline.store.base` only, so either store serves); `build` turns those frames plus the
+owners, inventory and policies into the tables the report shows and writes (its headline
+numbers and notes come from `headline`). Everything is sorted and floored to whole
+seconds, so the same inputs always give the same bytes, whichever store they came from.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from pipeline.reports import coverage, grants
+from pipeline.reports import coverage, grants, headline
 from pipeline.reports.controls import CONTROLS
 from pipeline.reports.inventory import Evidence
 from pipeline.reports.period import Period
@@ -156,8 +157,8 @@ def build(
     tables["coverage"] = coverage.summarize(inputs.days, gap_rows)
     tables["coverage_gaps"] = gap_rows
     tables["controls"] = pd.DataFrame(CONTROLS)
-    notes = _notes(history, period, cfg, evidence, policies, tables)
-    return Review(period, tables, _headline(inputs, tables), notes)
+    notes = headline.notes(history, period, cfg, evidence, policies, tables)
+    return Review(period, tables, headline.headline(inputs, tables), notes)
 
 
 def _rotations_named(frame: pd.DataFrame) -> pd.DataFrame:
@@ -355,77 +356,3 @@ def denied_table(summary: pd.DataFrame) -> pd.DataFrame:
 def _sources(history: pd.DataFrame) -> list[tuple[str, str]]:
     pairs = history[["source", "backend"]].drop_duplicates()
     return sorted(zip(pairs["source"], pairs["backend"], strict=True))
-
-
-def _headline(inputs: StoreInputs, t: dict[str, pd.DataFrame]) -> dict[str, object]:
-    """The numbers on the summary page."""
-    stale = t["stale_rotations"]
-    resolution = t["alerts"]["resolution"].value_counts()
-    return {
-        "events_in_period": int(inputs.summary["events"].sum()),
-        "events_in_store": inputs.events_total,
-        "secrets_known": len(t["secrets"]),
-        "secrets_read": int((t["secrets"]["reads"] > 0).sum()),
-        "identities_active": len(t["identities"]),
-        "reads": int(t["secrets"]["reads"].sum()),
-        "denied": int(t["denied_attempts"]["denied"].sum()) if len(t["denied_attempts"]) else 0,
-        "unused_secrets": len(t["unused_secrets"]),
-        "rotation_overdue": int((stale["status"] == "overdue").sum()),
-        "rotation_no_evidence": int((stale["status"] == "no evidence").sum()),
-        "identities_with_grants": len(t["grant_summary"]),
-        "overbroad_identities": len(t["overbroad_identities"]),
-        "unused_grants": len(t["unused_grants"]),
-        "ownership_gaps": len(t["ownership_gaps"]),
-        "alerts": len(t["alerts"]),
-        "alerts_open": int(resolution.get("open", 0)),
-        "alerts_true_positive": int(resolution.get("true_positive", 0)),
-        "alerts_false_positive": int(resolution.get("false_positive", 0)),
-        "coverage_gaps": len(t["coverage_gaps"]),
-        "sources_missing": int((t["coverage"]["status"] == "missing").sum()),
-    }
-
-
-def _notes(
-    history: pd.DataFrame,
-    period: Period,
-    cfg: ReportConfig,
-    evidence: Evidence,
-    policies: Mapping[str, list[Rule]],
-    tables: dict[str, pd.DataFrame],
-) -> list[str]:
-    """Caveats a reviewer must see next to the findings."""
-    notes = []
-    if len(history):
-        start = history["first_ts"].min()
-        span = (pd.Timestamp(period.until) - start) / timedelta(days=1)
-        for label, days in (("rotation", cfg.rotation_days), ("unused", cfg.unused_days)):
-            if span < days:
-                notes.append(
-                    f"The stored history starts {start:%Y-%m-%d}, {span:.0f} days before the "
-                    f"period ends: shorter than the {days}-day {label} window, so "
-                    f"{label} findings rest on partial history."
-                )
-    missing = sorted(
-        {p for names in evidence.vault_policies().values() for p in names}
-        - set(policies)
-        - {"root", "default"}
-    )
-    if missing:
-        notes.append(
-            "Policies named in the inventory but not found (ignored, as Vault ignores them): "
-            + ", ".join(missing)
-            + "."
-        )
-    if not evidence.vault_policies() and not evidence.inventory.grants:
-        notes.append(
-            "No grant evidence configured (Vault policies or inventory grants): the "
-            "granted-versus-used section is empty."
-        )
-    if not evidence.rules and not any(s.owner for s in evidence.inventory.secrets):
-        notes.append("No owners file or inventory owners: every secret is an ownership gap.")
-    if (tables["coverage"]["status"] != "complete").any():
-        notes.append(
-            "Some sources have gaps or sent nothing: absence of access there is not evidence "
-            "of no access (see Data sources)."
-        )
-    return notes
