@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.cli import alerts, detection, ingest, query, report
+from pipeline.cli import alerts, detection, ingest, query, report, serve
 from pipeline.cli.render import print_alerts, print_summary
 
 __all__ = ["app", "print_alerts", "print_summary"]
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.command("ingest")(ingest.ingest)
 app.command("ship")(ingest.ship)
 app.command("run")(ingest.run)
+app.command("serve")(serve.serve)
 app.command("replay")(detection.replay)
 app.command("train")(detection.train)
 app.command("detect")(detection.detect)

@@ -1,0 +1,1 @@
+"""`secretwatch serve`: the long-running service (collectors, reader, detection, delivery, API)."""

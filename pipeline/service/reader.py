@@ -1,0 +1,171 @@
+"""The service's one writer of events: a thread that follows every collector's spool (and
+the `file` collectors' paths) with the machinery of `ingest --follow`, so each batch is
+stored with its checkpoint in one transaction and a restart resumes from there.
+
+Collectors wake it as soon as they have spooled something; the follow poll interval only
+bounds the wait (rotation, quiet Vault requests). After each pass it stores the dead
+letters collectors rejected at the door, prunes each spool behind its checkpoint and
+updates the spool depths; the first pass that finds nothing new makes the service ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.bus.follow import open_followed, step
+from pipeline.bus.followed import Followed
+from pipeline.collectors.base import Intake
+from pipeline.collectors.spool import Spool
+from pipeline.config import Config
+from pipeline.ingest import IngestSummary
+from pipeline.record import EventRow
+from pipeline.service.metrics import ServiceMetrics
+from pipeline.store.base import EventLog
+
+log = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 30.0  # at shutdown, how long the reader may go on storing what is spooled
+
+
+@dataclass
+class Source:
+    """One followed file: a collector's spool, or a path a `file` collector follows."""
+
+    collector: str
+    path: Path
+    fmt: str | None
+    spool: Spool | None = None
+    intake: Intake | None = None
+    followed: Followed | None = None
+    summary: IngestSummary = field(default_factory=IngestSummary)
+    over_warning: bool = False  # the spool depth is above `spool.warn_bytes` (logged once)
+
+    @property
+    def source(self) -> str:
+        """The source label of its metrics: its format, or the one recognized."""
+        if self.fmt:
+            return self.fmt
+        known = self.summary.formats.most_common(1)
+        return known[0][0] if known else "unknown"
+
+
+class Reader:
+    """Follows `sources` into `store` on a thread of its own until `stop`."""
+
+    def __init__(
+        self,
+        store: EventLog,
+        config: Config,
+        sources: list[Source],
+        metrics: ServiceMetrics,
+        wake: threading.Event,
+        on_stored: Callable[[list[EventRow]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.sources = sources
+        self.metrics = metrics
+        self.wake = wake
+        self.on_stored = on_stored
+        self.ready = threading.Event()
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        """Open every followed file where its stored checkpoint left it (in the caller's
+        thread, so a missing file is an error at startup)."""
+        for s in self.sources:
+            s.followed = open_followed(
+                s.path, self.store.checkpoint, s.fmt, self.config.backends, s.summary, None
+            )
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="secretwatch-reader", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Store what is spooled (for at most `drain_seconds`), then stop."""
+        self._drain_seconds = drain_seconds
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(drain_seconds + 10)
+        for s in self.sources:
+            if s.followed is not None and s.followed.handle is not None:
+                s.followed.handle.close()
+
+    def _run(self) -> None:
+        poll = self.config.ingest.follow_poll_seconds
+        try:
+            while not self._stop.is_set():
+                self.wake.clear()
+                if not self.pass_once():
+                    if not self.ready.is_set():
+                        self.ready.set()
+                        self.metrics.ready.set(1)
+                        log.info("event=ready sources=%d", len(self.sources))
+                    self.wake.wait(poll)
+            deadline = time.monotonic() + getattr(self, "_drain_seconds", DRAIN_SECONDS)
+            while self.pass_once() and time.monotonic() < deadline:
+                pass
+        except BaseException as exc:  # the service sees it through `errors` and `alive`
+            self.errors.append(exc)
+            log.exception("event=reader_failed")
+
+    def pass_once(self) -> bool:
+        """One poll of every source, then the door's dead letters; True if anything was read."""
+        grew = False
+        for s in self.sources:
+            grew = self._step(s) or grew
+        self._store_rejected()
+        return grew
+
+    def _step(self, s: Source) -> bool:
+        assert s.followed is not None  # noqa: S101 - opened
+        summary = s.summary
+        before = summary.stored, summary.skipped_records, summary.dead_lettered
+        grew = step(s.followed, self.store, self.config, summary, self.on_stored)
+        if not grew:
+            return False
+        label = s.collector, s.source
+        self.metrics.stored.labels(*label).inc(summary.stored - before[0])
+        self.metrics.skipped.labels(*label).inc(summary.skipped_records - before[1])
+        self.metrics.dead.labels(*label).inc(summary.dead_lettered - before[2])
+        if s.spool is not None:
+            checkpoint = s.followed.checkpoint()
+            s.spool.prune(checkpoint)
+            self._depth(s, s.spool.depth(checkpoint))
+        return True
+
+    def _depth(self, s: Source, depth: int) -> None:
+        self.metrics.spool_depth.labels(s.collector).set(depth)
+        warn = self.config.spool.warn_bytes
+        if depth > warn and not s.over_warning:
+            log.warning(
+                "event=spool_behind collector=%s depth_bytes=%d warn_bytes=%d",
+                s.collector,
+                depth,
+                warn,
+            )
+        elif depth <= warn and s.over_warning:
+            log.info("event=spool_caught_up collector=%s depth_bytes=%d", s.collector, depth)
+        s.over_warning = depth > warn
+
+    def _store_rejected(self) -> None:
+        for s in self.sources:
+            if s.intake is None:
+                continue
+            dead = s.intake.take_dead()
+            if dead:
+                self.store.write_batch([], dead, [])
+                self.metrics.dead.labels(s.collector, s.source).inc(len(dead))
