@@ -42,9 +42,10 @@ class _Namespace(msgspec.Struct, gc=False):
     path: str | None = None
 
 
-class _Meta(msgspec.Struct, gc=False):
+class _Meta(msgspec.Struct, gc=False, frozen=True):
     """The auth-metadata keys that name a caller (Kubernetes, AppRole, userpass/LDAP, OIDC,
-    JWT, Nomad); a struct, not a dict, so other keys are skipped and it hashes as a tuple."""
+    JWT, Nomad); a frozen struct, not a dict, so other keys are skipped and it is hashable
+    (the identity cache is keyed by it as decoded)."""
 
     service_account_name: str | None = None
     service_account_namespace: str | None = None
@@ -106,7 +107,6 @@ _REQUEST_HINT = b'"type":"request"'
 _RESPONSE_END = b'"type":"response"}'  # Vault writes `type` last
 _REQUEST_END = b'"type":"request"}'
 _ID_AT = b'"request":{"id":"'
-_EMPTY_META = (None,) * len(_Meta.__struct_fields__)
 
 
 def _fast_request_id(line: bytes) -> str | None:
@@ -181,29 +181,29 @@ def identity_of(auth: _Auth | None) -> tuple[str, str]:
     if auth is None:
         return "unknown", "unknown"
     policies = auth.policies or auth.token_policies or ()
-    meta = msgspec.structs.astuple(auth.metadata) if auth.metadata else _EMPTY_META
-    return _identity(auth.display_name or "", auth.entity_id, "root" in policies, meta)
+    return _identity(auth.display_name or "", auth.entity_id, "root" in policies, auth.metadata)
+
+
+_NO_META = _Meta()
 
 
 @lru_cache(maxsize=65536)
 def _identity(
-    display: str, entity_id: str | None, root: bool, meta_values: tuple[str | None, ...]
+    display: str, entity_id: str | None, root: bool, meta: _Meta | None
 ) -> tuple[str, str]:
     if root or display == "root":
         return "root", "root"
-    meta = {k: v for k, v in zip(_Meta.__struct_fields__, meta_values, strict=True) if v}
-    if meta.get("service_account_name"):
-        ns = meta.get("service_account_namespace") or "default"
-        return f"{ns}/{meta['service_account_name']}", "service"
-    if meta.get("role_name"):
-        return meta["role_name"] or "", "service"
-    if display.startswith(_HUMAN_METHODS) or (meta.get("username") and not meta.get("role")):
-        user = meta.get("email") or meta.get("username") or display.split("-", 1)[-1]
-        return user, "human"
-    if meta.get("role"):
-        return meta["role"] or "", "service"
-    if meta.get("Task"):  # Nomad workload token: one identity per task, not per allocation
-        return f"nomad/{meta.get('Namespace') or 'default'}/{meta['Task']}", "service"
+    m = meta or _NO_META
+    if m.service_account_name:
+        return f"{m.service_account_namespace or 'default'}/{m.service_account_name}", "service"
+    if m.role_name:
+        return m.role_name, "service"
+    if display.startswith(_HUMAN_METHODS) or (m.username and not m.role):
+        return m.email or m.username or display.split("-", 1)[-1], "human"
+    if m.role:
+        return m.role, "service"
+    if m.Task:  # Nomad workload token: one identity per task, not per allocation
+        return f"nomad/{m.Namespace or 'default'}/{m.Task}", "service"
     if entity_id:
         return f"entity:{entity_id}", "unknown"
     if display.startswith("token-"):
@@ -268,7 +268,7 @@ def _outcome(error: str | None) -> str:
 
 
 _HOURS: dict[str, int] = {}  # "YYYY-MM-DDTHH" -> its microseconds since 1970
-_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> the same, of the second
+_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS." -> the same, of the second
 _SCALE = (0, 100_000, 10_000, 1_000, 100, 10, 1, 1, 1, 1)  # by count of fraction digits
 
 
@@ -282,12 +282,11 @@ def event_micros(text: str) -> int:
     >>> event_micros("2020-12-01T20:29:04.356625452Z"), event_micros("2020-12-01T20:29:04.5Z")
     (1606854544356625, 1606854544500000)
     """
-    if text[19:20] == "." and text[-1:] == "Z":  # Vault's usual: a second seen before
-        second = _SECONDS.get(text[:19])
-        if second is not None:
-            digits = text[20:-1]
-            if 0 < len(digits) < 10 and digits.isdigit() and digits.isascii():
-                return second + int(digits[:6]) * _SCALE[len(digits)]
+    second = _SECONDS.get(text[:20])  # Vault's usual: a second seen before ("...:SS.")
+    if second is not None:
+        digits = text[20:-1]
+        if text[-1:] == "Z" and digits.isdigit() and digits.isascii() and len(digits) < 10:
+            return second + int(digits[:6]) * _SCALE[len(digits)]
     fraction = _fraction(text)
     hour = _HOURS.get(text[:13]) if fraction >= 0 else None
     if hour is not None:
@@ -302,7 +301,7 @@ def event_micros(text: str) -> int:
     if text[19:20] == ".":
         if len(_SECONDS) >= 100_000:
             _SECONDS.clear()
-        _SECONDS[text[:19]] = value - fraction % 1_000_000
+        _SECONDS[text[:20]] = value - fraction % 1_000_000
     return value
 
 
@@ -406,7 +405,9 @@ class VaultParser:
         backend, seen = self.backend, self._seen
         for record in records:
             seen += 1
-            raw = bytes(record[0])
+            raw = record[0]
+            if raw.__class__ is not bytes:
+                raw = bytes(raw)
             if raw[:1] != b"{":
                 raw = raw[json_start(raw) :]  # the audit device's `prefix`
             try:
