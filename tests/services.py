@@ -1,5 +1,8 @@
 """Session fixtures for the real servers that `scripts/services start` runs on 127.0.0.1:
-`kafka_bootstrap` (Kafka's bootstrap servers) and `es_url` (Elasticsearch's URL).
+`kafka_bootstrap` (Kafka's bootstrap servers) and `es_url` (Elasticsearch's URL); and
+`aws_endpoint` (moto's S3+SQS server) and `kafka_sasl` (Kafka's SASL PLAIN listener, the
+Event Hubs stand-in), which skip their tests when SECRETWATCH_AWS_ENDPOINT or
+SECRETWATCH_KAFKA_SASL_BOOTSTRAP is unset and fail them when it is set but does not answer.
 
 They read SECRETWATCH_KAFKA_BOOTSTRAP and SECRETWATCH_ES_URL (as `scripts/services env`
 prints them; the defaults are the script's ports) and check that the server answers within
@@ -18,6 +21,7 @@ import socket
 import urllib.error
 import urllib.request
 import warnings
+from typing import NamedTuple
 
 import pytest
 
@@ -100,6 +104,56 @@ def _listens(server: str) -> bool:
 def _get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=ANSWER_WITHIN_S) as response:  # noqa: S310
         return json.load(response)
+
+
+class SaslKafka(NamedTuple):
+    """Kafka's SASL_PLAINTEXT listener: user `$ConnectionString`, this password."""
+
+    bootstrap: str
+    password: str
+
+
+# The made-up connection string scripts/services gives the SASL listener's one user.
+SASL_CONNECTION_STRING_DEFAULT = (  # made up, no credential of anything real
+    "Endpoint=sb://secretwatch-test.servicebus.windows.net/;"
+    "SharedAccessKeyName=RootManageSharedAccessKey;"
+    "SharedAccessKey=c2VjcmV0d2F0Y2gtdGVzdC1vbmx5"
+)
+
+
+def aws_endpoint_url() -> str:
+    """moto's URL, after checking that it answers; skips when SECRETWATCH_AWS_ENDPOINT is
+    unset."""
+    url = os.environ.get("SECRETWATCH_AWS_ENDPOINT", "").rstrip("/")
+    if not url:
+        pytest.skip("SECRETWATCH_AWS_ENDPOINT is unset (see `scripts/services env moto`)")
+    try:
+        _get_json(f"{url}/moto-api/data.json")
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        pytest.fail(f"moto does not answer at {url} ({e!r}): {HOW}", pytrace=False)
+    return url
+
+
+def kafka_sasl_listener() -> SaslKafka:
+    """Kafka's SASL listener, after checking that it accepts connections; skips when
+    SECRETWATCH_KAFKA_SASL_BOOTSTRAP is unset."""
+    servers = os.environ.get("SECRETWATCH_KAFKA_SASL_BOOTSTRAP", "")
+    if not servers:
+        pytest.skip("SECRETWATCH_KAFKA_SASL_BOOTSTRAP is unset (see `scripts/services env`)")
+    if not any(_listens(s) for s in servers.split(",")):
+        pytest.fail(f"Kafka's SASL listener does not listen at {servers}: {HOW}", pytrace=False)
+    password = os.environ.get("SECRETWATCH_KAFKA_SASL_PASSWORD") or SASL_CONNECTION_STRING_DEFAULT
+    return SaslKafka(servers, password)
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> str:
+    return aws_endpoint_url()
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl() -> SaslKafka:
+    return kafka_sasl_listener()
 
 
 @pytest.fixture(scope="session")
