@@ -179,10 +179,34 @@ class HttpNdjson(_HttpReceiver):
 
 
 class GcpPubsubPush(_HttpReceiver):
-    """A Pub/Sub push subscription's endpoint: base64 `LogEntry` messages."""
+    """A Pub/Sub push subscription's endpoint: base64 `LogEntry` messages. Senders present
+    the bearer token, or, with `audience`, the OIDC JWT Pub/Sub signs for the push
+    subscription's service account, checked against Google's keys in `jwks_file` (a copy
+    of https://www.googleapis.com/oauth2/v3/certs, re-read when it changes)."""
 
     type: Literal["gcp_pubsub_push"]
     audience: str | None = None  # when set, a Google-signed JWT with this audience is required
+    jwks_file: Path | None = None
+    service_account_email: str | None = None  # the JWT's `email`, when set
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> GcpPubsubPush:
+        if self.audience is None:
+            if self.jwks_file is not None or self.service_account_email is not None:
+                raise ValueError("jwks_file and service_account_email need audience")
+            return self
+        if self.jwks_file is None:
+            raise ValueError(
+                "audience needs jwks_file: a copy of Google's signing keys "
+                "(https://www.googleapis.com/oauth2/v3/certs), refreshed daily"
+            )
+        if super().has_token:
+            raise ValueError("set either audience (a signed JWT) or token_env/token_file")
+        return self
+
+    @property
+    def has_token(self) -> bool:
+        return super().has_token or self.audience is not None
 
 
 class CloudtrailSqs(_Collector):

@@ -3,6 +3,8 @@ spool, and the events a spool (or a sample file) makes once ingested into a real
 
 from __future__ import annotations
 
+import atexit
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 
 from pipeline.collectors.base import Intake
@@ -19,6 +22,14 @@ from pipeline.ingest import Ingestor, IngestSummary
 from pipeline.store.duckdb import DuckDBStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@functools.cache
+def client() -> httpx.Client:
+    """One HTTP client for every test (making one loads CA certificates: ~0.1 s each)."""
+    made = httpx.Client(timeout=30)
+    atexit.register(made.close)
+    return made
 
 
 @dataclass

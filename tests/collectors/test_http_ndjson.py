@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from http_senders import FIXTURES, Running, ingest, running
+from http_senders import FIXTURES, Running, client, ingest, running
 
 from pipeline.collectors import http_ndjson
 from pipeline.collectors.settings import HttpNdjson
@@ -43,7 +43,7 @@ def sink(tmp_path: Path) -> Running:
 
 
 def post(url: str, body: bytes, **headers: str) -> httpx.Response:
-    return httpx.post(url, content=body, headers={**AUTH, **headers}, timeout=30)
+    return client().post(url, content=body, headers={**AUTH, **headers}, timeout=30)
 
 
 def vault_lines() -> list[bytes]:
@@ -116,7 +116,7 @@ def test_an_empty_body_spools_nothing(sink: Running) -> None:
 
 def test_without_the_token_401_and_nothing_spooled(sink: Running) -> None:
     body = b"\n".join(vault_lines()[:10])
-    assert httpx.post(sink.url, content=body).status_code == 401
+    assert client().post(sink.url, content=body).status_code == 401
     assert post(sink.url, body, authorization="Bearer nope-0123456789").status_code == 401
     assert sink.spooled() == [] and sink.intake.counts.unauthorized == 2
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from http_senders import FIXTURES, Running, ingest, running
+from http_senders import FIXTURES, Running, client, ingest, running
 
 from pipeline.collectors import k8s_webhook
 from pipeline.collectors.settings import K8sWebhook
@@ -72,7 +72,7 @@ def hook(tmp_path: Path) -> Running:
 def post(url: str, body: bytes, token: str | None = TOKEN, **headers: str) -> httpx.Response:
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
-    return httpx.post(url, content=body, headers=headers, timeout=30)
+    return client().post(url, content=body, headers=headers, timeout=30)
 
 
 def test_event_list_batches_are_stored_as_the_sample_files_are(
@@ -133,8 +133,8 @@ def test_without_the_token_401_and_nothing_spooled(
 def test_other_paths_404_other_methods_405(hook: Running) -> None:
     base = hook.url.removesuffix("/k8s-audit")
     assert post(f"{base}/other", event_list([])).status_code == 404
-    assert httpx.get(hook.url, headers={"authorization": f"Bearer {TOKEN}"}).status_code == 405
-    assert httpx.put(hook.url, content=b"{}").status_code == 405
+    assert client().get(hook.url, headers={"authorization": f"Bearer {TOKEN}"}).status_code == 405
+    assert client().put(hook.url, content=b"{}").status_code == 405
     assert hook.spooled() == []
 
 
@@ -187,7 +187,7 @@ def test_oversized_body_413_with_the_reason(tmp_path: Path) -> None:
         def chunks() -> list[bytes]:  # no Content-Length: refused while streaming
             return [body[i : i + 8192] for i in range(0, len(body), 8192)]
 
-        streamed = httpx.post(
+        streamed = client().post(
             hook.url, content=iter(chunks()), headers={"authorization": f"Bearer {TOKEN}"}
         )
         assert streamed.status_code == 413
@@ -224,13 +224,11 @@ def test_concurrent_senders_all_spooled_exactly_once(hook: Running, tmp_path: Pa
 
     def send(sender: int) -> list[int]:
         codes = []
-        with httpx.Client(headers={"authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
-            for b in range(batches):
-                items = [
-                    {**template, "auditID": f"{sender:04d}-{b:04d}-{i:04d}"}
-                    for i in range(per_batch)
-                ]
-                codes.append(client.post(hook.url, content=event_list(items)).status_code)
+        for b in range(batches):
+            items = [
+                {**template, "auditID": f"{sender:04d}-{b:04d}-{i:04d}"} for i in range(per_batch)
+            ]
+            codes.append(post(hook.url, event_list(items)).status_code)
         return codes
 
     with ThreadPoolExecutor(senders) as pool:
