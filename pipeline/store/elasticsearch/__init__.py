@@ -10,7 +10,8 @@ and the same results (tests/store/test_store_contract.py runs on both).
 - schema.py: field tables (ECS names for events), strict mappings, conversions.
 """
 
-from pipeline.store.elasticsearch.cluster import Cluster, credentials
+from pipeline.store.elasticsearch.cluster import Cluster
+from pipeline.store.elasticsearch.credentials import credentials
 from pipeline.store.elasticsearch.schema import (
     ALERT_FIELDS,
     EVENT_FIELDS,

@@ -5,7 +5,7 @@ store (store.py), the outbox and the reports are written with."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,7 +26,7 @@ from pipeline.errors import StoreError
 from pipeline.store.elasticsearch.schema import KINDS, PAGE, action, mapping, public, reason
 
 if TYPE_CHECKING:
-    from pipeline.config import ElasticsearchStoreConfig
+    pass
 
 Action = tuple[bytes, bytes | None]
 _T = TypeVar("_T")
@@ -383,34 +383,3 @@ class Cluster:
 
 def _as_is(item: Action) -> Action:
     return item
-
-
-def credentials(cfg: ElasticsearchStoreConfig, environ: Mapping[str, str]) -> dict[str, Any]:
-    """Client credentials from the environment variables the config names."""
-    if cfg.api_key_env and cfg.username:
-        raise StoreError("set either `store.api_key_env` or `store.username`, not both")
-    if cfg.api_key_env:
-        return {"api_key": _env_secret(environ, cfg.api_key_env, "store.api_key_env")}
-    if cfg.password_env and not cfg.username:
-        raise StoreError("`store.password_env` is set without `store.username`; set both")
-    if cfg.username:
-        if not cfg.password_env:
-            raise StoreError(
-                "`store.username` is set without `store.password_env`; name the environment "
-                "variable that holds the password"
-            )
-        return {
-            "username": cfg.username,
-            "password": _env_secret(environ, cfg.password_env, "store.password_env"),
-        }
-    return {}
-
-
-def _env_secret(environ: Mapping[str, str], name: str, key: str) -> str:
-    value = environ.get(name)
-    if not value:
-        raise StoreError(
-            f"environment variable {name} (named by `{key}`) is not set or empty; export it "
-            "before starting secretwatch"
-        )
-    return value

@@ -25,7 +25,8 @@ from pipeline.store.base import (
     PendingDelivery,
 )
 from pipeline.store.elasticsearch import detection, events, reports
-from pipeline.store.elasticsearch.cluster import Cluster, credentials
+from pipeline.store.elasticsearch.cluster import Cluster
+from pipeline.store.elasticsearch.credentials import credentials
 from pipeline.store.elasticsearch.outbox import Outbox
 from pipeline.store.elasticsearch.schema import (
     EVENT_FIELDS,
