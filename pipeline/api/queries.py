@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import closing
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 import pandas as pd
@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from pipeline.api.documents import find_alert, records
 from pipeline.api.frames import ARROW_STREAM, TRUNCATED, frame_to_arrow
 from pipeline.collectors.http import BodyTooLarge, authorized, read_body
 from pipeline.errors import StoreError
@@ -41,6 +42,10 @@ Reader = Callable[[], Store]
 
 
 class BadRequest(Exception):  # noqa: N818 - answered 400 with its message
+    pass
+
+
+class NotFound(Exception):  # noqa: N818 - answered 404 with its message
     pass
 
 
@@ -127,21 +132,6 @@ def _json(value: object) -> Response:
     )
 
 
-def _jsonable(value: Any) -> Any:  # noqa: ANN401 - one cell of a frame
-    """A frame cell as JSON: missing as None, timestamps ISO-8601, numpy scalars plain."""
-    if isinstance(value, list | tuple | dict | bytes):
-        return value
-    if value is None or bool(pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value.item() if hasattr(value, "item") else value
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _jsonable(v) for k, v in row.items()} for row in frame.to_dict("records")]
-
-
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -164,10 +154,6 @@ def _endpoint(
             return _error(503, clean_error(str(exc)) or "the store failed")
 
     return endpoint
-
-
-class NotFound(Exception):  # noqa: N818 - answered 404 with its message
-    pass
 
 
 def _with_store(open_reader: Reader, work: Callable[[Request, Store], T], request: Request) -> T:
@@ -214,24 +200,11 @@ def _deliveries(request: Request, store: Store) -> Response:
     return _arrow(store.delivery_state(sinks, state, alert_id, limit))
 
 
-def find_alert(store: Store, alert_id: str) -> dict[str, Any] | None:
-    """One stored alert as `Outbox.alerts` has it (`body` parsed), or None."""
-    frame = store.alerts()
-    rows = frame[frame["id"] == alert_id]
-    if rows.empty:
-        return None
-    alert = _records(rows)[0]
-    alert["body"] = orjson.loads(alert["body"])
-    return alert
-
-
 def _alert(request: Request, store: Store) -> Response:
     alert_id = _path_id(request)
-    alert = find_alert(store, alert_id)
+    alert = find_alert(store, alert_id, _sinks(request))
     if alert is None:
-        raise NotFound(f"no alert {alert_id!r}")
-    frame = store.delivery_state(_sinks(request), alert_id=alert_id)
-    alert["deliveries"] = _records(frame.drop(columns=["alert_id"]))
+        raise NotFound(f"no alert {alert_id!r}; `secretwatch alerts` lists them")
     return _json(alert)
 
 
@@ -263,7 +236,7 @@ def verdict(body: bytes) -> tuple[str | None, str, str | None]:
 def _resolve(request: Request, store: Store, body: bytes) -> Response:
     alert_id = _path_id(request)
     resolution, by, note = verdict(body)
-    if find_alert(store, alert_id) is None:
+    if find_alert(store, alert_id, []) is None:
         raise NotFound(f"no alert {alert_id!r}; `secretwatch alerts` lists them")
     store.resolve_alert(alert_id, resolution, by, note, datetime.now(UTC))
     return _json({"id": alert_id, "resolution": resolution, "by": by})
@@ -273,7 +246,7 @@ def _identities(request: Request, store: Store) -> Response:
     """Every identity with events, its counts, and whether it has a baseline."""
     frame = store.stats("identity", event_filter(request.query_params), None)
     learned = {identity for identity, _ in store.baselines()}
-    rows = _records(frame)
+    rows = records(frame)
     for row in rows:
         row["baseline"] = row["identity"] in learned
     return _json(rows)

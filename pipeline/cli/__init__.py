@@ -39,6 +39,7 @@ alerts_app = typer.Typer(
 )
 alerts_app.callback(invoke_without_command=True)(alerts.alerts_main)
 alerts_app.command("list")(alerts.alerts_list)
+alerts_app.command("show")(alerts.alerts_show)
 alerts_app.command("resolve")(alerts.alerts_resolve)
 alerts_app.command("redrive")(alerts.alerts_redrive)
 app.add_typer(alerts_app, name="alerts")

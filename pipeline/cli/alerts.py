@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from pipeline.cli import consoles
-from pipeline.cli.options import ConfigOpt, StoreOpt
+from pipeline.cli.options import ConfigOpt, ServerOpt, StoreOpt
 from pipeline.cli.session import exit_on_error, session
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
@@ -109,10 +109,11 @@ def alerts_main(
     limit: LimitOpt = 50,
     config: ConfigOpt = None,
     store_path: StoreOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Without a subcommand: `alerts list`."""
     if ctx.invoked_subcommand is None:
-        alerts_list(state, as_json, limit, config, store_path)
+        alerts_list(state, as_json, limit, config, store_path, server)
 
 
 def alerts_list(
@@ -121,6 +122,7 @@ def alerts_list(
     limit: LimitOpt = 50,
     config: ConfigOpt = None,
     store_path: StoreOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Alerts, newest first, with their verdict and their state at every configured sink."""
     from pipeline.sinks.status import headline, summarize
@@ -130,7 +132,7 @@ def alerts_list(
         raise typer.BadParameter(
             f"{state!r}; choose one of {', '.join(DELIVERY_STATES)}", param_hint="--state"
         )
-    with session(config, store_path, read_only=True) as (cfg, store):
+    with session(config, store_path, read_only=True, server=server) as (cfg, store):
         names = [s.name for s in cfg.sinks if s.enabled]
         frame = store.delivery_state(names, state, limit=limit or None)
     alerts = summarize(frame)
@@ -191,6 +193,7 @@ def alerts_resolve(
     by: Annotated[str | None, typer.Option(help="Who decided (default: $USER).")] = None,
     config: ConfigOpt = None,
     store_path: StoreOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Record an analyst's verdict on an alert; the sinks receive it as a new revision."""
     import getpass
@@ -199,12 +202,58 @@ def alerts_resolve(
         raise typer.BadParameter("give exactly one of --true-positive, --false-positive, --reopen")
     resolution = "true_positive" if true_positive else "false_positive" if false_positive else None
     who = by or getpass.getuser()
-    with session(config, store_path, read_only=False) as (_, store):
+    with session(config, store_path, read_only=False, server=server) as (_, store):
         store.resolve_alert(alert_id, resolution, who, note, datetime.now(UTC))
     done = f"{alert_id}: {resolution or 'reopened'} (by {who})"
     consoles.out.print(
         inert(f"{done}; sinks receive the new revision at the next `secretwatch deliver`")
     )
+
+
+def alerts_show(
+    alert_id: Annotated[str, typer.Argument(help="The alert id (swa-...).")],
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    store_path: StoreOpt = None,
+    server: ServerOpt = None,
+) -> None:
+    """One alert in full: explanation, evidence, verdict and its state at every sink."""
+    from pipeline.api.documents import find_alert
+    from pipeline.errors import StoreError
+
+    with session(config, store_path, read_only=True, server=server) as (cfg, store):
+        alert = find_alert(store, alert_id, [s.name for s in cfg.sinks if s.enabled])
+        if alert is None:
+            raise StoreError(f"no alert {alert_id!r}; `secretwatch alerts` lists them")
+    if as_json:
+        sys.stdout.buffer.write(json_line(alert))
+        return
+    body, out = alert["body"], consoles.out
+    verdict = alert["resolution"] or (
+        "folded into " + alert["folded_into"] if alert["folded_into"] else "open"
+    )
+    lines = [  # every value from the logs or an analyst, printed inert
+        f"{alert['id']}  {alert['severity'].upper()}  {alert['identity']}  "
+        f"{str(alert['ts'])[:19].replace('T', ' ')}Z",
+        f"detectors: {alert['detectors'].replace(',', ', ')}; score {alert['score']:g}; "
+        f"{alert['evidence_count']} events; baselines version {alert['baseline_version']}",
+        f"window: {alert['window_start']} to {alert['window_end']}",
+        f"  {alert['explanation']}",
+        "evidence: " + ", ".join(str(e) for e in body.get("evidence", [])),
+        f"verdict: {verdict}"
+        + (f" by {alert['resolved_by']} at {alert['resolved_at']}" if alert["resolution"] else "")
+        + (f": {alert['note']}" if alert["note"] else ""),
+        f"revision {alert['revision']}"
+        + (f" (+{alert['repeats']} repeats)" if alert["repeats"] else ""),
+    ]
+    lines += [
+        f"  {d['sink']}: {d['state']}, delivered revision {d['delivered_revision']}, "
+        f"{d['attempts']} attempts"
+        + (f", last error: {d['last_error']}" if d["last_error"] else "")
+        for d in alert["deliveries"]
+    ]
+    for line in lines:
+        out.print(inert(line))
 
 
 def alerts_redrive(

@@ -1,4 +1,5 @@
-"""Options and values that several commands share: the config, the store, a point in time."""
+"""Options and values that several commands share: the config, the store (or the service
+serving it), a point in time."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ StoreOpt = Annotated[
         "--store",
         help="The store, overriding the config: a DuckDB file, or an Elasticsearch URL when "
         "`store.type` is elasticsearch.",
+    ),
+]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="Read through a running service's API at this URL (http://host:port) instead of "
+        "opening the store; token from $SECRETWATCH_API_TOKEN or the config's `api:`.",
     ),
 ]
 

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.cli import consoles
-from pipeline.cli.options import ConfigOpt, StoreOpt, parse_when
+from pipeline.cli.options import ConfigOpt, ServerOpt, StoreOpt, parse_when
 from pipeline.cli.render import cell, missing, position
 from pipeline.cli.session import session
 from pipeline.record import ACTIONS, OUTCOMES, SOURCES
@@ -76,10 +76,11 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
     config: ConfigOpt = None,
     store_path: StoreOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Show stored events, filtered, as a table or JSON lines."""
     where = _filter(since, until, identity, secret, action, outcome, source)
-    with session(config, store_path, read_only=True) as (_, store):
+    with session(config, store_path, read_only=True, server=server) as (_, store):
         frame = store.events(where, limit=limit or None, newest_first=newest)
     if as_json:
         for record in frame.to_dict(orient="records"):
@@ -117,6 +118,7 @@ def stats(
     limit: Annotated[int, typer.Option(help="Rows per table.")] = 15,
     config: ConfigOpt = None,
     store_path: StoreOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Event counts per source, identity, secret and outcome (or what --by names)."""
     groups = by or ["source", "identity", "secret", "outcome"]
@@ -126,7 +128,7 @@ def stats(
                 f"{name!r}; choose from {', '.join(GROUPABLE)}", param_hint="--by"
             )
     where = _filter(since, until, identity, secret, action, outcome, source)
-    with session(config, store_path, read_only=True) as (_, store):
+    with session(config, store_path, read_only=True, server=server) as (_, store):
         total = store.count(where)
         frames = {name: store.stats(name, where, limit) for name in groups}
     consoles.out.print(f"[bold]{total:,}[/] events")
@@ -152,9 +154,10 @@ def dead_letters(
     ] = False,
     config: ConfigOpt = None,
     store_path: StoreOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Records that could not be ingested: where they are, why, and (redacted) what they held."""
-    with session(config, store_path, read_only=True) as (_, store):
+    with session(config, store_path, read_only=True, server=server) as (_, store):
         frame = store.dead_letters(limit or None)
     out = consoles.out
     out.print(f"[bold]{len(frame)}[/] dead letters")

@@ -11,13 +11,12 @@ import typer
 from rich.text import Text
 
 from pipeline.cli import consoles
-from pipeline.cli.options import ConfigOpt, StoreOpt
+from pipeline.cli.options import ConfigOpt, ServerOpt, StoreOpt
 from pipeline.cli.render import progress
-from pipeline.cli.session import exit_on_error
+from pipeline.cli.session import exit_on_error, open_for
 from pipeline.config import Config, load_config
 from pipeline.errors import InputError
 from pipeline.reports.settings import ReportConfig
-from pipeline.store import open_store
 from pipeline.terminal import inert
 
 if TYPE_CHECKING:
@@ -59,6 +58,7 @@ def report(
     ] = None,
     config: ConfigOpt = None,
     store_path: StoreOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Quarterly access review: HTML (summary page, charts), CSV and JSON of every table,
     and manifest.json with the SHA-256 of each file, the parameters and the store state.
@@ -79,7 +79,7 @@ def report(
         settings = _report_settings(cfg, overrides)
         chosen = _period(quarter, first, last, settings.timezone)
         folder = out_dir or Path("data") / "reports" / f"access-review-{chosen.slug}"
-        with closing(open_store(cfg, store_path, read_only=True)) as store:
+        with closing(open_for(cfg, store_path, True, server)) as store:
             with progress(9, False, True) as bar:
                 task = bar.add_task("report", total=9)
 
