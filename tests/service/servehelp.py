@@ -22,7 +22,7 @@ import yaml
 ROOT = Path(__file__).parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "vault" / "audit.jsonl"
 SECRETWATCH = Path(sys.executable).parent / "secretwatch"
-WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks example
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - the spec example
 START_SECONDS = 60.0
 
 

@@ -99,7 +99,7 @@ def test_kill_9_mid_stream_then_restart_stores_every_spooled_line_once(
     sent = threading.Event()
 
     def send() -> None:  # at full speed until the service dies under it
-        lines = fixture_lines() + vault_pairs(100_000, tag=2)
+        lines = fixture_lines() + vault_pairs(30_000, tag=2)
         try:
             with served.vault() as sock:
                 for at in range(0, len(lines), 500):
@@ -148,7 +148,7 @@ def test_kill_9_mid_stream_then_restart_stores_every_spooled_line_once(
     expected.open()
     want = set(expected.events()["event_id"])
     expected.close()
-    assert len(want) > 10_000
+    assert len(want) > 2_000
 
     again = Served(config, tmp_path)
     try:
