@@ -67,6 +67,12 @@ class AzureEventhubsCollector:
     _consumer: KafkaConsumer  # made by start()
 
     @property
+    def address(self) -> str:
+        """What it reads, for the service's startup message."""
+        s = self.settings
+        return f"consumes {s.topic} at {s.bootstrap} (group {s.group})"
+
+    @property
     def listening(self) -> bool:
         """True once the group has assigned this consumer partitions of the hub."""
         return self._assigned and self._thread is not None and self._thread.is_alive()

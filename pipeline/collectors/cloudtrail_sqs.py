@@ -76,6 +76,11 @@ class CloudtrailSqsCollector:
     _s3: S3Client
 
     @property
+    def address(self) -> str:
+        """What it reads, for the service's startup message."""
+        return f"polls {self.settings.queue_url}"
+
+    @property
     def listening(self) -> bool:
         return self._listening and self._thread is not None and self._thread.is_alive()
 
