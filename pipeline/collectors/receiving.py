@@ -175,5 +175,10 @@ class HttpCollector:
         return f"http://{host}:{self.port}{self.path}"
 
     @property
+    def address(self) -> str:
+        """Where senders POST (the free port picked for port 0 once started)."""
+        return self.url
+
+    @property
     def listening(self) -> bool:
         return self._server is not None and self._server.listening
