@@ -163,3 +163,12 @@ def test_a_spool_past_warn_bytes_is_logged_once(
         assert any("event=spool_caught_up" in r.getMessage() for r in caplog.records)
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize("name", ["serve-vault.yaml", "serve-file.yaml"])
+def test_the_example_configs_load(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.config import load_config
+
+    monkeypatch.setenv("SECRETWATCH_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    cfg = load_config(Path(__file__).parents[2] / "config" / "examples" / name)
+    assert cfg.collectors and cfg.api is not None
