@@ -174,3 +174,105 @@ def test_off_loopback_needs_mutual_tls() -> None:
         VaultSocket.model_validate(
             {"type": "vault_socket", "listen": "tcp://0.0.0.0:9090", "client_ca_file": "ca.pem"}
         )
+
+
+def _certificates(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by it,
+    and a client certificate from another CA."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def issue(
+        cn: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: x509.Name | None,
+        signer: ec.EllipticCurvePrivateKey | None,
+        ca: bool,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(issuer or name(cn))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+        return builder.sign(signer or key, hashes.SHA256())
+
+    def write(stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+        (folder / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (folder / f"{stem}-key.pem").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+    ca_key, other_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca = issue("test ca", ca_key, None, None, True)
+    other = issue("other ca", other_key, None, None, True)
+    write("ca", ca, ca_key)
+    for stem, issuer, signer in (
+        ("server", ca, ca_key),
+        ("client", ca, ca_key),
+        ("stranger", other, other_key),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        write(stem, issue(stem, key, issuer.subject, signer, False), key)
+    return {p.stem: p for p in folder.glob("*.pem")}
+
+
+def test_mutual_tls_takes_a_signed_client_and_refuses_others(
+    tmp_path: Path, start: Callable[..., tuple[VaultSocketCollector, Intake]]
+) -> None:
+    import ssl
+
+    pem = _certificates(tmp_path)
+    collector, intake = start(
+        tls_cert_file=str(pem["server"]),
+        tls_key_file=str(pem["server-key"]),
+        client_ca_file=str(pem["ca"]),
+    )
+
+    def client(stem: str | None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=pem["ca"])
+        if stem is not None:
+            context.load_cert_chain(pem[stem], pem[f"{stem}-key"])
+        return context
+
+    for stranger in (None, "stranger"):  # no certificate, or one of another CA
+        with connect(collector) as raw:
+            try:
+                with client(stranger).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    tls.sendall(LINES[0] + b"\n")
+                    tls.recv(1)  # TLS 1.3: the refusal arrives after the handshake
+            except (ssl.SSLError, OSError):
+                pass
+    with (
+        connect(collector) as raw,
+        client("client").wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(b"\n".join(LINES[:3]) + b"\n")
+        wait_until(lambda: intake.counts.records == 3)
+    assert spooled(intake.spool) == LINES[:3]  # nothing from the refused ones
