@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from pipeline.collectors import gcp_pubsub_push
 from pipeline.collectors.google_jwt import Jwks, Refused, Verifier
 from pipeline.collectors.settings import GcpPubsubPush
+from pipeline.config import load_config
 from pipeline.errors import ConfigError
 
 GCP = FIXTURES / "gcp_audit"
@@ -302,3 +303,10 @@ def test_audience_config_is_checked_at_load(tmp_path: Path) -> None:
     (tmp_path / "k.json").write_bytes(b'{"keys": []}')
     with pytest.raises(ConfigError, match="no RSA signing keys"):
         collector.start()
+
+
+def test_the_example_config_loads() -> None:
+    config = load_config(FIXTURES.parents[1] / "config" / "examples" / "serve-gcp.yaml")
+    [collector] = config.collectors
+    assert isinstance(collector, GcpPubsubPush)
+    assert collector.audience is not None and collector.jwks_file is not None

@@ -14,6 +14,7 @@ from http_senders import FIXTURES, Running, client, ingest, running
 
 from pipeline.collectors import http_ndjson
 from pipeline.collectors.settings import HttpNdjson
+from pipeline.config import load_config
 
 VAULT_LOG = FIXTURES / "vault" / "vault-1.21.4-dev" / "audit.log"  # 228 lines
 CLOUDTRAIL = FIXTURES / "aws_cloudtrail" / "datadog__stratus-red-team"
@@ -146,3 +147,10 @@ def test_concurrent_senders_all_spooled_exactly_once(sink: Running) -> None:
     assert codes == [200] * len(pieces)
     assert sorted(sink.spooled()) == sorted(lines)
     assert sink.intake.counts.requests == len(pieces)
+
+
+def test_the_example_config_loads() -> None:
+    config = load_config(FIXTURES.parents[1] / "config" / "examples" / "serve-http.yaml")
+    [collector] = config.collectors
+    assert isinstance(collector, HttpNdjson)
+    assert collector.format == "vault" and collector.has_token

@@ -13,10 +13,12 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+import yaml
 from http_senders import FIXTURES, Running, client, ingest, running
 
 from pipeline.collectors import k8s_webhook
 from pipeline.collectors.settings import K8sWebhook
+from pipeline.config import load_config
 
 K8S = FIXTURES / "k8s_audit"
 GENERATED = [
@@ -238,3 +240,19 @@ def test_concurrent_senders_all_spooled_exactly_once(hook: Running, tmp_path: Pa
     assert len(ids) == len(set(ids)) == senders * batches * per_batch
     stored = ingest([hook.spool.path], "k8s", tmp_path / "s.duckdb")
     assert stored.summary.stored == senders * batches * per_batch
+
+
+def test_the_documented_kubeconfig_points_at_the_example_collector() -> None:
+    root = FIXTURES.parents[1]
+    config = load_config(root / "config" / "examples" / "serve-k8s.yaml")
+    [collector] = config.collectors
+    assert isinstance(collector, K8sWebhook) and collector.has_token
+    text = (root / "docs" / "k8s-audit-webhook.kubeconfig").read_text()
+    kubeconfig = yaml.safe_load(text)
+    assert kubeconfig["kind"] == "Config"
+    [cluster] = kubeconfig["clusters"]
+    assert cluster["cluster"]["server"] == collector.listen
+    [user] = kubeconfig["users"]
+    assert "token" in user["user"]
+    for flag in ("--audit-webhook-mode=batch", "--audit-webhook-batch-max-size=400"):
+        assert flag in text
