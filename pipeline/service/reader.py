@@ -75,6 +75,7 @@ class Reader:
         self.ready = threading.Event()
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
+        self._drain_seconds = DRAIN_SECONDS
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
@@ -115,7 +116,7 @@ class Reader:
                         self.metrics.ready.set(1)
                         log.info("event=ready sources=%d", len(self.sources))
                     self.wake.wait(poll)
-            deadline = time.monotonic() + getattr(self, "_drain_seconds", DRAIN_SECONDS)
+            deadline = time.monotonic() + self._drain_seconds
             while self.pass_once() and time.monotonic() < deadline:
                 pass
         except BaseException as exc:  # the service sees it through `errors` and `alive`
