@@ -1,0 +1,213 @@
+"""`secretwatch serve` benchmark, against a running service on the embedded store.
+
+    python tests/bench/bench_serve.py [--seconds 10] [--alerts 40] [--interval 0.1]
+
+(a) throughput: a Vault socket sender writes request/response pairs (one event each,
+    unique request ids, fixture-shaped lines of about 1.1 KB) at full speed for N seconds;
+    prints events/s sent, spooled and stored (from /metrics), and whether the spool grew
+    (its depth at the end and its largest sample). Goal: >= 20,000 events/s stored on one
+    core without the spool growing.
+(b) delay: background pairs at half the stored rate of (a) on one connection, root-token
+    calls every `--interval` s on another; the delay from writing a call to its alert at a
+    webhook receiver (a separate process, bench_delivery's, verifying signatures). Goal:
+    p99 < 500 ms.
+(c) queries while (b) ingests: `GET /api/events?limit=100` and `/api/events/count` on the
+    service's API, and the CLI's `secretwatch events --limit 100` (a new process: its import
+    time is included and printed apart). Goal: under 1 s.
+Not run by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO / "tests" / "bench"), str(REPO / "tests" / "service")]
+
+from bench_delivery import SECRET, Receiver, _pct, _root_call  # noqa: E402
+from servehelp import SECRETWATCH, Served, fixture_lines, write_config  # noqa: E402
+
+TEMPLATE = b"11111111-1111-4111-8111-000000000001"
+
+
+class Pairs:
+    """Unique request/response pairs, made a chunk at a time."""
+
+    def __init__(self, tag: int) -> None:
+        self.request, self.response = fixture_lines()[:2]
+        self.tag, self.n = tag, 0
+
+    def chunk(self, pairs: int) -> bytes:
+        out: list[bytes] = []
+        for _ in range(pairs):
+            new = b"%08x-3333-4333-8333-%012x" % (self.tag, self.n)
+            self.n += 1
+            out += [self.request.replace(TEMPLATE, new), self.response.replace(TEMPLATE, new)]
+        return b"\n".join(out) + b"\n"
+
+
+def stored(served: Served) -> float:
+    return float(
+        served.metric("secretwatch_events_stored_total", collector="vault_socket", source="vault")
+    )
+
+
+def depth(served: Served) -> float:
+    return float(served.metric("secretwatch_spool_depth_bytes", collector="vault_socket"))
+
+
+def throughput(served: Served, seconds: float) -> float:
+    """(a); returns the events/s stored."""
+    pairs = Pairs(1)
+    samples: list[float] = []
+    before = stored(served)
+    t0 = time.monotonic()
+    sent = 0
+    with served.vault() as sock:
+        next_sample = t0
+        while time.monotonic() - t0 < seconds:
+            sock.sendall(pairs.chunk(500))
+            sent += 500
+            if time.monotonic() >= next_sample:
+                samples.append(depth(served))
+                next_sample += 0.5
+    elapsed = time.monotonic() - t0
+    during = stored(served) - before
+    end_depth = depth(served)
+    # let it finish what was spooled, to see how far behind it was
+    t1 = time.monotonic()
+    while stored(served) - before < sent and time.monotonic() - t1 < 120:
+        time.sleep(0.1)
+    caught_up = time.monotonic() - t1
+    print(f"(a) Vault socket at full speed for {elapsed:.1f} s")
+    print(f"    sent      {sent / elapsed:>10,.0f} events/s ({sent:,} pairs)")
+    print(f"    stored    {during / elapsed:>10,.0f} events/s during the window")
+    print(
+        f"    spool depth: end {end_depth / 1e6:.1f} MB, largest sample "
+        f"{max(samples, default=0) / 1e6:.1f} MB; all stored {caught_up:.1f} s after the "
+        f"sender stopped -> {'spool GREW' if caught_up > 1.0 else 'kept up'}"
+    )
+    return during / elapsed
+
+
+def latency(served: Served, rx: Receiver, rate: float, alerts: int, interval: float) -> None:
+    """(b) and (c)."""
+    rx.reset()
+    stop = threading.Event()
+
+    def background() -> None:
+        pairs = Pairs(2)
+        per_tick = max(1, int(rate * 0.01))  # every 10 ms
+        with served.vault() as sock:
+            t0, n = time.monotonic(), 0
+            while not stop.is_set():
+                sock.sendall(pairs.chunk(per_tick))
+                n += 1
+                pause = t0 + n * 0.01 - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+
+    feeder = threading.Thread(target=background, daemon=True)
+    feeder.start()
+    written: dict[str, float] = {}
+    queries: list[tuple[str, float]] = []
+    try:
+        with served.vault() as sock:
+            for n in range(alerts):
+                written[f"bench-{n}"] = time.time()
+                sock.sendall(_root_call(n))
+                time.sleep(interval)
+                if n % 10 == 5:
+                    for path in ("/api/events?limit=100", "/api/events/count"):
+                        t = time.monotonic()
+                        answer = served.get(path)
+                        queries.append((f"{path} ({answer.status_code})", time.monotonic() - t))
+        cli = _cli_query(served)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            seen = {e for line in rx.lines() for e in line["evidence"]}
+            if set(written) <= seen:
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        feeder.join(10)
+    arrived: dict[str, float] = {}
+    for line in rx.lines():
+        for e in line["evidence"]:
+            arrived.setdefault(e, line["at"])
+    delays = sorted(arrived[e] - written[e] for e in written if e in arrived)
+    print(
+        f"(b) {alerts} root-token calls {interval:g} s apart over {rate:,.0f} background "
+        f"events/s: {len(delays)}/{alerts} alerts arrived"
+    )
+    if delays:
+        print(
+            f"    socket write -> alert at receiver: p50 {_pct(delays, 0.5) * 1000:.0f} ms, "
+            f"p99 {_pct(delays, 0.99) * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms "
+            "(goal p99 < 500 ms)"
+        )
+    print("(c) queries while ingesting (goal < 1 s)")
+    for path in sorted({p for p, _ in queries}):
+        times = sorted(s for p, s in queries if p == path)
+        print(f"    {path}: p50 {_pct(times, 0.5) * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms")
+    print(cli)
+
+
+def _cli_query(served: Served) -> str:
+    config = Path(served.log.name).parent / "serve.yaml"
+    t = time.monotonic()
+    bare = subprocess.run(
+        [sys.executable, "-c", "import pipeline.cli"], cwd=REPO, capture_output=True, check=False
+    )
+    imports = time.monotonic() - t
+    t = time.monotonic()
+    run = subprocess.run(
+        [str(SECRETWATCH), "events", "--config", str(config), "--limit", "100"],
+        cwd=config.parent,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    took = time.monotonic() - t
+    status = "ok" if run.returncode == 0 and bare.returncode == 0 else f"exit {run.returncode}"
+    tail = run.stderr.decode(errors="replace").strip().splitlines()[-1:] if run.returncode else []
+    return (
+        f"    CLI `secretwatch events --limit 100`: {took * 1000:.0f} ms ({status}), of which "
+        f"about {imports * 1000:.0f} ms is importing the CLI {' '.join(tail)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--alerts", type=int, default=40)
+    parser.add_argument("--interval", type=float, default=0.1)
+    args = parser.parse_args()
+    os.environ["BENCH_SECRET"] = SECRET
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rx = Receiver(folder)
+        served: Served | None = None
+        try:
+            hook = type("Hook", (), {"url": rx.url})()
+            config = write_config(folder, hook)
+            served = Served(config, folder)
+            rate = throughput(served, args.seconds)
+            latency(served, rx, rate / 2, args.alerts, args.interval)
+        finally:
+            if served is not None:
+                code = served.terminate(120)
+                print(f"serve exited {code}")
+            rx.close()
+
+
+if __name__ == "__main__":
+    main()
