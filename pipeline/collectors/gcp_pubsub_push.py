@@ -22,7 +22,14 @@ from starlette.requests import Request
 
 from pipeline.collectors.base import Collector, Intake
 from pipeline.collectors.google_jwt import Jwks, Refused, Verifier
-from pipeline.collectors.receiving import Bad, Check, Endpoint, Framed, HttpCollector
+from pipeline.collectors.receiving import (
+    Bad,
+    Check,
+    Endpoint,
+    Framed,
+    HttpCollector,
+    endpoint_of,
+)
 from pipeline.collectors.settings import GcpPubsubPush
 
 FORMAT = "gcp"
@@ -74,15 +81,15 @@ def jwt_check(verifier: Verifier) -> Check:
     return check
 
 
-def make(settings: GcpPubsubPush, intake: Intake, *, port: int | None = None) -> Collector:
-    """The push endpoint; `port` overrides the configured one (0: a free port, tests)."""
+def make(settings: GcpPubsubPush, intake: Intake) -> Collector:
+    """The push endpoint, not yet started (the token is read by `start`)."""
 
     def endpoint() -> Endpoint:
         if settings.audience is not None and settings.jwks_file is not None:
             verifier = Verifier(
                 Jwks(settings.jwks_file), settings.audience, settings.service_account_email
             )
-            return Endpoint(intake, frame, settings.max_body_bytes, check=jwt_check(verifier))
-        return Endpoint(intake, frame, settings.max_body_bytes, token=settings.token())
+            return endpoint_of(settings, intake, frame, jwt_check(verifier))
+        return endpoint_of(settings, intake, frame)
 
-    return HttpCollector(settings.label, settings.listen, endpoint, FORMAT, port)
+    return HttpCollector(settings.label, settings.listen, endpoint, FORMAT)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import orjson
 
 from pipeline.collectors.base import Collector, Intake
-from pipeline.collectors.receiving import Bad, Endpoint, Framed, HttpCollector
+from pipeline.collectors.receiving import Bad, Endpoint, Framed, HttpCollector, endpoint_of
 from pipeline.collectors.settings import HttpNdjson
 
 MAX_BAD_LINES = 100
@@ -45,10 +45,10 @@ def frame(body: bytes) -> Framed:
     return framed
 
 
-def make(settings: HttpNdjson, intake: Intake, *, port: int | None = None) -> Collector:
-    """The NDJSON collector; `port` overrides the configured one (0: a free port, tests)."""
+def make(settings: HttpNdjson, intake: Intake) -> Collector:
+    """The NDJSON collector, not yet started (the token is read by `start`)."""
 
     def endpoint() -> Endpoint:
-        return Endpoint(intake, frame, settings.max_body_bytes, token=settings.token())
+        return endpoint_of(settings, intake, frame)
 
-    return HttpCollector(settings.label, settings.listen, endpoint, settings.format, port)
+    return HttpCollector(settings.label, settings.listen, endpoint, settings.format)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import orjson
 
 from pipeline.collectors.base import Collector, Intake
-from pipeline.collectors.receiving import Bad, Endpoint, Framed, HttpCollector
+from pipeline.collectors.receiving import Bad, Endpoint, Framed, HttpCollector, endpoint_of
 from pipeline.collectors.settings import K8sWebhook
 
 FORMAT = "k8s"
@@ -53,10 +53,10 @@ def frame(body: bytes) -> Framed:
     return framed
 
 
-def make(settings: K8sWebhook, intake: Intake, *, port: int | None = None) -> Collector:
-    """The webhook collector; `port` overrides the configured one (0: a free port, tests)."""
+def make(settings: K8sWebhook, intake: Intake) -> Collector:
+    """The webhook collector, not yet started (the token is read by `start`)."""
 
     def endpoint() -> Endpoint:
-        return Endpoint(intake, frame, settings.max_body_bytes, token=settings.token())
+        return endpoint_of(settings, intake, frame)
 
-    return HttpCollector(settings.label, settings.listen, endpoint, FORMAT, port)
+    return HttpCollector(settings.label, settings.listen, endpoint, FORMAT)

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,7 +25,7 @@ from starlette.routing import Route
 
 from pipeline.collectors.base import Intake
 from pipeline.collectors.http import BodyTooLarge, HttpServer, authorized, read_body
-from pipeline.collectors.settings import parse_listen
+from pipeline.collectors.settings import GcpPubsubPush, HttpNdjson, K8sWebhook, parse_listen
 from pipeline.errortext import clean_error
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,25 @@ class Endpoint:
     max_body_bytes: int
     token: str | None = None  # bearer token required when set
     check: Check | None = None  # used instead of `token` when set
+    body_seconds: float = 30.0  # then 408: a slow sender holds its connection no longer
+
+
+def endpoint_of(
+    settings: K8sWebhook | HttpNdjson | GcpPubsubPush,
+    intake: Intake,
+    frame: Frame,
+    check: Check | None = None,
+) -> Endpoint:
+    """The endpoint `settings` describe; the bearer token is read now, unless `check`
+    replaces it."""
+    return Endpoint(
+        intake=intake,
+        frame=frame,
+        max_body_bytes=settings.max_body_bytes,
+        token=settings.token() if check is None else None,
+        check=check,
+        body_seconds=settings.body_seconds,
+    )
 
 
 def app(endpoint: Endpoint, path: str) -> Starlette:
@@ -90,7 +110,12 @@ async def _receive(endpoint: Endpoint, request: Request) -> Response:
         return _error(401, refused, {"WWW-Authenticate": "Bearer"})
     where = _where(request)
     try:
-        body = await read_body(request, endpoint.max_body_bytes)
+        with anyio.fail_after(endpoint.body_seconds):
+            body = await read_body(request, endpoint.max_body_bytes)
+    except TimeoutError:
+        reason = f"the body did not arrive within {endpoint.body_seconds:g} s (body_seconds)"
+        intake.reject(where, f"request refused (408): {reason}", b"")
+        return _error(408, reason)
     except BodyTooLarge as exc:
         intake.reject(where, f"request refused (413): {exc}", b"")
         return _error(413, f"{exc}; the limit is max_body_bytes")
@@ -144,14 +169,13 @@ class HttpCollector:
         listen: str,
         build: Callable[[], Endpoint],
         fmt: str | None,
-        port: int | None = None,
     ) -> None:
         where = parse_listen(listen)
         self.name = name
         self.format = fmt  # what the spool's lines are read as (None: recognized)
         self.host = where.host
         self.path = where.path or "/"
-        self._port = where.port if port is None else port  # 0: a free port (tests)
+        self._port = where.port  # 0: a free one, read back once started
         self._build = build
         self._server: HttpServer | None = None
 

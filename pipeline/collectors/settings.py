@@ -157,6 +157,10 @@ class VaultSocket(_Receiver):
 
 
 class _HttpReceiver(_Receiver):
+    # a sender gets this long to send its body, then 408: slow senders hold no connection
+    # (of the server's 64) for ever
+    body_seconds: float = Field(30.0, gt=0, le=3600)
+
     @field_validator("listen")
     @classmethod
     def _http(cls, value: str) -> str:

@@ -48,13 +48,14 @@ class Running:
 
 @contextmanager
 def running(make: Callable[..., Any], settings: Any, folder: Path) -> Iterator[Running]:
-    """`make(settings, intake, port=0)` started over a spool in `folder`, stopped after."""
+    """`make(settings, intake)` (listening on port 0: a free one) started over a spool in
+    `folder`, stopped after."""
     spool = Spool(folder / "spool")
     intake = Intake(settings.label, spool)
-    collector = make(settings, intake, port=0)
+    collector = make(settings, intake)
     collector.start()
     try:
-        assert collector.listening
+        assert collector.listening and collector.port != 0
         yield Running(collector, intake, spool)
     finally:
         collector.stop()

@@ -54,7 +54,7 @@ def push(entry: object, message_id: str = "1") -> bytes:
 def settings(**extra: object) -> GcpPubsubPush:
     values: dict[str, object] = {
         "type": "gcp_pubsub_push",
-        "listen": "http://127.0.0.1:9767/pubsub",
+        "listen": "http://127.0.0.1:0/pubsub",
         "max_body_bytes": 1 << 20,
     }
     return GcpPubsubPush.model_validate(values | extra)
@@ -295,9 +295,9 @@ def test_audience_config_is_checked_at_load(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="need audience"):
         settings(jwks_file=tmp_path / "k.json")
     off_machine = settings(
-        listen="http://0.0.0.0:9767/pubsub", audience=AUDIENCE, jwks_file=tmp_path / "k.json"
+        listen="http://0.0.0.0:0/pubsub", audience=AUDIENCE, jwks_file=tmp_path / "k.json"
     )  # the JWT authenticates the sender off loopback
-    collector = gcp_pubsub_push.make(off_machine, None, port=0)  # type: ignore[arg-type]
+    collector = gcp_pubsub_push.make(off_machine, None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="k.json"):  # a missing file is refused at start
         collector.start()
     (tmp_path / "k.json").write_bytes(b'{"keys": []}')

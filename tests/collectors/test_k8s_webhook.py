@@ -5,6 +5,8 @@ and whatever a sender does wrong costs that request only."""
 from __future__ import annotations
 
 import gzip
+import socket
+import time
 import tracemalloc
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -50,13 +52,14 @@ def event_list(items: list[dict[str, object]]) -> bytes:
     )
 
 
-def settings(max_body_bytes: int = 1 << 20, token: bool = True) -> K8sWebhook:
+def settings(max_body_bytes: int = 1 << 20, body_seconds: float = 30.0) -> K8sWebhook:
     return K8sWebhook(
         type="k8s_webhook",
         name="k8s-prod",
-        listen="http://127.0.0.1:9765/k8s-audit",
-        token_env="K8S_WEBHOOK_TOKEN" if token else None,
+        listen="http://127.0.0.1:0/k8s-audit",
+        token_env="K8S_WEBHOOK_TOKEN",  # noqa: S106 - the name of a variable
         max_body_bytes=max_body_bytes,
+        body_seconds=body_seconds,
     )
 
 
@@ -197,6 +200,29 @@ def test_oversized_body_413_with_the_reason(tmp_path: Path) -> None:
         dead = hook.intake.take_dead()
         assert len(dead) == 2 and all("413" in d.reason for d in dead)
         assert post(hook.url, event_list(items[:5])).status_code == 200
+
+
+def test_a_slow_sender_is_cut_off_with_408(tmp_path: Path) -> None:
+    with running(k8s_webhook.make, settings(body_seconds=0.5), tmp_path) as hook:
+        head = (
+            f"POST /k8s-audit HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+        ).encode()
+        began = time.monotonic()
+        with socket.create_connection(("127.0.0.1", hook.collector.port), timeout=10) as sock:
+            sock.sendall(head + b'{"kind": "EventList", "items": [')  # and then nothing
+            answer = b""
+            while b"\r\n\r\n" not in answer:  # bounded by the socket's timeout
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        took = time.monotonic() - began
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+        assert 0.4 < took < 5
+        [letter] = hook.intake.take_dead()
+        assert "408" in letter.reason and "body_seconds" in letter.reason
+        assert post(hook.url, event_list(events_of(GENERATED)[:1])).status_code == 200
 
 
 def test_gzip_bomb_413_in_bounded_memory(tmp_path: Path) -> None:
