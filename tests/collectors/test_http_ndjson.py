@@ -25,7 +25,7 @@ AUTH = {"authorization": f"Bearer {TOKEN}"}
 def settings(fmt: str | None = None, max_body_bytes: int = 1 << 20) -> HttpNdjson:
     return HttpNdjson(
         type="http_ndjson",
-        listen="http://127.0.0.1:9766/ingest",
+        listen="http://127.0.0.1:0/ingest",
         token_env="NDJSON_TOKEN",  # noqa: S106 - the name of a variable
         format=fmt,  # type: ignore[arg-type]
         max_body_bytes=max_body_bytes,
