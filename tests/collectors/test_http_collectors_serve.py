@@ -17,7 +17,7 @@ import pytest
 from http_senders import FIXTURES, ingest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from servehelp import Served, wait_until, write_config  # noqa: E402
+from servehelp import Served, vault_pairs, wait_until, write_config  # noqa: E402
 
 from pipeline.store.duckdb import DuckDBStore  # noqa: E402
 
@@ -141,6 +141,7 @@ def test_kill_9_then_restart_stores_every_acknowledged_event_once(
     gcp_template = orjson.loads(lines(GCP_ENTRIES)[1])
     acked_k8s: list[str] = []
     acked_gcp: list[str] = []
+    acked_vault: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
 
@@ -171,8 +172,22 @@ def test_kill_9_then_restart_stores_every_acknowledged_event_once(
             if stop.is_set():
                 return
 
+    def send_vault() -> None:
+        for batch in range(2000):
+            pairs = vault_pairs(20, tag=batch)  # request and response, in one POST
+            ids = [orjson.loads(line)["request"]["id"] for line in pairs[::2]]
+            try:
+                answer = http.post(served.collectors["http_ndjson"], content=b"\n".join(pairs))
+            except httpx.HTTPError:
+                return
+            if answer.status_code == 200:
+                with lock:
+                    acked_vault.extend(ids)
+            if stop.is_set():
+                return
+
     senders = [threading.Thread(target=send_k8s, args=(i,), daemon=True) for i in range(4)]
-    senders.append(threading.Thread(target=send_gcp, daemon=True))
+    senders += [threading.Thread(target=f, daemon=True) for f in (send_gcp, send_vault)]
     for thread in senders:
         thread.start()
     try:
@@ -190,7 +205,7 @@ def test_kill_9_then_restart_stores_every_acknowledged_event_once(
     for thread in senders:
         thread.join(30)
         assert not thread.is_alive()
-    assert acked_k8s and acked_gcp
+    assert acked_k8s and acked_gcp and acked_vault
 
     again = Served(config, tmp_path)
     try:
@@ -211,3 +226,4 @@ def test_kill_9_then_restart_stores_every_acknowledged_event_once(
     assert len(ids["k8s"]) == len(set(ids["k8s"]))
     assert set(acked_k8s) <= set(ids["k8s"])
     assert set(acked_gcp) <= set(ids["gcp"])
+    assert set(acked_vault) <= set(ids["vault"])
