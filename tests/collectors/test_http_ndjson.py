@@ -4,7 +4,10 @@ lines that are not JSON are dead letters naming the request and line, the rest g
 
 from __future__ import annotations
 
+import errno
 import gzip
+import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +16,9 @@ import pytest
 from http_senders import FIXTURES, Running, client, ingest, running
 
 from pipeline.collectors import http_ndjson
+from pipeline.collectors.base import Intake
 from pipeline.collectors.settings import HttpNdjson
+from pipeline.collectors.spool import Spool
 from pipeline.config import load_config
 
 VAULT_LOG = FIXTURES / "vault" / "vault-1.21.4-dev" / "audit.log"  # 228 lines
@@ -154,3 +159,29 @@ def test_the_example_config_loads() -> None:
     [collector] = config.collectors
     assert isinstance(collector, HttpNdjson)
     assert collector.format == "vault" and collector.has_token
+
+
+class FullDisk(Spool):
+    """A spool on a full disk: every append fails as `os.write` would (ENOSPC)."""
+
+    def append(self, lines: Sequence[bytes]) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_spool_that_cannot_write_answers_503_and_acknowledges_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = FullDisk(tmp_path / "spool")
+    intake = Intake("http_ndjson", spool)
+    collector = http_ndjson.make(settings(), intake)
+    collector.start()
+    try:
+        body = b"\n".join(vault_lines()[:4])
+        answer = post(collector.url, body)  # type: ignore[attr-defined]
+    finally:
+        collector.stop()
+        spool.close()
+    assert answer.status_code == 503 and "retry" in answer.json()["error"]
+    assert intake.counts.records == 0 and intake.take_dead() == []
+    assert "No space left on device" in caplog.text
+    assert b"hmac-sha256" in body and "hmac-sha256" not in caplog.text
