@@ -9,12 +9,14 @@ depths, delays, alerts and deliveries are recorded as they happen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pipeline.collectors.base import Intake
@@ -57,12 +59,11 @@ class ServiceMetrics:
             ["collector"],
             registry=r,
         )
-        self.delay = Histogram(
+        self.delay = DelayHistogram(
             "secretwatch_event_delay_seconds",
             "From an event's own time to its storing (end-to-end delay)",
-            buckets=DELAY_BUCKETS,
-            registry=r,
         )
+        r.register(self.delay)
         self.alerts = Counter(
             "secretwatch_alerts_raised", "Alerts raised or grown by detection", registry=r
         )
@@ -81,13 +82,47 @@ class ServiceMetrics:
             "secretwatch_ready", "1 once the reader has caught up with the spools", registry=r
         )
 
-    def observe_delays(self, ts_us: Iterable[int], now_us: int) -> None:
+    def observe_delays(self, ts_us: Sequence[int], now_us: int) -> None:
         """End-to-end delay of each event just stored."""
-        for ts in ts_us:
-            self.delay.observe(max(0.0, (now_us - ts) / 1e6))
+        self.delay.observe_many(ts_us, now_us)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class DelayHistogram(Collector):
+    """A histogram filled a batch at a time (one vectorized pass, not an `observe` and a
+    lock per event: the reader stores tens of thousands of events a second)."""
+
+    def __init__(self, name: str, doc: str, buckets: Sequence[float] = DELAY_BUCKETS) -> None:
+        self.name, self.doc = name, doc
+        self.bounds = np.array([*buckets], dtype=np.float64)
+        self.counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # the last: above them all
+        self.sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe_many(self, ts_us: Sequence[int], now_us: int) -> None:
+        if not ts_us:
+            return
+        seconds = np.maximum(0.0, (now_us - np.asarray(ts_us, dtype=np.int64)) / 1e6)
+        # le buckets: a value equal to a bound belongs to it
+        where = np.searchsorted(self.bounds, seconds, side="left")
+        counts = np.bincount(where, minlength=len(self.counts))
+        with self._lock:
+            self.counts += counts
+            self.sum += float(seconds.sum())
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            cumulative = np.cumsum(self.counts)
+            total = self.sum
+        buckets = [(_le(b), float(c)) for b, c in zip(self.bounds, cumulative, strict=False)]
+        buckets.append(("+Inf", float(cumulative[-1])))
+        yield HistogramMetricFamily(self.name, self.doc, buckets=buckets, sum_value=total)
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))  # as prometheus_client writes a finite bound: 1.0, 0.025
 
 
 class _IntakeCounts(Collector):

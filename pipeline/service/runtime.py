@@ -130,7 +130,7 @@ class Service:
 
     def _on_stored(self, rows: list[EventRow]) -> None:
         now_us = time.time_ns() // 1000
-        self.metrics.observe_delays((r.ts_us for r in rows), now_us)
+        self.metrics.observe_delays([r.ts_us for r in rows], now_us)
         if self.detection is None:
             return
         alerts = self.detection.feed(rows)
