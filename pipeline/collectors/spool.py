@@ -7,7 +7,8 @@ it with the same follower as `ingest --follow` (`pipeline/bus/follow.py`): the r
 position is a checkpoint stored in the same transaction as the events it covers, and a
 killed service resumes from it. `current.jsonl` is written; when it passes
 `segment_bytes` it is renamed to `seg-<n>.jsonl` (rotation by rename, which the follower
-finishes before moving on) and segments wholly behind the checkpoint are deleted.
+finishes before moving on) and segments wholly behind the checkpoint are deleted. Only one
+rotated segment exists at a time: while it waits to be read, `current.jsonl` grows on.
 
 Appends from many threads are group-committed: each writes under a lock, then one fsync
 covers every write before it, so a burst of small requests costs few fsyncs.
@@ -78,7 +79,7 @@ class Spool:
                 fd, upto = self._fd, self._written
             os.fsync(fd)
             self._synced = max(self._synced, upto)
-            if os.fstat(fd).st_size >= self.segment_bytes:
+            if os.fstat(fd).st_size >= self.segment_bytes and not self._segment_left():
                 self._rotate()
 
     def _rotate(self) -> None:
@@ -89,6 +90,12 @@ class Spool:
             old, self._fd = self._fd, self._open()
             os.close(old)
         _sync_folder(self.folder)
+
+    def _segment_left(self) -> bool:
+        """Is a rotated segment still there (not yet read and pruned)? Then `current.jsonl`
+        grows on instead: the follower finishes one rotated file before it moves on to the
+        file at the path, so a second rotation before the first is read would be skipped."""
+        return any(_SEGMENT.match(p.name) for p in self.folder.iterdir())
 
     def segments(self) -> list[Path]:
         """Rotated segments, oldest first, then `current.jsonl`."""

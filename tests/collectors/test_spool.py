@@ -138,3 +138,21 @@ def test_writes_waiting_on_an_fsync_are_covered_by_the_next_one(
     assert len(fsyncs) == 1  # one fsync made both durable
     assert sorted(lines_in(spool)) == [b'{"n":0}', b'{"n":1}']
     spool.close()
+
+
+def test_one_rotated_segment_at_a_time(tmp_path: Path) -> None:
+    """While a rotated segment waits to be read, current.jsonl grows on: the follower
+    finishes one rotated file before moving to the path, so a second would be skipped."""
+    spool = Spool(tmp_path / "s", segment_bytes=1 << 16)
+    record = b'{"pad":"' + b"x" * 1000 + b'"}'
+    for _ in range(300):  # over four segments' worth
+        spool.append([record])
+    files = spool.segments()
+    assert [p.name for p in files] == ["seg-0000000001.jsonl", CURRENT]
+    assert files[1].stat().st_size > 3 * (1 << 16)
+    first = len(files[0].read_bytes().splitlines())
+    assert spool.prune(at(spool.path, 0)) == 1  # the reader moved on: now it may rotate
+    spool.append([record])
+    assert [p.name for p in spool.segments()] == ["seg-0000000001.jsonl", CURRENT]
+    assert len(lines_in(spool)) == 301 - first  # only the pruned segment's lines are gone
+    spool.close()

@@ -172,3 +172,38 @@ def test_the_example_configs_load(name: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SECRETWATCH_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     cfg = load_config(Path(__file__).parents[2] / "config" / "examples" / name)
     assert cfg.collectors and cfg.api is not None
+
+
+def test_a_reader_far_behind_small_segments_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servehelp import vault_pairs
+
+    from pipeline.service.reader import Reader
+
+    cfg = config(
+        tmp_path,
+        [{"type": "vault_socket", "listen": "tcp://127.0.0.1:0"}],
+        spool={"path": str(tmp_path / "spool"), "segment_bytes": 65536},
+    )
+    start_reader = Reader.start
+    monkeypatch.setattr(Reader, "start", lambda self: None)  # held back while the spool fills
+    service = Service(cfg)
+    service.start()
+    try:
+        lines = vault_pairs(400, tag=9)  # about 900 KB: many segments' worth
+        address = getattr(service.collectors[0], "address")  # noqa: B009
+        host, port = address[len("tcp://") :].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            for at in range(0, len(lines), 50):
+                sock.sendall(b"\n".join(lines[at : at + 50]) + b"\n")
+        wait_until(lambda: service.intakes[0].counts.records == len(lines))
+        assert service.reader is not None
+        start_reader(service.reader)
+        stored = service.metrics.stored.labels("vault_socket", "vault")
+        wait_until(lambda: stored._value.get() == 400)
+        wait_until(lambda: len(list((tmp_path / "spool" / "vault_socket").iterdir())) == 1)
+    finally:
+        assert service.stop() == []
+    ids = event_ids(tmp_path / "s.duckdb")
+    assert len(ids) == len(set(ids)) == 400
