@@ -2,7 +2,8 @@
 sink: each push is `{"message": {"data": <base64 LogEntry>, "messageId", "publishTime",
 "attributes"}, "subscription"}` (or, with payload unwrapping on, the LogEntry itself).
 
-The LogEntry is spooled as one compact line; the 2xx that acks the message is sent only
+The LogEntry is spooled as one line, its own bytes (a repeated key stays visible to the
+parser, which notes it on the event); the 2xx that acks the message is sent only
 after that. Pub/Sub delivers at least once, so a message may come twice: the store keeps
 one event per `insertId` (the GCP event id), so a redelivery stores nothing new.
 
@@ -22,6 +23,7 @@ from starlette.requests import Request
 
 from pipeline.collectors.base import Collector, Intake
 from pipeline.collectors.google_jwt import Jwks, Refused, Verifier
+from pipeline.collectors.rawjson import one_line
 from pipeline.collectors.receiving import (
     Bad,
     Check,
@@ -37,7 +39,7 @@ _LOG_ENTRY_KEYS = ("protoPayload", "insertId", "logName")
 
 
 def frame(body: bytes) -> Framed:
-    """The pushed message's LogEntry as one compact line."""
+    """The pushed message's LogEntry as one line."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -46,19 +48,20 @@ def frame(body: bytes) -> Framed:
         return _bad("not a Pub/Sub push (a JSON object with `message`)", body)
     if "message" not in doc:
         if any(key in doc for key in _LOG_ENTRY_KEYS):  # payload unwrapping
-            return Framed(lines=[orjson.dumps(doc)])
+            return Framed(lines=[one_line(body)])
         return _bad("not a Pub/Sub push (a JSON object with `message`)", body)
     message = doc["message"]
     data = message.get("data") if isinstance(message, dict) else None
     if not isinstance(data, str) or not data:
         return _bad("the pushed message has no `data`", body)
     try:
-        entry = orjson.loads(base64.b64decode(data, validate=True))
+        raw = base64.b64decode(data, validate=True)
+        entry = orjson.loads(raw)
     except (binascii.Error, ValueError):  # orjson.JSONDecodeError is a ValueError
         return _bad("the message's `data` is not base64 JSON", body)
     if not isinstance(entry, dict):
         return _bad("the message's `data` is not a LogEntry (a JSON object)", body)
-    return Framed(lines=[orjson.dumps(entry)])
+    return Framed(lines=[one_line(raw)])
 
 
 def _bad(reason: str, body: bytes) -> Framed:

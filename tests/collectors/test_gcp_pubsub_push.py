@@ -24,6 +24,7 @@ from pipeline.collectors.google_jwt import Jwks, Refused, Verifier
 from pipeline.collectors.settings import GcpPubsubPush
 from pipeline.config import load_config
 from pipeline.errors import ConfigError
+from pipeline.sources.base import REPEATED_NOTE
 
 GCP = FIXTURES / "gcp_audit"
 GENERATED = GCP / "secretwatch__generated" / "generated.jsonl"  # 7 entries with insertId
@@ -310,3 +311,20 @@ def test_the_example_config_loads() -> None:
     [collector] = config.collectors
     assert isinstance(collector, GcpPubsubPush)
     assert collector.audience is not None and collector.jwks_file is not None
+
+
+def test_the_entry_is_spooled_as_its_own_bytes(endpoint: Running, tmp_path: Path) -> None:
+    """A LogEntry that repeats a key keeps it (the stored event notes it, as from a file);
+    line breaks in a pretty-printed entry become spaces."""
+    line = GENERATED.read_bytes().splitlines()[0]
+    twice = line.replace(b'"severity":"INFO"', b'"severity":"INFO",\n "severity":"NOTICE"', 1)
+    assert twice != line
+    message = {"data": _b64(twice), "messageId": "9"}
+    assert post(endpoint.url, orjson.dumps({"message": message})).status_code == 200
+    assert endpoint.spooled() == [twice.replace(b"\n", b" ")]
+    as_file = tmp_path / "entry.jsonl"
+    as_file.write_bytes(twice.replace(b"\n", b"") + b"\n")
+    via_push = ingest([endpoint.spool.path], "gcp", tmp_path / "push.duckdb")
+    direct = ingest([as_file], "gcp", tmp_path / "direct.duckdb")
+    assert via_push.events.equals(direct.events)
+    assert REPEATED_NOTE in via_push.events["note"][0]

@@ -21,6 +21,7 @@ from http_senders import FIXTURES, Running, client, ingest, running
 from pipeline.collectors import k8s_webhook
 from pipeline.collectors.settings import K8sWebhook
 from pipeline.config import load_config
+from pipeline.sources.base import REPEATED_NOTE
 
 K8S = FIXTURES / "k8s_audit"
 GENERATED = [
@@ -282,3 +283,36 @@ def test_the_documented_kubeconfig_points_at_the_example_collector() -> None:
     assert "token" in user["user"]
     for flag in ("--audit-webhook-mode=batch", "--audit-webhook-batch-max-size=400"):
         assert flag in text
+
+
+def test_a_repeated_key_is_noted_as_when_read_from_a_file(hook: Running, tmp_path: Path) -> None:
+    """An event that says `level` twice is spooled as its own bytes (pretty-printed lines
+    joined), so the stored event carries the same note as the same event read from a file;
+    its request body is still left out."""
+    plain = [line.decode() for line in GENERATED[0].read_bytes().splitlines()[:3]]
+    twice = plain[1].replace('"level":"Metadata"', '"level":"None", "level":\n  "Metadata"', 1)
+    assert twice != plain[1]
+    secret = K8S / "secretwatch__generated" / "request_response_secret_create.json"
+    with_body = secret.read_text().strip()
+    body = (
+        '{"kind": "EventList",\n "apiVersion": "audit.k8s.io/v1", "items": [\n'
+        + ",\n".join([plain[0], twice, with_body, plain[2]])
+        + "\n]}"
+    ).encode()
+    answer = post(hook.url, body)
+    assert answer.json() == {"accepted": 4, "rejected": 0}
+    spooled = hook.spooled()
+    assert b'"level":"None","level":   "Metadata"' in spooled[1]  # members as sent
+    assert b"requestObject" not in spooled[2] and b"responseObject" not in spooled[2]
+    for value in orjson.loads(with_body)["requestObject"]["data"].values():
+        assert value.encode() not in b"".join(spooled)
+    as_file = tmp_path / "events.jsonl"
+    as_file.write_text("\n".join([plain[0], twice.replace("\n", ""), with_body, plain[2]]) + "\n")
+    via_hook = ingest([hook.spool.path], "k8s", tmp_path / "hook.duckdb")
+    direct = ingest([as_file], "k8s", tmp_path / "direct.duckdb")
+    assert via_hook.events.equals(direct.events)
+    notes = list(via_hook.events["note"].dropna())
+    assert any(REPEATED_NOTE in note for note in notes)
+    single = plain[0].replace('"level":"Metadata"', '"level":"None","level":"Metadata"', 1)
+    assert post(hook.url, single.encode()).status_code == 200  # blocking mode, one Event
+    assert hook.spooled()[-1] == single.encode()
