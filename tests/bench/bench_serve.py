@@ -26,7 +26,10 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+
+import orjson
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests" / "bench"), str(REPO / "tests" / "service")]
@@ -37,20 +40,36 @@ from servehelp import SECRETWATCH, Served, fixture_lines, write_config  # noqa: 
 TEMPLATE = b"11111111-1111-4111-8111-000000000001"
 
 
+def now_text() -> bytes:
+    """Vault's time format, now (a live stream's events are current)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z").encode()
+
+
 class Pairs:
-    """Unique request/response pairs, made a chunk at a time."""
+    """Unique request/response pairs stamped now, made a chunk at a time."""
 
     def __init__(self, tag: int) -> None:
         self.request, self.response = fixture_lines()[:2]
+        self.times = [orjson.loads(line)["time"].encode() for line in (self.request, self.response)]
         self.tag, self.n = tag, 0
 
     def chunk(self, pairs: int) -> bytes:
+        now = now_text()
+        request = self.request.replace(self.times[0], now)
+        response = self.response.replace(self.times[1], now)
         out: list[bytes] = []
         for _ in range(pairs):
             new = b"%08x-3333-4333-8333-%012x" % (self.tag, self.n)
             self.n += 1
-            out += [self.request.replace(TEMPLATE, new), self.response.replace(TEMPLATE, new)]
+            out += [request.replace(TEMPLATE, new), response.replace(TEMPLATE, new)]
         return b"\n".join(out) + b"\n"
+
+
+def root_call(n: int) -> bytes:
+    """bench_delivery's root-token call (request and response), stamped now."""
+    lines = _root_call(n)
+    old = orjson.loads(lines.splitlines()[0])["time"].encode()
+    return lines.replace(old, now_text())
 
 
 def stored(served: Served) -> float:
@@ -122,7 +141,7 @@ def latency(served: Served, rx: Receiver, rate: float, alerts: int, interval: fl
         with served.vault() as sock:
             for n in range(alerts):
                 written[f"bench-{n}"] = time.time()
-                sock.sendall(_root_call(n))
+                sock.sendall(root_call(n))
                 time.sleep(interval)
                 if n % 10 == 5:
                     for path in ("/api/events?limit=100", "/api/events/count"):
