@@ -7,11 +7,15 @@ in clear errors with exit status 2."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import orjson
 import yaml
 from conftest import REPO, served
@@ -207,3 +211,62 @@ def test_a_server_that_is_not_a_url(store_path: Path) -> None:
                                       str(store_path)])  # fmt: skip
     assert result.exit_code == 2
     assert "give the service's API URL, http(s)://host:port" in " ".join(result.output.split())
+
+
+def test_events_beside_a_running_serve(tmp_path: Path) -> None:
+    """`secretwatch serve` follows a Vault log and holds the store; `secretwatch events`
+    (config with `api:`) reads it through the service and prints what it prints once the
+    service has stopped."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "audit.log"
+    shutil.copy(REPO / "tests" / "fixtures" / "vault" / "audit.jsonl", log)
+    config = tmp_path / "serve.yaml"
+    config.write_text(yaml.safe_dump({
+        "store": {"type": "duckdb", "path": str(tmp_path / "serve.duckdb")},
+        "collectors": [{"type": "file", "paths": [str(log)], "format": "vault"}],
+        "spool": {"path": str(tmp_path / "spool")},
+        "api": {"listen": f"127.0.0.1:{port}", "token_env": CONFIG_TOKEN_ENV},
+        "ingest": {"follow_poll_seconds": 0.2},
+        "sinks": [],
+    }))  # fmt: skip
+    env = {**os.environ, CONFIG_TOKEN_ENV: TOKEN}
+    env.pop(TOKEN_ENV, None)
+    with open(tmp_path / "serve.log", "wb") as stderr:
+        service = subprocess.Popen(
+            [*_command(), "serve", "-c", str(config)], cwd=tmp_path, env=env,
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        try:
+            url, auth = f"http://127.0.0.1:{port}", {"authorization": f"Bearer {TOKEN}"}
+            deadline = time.monotonic() + 90
+            while _count(url, auth) != 18:  # the fixture's events, all stored
+                assert service.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, "serve did not store the fixture's events"
+                time.sleep(0.2)
+            beside = run(
+                tmp_path, "events", "--json", "-c", str(config), **{CONFIG_TOKEN_ENV: TOKEN}
+            )
+        finally:
+            service.send_signal(signal.SIGTERM)
+            try:
+                service.wait(60)
+            finally:
+                if service.poll() is None:
+                    service.kill()
+                    service.wait(10)
+    assert beside.returncode == 0, beside.stderr
+    after = run(tmp_path, "events", "--json", "-c", str(config), **{CONFIG_TOKEN_ENV: TOKEN})
+    assert after.returncode == 0, after.stderr
+    assert beside.stdout == after.stdout
+    assert len(beside.stdout.splitlines()) == 18
+
+
+def _count(url: str, auth: dict[str, str]) -> int | None:
+    """The stored events through the API, None while it does not answer yet."""
+    try:
+        answer = httpx.get(url + "/api/events/count", headers=auth, timeout=5)
+    except httpx.TransportError:
+        return None
+    return int(answer.json()["count"]) if answer.status_code == 200 else None
