@@ -27,7 +27,7 @@ from pipeline.collectors import file as file_collector
 from pipeline.collectors import make_collector, spool_format
 from pipeline.collectors.base import Collector, Intake
 from pipeline.collectors.http import HttpServer
-from pipeline.collectors.settings import FileCollector
+from pipeline.collectors.settings import CollectorSettings, FileCollector
 from pipeline.collectors.spool import Spool
 from pipeline.config import Config
 from pipeline.detection.embedded import EmbeddedDetection
@@ -94,22 +94,21 @@ class Service:
             self.api_address or "off",
         )
 
-    def _build(self, settings: object) -> None:
+    def _build(self, settings: CollectorSettings) -> None:
+        """The collector `settings` describe, with its spool and the reader's source."""
         if isinstance(settings, FileCollector):
             follower = file_collector.make(settings)
             self.collectors.append(follower)
             for path in follower.paths:
                 self.sources.append(Source(follower.name, path, settings.format))
             return
-        from pipeline.collectors.settings import CollectorSettings
-
-        typed = cast(CollectorSettings, settings)
-        spool = Spool(self.config.spool.path / typed.label, self.config.spool.segment_bytes)
+        label = settings.label
+        spool = Spool(self.config.spool.path / label, self.config.spool.segment_bytes)
         self.spools.append(spool)
-        intake = Intake(typed.label, spool, self.wake.set)
+        intake = Intake(label, spool, self.wake.set)
         self.intakes.append(intake)
-        self.collectors.append(make_collector(typed, intake))
-        self.sources.append(Source(typed.label, spool.path, spool_format(typed), spool, intake))
+        self.collectors.append(make_collector(settings, intake))
+        self.sources.append(Source(label, spool.path, spool_format(settings), spool, intake))
 
     def _delivery_store(self) -> Store:
         store = make_store(self.config, self.store_path, read_only=False)
