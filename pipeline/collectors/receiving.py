@@ -7,7 +7,9 @@ disk never stalls the event loop that answers the other senders. Input the colle
 cannot frame becomes a dead letter naming the collector and the request; a body with no
 usable record at all is answered 400, one with some is answered 200 (the good records are
 spooled, the bad ones are dead letters: a sender retrying the whole body would only
-repeat them).
+repeat them). Otherwise: 401 without valid credentials (nothing read or stored, counted),
+413 over `max_body_bytes` after gunzipping, 408 when the body takes over `body_seconds`
+(both dead letters), 503 when the spool cannot be written (nothing acknowledged).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import threading
 import time
 import tracemalloc
 import zlib
@@ -16,7 +17,7 @@ import httpx
 import orjson
 import pytest
 import yaml
-from http_senders import FIXTURES, Running, client, ingest, running
+from http_senders import FIXTURES, Running, client, ingest, running, wait_until
 
 from pipeline.collectors import k8s_webhook
 from pipeline.collectors.settings import K8sWebhook
@@ -316,3 +317,34 @@ def test_a_repeated_key_is_noted_as_when_read_from_a_file(hook: Running, tmp_pat
     single = plain[0].replace('"level":"Metadata"', '"level":"None","level":"Metadata"', 1)
     assert post(hook.url, single.encode()).status_code == 200  # blocking mode, one Event
     assert hook.spooled()[-1] == single.encode()
+
+
+def test_stop_finishes_the_request_in_flight(tmp_path: Path) -> None:
+    """A batch half sent when the service stops is still read, spooled and answered 200;
+    after that, nothing is accepted."""
+    events = events_of(GENERATED)
+    body = event_list(events)
+    with running(k8s_webhook.make, settings(), tmp_path) as hook:
+        head = (
+            f"POST /k8s-audit HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", hook.collector.port), timeout=10) as sock:
+            sock.sendall(head + body[:100])
+            wait_until(lambda: hook.collector.listening)
+            stopping = threading.Thread(target=hook.collector.stop)
+            stopping.start()
+            wait_until(lambda: not hook.collector.listening)
+            sock.sendall(body[100:])
+            answer = b""
+            while b"\r\n\r\n" not in answer:  # bounded by the socket's timeout
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            stopping.join(30)
+            assert not stopping.is_alive()
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+        assert len(hook.spooled()) == len(events)
+        with pytest.raises(httpx.ConnectError):
+            post(hook.url, body)
