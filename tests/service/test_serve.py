@@ -166,3 +166,27 @@ def test_kill_9_mid_stream_then_restart_stores_every_spooled_line_once(
     assert set(events) == want
     assert len(alerts) == len(set(alerts)) >= 1
     assert set(webhook.alert_ids()) <= set(alerts)
+
+
+def test_a_port_in_use_exits_2_with_the_reason(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(
+            tmp_path,
+            None,
+            collectors=[{"type": "vault_socket", "listen": f"tcp://127.0.0.1:{port}"}],
+        )
+        run = subprocess.run(
+            [str(SECRETWATCH), "serve", "--config", str(config)],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    assert run.returncode == 2
+    assert f"cannot listen on tcp://127.0.0.1:{port}" in run.stderr.decode()
+    assert run.stdout == b""  # nothing claimed to listen
