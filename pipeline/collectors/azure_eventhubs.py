@@ -92,6 +92,8 @@ class AzureEventhubsCollector:
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "bootstrap_timeout_ms": int(self.bootstrap_seconds * 1000),
+            "session_timeout_ms": s.session_timeout_ms,
+            "heartbeat_interval_ms": min(3_000, s.session_timeout_ms // 3),
             # Event Hubs closes connections idle for 240 s; Microsoft's advice for clients:
             "connections_max_idle_ms": 180_000,
             "metadata_max_age_ms": 180_000,
