@@ -19,27 +19,67 @@ import zlib
 import uvicorn
 from starlette.requests import Request
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 START_SECONDS = 10.0
+HEADER_SECONDS = 10.0  # for a request's line and headers, from connecting or the last answer
 
 
 class BodyTooLarge(Exception):  # noqa: N818 - a signal, answered 413
     pass
 
 
-class HttpServer:
-    """Serves `app` on host:port from a daemon thread until `stop`."""
+class _HeadersDue(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's headers: uvicorn has no
+    timer before a connection's first request, and any byte resets its keep-alive timer, so
+    idle or trickling connections would hold the connection limit and lock senders out."""
 
-    def __init__(self, name: str, host: str, port: int, app: ASGIApp, concurrency: int = 64):
+    header_seconds = HEADER_SECONDS
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._due.cancel()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        before = self.cycle
+        self._due = self.loop.call_later(self.header_seconds, self._overdue, before)
+
+    def _overdue(self, before: object) -> None:
+        if self.cycle is before and not self.transport.is_closing():
+            self.transport.close()  # no new request's headers arrived in time
+
+
+class HttpServer:
+    """Serves `app` on host:port from a daemon thread until `stop`. At most `connections`
+    connections at once (beyond: 503), each with `header_seconds` to send its headers."""
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        app: ASGIApp,
+        connections: int = 512,
+        header_seconds: float = HEADER_SECONDS,
+    ):
         self.name = name
         self.host = host
         self._wanted = port
         self.port = port
         self._app = app
-        self._concurrency = concurrency
+        self._concurrency = connections
+        self._protocol = type("HeadersDue", (_HeadersDue,), {"header_seconds": header_seconds})
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -61,6 +101,7 @@ class HttpServer:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            http=self._protocol,
             limit_concurrency=self._concurrency,  # beyond: 503, never unbounded memory
             timeout_keep_alive=15,
             h11_max_incomplete_event_size=64 * 1024,  # request line and headers
