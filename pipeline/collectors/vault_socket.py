@@ -35,6 +35,9 @@ POLL_SECONDS = 0.2  # how soon a blocked read or accept notices `stop`
 STOP_SECONDS = 10.0  # how long `stop` waits for connections to drain
 KEEP_BYTES = 4096  # of an over-long line, what its dead letter keeps
 DRAIN_READS = 64  # reads of a connection after `stop` at most
+# Open connections at most (Vault keeps one per node); one more is closed at once, so a
+# flood of connections cannot take threads and buffers without bound.
+MAX_CONNECTIONS = 128
 
 
 class VaultSocketCollector:
@@ -111,6 +114,16 @@ class VaultSocketCollector:
                 continue
             who = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix socket"
             with self._lock:
+                if len(self._conns) >= MAX_CONNECTIONS:
+                    conn.close()
+                    log.warning(
+                        "collector=%s connection=refused peer=%s open=%d (at most %d)",
+                        self.name,
+                        who,
+                        len(self._conns),
+                        MAX_CONNECTIONS,
+                    )
+                    continue
                 self._serial += 1
                 key = self._serial
                 thread = threading.Thread(

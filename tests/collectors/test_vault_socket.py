@@ -276,3 +276,32 @@ def test_mutual_tls_takes_a_signed_client_and_refuses_others(
         tls.sendall(b"\n".join(LINES[:3]) + b"\n")
         wait_until(lambda: intake.counts.records == 3)
     assert spooled(intake.spool) == LINES[:3]  # nothing from the refused ones
+
+
+def test_connections_past_the_limit_are_closed_at_once(
+    start: Callable[..., tuple[VaultSocketCollector, Intake]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.collectors import vault_socket
+
+    monkeypatch.setattr(vault_socket, "MAX_CONNECTIONS", 2)
+    collector, intake = start()
+    held = [connect(collector) for _ in range(2)]
+    try:
+        for sock in held:
+            sock.sendall(LINES[0] + b"\n")
+        wait_until(lambda: intake.counts.records == 2)  # both taken
+        with connect(collector) as extra:
+            try:  # closed by the collector unread: an end of stream, or a reset
+                extra.sendall(LINES[1] + b"\n")
+                assert extra.recv(1) == b""
+            except ConnectionResetError:
+                pass
+        held[0].close()
+        wait_until(lambda: len(collector._conns) == 1)
+        with connect(collector) as again:  # room again
+            again.sendall(LINES[2] + b"\n")
+            wait_until(lambda: intake.counts.records == 3)
+    finally:
+        for sock in held:
+            sock.close()
+    assert spooled(intake.spool) == [LINES[0], LINES[0], LINES[2]]
