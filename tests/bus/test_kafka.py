@@ -248,15 +248,18 @@ def test_a_member_that_owns_nothing_joins_its_group_again(kafka_bootstrap: str):
             return len(assigned) >= count and bool(assigned[-1])
 
         wait_for(lambda: polled_until(1), 60, "the first assignment")
+        # A busy broker may rebalance more than once before the member settles: count from
+        # here (nothing below polls until the rejoin is asked for).
+        before = len(assigned)
         now = [1000.0]  # the member's clock: only the test moves it
         idle = kafka.IdleRejoin(consumer, [topic], listener, clock=lambda: now[0])
         now[0] += kafka.IDLE_REJOIN_SECONDS - 0.5
         idle.check(False)  # not idle for long yet
-        assert len(assigned) == 1 and idle.wait == kafka.IDLE_REJOIN_SECONDS
+        assert len(assigned) == before and idle.wait == kafka.IDLE_REJOIN_SECONDS
         now[0] += 1
         idle.check(False)
         assert idle.wait == 2 * kafka.IDLE_REJOIN_SECONDS
-        wait_for(lambda: polled_until(2), 60, "the assignment after joining again")
+        wait_for(lambda: polled_until(before + 1), 60, "the assignment after joining again")
         assert assigned[-1] == [0, 1]
         idle.check(True)
         assert idle.wait == kafka.IDLE_REJOIN_SECONDS
