@@ -6,6 +6,8 @@ Collectors wake it as soon as they have spooled something; the follow poll inter
 bounds the wait (rotation, quiet Vault requests). After each pass it stores the dead
 letters collectors rejected at the door, prunes each spool behind its checkpoint and
 updates the spool depths; the first pass that finds nothing new makes the service ready.
+When the store refuses a write (a cluster away, a disk full) it waits, with back-off, and
+reads again from the stored checkpoints: the collectors go on spooling meanwhile.
 """
 
 from __future__ import annotations
@@ -22,14 +24,19 @@ from pipeline.bus.followed import Followed
 from pipeline.collectors.base import Intake
 from pipeline.collectors.spool import Spool
 from pipeline.config import Config
+from pipeline.errors import StoreError
+from pipeline.errortext import clean_error
 from pipeline.ingest import IngestSummary
 from pipeline.record import EventRow
 from pipeline.service.metrics import ServiceMetrics
+from pipeline.sources.base import DeadLetter
 from pipeline.store.base import EventLog
 
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 30.0  # at shutdown, how long the reader may go on storing what is spooled
+RETRY_SECONDS = 0.5  # the first wait after the store refused a write; doubled up to:
+MAX_RETRY_SECONDS = 30.0
 
 
 @dataclass
@@ -76,6 +83,8 @@ class Reader:
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
         self._drain_seconds = DRAIN_SECONDS
+        self._retry = RETRY_SECONDS
+        self._rejected: list[tuple[Source, list[DeadLetter]]] = []  # taken, not yet stored
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
@@ -106,22 +115,45 @@ class Reader:
                 s.followed.handle.close()
 
     def _run(self) -> None:
-        poll = self.config.ingest.follow_poll_seconds
         try:
             while not self._stop.is_set():
-                self.wake.clear()
-                if not self.pass_once():
-                    if not self.ready.is_set():
-                        self.ready.set()
-                        self.metrics.ready.set(1)
-                        log.info("event=ready sources=%d", len(self.sources))
-                    self.wake.wait(poll)
+                try:
+                    self._follow()
+                except StoreError as exc:
+                    self._wait_for_store(exc)
             deadline = time.monotonic() + self._drain_seconds
             while self.pass_once() and time.monotonic() < deadline:
                 pass
         except BaseException as exc:  # the service sees it through `errors` and `alive`
             self.errors.append(exc)
             log.exception("event=reader_failed")
+
+    def _follow(self) -> None:
+        poll = self.config.ingest.follow_poll_seconds
+        while not self._stop.is_set():
+            self.wake.clear()
+            if not self.pass_once():
+                if not self.ready.is_set():
+                    self.ready.set()
+                    self.metrics.ready.set(1)
+                    log.info("event=ready sources=%d", len(self.sources))
+                self.wake.wait(poll)
+            self._retry = RETRY_SECONDS
+
+    def _wait_for_store(self, exc: StoreError) -> None:
+        """The store refused a write (a cluster down, a disk full): what was read since the
+        last stored checkpoint is read again once it answers. Collectors keep spooling."""
+        log.warning(
+            "event=store_unavailable error=%s retry_seconds=%.1f",
+            clean_error(str(exc)),
+            self._retry,
+        )
+        self._stop.wait(self._retry)
+        self._retry = min(self._retry * 2, MAX_RETRY_SECONDS)
+        for s in self.sources:
+            if s.followed is not None and s.followed.handle is not None:
+                s.followed.handle.close()
+        self.open()  # from the stored checkpoints (a StoreError here: wait again)
 
     def pass_once(self) -> bool:
         """One poll of every source, then the door's dead letters; True if anything was read."""
@@ -164,9 +196,10 @@ class Reader:
 
     def _store_rejected(self) -> None:
         for s in self.sources:
-            if s.intake is None:
-                continue
-            dead = s.intake.take_dead()
-            if dead:
-                self.store.write_batch([], dead, [])
-                self.metrics.dead.labels(s.collector, s.source).inc(len(dead))
+            if s.intake is not None and (dead := s.intake.take_dead()):
+                self._rejected.append((s, dead))
+        while self._rejected:  # kept until stored, through a store outage
+            s, dead = self._rejected[0]
+            self.store.write_batch([], dead, [])
+            self._rejected.pop(0)
+            self.metrics.dead.labels(s.collector, s.source).inc(len(dead))

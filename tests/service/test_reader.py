@@ -1,0 +1,82 @@
+"""The service's reader through a store outage: writes refused for a while, then every
+spooled event stored once, and the door's dead letters kept until they are stored."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from servehelp import vault_pairs
+
+from pipeline.collectors.base import Intake
+from pipeline.collectors.spool import Spool
+from pipeline.config import Config
+from pipeline.errors import StoreError
+from pipeline.service.metrics import ServiceMetrics
+from pipeline.service.reader import Reader, Source
+from pipeline.store.duckdb import DuckDBStore
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+class Outage:
+    """A real DuckDB store whose writes are refused while `down` is set (a cluster away)."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        self.down = threading.Event()
+        self.refused = 0
+
+    def write_batch(
+        self, rows: list[Any], dead: Sequence[Any] = (), checkpoints: Sequence[Any] = ()
+    ) -> int:
+        if self.down.is_set():
+            self.refused += 1
+            raise StoreError("store unavailable: connection refused")
+        return self.store.write_batch(rows, dead, checkpoints)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_a_store_outage_delays_storing_and_loses_nothing(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.open()
+    spool = Spool(tmp_path / "spool")
+    intake = Intake("vault", spool)
+    outage = Outage(store)
+    metrics = ServiceMetrics([intake])
+    cfg = Config.model_validate({"ingest": {"follow_poll_seconds": 0.05}})
+    source = Source("vault", spool.path, "vault", spool, intake)
+    reader = Reader(outage, cfg, [source], metrics, threading.Event())  # type: ignore[arg-type]
+    reader.open()
+    reader.start()
+    try:
+        intake.accept(vault_pairs(100, tag=1))
+        stored = metrics.stored.labels("vault", "vault")
+        wait_until(lambda: stored._value.get() == 100)
+        outage.down.set()
+        intake.accept(vault_pairs(200, tag=2))
+        intake.reject("127.0.0.1:1", "line longer than 1,024 bytes", b'{"x":1}', "vault")
+        wait_until(lambda: outage.refused >= 2)  # retried, not given up
+        assert reader.alive
+        assert stored._value.get() == 100
+        outage.down.clear()
+        wait_until(lambda: stored._value.get() == 300)
+        wait_until(lambda: metrics.dead.labels("vault", "vault")._value.get() == 1)
+    finally:
+        reader.stop(5)
+    assert reader.errors == []
+    assert store.count() == 300
+    assert len(store.dead_letters()) == 1
+    store.close()
+    spool.close()
