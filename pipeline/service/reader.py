@@ -94,6 +94,8 @@ class Reader:
             s.followed = open_followed(
                 s.path, self.store.checkpoint, s.fmt, self.config.backends, s.summary, None
             )
+            if s.spool is not None:
+                self._depth(s, s.spool.depth(self.store.checkpoint(s.followed.key)))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="secretwatch-reader", daemon=True)
