@@ -107,10 +107,14 @@ def _get_json(url: str) -> dict:
 
 
 class SaslKafka(NamedTuple):
-    """Kafka's SASL_PLAINTEXT listener: user `$ConnectionString`, this password."""
+    """Kafka's SASL listeners: user `$ConnectionString`, this password; SASL_PLAINTEXT at
+    `bootstrap`, SASL_SSL at `ssl_bootstrap` with a certificate `cafile` verifies (None
+    when SECRETWATCH_KAFKA_SASL_SSL_BOOTSTRAP or SECRETWATCH_KAFKA_SASL_CAFILE is unset)."""
 
     bootstrap: str
     password: str
+    ssl_bootstrap: str | None = None
+    cafile: str | None = None
 
 
 # The made-up connection string scripts/services gives the SASL listener's one user.
@@ -143,7 +147,11 @@ def kafka_sasl_listener() -> SaslKafka:
     if not any(_listens(s) for s in servers.split(",")):
         pytest.fail(f"Kafka's SASL listener does not listen at {servers}: {HOW}", pytrace=False)
     password = os.environ.get("SECRETWATCH_KAFKA_SASL_PASSWORD") or SASL_CONNECTION_STRING_DEFAULT
-    return SaslKafka(servers, password)
+    ssl = os.environ.get("SECRETWATCH_KAFKA_SASL_SSL_BOOTSTRAP") or None
+    cafile = os.environ.get("SECRETWATCH_KAFKA_SASL_CAFILE") or None
+    if ssl and cafile and not any(_listens(s) for s in ssl.split(",")):
+        pytest.fail(f"Kafka's SASL_SSL listener does not listen at {ssl}: {HOW}", pytrace=False)
+    return SaslKafka(servers, password, ssl if cafile else None, cafile if ssl else None)
 
 
 @pytest.fixture(scope="session")

@@ -110,8 +110,9 @@ class AzureEventhubsCollector:
             elif _reachable(s.bootstrap):
                 reason = (
                     "the endpoint answers but let this client in on no broker: most likely "
-                    "SASL PLAIN authentication failed (a wrong or expired connection string), "
-                    f"or security_protocol {s.security_protocol} is not what it speaks"
+                    "SASL PLAIN authentication failed (a wrong or expired connection string); "
+                    f"else security_protocol {s.security_protocol} is not what it speaks, or "
+                    "its TLS certificate is not trusted (ssl_cafile)"
                 )
             else:
                 reason = f"cannot connect: {_why(exc)}"

@@ -223,3 +223,27 @@ def test_a_refused_connection_string_is_a_clear_error_at_start(
     monkeypatch.delenv(ENV)
     with pytest.raises(ConfigError, match=f"environment variable {ENV} is not set"):
         AzureEventhubsCollector(settings_of(hub), intake).start()
+
+
+def test_sasl_ssl_as_event_hubs_speaks_it(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same records through the SASL_SSL listener, its certificate checked against
+    `ssl_cafile` (Event Hubs' endpoint is TLS only)."""
+    if hub.kafka.ssl_bootstrap is None:
+        pytest.skip("SECRETWATCH_KAFKA_SASL_SSL_BOOTSTRAP / _CAFILE unset (scripts/services env)")
+    hub.send(*ENVELOPES)
+    settings = settings_of(
+        hub,
+        bootstrap=hub.kafka.ssl_bootstrap,
+        security_protocol="SASL_SSL",
+        ssl_cafile=hub.kafka.cafile,
+    )
+    collector = make_collector(settings, Intake(settings.label, Spool(tmp_path / "s")))
+    assert isinstance(collector, AzureEventhubsCollector)
+    collector.start()
+    try:
+        wait_until(lambda: hub.committed() == 3)
+    finally:
+        collector.stop()
+    assert collector.intake.counts.records == 3
