@@ -247,3 +247,15 @@ def test_sasl_ssl_as_event_hubs_speaks_it(
     finally:
         collector.stop()
     assert collector.intake.counts.records == 3
+
+
+def test_the_example_config_makes_this_collector(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+
+    root = Path(__file__).parents[2]
+    (settings,) = load_config(root / "config" / "examples" / "serve-azure.yaml").collectors
+    assert isinstance(settings, AzureEventhubs)
+    assert settings.security_protocol == "SASL_SSL"
+    collector = make_collector(settings, Intake(settings.label, Spool(tmp_path / "s")))
+    assert isinstance(collector, AzureEventhubsCollector)
+    assert not collector.listening  # not started: nothing is asked of Event Hubs

@@ -375,3 +375,14 @@ def test_a_queue_that_does_not_exist_is_a_clear_error_at_start(aws: Aws, tmp_pat
     with pytest.raises(ConfigError, match="no-such-queue.*cannot be read"):
         collector.start()
     assert not collector.listening
+
+
+def test_the_example_config_makes_this_collector(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+
+    root = Path(__file__).parents[2]
+    (settings,) = load_config(root / "config" / "examples" / "serve-aws.yaml").collectors
+    assert isinstance(settings, CloudtrailSqs)
+    collector = make_collector(settings, Intake(settings.label, Spool(tmp_path / "s")))
+    assert isinstance(collector, CloudtrailSqsCollector)
+    assert not collector.listening  # not started: nothing is asked of AWS
