@@ -11,6 +11,7 @@ store failure is a 503 whose text names the store, never a traceback.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import closing
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from pipeline.errortext import clean_error
 from pipeline.record import ACTIONS, OUTCOMES, SOURCES
 from pipeline.store.base import DELIVERY_STATES, GROUPABLE, RESOLUTIONS, EventFilter, Store
 
+log = logging.getLogger(__name__)
 MAX_ROWS = 1_000_000  # events, dead letters, alerts and deliveries per request
 MAX_TEXT = 1_000  # a filter value, an alert id, a sink name
 MAX_NOTE = 4_000  # a verdict's note
@@ -139,7 +141,8 @@ def _endpoint(
     open_reader: Reader, token: str | None, work: Callable[[Request, Store], Response]
 ) -> Endpoint:
     """An async endpoint: authorize, then run `work(request, store)` in a worker thread on
-    a store opened for it, mapping bad parameters to 400 and store failures to 503."""
+    a store opened for it, mapping bad parameters to 400, store failures to 503 and
+    anything else to 500 with one cleaned line (logged, without a traceback)."""
 
     async def endpoint(request: Request) -> Response:
         if not authorized(request, token):
@@ -152,6 +155,10 @@ def _endpoint(
             return _error(404, str(exc))
         except StoreError as exc:
             return _error(503, clean_error(str(exc)) or "the store failed")
+        except Exception as exc:  # a driver's own error: one clean line, never a traceback
+            text = clean_error(f"{type(exc).__name__}: {exc}") or type(exc).__name__
+            log.error("event=query_failed path=%s error=%s", request.url.path, text)
+            return _error(500, f"the query failed: {text}")
 
     return endpoint
 

@@ -210,3 +210,20 @@ def test_a_failing_store_is_a_503_without_secrets(store_path: Path) -> None:
     assert answer.status_code == 503
     assert "cannot be opened" in answer.json()["error"]
     assert "hvs.CAES" not in answer.text
+
+
+def test_any_other_failure_is_a_clean_500(
+    store_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> Store:
+        raise RuntimeError("driver broke near hvs.CAESIAbcdefghijklmnopqrstuv")
+
+    with served(store_path, None, open_reader=broken) as (url, _):
+        answer = httpx.get(url + "/api/stats?by=identity", timeout=30)
+    assert answer.status_code == 500
+    assert answer.json()["error"].startswith("the query failed: RuntimeError: driver broke")
+    assert "hvs.CAES" not in answer.text
+    logged = [r.getMessage() for r in caplog.records if r.name == "pipeline.api.queries"]
+    assert logged == [f"event=query_failed path=/api/stats error={answer.json()['error'][18:]}"]
+    assert "hvs.CAES" not in caplog.text
+    assert "Traceback" not in caplog.text
