@@ -97,16 +97,16 @@ def test_kill_9_mid_stream_then_restart_stores_every_spooled_line_once(
 ) -> None:
     config = write_config(tmp_path, webhook)
     served = Served(config, tmp_path)
-    sent = threading.Event()
+    sent, broke = threading.Event(), threading.Event()
 
-    def send() -> None:  # at full speed until the service dies under it
-        lines = fixture_lines() + vault_pairs(30_000, tag=2)
+    def send() -> None:  # at full speed until the service dies under it (or 400k events)
         try:
             with served.vault() as sock:
-                for at in range(0, len(lines), 500):
-                    sock.sendall(b"\n".join(lines[at : at + 500]) + b"\n")
+                sock.sendall(b"\n".join(fixture_lines()) + b"\n")
+                for chunk in range(1600):
+                    sock.sendall(b"\n".join(vault_pairs(250, tag=2 + chunk)) + b"\n")
         except OSError:
-            pass
+            broke.set()
         sent.set()
 
     sender = threading.Thread(target=send, daemon=True)
@@ -124,6 +124,7 @@ def test_kill_9_mid_stream_then_restart_stores_every_spooled_line_once(
         served.kill()
     sender.join(30)
     assert sent.is_set()
+    assert broke.is_set()  # killed mid-stream, not after the sender was done
     # What the collector spooled (fsynced before the kill) is the oracle: ingest a copy of
     # it into a fresh store the ordinary way.
     oracle = tmp_path / "oracle"
