@@ -159,8 +159,8 @@ def test_azure_eventhubs_kill_9_then_restart_stores_every_record_once(
         return sum(watcher.committed(tp) or 0 for tp in partitions)
 
     def produce() -> None:  # at an even pace, so that the kill falls mid-stream
-        for at in range(0, len(envelopes), 100):
-            for i, value in enumerate(envelopes[at : at + 100]):
+        for at in range(0, len(envelopes), 50):
+            for i, value in enumerate(envelopes[at : at + 50]):
                 producer.send(topic, value=value, partition=i % 2)
             producer.flush(timeout=60)
 
@@ -179,6 +179,8 @@ def test_azure_eventhubs_kill_9_then_restart_stores_every_record_once(
     served = Served(config, tmp_path)
     try:
         assert served.collectors["keyvault"].startswith(f"consumes {topic}")
+        # partitions assigned before the first record: consuming keeps pace with producing
+        wait_until(lambda: served.get("/healthz").status_code == 200, timeout=60, what="assigned")
         sender.start()
         wait_until(lambda: committed() >= 100, timeout=60, what="mid-stream")
     finally:
