@@ -1,12 +1,12 @@
 """The query API: what the CLI's read and triage commands ask of the store, over HTTP, so
-they keep working while `secretwatch serve` (or `ingest --follow`) holds the store.
+they keep working while `secretwatch serve` holds the store.
 
 Frames go out as Arrow IPC streams (dtypes and values exact, see `frames`), small documents
 as JSON. Every handler opens its own store with `open_reader()` in a worker thread and
 closes it when done: on DuckDB that is a connection of its own to the database the writer
 has open (MVCC: a query does not wait for the writer's transaction), on Elasticsearch a
-client. Parameters are checked before the store is touched (400 with what is wrong); a
-store failure is a 503 whose text names the store, never a traceback.
+client. Parameters are checked before a store is opened (400 with what is wrong); a store
+failure is a 503 whose text names the store, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import closing
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import orjson
 import pandas as pd
@@ -39,7 +38,6 @@ MAX_NOTE = 4_000  # a verdict's note
 MAX_BODY = 64 << 10
 REPORT_AGGREGATES = ("access_summary", "hourly_activity", "source_coverage", "secret_history")
 
-T = TypeVar("T")
 Reader = Callable[[], Store]
 
 
@@ -135,20 +133,22 @@ def _json(value: object) -> Response:
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+Work = Callable[[Store], Response]  # what a request asks of the store, its parameters checked
+Parse = Callable[[Request], Work]
 
 
-def _endpoint(
-    open_reader: Reader, token: str | None, work: Callable[[Request, Store], Response]
-) -> Endpoint:
-    """An async endpoint: authorize, then run `work(request, store)` in a worker thread on
-    a store opened for it, mapping bad parameters to 400, store failures to 503 and
-    anything else to 500 with one cleaned line (logged, without a traceback)."""
+def _endpoint(open_reader: Reader, token: str | None, parse: Parse) -> Endpoint:
+    """An async endpoint: authorize, check the parameters (`parse`: 400 before any store is
+    opened), then run the work in a worker thread on a store opened for it; 404 for what
+    does not exist, 503 for store failures, and 500 with one cleaned line (logged, without
+    a traceback) for anything else."""
 
     async def endpoint(request: Request) -> Response:
         if not authorized(request, token):
             return _error(401, "a valid bearer token is required (Authorization: Bearer ...)")
         try:
-            return await run_in_threadpool(_with_store, open_reader, work, request)
+            work = parse(request)
+            return await run_in_threadpool(_with_store, open_reader, work)
         except BadRequest as exc:
             return _error(400, str(exc))
         except NotFound as exc:
@@ -163,56 +163,61 @@ def _endpoint(
     return endpoint
 
 
-def _with_store(open_reader: Reader, work: Callable[[Request, Store], T], request: Request) -> T:
+def _with_store(open_reader: Reader, work: Work) -> Response:
     with closing(open_reader()) as store:
-        return work(request, store)
+        return work(store)
 
 
-# -- the endpoints (each runs in a worker thread) -----------------------------------------
-def _events(request: Request, store: Store) -> Response:
+# -- the endpoints: parameters checked here, the store read in a worker thread ------------
+def _events(request: Request) -> Work:
     params = request.query_params
     where, limit, newest = event_filter(params), _limit(params), _flag(params, "newest")
-    return _arrow(store.events(where, limit=limit, newest_first=newest), limit)
+    return lambda store: _arrow(store.events(where, limit=limit, newest_first=newest), limit)
 
 
-def _count(request: Request, store: Store) -> Response:
-    return _json({"count": store.count(event_filter(request.query_params))})
+def _count(request: Request) -> Work:
+    where = event_filter(request.query_params)
+    return lambda store: _json({"count": store.count(where)})
 
 
-def _stats(request: Request, store: Store) -> Response:
+def _stats(request: Request) -> Work:
     params = request.query_params
     by = _choice(params, "by", GROUPABLE)
     if by is None:
         raise BadRequest(f"by: required, one of {', '.join(GROUPABLE)}")
     where, limit = event_filter(params), _limit(params)
-    return _arrow(store.stats(by, where, limit))
+    return lambda store: _arrow(store.stats(by, where, limit))
 
 
-def _dead_letters(request: Request, store: Store) -> Response:
+def _dead_letters(request: Request) -> Work:
     limit = _limit(request.query_params)
-    return _arrow(store.dead_letters(limit), limit)
+    return lambda store: _arrow(store.dead_letters(limit), limit)
 
 
-def _alerts(request: Request, store: Store) -> Response:
+def _alerts(request: Request) -> Work:
     params = request.query_params
     since, until = _when(params, "since"), _when(params, "until")
     identity, limit = _text(params, "identity"), _limit(params)
-    return _arrow(store.alerts(since, until, identity, limit), limit)
+    return lambda store: _arrow(store.alerts(since, until, identity, limit), limit)
 
 
-def _deliveries(request: Request, store: Store) -> Response:
+def _deliveries(request: Request) -> Work:
     params = request.query_params
     sinks, state = _sinks(request), _choice(params, "state", DELIVERY_STATES)
     alert_id, limit = _text(params, "alert_id"), _limit(params)
-    return _arrow(store.delivery_state(sinks, state, alert_id, limit))
+    return lambda store: _arrow(store.delivery_state(sinks, state, alert_id, limit))
 
 
-def _alert(request: Request, store: Store) -> Response:
-    alert_id = _path_id(request)
-    alert = find_alert(store, alert_id, _sinks(request))
-    if alert is None:
-        raise NotFound(f"no alert {alert_id!r}; `secretwatch alerts` lists them")
-    return _json(alert)
+def _alert(request: Request) -> Work:
+    alert_id, sinks = _path_id(request), _sinks(request)
+
+    def work(store: Store) -> Response:
+        alert = find_alert(store, alert_id, sinks)
+        if alert is None:
+            raise NotFound(f"no alert {alert_id!r}; `secretwatch alerts` lists them")
+        return _json(alert)
+
+    return work
 
 
 def _path_id(request: Request) -> str:
@@ -240,50 +245,58 @@ def verdict(body: bytes) -> tuple[str | None, str, str | None]:
     return resolution, by, note
 
 
-def _resolve(request: Request, store: Store, body: bytes) -> Response:
+def _resolve(request: Request, body: bytes) -> Work:
     alert_id = _path_id(request)
     resolution, by, note = verdict(body)
-    if find_alert(store, alert_id, []) is None:
-        raise NotFound(f"no alert {alert_id!r}; `secretwatch alerts` lists them")
-    store.resolve_alert(alert_id, resolution, by, note, datetime.now(UTC))
-    return _json({"id": alert_id, "resolution": resolution, "by": by})
+
+    def work(store: Store) -> Response:
+        if find_alert(store, alert_id, []) is None:
+            raise NotFound(f"no alert {alert_id!r}; `secretwatch alerts` lists them")
+        store.resolve_alert(alert_id, resolution, by, note, datetime.now(UTC))
+        return _json({"id": alert_id, "resolution": resolution, "by": by})
+
+    return work
 
 
-def _identities(request: Request, store: Store) -> Response:
+def _identities(request: Request) -> Work:
     """Every identity with events, its counts, and whether it has a baseline."""
-    frame = store.stats("identity", event_filter(request.query_params), None)
-    learned = {identity for identity, _ in store.baselines()}
-    rows = records(frame)
-    for row in rows:
-        row["baseline"] = row["identity"] in learned
-    return _json(rows)
+    where = event_filter(request.query_params)
+
+    def work(store: Store) -> Response:
+        frame = store.stats("identity", where, None)
+        learned = {identity for identity, _ in store.baselines()}
+        rows = records(frame)
+        for row in rows:
+            row["baseline"] = row["identity"] in learned
+        return _json(rows)
+
+    return work
 
 
-def _baselines(request: Request, store: Store) -> Response:
+def _baselines(request: Request) -> Work:
     """Baseline documents (JSON) by identity: those named by `identity=`, else all."""
     names = request.query_params.getlist("identity") or None
     if names is not None and (len(names) > 1000 or any(len(n) > MAX_TEXT for n in names)):
         raise BadRequest(f"identity: at most 1,000 names of at most {MAX_TEXT} characters")
-    docs = {identity: orjson.Fragment(body) for identity, body in store.baselines(names)}
-    return _json(docs)
+    return lambda store: _json(
+        {identity: orjson.Fragment(body) for identity, body in store.baselines(names)}
+    )
 
 
-def _report(request: Request, store: Store) -> Response:
+def _report(request: Request) -> Work:
     params, name = request.query_params, str(request.path_params["aggregate"])
     if name not in REPORT_AGGREGATES:
         raise NotFound(f"no report aggregate {name!r}; one of {', '.join(REPORT_AGGREGATES)}")
-    until = _when(params, "until")
+    since, until = _when(params, "since"), _when(params, "until")
     if until is None:
         raise BadRequest("until: required")
     if name == "secret_history":
-        return _arrow(store.secret_history(until))
-    since = _when(params, "since")
-    aggregate: Callable[[datetime | None, datetime], pd.DataFrame] = getattr(store, name)
-    return _arrow(aggregate(since, until))
+        return lambda store: _arrow(store.secret_history(until))
+    return lambda store: _arrow(getattr(store, name)(since, until))
 
 
-def _schema(request: Request, store: Store) -> Response:
-    return _json({"schema_version": store.schema_version()})
+def _schema(request: Request) -> Work:
+    return lambda store: _json({"schema_version": store.schema_version()})
 
 
 def query_routes(open_reader: Reader, token: str | None) -> list[BaseRoute]:
@@ -291,8 +304,8 @@ def query_routes(open_reader: Reader, token: str | None) -> list[BaseRoute]:
     handler closes when done (on DuckDB, a second `DuckDBStore` on the writer's file, opened
     in the serving process); `token`, when set, is required as a bearer token."""
 
-    def get(path: str, work: Callable[[Request, Store], Response]) -> Route:
-        return Route(path, _endpoint(open_reader, token, work), methods=["GET"])
+    def get(path: str, parse: Parse) -> Route:
+        return Route(path, _endpoint(open_reader, token, parse), methods=["GET"])
 
     async def resolve(request: Request) -> Response:
         if not authorized(request, token):
@@ -303,9 +316,8 @@ def query_routes(open_reader: Reader, token: str | None) -> list[BaseRoute]:
             return _error(413, str(exc))
         except ValueError as exc:
             return _error(400, str(exc))
-        work = _endpoint(open_reader, None, lambda r, s: _resolve(r, s, body))
-        response: Response = await work(request)
-        return response
+        endpoint = _endpoint(open_reader, None, lambda r: _resolve(r, body))
+        return await endpoint(request)
 
     return [
         get("/api/events", _events),

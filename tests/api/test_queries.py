@@ -207,6 +207,8 @@ def test_a_failing_store_is_a_503_without_secrets(store_path: Path) -> None:
 
     with served(store_path, None, open_reader=broken) as (url, _):
         answer = httpx.get(url + "/api/events/count", timeout=30)
+        bad = httpx.get(url + "/api/events/count?source=mainframe", timeout=30)
+    assert bad.status_code == 400  # parameters are checked before a store is opened
     assert answer.status_code == 503
     assert "cannot be opened" in answer.json()["error"]
     assert "hvs.CAES" not in answer.text
