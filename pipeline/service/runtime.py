@@ -31,6 +31,7 @@ from pipeline.collectors.settings import CollectorSettings, FileCollector
 from pipeline.collectors.spool import Spool
 from pipeline.config import Config
 from pipeline.detection.embedded import EmbeddedDetection
+from pipeline.errors import ConfigError
 from pipeline.record import EventRow
 from pipeline.service.metrics import CountingStore, ServiceMetrics
 from pipeline.service.reader import DRAIN_SECONDS, Reader, Source
@@ -103,7 +104,13 @@ class Service:
                 self.sources.append(Source(follower.name, path, settings.format))
             return
         label = settings.label
-        spool = Spool(self.config.spool.path / label, self.config.spool.segment_bytes)
+        folder = self.config.spool.path / label
+        try:
+            spool = Spool(folder, self.config.spool.segment_bytes)
+        except OSError as exc:
+            raise ConfigError(
+                f"collector {label}: cannot open its spool {folder}: {exc.strerror or exc}"
+            ) from None
         self.spools.append(spool)
         intake = Intake(label, spool, self.wake.set)
         self.intakes.append(intake)

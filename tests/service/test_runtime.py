@@ -207,3 +207,12 @@ def test_a_reader_far_behind_small_segments_loses_nothing(
         assert service.stop() == []
     ids = event_ids(tmp_path / "s.duckdb")
     assert len(ids) == len(set(ids)) == 400
+
+
+def test_a_spool_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "spool"
+    blocker.write_text("a file where the spool folder should be")
+    cfg = config(tmp_path, [{"type": "vault_socket", "listen": "tcp://127.0.0.1:0"}])
+    with pytest.raises(ConfigError, match="collector vault_socket: cannot open its spool"):
+        Service(cfg).start()
+    assert event_ids(tmp_path / "s.duckdb") == []  # the store was closed again
