@@ -212,7 +212,9 @@ def alerts_resolve(
 
 def alerts_show(
     alert_id: Annotated[str, typer.Argument(help="The alert id (swa-...).")],
-    as_json: JsonOpt = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The alert, verdict and deliveries as one JSON line.")
+    ] = False,
     config: ConfigOpt = None,
     store_path: StoreOpt = None,
     server: ServerOpt = None,
