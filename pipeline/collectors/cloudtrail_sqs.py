@@ -15,7 +15,8 @@ throttling, a denied read, a network error, a spool that cannot be written) leav
 message on the queue, to be delivered again when its visibility timeout ends. Delivery is
 therefore at least once; the store keeps each `event_id` once.
 
-Digest files (`CloudTrail-Digest/`) are skipped: they hold hashes, not events.
+Digest files (`CloudTrail-Digest/`) are skipped: they hold hashes, not events. Stopping
+finishes the message in hand and makes the rest of its batch visible again at once.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ from pipeline.errortext import clean_error
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageTypeDef
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        MessageTypeDef,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +128,10 @@ class CloudtrailSqsCollector:
                 log.warning("collector %s: receiving from SQS failed: %s", self.name, _why(exc))
                 self._stop.wait(self.error_pause)
                 continue
-            for message in messages:
+            for at, message in enumerate(messages):
                 if self._stop.is_set():
-                    break  # the rest come back when their visibility timeout ends
+                    self._release(messages[at:])
+                    break
                 self._handle(message)
 
     def _receive(self) -> list[MessageTypeDef]:
@@ -223,6 +228,20 @@ class CloudtrailSqsCollector:
             self.intake.reject(str(key), reason, b"", "aws")
             return None
         return data
+
+    def _release(self, messages: list[MessageTypeDef]) -> None:
+        """Stopping: make the messages not yet handled visible again at once, for the next
+        start (or another reader) rather than after their visibility timeout."""
+        entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for i, m in enumerate(messages)
+        ]
+        try:
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self.settings.queue_url, Entries=entries
+            )
+        except (ClientError, BotoCoreError) as exc:  # they come back after the timeout
+            log.info("collector %s: releasing messages failed: %s", self.name, _why(exc))
 
     def _delete(self, message: MessageTypeDef) -> None:
         try:

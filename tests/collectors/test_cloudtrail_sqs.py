@@ -363,6 +363,51 @@ def test_a_spool_that_cannot_be_written_leaves_the_message(
     assert len(spooled(intake.spool)) == 12
 
 
+class SlowDisk(Spool):
+    """A spool whose first append waits until `go` is set."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.writing, self.go = threading.Event(), threading.Event()
+
+    def append(self, lines: Sequence[bytes]) -> None:
+        self.writing.set()
+        if not self.go.wait(20):
+            raise OSError(errno.EIO, "not released")
+        super().append(lines)
+
+
+def test_stopping_finishes_the_message_in_hand_and_releases_the_rest(
+    aws: Aws, start: Callable[..., tuple[CloudtrailSqsCollector, Intake]], tmp_path: Path
+) -> None:
+    key = PREFIX + "a.json"
+    aws.put(key, GENERATED.read_bytes())
+    for _ in range(5):
+        aws.send(s3_event(aws.bucket, key))
+    slow = SlowDisk(tmp_path / "slow")
+    collector, intake = start(spool=slow, max_messages=10, visibility_timeout=300)
+    assert slow.writing.wait(20)  # the first message is being spooled
+    stopping = threading.Thread(target=collector.stop)
+    stopping.start()
+    wait_until(lambda: collector._stop.is_set())
+    slow.go.set()
+    stopping.join(30)
+    assert not stopping.is_alive()
+    assert len(spooled(intake.spool)) == 12  # the message in hand, finished
+    attrs = aws.sqs.get_queue_attributes(
+        QueueUrl=aws.queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    # every other message received in that batch is visible again at once, not in 300 s
+    assert int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
+    assert int(attrs["ApproximateNumberOfMessages"]) == 4
+    again = aws.sqs.receive_message(
+        QueueUrl=aws.queue_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+    )["Messages"]
+    # received by the collector in the same batch (then released), and now by this check
+    assert sorted(int(m["Attributes"]["ApproximateReceiveCount"]) for m in again) == [2] * 4
+
+
 def test_a_queue_that_does_not_exist_is_a_clear_error_at_start(aws: Aws, tmp_path: Path) -> None:
     settings = CloudtrailSqs.model_validate(
         {
