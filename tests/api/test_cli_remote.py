@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import orjson
 import yaml
-from conftest import REPO, served
+from served_store import REPO, served
 from typer.testing import CliRunner
 
 from pipeline.cli import app

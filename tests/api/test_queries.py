@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pandas as pd
 import pytest
-from conftest import served
+from served_store import served
 
 from pipeline.api.frames import ARROW_STREAM, arrow_to_frame
 from pipeline.errors import StoreError

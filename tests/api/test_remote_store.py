@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import served
+from served_store import served
 
 from pipeline.api import queries
 from pipeline.errors import StoreError
