@@ -1,6 +1,6 @@
-"""`ElasticsearchStore` on a `Cluster` (cluster.py): the connection, the schema, the order
-of writes and the refreshes before reads. The work of each role is beside it: events.py,
-detection.py, outbox.py and reports.py."""
+"""`ElasticsearchStore` on a `Cluster`: connection, schema, order of writes, refreshes before
+reads; each role's work is beside it (events, detection, outbox, reports.py). Just over 400
+lines on purpose: it is the one class through which every role's method is reached."""
 
 from __future__ import annotations
 
