@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,11 +74,3 @@ def ingest(paths: list[Path], fmt: str | None, store_path: Path) -> Stored:
     with DuckDBStore(store_path) as store:
         summary = Ingestor(store, fmt).ingest([str(p) for p in paths])
         return Stored(summary, store.events(), store.dead_letters())
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)

@@ -6,7 +6,6 @@ clear error at start."""
 from __future__ import annotations
 
 import errno
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from services import SaslKafka
+from waiting import spooled, wait_until
 
 from pipeline.collectors import make_collector
 from pipeline.collectors.azure_eventhubs import USERNAME, AzureEventhubsCollector
@@ -35,18 +35,6 @@ ENVELOPES = [
     orjson.dumps({"records": RECORDS[3:]}),
 ]
 ENV = "SECRETWATCH_TEST_EVENTHUBS_CONNECTION"
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
-def spooled(spool: Spool) -> list[bytes]:
-    return [line for p in spool.segments() for line in p.read_bytes().splitlines()]
 
 
 def sasl(kafka: SaslKafka, password: str | None = None) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import errno
 import gzip
 import http.server
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,6 +21,7 @@ from typing import Any
 import boto3
 import orjson
 import pytest
+from waiting import spooled, wait_until
 
 from pipeline.collectors import make_collector
 from pipeline.collectors.base import Intake
@@ -49,18 +49,6 @@ INVICTUS = (
 )
 EVENTBRIDGE = FIXTURES / "secretwatch__generated" / "eventbridge_get_secret_value.json"
 PREFIX = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/"
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
-def spooled(spool: Spool) -> list[bytes]:
-    return [line for p in spool.segments() for line in p.read_bytes().splitlines()]
 
 
 def s3_event(bucket: str, key: str) -> bytes:

@@ -17,7 +17,8 @@ import pytest
 from http_senders import FIXTURES, ingest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from servehelp import Served, vault_pairs, wait_until, write_config  # noqa: E402
+from servehelp import Served, vault_pairs, write_config  # noqa: E402
+from waiting import wait_until  # noqa: E402
 
 from pipeline.store.duckdb import DuckDBStore  # noqa: E402
 

@@ -17,7 +17,8 @@ import httpx
 import orjson
 import pytest
 import yaml
-from http_senders import FIXTURES, Running, client, ingest, running, wait_until
+from http_senders import FIXTURES, Running, client, ingest, running
+from waiting import wait_until
 
 from pipeline.collectors import k8s_webhook
 from pipeline.collectors.settings import K8sWebhook

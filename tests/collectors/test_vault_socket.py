@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from waiting import spooled, wait_until
 
 from pipeline.collectors import make_collector
 from pipeline.collectors.base import Intake
@@ -20,18 +20,6 @@ from pipeline.errors import ConfigError
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "vault" / "audit.jsonl"
 LINES = [line for line in FIXTURE.read_bytes().splitlines() if line.strip()]
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
-def spooled(spool: Spool) -> list[bytes]:
-    return [line for p in spool.segments() for line in p.read_bytes().splitlines()]
 
 
 @pytest.fixture

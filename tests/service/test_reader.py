@@ -4,12 +4,12 @@ spooled event stored once, and the door's dead letters kept until they are store
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from servehelp import vault_pairs
+from waiting import wait_until
 
 from pipeline.collectors.base import Intake
 from pipeline.collectors.spool import Spool
@@ -18,14 +18,6 @@ from pipeline.errors import StoreError
 from pipeline.service.metrics import ServiceMetrics
 from pipeline.service.reader import Reader, Source
 from pipeline.store.duckdb import DuckDBStore
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 class Outage:

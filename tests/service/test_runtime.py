@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from waiting import wait_until
 
 from pipeline.api.app import Probes, make_app
 from pipeline.collectors.http import HttpServer
@@ -21,14 +20,6 @@ from pipeline.store.duckdb import DuckDBStore
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "vault" / "audit.jsonl"
 TOKEN = "t0ken-for-metrics"  # noqa: S105 - a test token
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def config(tmp_path: Path, collectors: list[dict[str, object]], **extra: object) -> Config:

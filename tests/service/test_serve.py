@@ -16,9 +16,9 @@ from servehelp import (
     Webhook,
     fixture_lines,
     vault_pairs,
-    wait_until,
     write_config,
 )
+from waiting import wait_until
 
 from pipeline.store.duckdb import DuckDBStore
 

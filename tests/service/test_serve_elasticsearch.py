@@ -6,26 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
+from waiting import wait_until
 
 from pipeline.config import Config
 from pipeline.service.runtime import Service
 from pipeline.store.elasticsearch import ElasticsearchStore
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "vault" / "audit.jsonl"
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from servehelp import ROOT, Served, wait_until, write_config
+from servehelp import ROOT, Served, write_config
 from services import SaslKafka
+from waiting import wait_until
 
 from pipeline.ingest import Ingestor
 from pipeline.store.duckdb import DuckDBStore
