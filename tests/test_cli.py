@@ -726,3 +726,17 @@ def test_console_script_end_to_end(work: Path) -> None:
     assert help_.returncode == 0
     for command in ("ingest", "events", "stats", "dead-letters"):
         assert command in help_.stdout
+
+
+def test_commands_do_not_load_detection_libraries() -> None:
+    """`events`, `report` and the rest start without scikit-learn: importing it (through the
+    detection runtime) cost every command about a second, and made `report` slower than
+    before the CLI became a package. Only the commands that detect load it."""
+    probe = (
+        "import sys, pipeline.cli; "
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip() == "[]"

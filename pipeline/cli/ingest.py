@@ -6,24 +6,25 @@ from __future__ import annotations
 import logging
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from detectors.alert import Alert
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt
 from pipeline.cli.render import print_summary, progress
 from pipeline.cli.session import exit_on_error, fail
 from pipeline.config import Config, KafkaConfig, load_config
-from pipeline.detection.embedded import EmbeddedDetection
 from pipeline.errors import InputError
 from pipeline.ingest import Ingestor, IngestSummary, expand_paths
 from pipeline.record import SOURCES
 from pipeline.store import Store, make_store, open_store
 from pipeline.terminal import inert, log_to_stderr
+
+if TYPE_CHECKING:
+    from detectors.alert import Alert
 
 
 def ingest(
@@ -101,7 +102,11 @@ def _follow(
     from pipeline.bus.follow import follow_files
 
     log_to_stderr(logging.WARNING)  # follow's warnings, sink failures: inert
-    live = EmbeddedDetection(store, cfg.detectors, on_alerts=_print_alerts) if detect else None
+    live = None
+    if detect:  # imported here: detection loads scikit-learn, which every command would pay
+        from pipeline.detection.embedded import EmbeddedDetection
+
+        live = EmbeddedDetection(store, cfg.detectors, on_alerts=_print_alerts)
     if live is not None:
         live.own()
         if deliver and cfg.sinks:
