@@ -21,7 +21,7 @@ from pipeline.store.base import (
     Store,
 )
 from pipeline.store.duckdb import DuckDBStore
-from pipeline.store.elasticsearch import ElasticsearchStore
+from pipeline.store.elasticsearch import ElasticsearchStore, lifecycle
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -54,7 +54,9 @@ def make_store(config: Config, store_path: Path | str | None, read_only: bool) -
     if section.type == "elasticsearch":
         if store_path is not None:
             section = section.model_copy(update={"url": _as_url(store_path)})
-        return ElasticsearchStore.from_config(section, read_only=read_only)
+        return ElasticsearchStore.from_config(
+            section, read_only=read_only, retention=lifecycle.from_config(config)
+        )
     return DuckDBStore(store_path or section.path, read_only=read_only)
 
 

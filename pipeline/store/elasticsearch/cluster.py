@@ -23,6 +23,7 @@ from elasticsearch.helpers import streaming_bulk
 from elasticsearch.serializer import OrjsonSerializer
 
 from pipeline.errors import StoreError
+from pipeline.store.elasticsearch import lifecycle
 from pipeline.store.elasticsearch.schema import KINDS, PAGE, action, mapping, public, reason
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class Cluster:
         self.backoff = backoff  # first wait before a bulk retry; doubles each time
         self._client: Elasticsearch | None = None
         self._ready: set[str] = set()  # indices known to exist
+        self.ilm = False  # ILM manages the event indices (set by lifecycle.install)
 
     def connect(self) -> None:
         # orjson parses search responses several times faster than the stdlib
@@ -88,12 +90,18 @@ class Cluster:
         options: dict[str, Any] = {}
         if kind in KINDS:
             options = {"mappings": mapping(KINDS[kind]), "settings": {"number_of_shards": 1}}
+        elif self.ilm and kind.startswith("events-"):
+            options = {"settings": lifecycle.month_settings(index)}
         try:
             self.client.indices.create(index=index, **options)
         except ApiError as exc:
             if exc.error != "resource_already_exists_exception":
                 raise
         self._ready.add(index)
+
+    def forget(self, index: str) -> None:
+        """`index` was deleted: the next write creates it again."""
+        self._ready.discard(index)
 
     @contextmanager
     def explained(self, doing: str) -> Iterator[None]:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
+import pyarrow as pa
 from elasticsearch import AuthorizationException
 
 from pipeline.errors import StoreError
@@ -24,7 +25,7 @@ from pipeline.store.base import (
     EventFilter,
     PendingDelivery,
 )
-from pipeline.store.elasticsearch import detection, events, reports
+from pipeline.store.elasticsearch import archive, detection, events, lifecycle, reports
 from pipeline.store.elasticsearch.cluster import Cluster
 from pipeline.store.elasticsearch.credentials import credentials
 from pipeline.store.elasticsearch.outbox import Outbox
@@ -85,9 +86,12 @@ class ElasticsearchStore:
         read_slices: int = 2,
         backoff: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        retention: lifecycle.Lifecycle = lifecycle.DEFAULT,
     ) -> None:
-        """`clock` gives seconds (any origin) for the at-most-once-a-second refresh."""
+        """`clock` gives seconds (any origin) for the at-most-once-a-second refresh;
+        `retention` is what the event indices' lifecycle policy enforces."""
         self.read_only = read_only
+        self.retention = retention
         options: dict[str, Any] = {
             "request_timeout": request_timeout,
             "max_retries": max_retries,
@@ -123,6 +127,7 @@ class ElasticsearchStore:
         cfg: ElasticsearchStoreConfig,
         read_only: bool = False,
         environ: Mapping[str, str] = os.environ,
+        retention: lifecycle.Lifecycle = lifecycle.DEFAULT,
     ) -> ElasticsearchStore:
         """The store a config section describes; secrets are read from the environment
         variables it names, never from the file."""
@@ -136,6 +141,7 @@ class ElasticsearchStore:
             request_timeout=cfg.request_timeout,
             max_retries=cfg.max_retries,
             bulk_size=cfg.bulk_size,
+            retention=retention,
         )
 
     def __repr__(self) -> str:
@@ -160,6 +166,9 @@ class ElasticsearchStore:
         try:
             with self.cluster.explained("connecting"):
                 self._check_schema()  # its first request tells refused connections and auth
+            if not self.read_only:
+                with self.cluster.explained("installing the events lifecycle policy"):
+                    lifecycle.install(self.cluster, self.retention)
         except BaseException:
             self.close()
             raise
@@ -399,3 +408,25 @@ class ElasticsearchStore:
     def secret_history(self, until: datetime) -> pd.DataFrame:
         self._visible()
         return reports.secret_history(self.cluster, until)
+
+    # -- the archive (contract: ArchiveSource in pipeline/archive/source.py) --------------
+    @_guard("listing archivable days")
+    def archivable_days(self, before: datetime) -> list[tuple[date, str, int]]:
+        self._visible()
+        return archive.archivable_days(self.cluster, before)
+
+    @_guard("reading a day's events")
+    def day_events(self, day: date, source: str) -> pa.Table:
+        self._visible()
+        return archive.day_events(self.cluster, day, source)
+
+    @_guard("dropping an archived day")
+    def drop_day(self, day: date, source: str, expected: int) -> int:
+        self.writable()
+        return archive.drop_day(self.cluster, day, source, expected)
+
+    @_guard("expiring month indices")
+    def expire(self, now: datetime) -> list[str]:
+        """Delete month indices past retention where ILM does not (see lifecycle.py)."""
+        self.writable()
+        return lifecycle.expire(self.cluster, self.retention, now)
