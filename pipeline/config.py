@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from detectors.settings import DetectorsConfig
+from pipeline.archive.settings import Retention
 from pipeline.collectors.settings import (
     ApiConfig,
     CollectorConfig,
@@ -176,6 +177,8 @@ class Config(_Model):
     collectors: list[CollectorConfig] = Field(default_factory=list)
     spool: SpoolConfig = SpoolConfig()
     api: ApiConfig | None = None
+    # How long events stay hot, and the signed archive they move to (pipeline/archive/).
+    retention: Retention = Retention()
 
     @field_validator("collectors")
     @classmethod

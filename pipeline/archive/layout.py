@@ -111,3 +111,16 @@ def chain_files(archive: Path) -> list[Path]:
             if parsed is not None:
                 found.append((parsed[1], path))
     return [path for _, path in sorted(found)]
+
+
+def inside(archive: Path, relative: str) -> Path | None:
+    """The file a record names, if its path stays inside the archive; None (refuse) for an
+    absolute path, `..`, or a link out.
+
+    >>> inside(Path("/a"), "events/x.parquet").as_posix(), inside(Path("/a"), "../etc/x")
+    ('/a/events/x.parquet', None)
+    """
+    if relative.startswith("/") or "\\" in relative or ".." in Path(relative).parts:
+        return None
+    path = archive / relative
+    return path if path.resolve().is_relative_to(archive.resolve()) else None

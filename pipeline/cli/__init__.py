@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.cli import alerts, detection, ingest, query, report, serve
+from pipeline.cli import alerts, archive, detection, ingest, query, report, serve
 from pipeline.cli.render import print_alerts, print_summary
 
 __all__ = ["app", "print_alerts", "print_summary"]
@@ -43,6 +43,13 @@ alerts_app.command("show")(alerts.alerts_show)
 alerts_app.command("resolve")(alerts.alerts_resolve)
 alerts_app.command("redrive")(alerts.alerts_redrive)
 app.add_typer(alerts_app, name="alerts")
+
+archive_app = typer.Typer(help="The signed evidence archive: archive, verify, keygen, prune.")
+archive_app.callback(invoke_without_command=True)(archive.archive_main)
+archive_app.command("verify")(archive.verify)
+archive_app.command("keygen")(archive.keygen)
+archive_app.command("prune")(archive.prune)
+app.add_typer(archive_app, name="archive")
 
 
 def main() -> None:  # pragma: no cover - console-script entry
