@@ -1,6 +1,6 @@
 """The archive as the commands and `serve` use it: the configured folder and key, the
 cutoff, and the hot store seen as an `ArchiveSource` (registry below: one entry per store
-type; the Elasticsearch store adds its own in pipeline/store/elasticsearch/archive.py).
+type; the Elasticsearch store plays the role itself, see its archive.py).
 
 >>> from datetime import date
 >>> cutoff(Retention(hot_days=400), None, date(2026, 12, 3)).isoformat()
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 
 from pipeline.archive import archiver, keys
 from pipeline.archive.settings import ArchiveSettings, Retention
@@ -30,7 +31,17 @@ def _duckdb(store: Store) -> ArchiveSource:
     return DuckDBArchiveSource(store)
 
 
-ARCHIVE_SOURCES: dict[str, Callable[[Store], ArchiveSource]] = {"duckdb": _duckdb}
+def _itself(store: Store) -> ArchiveSource:
+    """A store that plays the role itself (the Elasticsearch store)."""
+    if not all(hasattr(store, m) for m in ("archivable_days", "day_events", "drop_day")):
+        raise StoreError("the archive needs the store itself, not a service's API")
+    return cast(ArchiveSource, store)
+
+
+ARCHIVE_SOURCES: dict[str, Callable[[Store], ArchiveSource]] = {
+    "duckdb": _duckdb,
+    "elasticsearch": _itself,
+}
 
 
 def archive_source(store_type: str, store: Store) -> ArchiveSource:

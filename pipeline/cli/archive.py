@@ -63,6 +63,7 @@ def archive_main(
             consoles.err.print(
                 f"{day}: {written:,} events archived, {dropped:,} dropped from the store",
                 highlight=False,
+                soft_wrap=True,
             )
 
     with exit_on_error():
@@ -80,6 +81,7 @@ def archive_main(
         f"{run.days} days archived: {run.events:,} events and {run.alerts:,} alerts in "
         f"{run.files} files ({run.bytes:,} bytes); {run.dropped:,} events dropped from the store",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -150,6 +152,7 @@ def verify(
                 f"head {done.head}"
             ),
             highlight=False,
+            soft_wrap=True,
         )
     if done.problems:
         if not as_json:
