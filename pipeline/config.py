@@ -125,6 +125,11 @@ class IngestConfig(_Model):
     time_window: TimeWindow = Field(
         default_factory=TimeWindow, description="plausible event times; others quarantined"
     )
+    cloudtrail_public_key: Path | None = Field(
+        None,
+        description="PEM file of CloudTrail's digest public keys: ingest verifies CloudTrail "
+        "log objects against the CloudTrail-Digest files beside them",
+    )
 
 
 class KafkaConfig(_Model):

@@ -11,20 +11,24 @@ import gc
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import InputError, ParseError
 from pipeline.paths import not_a_folder
 from pipeline.redact import redact_raw
-from pipeline.sources import SOURCES, new_parser
+from pipeline.sources import SOURCES, cloudtrail_digest, new_parser
 from pipeline.sources.base import DeadLetter, FeedResult, Parser
 from pipeline.sources.formats import RecognizingParser
 from pipeline.sources.framing import Chunk, Cut, Limits, file_records, line_records
 from pipeline.store.base import EventLog
 from pipeline.timewindow import TimeWindow, quarantine
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 # Files in a log folder that are documentation, not logs.
 SKIP_SUFFIXES = {".md", ".rst", ".html", ".png", ".jpg", ".jpeg", ".pdf", ".py", ".sh"}
@@ -48,6 +52,8 @@ class IngestSummary:
     skipped: Counter[str] = field(default_factory=Counter)
     dead: Counter[str] = field(default_factory=Counter)
     dead_examples: list[DeadLetter] = field(default_factory=list)
+    # CloudTrail log objects checked against the digests beside them (None: none ingested)
+    cloudtrail: cloudtrail_digest.DigestReport | None = None
 
     @property
     def duplicates(self) -> int:
@@ -148,7 +154,9 @@ class Ingestor:
         limits: Limits = Limits(),  # noqa: B008 - frozen
         window: TimeWindow | None = None,
         clock: Callable[[], float] = time.time,
+        cloudtrail_keys: Sequence[RSAPublicKey] | None = None,
     ) -> None:
+        """`cloudtrail_keys`: the public keys CloudTrail digests are verified with."""
         if fmt is not None and fmt not in SOURCES:
             new_parser(fmt)  # raises the error listing valid formats
         self.store = store
@@ -161,6 +169,7 @@ class Ingestor:
         self.clock = clock
         self.summary = IngestSummary()
         self._pending = FeedResult()
+        self.cloudtrail_keys = cloudtrail_keys
 
     def ingest(self, paths: Iterable[str]) -> IngestSummary:
         with fewer_gc_passes():
@@ -168,15 +177,22 @@ class Ingestor:
 
     def _ingest(self, paths: Iterable[str]) -> IngestSummary:
         own = store_files(self.store)
+        trail: list[Path] = []  # CloudTrail log objects, checked against their digests
         for path in expand_paths(paths):
             if path is None:
                 self.ingest_stream(_stdin_records(self.limits), "<stdin>")
+            elif cloudtrail_digest.is_digest(path):
+                continue  # evidence about the logs, not events: checked below
             elif not_a_log(path, own):
                 self.summary.files_skipped.append(str(path))
             else:
                 chunks = file_records(path, self._progress(), self.limits)
                 self.ingest_stream(chunks, str(path))
+                if cloudtrail_digest.is_log_object(path):
+                    trail.append(path)
         self._write()
+        if trail:
+            self.summary.cloudtrail = cloudtrail_digest.verify(trail, self.cloudtrail_keys)
         return self.summary
 
     def _progress(self) -> Callable[[int], None] | None:

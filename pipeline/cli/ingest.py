@@ -20,6 +20,7 @@ from pipeline.config import Config, KafkaConfig, load_config
 from pipeline.errors import InputError
 from pipeline.ingest import Ingestor, IngestSummary, expand_paths
 from pipeline.record import SOURCES
+from pipeline.sources.cloudtrail_digest import DigestReport, load_keys
 from pipeline.store import Store, make_store, open_store
 from pipeline.terminal import inert, log_to_stderr
 
@@ -85,8 +86,46 @@ def ingest(
             else:
                 summary = _ingest_with_progress(paths, store, cfg, fmt)
     print_summary(summary)
+    if summary.cloudtrail is not None:
+        print_digests(summary.cloudtrail, cfg.ingest.cloudtrail_public_key is not None)
     if strict and summary.dead_lettered:
         raise typer.Exit(1)
+    if summary.cloudtrail is not None and summary.cloudtrail.mismatched:
+        raise typer.Exit(1)  # stored all the same; the evidence says they were altered
+
+
+def print_digests(report: DigestReport, keyed: bool) -> None:
+    """Which CloudTrail log objects their digests vouch for. Quiet when the logs came
+    without digests and no key is configured (integrity validation is off for that trail)."""
+    if not (report.digests or keyed or report.mismatched):
+        return
+    out, shown = consoles.out, 10
+    out.print(
+        inert(
+            f"CloudTrail digests: {report.digests} read; log objects {len(report.verified)} "
+            f"verified, {len(report.unverifiable)} unverifiable, {len(report.mismatched)} "
+            "mismatched"
+        )
+    )
+    for name in report.verified[:shown]:
+        out.print(Text("  verified      ") + inert(name))
+    for name, why in report.unverifiable[:shown]:
+        out.print(Text("  unverifiable  ") + inert(f"{name}: {why}"))
+    for name, what in report.mismatched[:shown]:
+        out.print(Text.from_markup("  [bold red]MISMATCHED[/]    ") + inert(f"{name}: {what}"))
+    hidden = sum(max(0, len(group) - shown) for group in (
+        report.verified, report.unverifiable, report.mismatched))  # fmt: skip
+    if hidden:
+        out.print(f"  ... and {hidden} more")
+    if report.mismatched:
+        consoles.err.print(
+            Text.from_markup("[bold red]warning:[/] ")
+            + inert(
+                f"{len(report.mismatched)} CloudTrail log objects or digests do not match their "
+                "digests (altered, or signed by another key); their events were stored, exit "
+                "status 1"
+            )
+        )
 
 
 def _follow(
@@ -144,6 +183,7 @@ def _ingest_with_progress(
     total = sum(p.stat().st_size for p in files)
     with progress(total, True, total >= 8 << 20) as bar:
         task = bar.add_task("ingesting", total=total)
+        key_file = cfg.ingest.cloudtrail_public_key
         ingestor = Ingestor(
             store,
             fmt,
@@ -152,6 +192,7 @@ def _ingest_with_progress(
             lambda n: bar.advance(task, n),
             cfg.ingest.limits,
             cfg.ingest.time_window,
+            cloudtrail_keys=load_keys(key_file) if key_file is not None else None,
         )
         return ingestor.ingest(paths)
 
