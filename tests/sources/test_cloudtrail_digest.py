@@ -180,7 +180,7 @@ def test_a_changed_byte_in_one_object_is_named_and_its_events_are_stored(
 
 
 def _new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def test_a_deleted_digest_leaves_its_objects_unverifiable(
