@@ -84,9 +84,7 @@ def test_archivable_days_are_whole_days_before_the_cut(es: ElasticsearchStore) -
     assert es.archivable_days(_at("2025-01-01T00:00:00")) == []
 
 
-def test_days_equal_duckdbs_for_the_same_events(
-    es: ElasticsearchStore, duck: DuckDBStore
-) -> None:
+def test_days_equal_duckdbs_for_the_same_events(es: ElasticsearchStore, duck: DuckDBStore) -> None:
     es.write_batch(rows())
     duck.write_batch(rows())
     source = DuckDBArchiveSource(duck)
