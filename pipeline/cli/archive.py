@@ -71,7 +71,9 @@ def archive_main(
         with closing(open_store(cfg, store_path, read_only=False)) as store:
             run = run_archive(cfg.retention, cfg.store.type, store, cutoff, on_day)
     for name in run.removed:
-        consoles.err.print(inert(f"removed {name}: left unlisted by an interrupted run"))
+        consoles.err.print(
+            inert(f"removed {name}: left unlisted by an interrupted run"), soft_wrap=True
+        )
     if as_json:
         consoles.out.print_json(
             json.dumps({k: v for k, v in vars(run).items()}, default=str), highlight=False
