@@ -30,12 +30,15 @@ from typing import Any
 
 import msgspec
 
-from pipeline.errors import ParseError
+from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import PROVISIONAL_NOTE, EventRow, clip, synthetic_id, to_micros
 from pipeline.sources.base import DeadLetter, FeedResult, Record, SourceSpec, json_start
 
 NAME = "vault"
+
+
+_NONE = msgspec.Raw()  # an absent field kept undecoded (`Raw` cannot be optional)
 
 
 class _Namespace(msgspec.Struct, gc=False):
@@ -58,6 +61,7 @@ class _Meta(msgspec.Struct, gc=False, frozen=True):
 
 
 class _Auth(msgspec.Struct, gc=False):
+    accessor: str | None = None
     display_name: str | None = None
     entity_id: str | None = None
     policies: list[str] | None = None
@@ -79,6 +83,18 @@ class _Request(msgspec.Struct, gc=False):
     remote_port: int | None = None
     namespace: _Namespace | None = None
     headers: _Headers | None = None
+    data: msgspec.Raw = _NONE  # kept undecoded: read only for AppRole logins
+
+
+class _Response(msgspec.Struct, gc=False):
+    data: msgspec.Raw = _NONE  # kept undecoded: read only to learn a mount's KV version
+    wrap_info: msgspec.Raw = _NONE  # a wrapped answer shows nothing of its shape
+
+
+class _Credentials(msgspec.Struct, gc=False):
+    """An AppRole login's request data, or a `role-id` read's response data."""
+
+    role_id: Any = None
 
 
 class Entry(msgspec.Struct, gc=False):
@@ -88,6 +104,7 @@ class Entry(msgspec.Struct, gc=False):
     time: str | None = None
     auth: _Auth | None = None
     request: _Request | None = None
+    response: _Response | None = None
     error: str | None = None
 
 
@@ -160,7 +177,21 @@ _OPERATION_ACTION = {
 _DYNAMIC = re.compile(r"/(creds|sts|issue|sign|static-creds)/")
 _PLAINTEXT = re.compile(r"/(decrypt|datakey/plaintext)/")  # transit calls answering plaintext
 _LOGIN_USER = re.compile(r"auth/.+/login/([^/]+)")  # userpass, LDAP, Okta, RADIUS
+_LOGIN = re.compile(r"auth/.+/login(/[^/]+)?")
 LOGIN_NOTE = "identity: the user named in the login path (no token identity)"
+ROLE_NOTE = "identity: the AppRole whose role_id the login sent (named by an earlier entry)"
+ACCESSOR_NOTE = "identity: the token's accessor, named by an earlier entry"
+# A request whose response never comes: Vault wrote its verdict in the request entry (a
+# failed unwrap, an invalid token), or it is unanswered long after later calls were.
+ANSWERED_IN_REQUEST_NOTE = "no response entry: outcome from the error in the request entry"
+UNANSWERED_NOTE = "no response entry within the pairing window: outcome unknown"
+PAIR_TIMEOUT_US = 5 * 60_000_000  # Vault's default max_request_duration is 90 s
+PROBE_PATH = "sys/audit/test"
+PROBE_REASON = (
+    "vault: the audit device's own test entry (sys/audit/test, written when a device is "
+    "enabled), not a client call"
+)
+_HMAC_PREFIX = "hmac-sha256:"
 _ROTATE = re.compile(r"/rotate(-root|-role)?(/|$)")
 _UUIDISH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-?")
 _MASKED = {"", "****"}
@@ -213,15 +244,22 @@ def _identity(
 
 @lru_cache(maxsize=65536)
 def secret_and_action(
-    path: str, op: str, mount_type: str | None, mount_point: str | None
+    path: str, op: str, mount_type: str | None, mount_point: str | None, kv1: bool = False
 ) -> tuple[str | None, str]:
     """Canonical secret path and action for a request.
 
     KV v2 `secret/data/x` and `secret/metadata/x` both name `secret/x`; a `list` keeps the
-    folder (`secret/apps/`). Token housekeeping and logins are `auth`, `sys/` is `other`:
-    kept, but not secret access.
+    folder (`secret/apps/`); on a mount known to be KV v1 (`kv1`) a `data/` folder is just a
+    folder. Token housekeeping and logins are `auth`, `sys/` is `other`: kept, but not secret
+    access. Issuing credentials is reading a secret: dynamic `creds/`, an AppRole's `role-id`
+    read and `secret-id` generation (the secret is the role, `auth/approle/role/<name>`).
+    Transit names one secret per key, `<mount>keys/<name>` (`_transit`).
     """
     if path.startswith("auth/") or path.startswith("sys/leases/"):
+        if mount_type == "approle" or (mount_type is None and path.startswith("auth/approle/")):
+            issued = _approle_credential(path, op, mount_point or "auth/approle/")
+            if issued is not None:
+                return issued
         return None, "auth"
     if path.startswith("sys/") or op == "help" or not path:
         return None, "other"
@@ -232,11 +270,15 @@ def secret_and_action(
         mount = mount_point or path.split("/", 1)[0] + "/"
         rest = path[len(mount) :] if path.startswith(mount) else ""
         part, _, name = rest.partition("/")
-        if part in _KV2_PARTS and (mount_type == "kv" or part in ("data", "metadata")):
+        if part in _KV2_PARTS and not kv1 and (mount_type == "kv" or part in ("data", "metadata")):
             secret = mount + name
             if part == "metadata" and op == "read":
                 action = "list"  # metadata reveals versions, not the value
             return secret, _KV2_ACTION.get(part, action)
+    if mount_type == "transit" or (mount_type is None and path.startswith("transit/")):
+        used = _transit(path, op, mount_point or "transit/")
+        if used is not None:
+            return used
     if _ROTATE.search(path):
         return path, "rotate"
     if _DYNAMIC.search(path) and op in ("read", "update", "create"):
@@ -244,6 +286,67 @@ def secret_and_action(
     if mount_type in ("transit", None) and op in ("update", "create") and _PLAINTEXT.search(path):
         return path, "read"  # decrypting answers the plaintext, as KMS Decrypt does
     return path, action
+
+
+# Transit calls by what they do with the key: answer what it protects or the key itself
+# (a read, as KMS Decrypt is), or use it without revealing it (a write).
+_TRANSIT_READS = {"decrypt", "export", "backup"}
+_TRANSIT_WRITES = {"encrypt", "rewrap", "sign", "verify", "hmac", "restore"}
+
+
+def _transit(path: str, op: str, mount: str) -> tuple[str, str] | None:
+    """One secret per transit key, `<mount>keys/<name>`, whatever the call; None for calls
+    naming no key (`random`, `hash`, the key list).
+
+    >>> _transit("transit/decrypt/orders", "update", "transit/")
+    ('transit/keys/orders', 'read')
+    >>> _transit("transit/datakey/wrapped/orders", "update", "transit/")
+    ('transit/keys/orders', 'write')
+    >>> _transit("transit/keys/orders/rotate", "update", "transit/")
+    ('transit/keys/orders', 'rotate')
+    """
+    rest = path[len(mount) :] if path.startswith(mount) else path.partition("/")[2]
+    part, _, tail = rest.partition("/")
+    if part == "datakey":  # datakey/plaintext/<key> answers a key; datakey/wrapped/<key> not
+        kind, _, tail = tail.partition("/")
+        part = "decrypt" if kind == "plaintext" else "encrypt"
+    elif part == "export":  # export/<type>/<key>[/<version>]
+        tail = tail.partition("/")[2]
+    name, _, more = tail.partition("/")
+    if not name:
+        return None
+    secret = f"{mount}keys/{name}"
+    if part in _TRANSIT_READS:
+        return secret, "read"
+    if part in _TRANSIT_WRITES:
+        return secret, "write"
+    if part == "keys":
+        if more == "rotate":
+            return secret, "rotate"
+        return secret, "write" if more else _OPERATION_ACTION.get(op, "other")  # config, trim
+    return None
+
+
+# AppRole calls that hand out a role's login credentials, by the last part of the path.
+_APPROLE_ISSUE = {"role-id": "read", "secret-id": "read", "custom-secret-id": "write"}
+
+
+def _approle_credential(path: str, op: str, mount: str) -> tuple[str, str] | None:
+    """`auth/<mount>/role/<name>/role-id` read, `.../secret-id` generated (or listed):
+    (the role as a secret, action); None for any other AppRole call.
+
+    >>> _approle_credential("auth/approle/role/orders-api/secret-id", "update", "auth/approle/")
+    ('auth/approle/role/orders-api', 'read')
+    """
+    parts = path[len(mount) :].split("/") if path.startswith(mount) else ()
+    if len(parts) != 3 or parts[0] != "role" or parts[2] not in _APPROLE_ISSUE:
+        return None
+    secret = f"{mount}role/{parts[1]}"
+    if op == "list":
+        return secret, "list"  # secret-id accessors, not secret ids
+    if parts[2] == "role-id" and op != "read":
+        return secret, "write"  # setting a role id
+    return secret, _APPROLE_ISSUE[parts[2]]
 
 
 @lru_cache(maxsize=4096)
@@ -330,21 +433,135 @@ def _fraction(text: str) -> int:
 _row = tuple.__new__  # EventRow's own __new__ is Python code: build the tuple directly
 
 
-def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
-    """One event from an entry (the response when there is one)."""
+class Memory:
+    """What earlier entries of one input taught, for entries that do not say it themselves:
+    who holds a token accessor (a failed unwrap's auth block is the accessor alone), which
+    AppRole a role_id belongs to (a failed login sends only the role_id), and which KV mounts
+    are version 1 or 2 (only a response's shape tells; `data/` is a folder on KV v1)."""
+
+    __slots__ = ("accessors", "kv1", "kv2", "roles")
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self.accessors: dict[str, tuple[str, str]] = {}
+        self.roles: dict[str, str] = {}
+        self.kv1: set[str] = set()
+        self.kv2: set[str] = set()
+
+    def learn_kv(self, entry: Entry, path: str, op: str, mount: str) -> None:
+        """A successful `<mount>data/...` read or write may show the mount's version: KV v2
+        answers a read with `data` and `metadata` and a write with its `version`, and takes
+        writes only as `{"data": ...}`; KV v1 answers a read with the fields themselves.
+        Absent bodies (an audit filter, a wrapped answer) teach nothing. Once per mount."""
+        response = entry.response
+        if entry.type != "response" or entry.error or not path.startswith(mount + "data/"):
+            return
+        if response is not None and response.wrap_info:
+            return  # a wrapped answer's shape is the wrapping's
+        answer = _keys(response.data) if response is not None else {}
+        if op == "read" and answer:
+            v2 = "data" in answer and "metadata" in answer
+        elif op in ("create", "update"):
+            sent = _keys(entry.request.data) if entry.request is not None else {}
+            if "version" in answer:
+                v2 = True
+            elif sent and "data" not in sent:
+                v2 = False  # KV v2 refuses a write without `data`
+            else:
+                return
+        else:
+            return
+        (self.kv2 if v2 else self.kv1).add(mount)
+
+    def learn_role(self, entry: Entry, path: str, role: str) -> None:
+        """The role_id an AppRole login sent (answered with the role's name), or a `role-id`
+        read answered."""
+        request, response = entry.request, entry.response
+        raw = request.data if request is not None and path.endswith("/login") else None
+        if not raw and path.endswith("/role-id") and response is not None:
+            raw = response.data
+        role_id = _credentials(raw)
+        if role_id:
+            if len(self.roles) >= self.LIMIT:
+                self.roles.clear()
+            self.roles[role_id] = role
+
+
+def _keys(raw: msgspec.Raw | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+_decode_credentials = msgspec.json.Decoder(_Credentials).decode
+
+
+def _credentials(raw: msgspec.Raw | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        role_id = _decode_credentials(raw).role_id
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return role_id if isinstance(role_id, str) and role_id not in _MASKED else None
+
+
+def _short(accessor: str) -> str:
+    """`token:` and the first 12 characters of a token's accessor (its HMAC, as logged)."""
+    return "token:" + accessor.removeprefix(_HMAC_PREFIX)[:12]
+
+
+def normalize(
+    entry: Entry,
+    backend: str | None,
+    event_id: str,
+    memory: Memory | None = None,
+    lone_note: str = PROVISIONAL_NOTE,
+) -> EventRow:
+    """One event from an entry (the response when there is one). A request counting alone
+    carries `lone_note`: provisional (its response may still come) unless told otherwise."""
     request = entry.request
     if request is None or entry.time is None:
         raise ParseError("vault entry lacks `request` or `time`")
-    identity, kind = identity_of(entry.auth)
+    auth = entry.auth
+    identity, kind = identity_of(auth)
     path = request.path or ""
     operation = request.operation or ""
-    note = None if entry.type == "response" else PROVISIONAL_NOTE
-    if identity == "unknown" and path.startswith("auth/"):
-        user = login_user(path)
-        if user:
-            identity, kind = user, "human"
-            note = note or LOGIN_NOTE  # a provisional note stays exact: stores match it
-    secret, action = secret_and_action(path, operation, request.mount_type, request.mount_point)
+    note = None if entry.type == "response" else lone_note
+    error = entry.error
+    outcome = _outcome(error) if error else "success"
+    if auth is not None and auth.accessor:
+        if identity == "token":  # no display name, entity or metadata: one per token
+            identity = _short(auth.accessor)
+        elif identity == "unknown":  # an auth block holding the token alone
+            named = memory.accessors.get(auth.accessor) if memory is not None else None
+            identity, kind = named or (_short(auth.accessor), "unknown")
+            if named:
+                note = note or ACCESSOR_NOTE
+        elif memory is not None and auth.accessor not in memory.accessors:
+            if len(memory.accessors) >= Memory.LIMIT:
+                memory.accessors.clear()
+            memory.accessors[auth.accessor] = (identity, kind)
+    if path.startswith("auth/"):
+        identity, kind, note, outcome = _auth_call(
+            entry, path, identity, kind, note, outcome, memory
+        )
+    elif path == PROBE_PATH and (auth is None or not (auth.accessor or auth.display_name)):
+        raise NotSecretAccess(PROBE_REASON)
+    mount_type = request.mount_type
+    kv1 = False
+    if mount_type == "kv" and memory is not None and request.mount_point:
+        mount = request.mount_point
+        kv1 = mount in memory.kv1
+        if not kv1 and mount not in memory.kv2:
+            memory.learn_kv(entry, path, operation, mount)
+            kv1 = mount in memory.kv1
+    secret, action = secret_and_action(path, operation, mount_type, request.mount_point, kv1)
     namespace = request.namespace
     if namespace is not None and namespace.path and secret:
         secret = namespace.path.rstrip("/") + "/" + secret
@@ -353,7 +570,8 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
         agent = request.headers.user_agent[0]
         if len(agent) > 256:
             agent = clip(agent)
-    error = entry.error
+    if note == UNANSWERED_NOTE and not error:
+        outcome = "error"
     return _row(
         EventRow,
         (
@@ -366,7 +584,7 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
             secret,
             action,
             operation,
-            _outcome(error) if error else "success",
+            outcome,
             request.remote_address,
             agent,
             request.id if request.id not in _MASKED else None,
@@ -374,6 +592,46 @@ def normalize(entry: Entry, backend: str | None, event_id: str) -> EventRow:
             note,
         ),
     )
+
+
+def _auth_call(
+    entry: Entry,
+    path: str,
+    identity: str,
+    kind: str,
+    note: str | None,
+    outcome: str,
+    memory: Memory | None,
+) -> tuple[str, str, str | None, str]:
+    """Logins: a failed one names its user by the login path (userpass, LDAP, ...) or its
+    AppRole by the role_id it sent, and counts as denied (a wrong password, a bad
+    secret_id); a successful AppRole login or `role-id` read teaches the role_id."""
+    request = entry.request
+    mount_type = request.mount_type if request is not None else None
+    if identity == "unknown":
+        user = login_user(path)
+        if user:
+            identity, kind = user, "human"
+            note = note or LOGIN_NOTE  # a provisional note stays exact: stores match it
+        elif memory is not None and mount_type == "approle" and path.endswith("/login"):
+            role_id = _credentials(request.data if request is not None else None)
+            role = memory.roles.get(role_id) if role_id else None
+            if role:
+                identity, kind = role, "service"
+                note = note or ROLE_NOTE
+        if outcome == "error" and entry.error and _LOGIN.fullmatch(path):
+            lowered = entry.error.lower()
+            if "invalid" in lowered or "incorrect" in lowered:
+                outcome = "denied"  # the credentials were refused
+    elif memory is not None and mount_type == "approle" and outcome == "success":
+        meta = entry.auth.metadata if entry.auth is not None else None
+        if meta is not None and meta.role_name and path.endswith("/login"):
+            memory.learn_role(entry, path, meta.role_name)
+        elif path.endswith("/role-id") and request is not None and request.operation == "read":
+            parts = path.split("/")
+            if len(parts) >= 3 and parts[-3] == "role":
+                memory.learn_role(entry, path, parts[-2])
+    return identity, kind, note, outcome
 
 
 def pair_key(entry: Entry | Head) -> str:
@@ -398,11 +656,13 @@ class VaultParser:
         self._pending: dict[str, tuple[Head | None, Record, int]] = {}
         self._answered: dict[str, None] = {}
         self._seen = 0
+        self._memory = Memory()
+        self._latest_us = 0  # the time of the newest event made (a feed's last), roughly
 
     def feed(self, records: list[Record], file: str) -> FeedResult:
         out = FeedResult()
         rows, where, pending, answered = out.rows, out.where, self._pending, self._answered
-        backend, seen = self.backend, self._seen
+        backend, seen, memory = self.backend, self._seen, self._memory
         for record in records:
             seen += 1
             raw = record[0]
@@ -451,11 +711,17 @@ class VaultParser:
                     else:
                         event_id = self._event_id(key, source)
                     # A bad response leaves its request waiting: it still counts, alone.
-                    rows.append(normalize(entry, backend, event_id))  # type: ignore[arg-type]
-                    where.append((record[1], record[2]))
+                    try:
+                        row = normalize(entry, backend, event_id, memory)  # type: ignore[arg-type]
+                    except NotSecretAccess as exc:
+                        out.skipped[str(exc)] += 1
+                        out.skipped_records += 2 if waiting else 1
+                    else:
+                        rows.append(row)
+                        where.append((record[1], record[2]))
+                        out.consumed += 2 if waiting else 1
                     if waiting:
                         del pending[key]
-                    out.consumed += 2 if waiting else 1
                     if plain:
                         answered[key] = None  # masked ids repeat: never treat them as answered
                 elif entry.type == "request":
@@ -471,6 +737,8 @@ class VaultParser:
                 out.dead.append(DeadLetter.of(record, file, _reason(exc), NAME))
                 out.dead_records += 1
         self._seen = seen
+        if rows and rows[-1][1] > self._latest_us:
+            self._latest_us = rows[-1][1]
         self._expire(out, file)
         if len(answered) > ANSWERED_MEMORY:
             for key in list(answered)[: len(answered) - ANSWERED_MEMORY // 2]:
@@ -494,18 +762,34 @@ class VaultParser:
                 break  # arrival order: the rest are younger
             expired.append(key)
         for key in expired:
-            self._emit_lone(key, out, file)
+            self._emit_lone(key, out, file, expired=True)
 
-    def _emit_lone(self, key: str, out: FeedResult, file: str) -> None:
+    def _emit_lone(self, key: str, out: FeedResult, file: str, expired: bool = False) -> None:
+        """A request counts alone: final when the request entry holds Vault's verdict (an
+        error) or when it went unanswered past the pairing window or `PAIR_TIMEOUT_US`
+        behind the newest event; provisional otherwise (its response may still come)."""
         head, record, _ = self._pending.pop(key)
         raw = bytes(record[0])
         try:
             entry = _decode(raw[json_start(raw) :])
             if entry.type != "request":
                 raise ParseError(f"vault entry `type` is {entry.type!r}, not request/response")
-            out.rows.append(normalize(entry, self.backend, self._event_id(key, head or entry)))
+            note = PROVISIONAL_NOTE
+            if entry.error:
+                note = ANSWERED_IN_REQUEST_NOTE
+            elif expired or (
+                entry.time is not None
+                and self._latest_us - event_micros(entry.time) > PAIR_TIMEOUT_US
+            ):
+                note = UNANSWERED_NOTE
+            event_id = self._event_id(key, head or entry)
+            row = normalize(entry, self.backend, event_id, self._memory, note)
+            out.rows.append(row)
             out.where.append((record[1], record[2]))
             out.consumed += 1
+        except NotSecretAccess as exc:
+            out.skipped[str(exc)] += 1
+            out.skipped_records += 1
         except (msgspec.DecodeError, ParseError, RecursionError) as exc:
             out.dead.append(DeadLetter.of(record, file, _reason(exc), NAME))
             out.dead_records += 1

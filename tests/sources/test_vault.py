@@ -251,16 +251,52 @@ def test_secret_and_action_in_fixture(
             "database/",
             ("database/rotate-root/db1", "rotate"),
         ),
-        ("transit/encrypt/k", "update", "transit", "transit/", ("transit/encrypt/k", "write")),
+        # transit: one secret per key, `<mount>keys/<name>` (ground truth ops 30, 40, 53);
+        # using it is a write, answering what it protects (or the key) a read
+        ("transit/encrypt/k", "update", "transit", "transit/", ("transit/keys/k", "write")),
         # decrypting answers the plaintext: a read (as KMS Decrypt is); ground truth op 53
-        ("transit/decrypt/k", "update", "transit", "transit/", ("transit/decrypt/k", "read")),
+        ("transit/decrypt/k", "update", "transit", "transit/", ("transit/keys/k", "read")),
         (
             "transit/datakey/plaintext/k",
             "update",
             "transit",
             "transit/",
-            ("transit/datakey/plaintext/k", "read"),
+            ("transit/keys/k", "read"),
         ),
+        ("transit/datakey/wrapped/k", "update", "transit", "transit/", ("transit/keys/k", "write")),
+        ("enc/export/encryption-key/k/2", "read", "transit", "enc/", ("enc/keys/k", "read")),
+        ("transit/sign/k/sha2-256", "update", "transit", "transit/", ("transit/keys/k", "write")),
+        ("transit/keys/k", "create", "transit", "transit/", ("transit/keys/k", "write")),
+        ("transit/keys/k/rotate", "update", "transit", "transit/", ("transit/keys/k", "rotate")),
+        ("transit/keys/k/config", "update", "transit", "transit/", ("transit/keys/k", "write")),
+        ("transit/keys", "list", "transit", "transit/", ("transit/keys", "list")),
+        ("transit/random/32", "update", "transit", "transit/", ("transit/random/32", "write")),
+        ("transit/decrypt/k", "update", None, None, ("transit/keys/k", "read")),  # older logs
+        # AppRole: handing out a role's login credentials reads the role (ops 27, 28)
+        (
+            "auth/approle/role/orders-api/role-id",
+            "read",
+            "approle",
+            "auth/approle/",
+            ("auth/approle/role/orders-api", "read"),
+        ),
+        (
+            "auth/ci/role/deploy/secret-id",
+            "update",
+            "approle",
+            "auth/ci/",
+            ("auth/ci/role/deploy", "read"),
+        ),
+        (
+            "auth/ci/role/deploy/secret-id",
+            "list",
+            "approle",
+            "auth/ci/",
+            ("auth/ci/role/deploy", "list"),
+        ),
+        ("auth/ci/role/deploy", "update", "approle", "auth/ci/", (None, "auth")),
+        ("auth/ci/role/deploy/secret-id/lookup", "update", "approle", "auth/ci/", (None, "auth")),
+        ("auth/ci/login", "update", "approle", "auth/ci/", (None, "auth")),
         ("auth/token/lookup-self", "read", "token", "auth/token/", (None, "auth")),
         ("auth/token/renew-self", "update", "token", "auth/token/", (None, "auth")),
         ("sys/leases/renew", "update", "system", "sys/", (None, "auth")),
@@ -279,6 +315,16 @@ def test_secret_and_action_table(
     expected: tuple[str | None, str],
 ) -> None:
     assert secret_and_action(path, op, mount_type, mount_point) == expected
+
+
+def test_kv1_mount_keeps_its_data_folder() -> None:
+    """On a mount known to be KV v1, `data/` is a folder like any other (ground truth ops 18
+    and 19); unknown mounts keep the KV v2 reading."""
+    assert secret_and_action("kv1/data/report", "read", "kv", "kv1/", True) == (
+        "kv1/data/report",
+        "read",
+    )
+    assert secret_and_action("kv1/data/report", "read", "kv", "kv1/") == ("kv1/report", "read")
 
 
 def test_denied_outcome_and_response_wins(fixture_rows: dict[str, EventRow]) -> None:
@@ -341,7 +387,7 @@ def test_failed_login_is_the_user_its_path_names() -> None:
         "alice",
         "human",
         "auth",
-        "error",
+        "denied",  # refused credentials: password guessing counts as denied
     )
     assert row.note == vault_mod.LOGIN_NOTE
     lone = _entry("request", "r-2", "2026-05-01T00:00:00Z", **login)
@@ -351,7 +397,10 @@ def test_failed_login_is_the_user_its_path_names() -> None:
     entry = _entry(
         "response", "r-3", "2026-05-01T00:00:00Z", error="invalid credentials", **approle
     )
-    assert run(_records(entry)).rows[0].identity == "unknown"
+    (row,) = run(_records(entry)).rows
+    assert (row.identity, row.outcome) == ("unknown", "denied")
+    broken = _entry("response", "r-4", "2026-05-01T00:00:00Z", error="internal error", **login)
+    assert run(_records(broken)).rows[0].outcome == "error"  # not a refusal
 
 
 def test_prefixed_lines_parse_as_plain_ones() -> None:

@@ -8,7 +8,8 @@ header `x-gt-op`; the parser keeps no headers, so the test reads the log itself 
 to the table on that.
 
 The table speaks its own vocabulary (`read-metadata`, `destroy`, `token-anon`, ...):
-`ACTIONS` and `IDENTITIES` translate it into secretwatch's, following README "The record".
+`ACTIONS`, `SECRETS`, `IDENTITIES`, `OUTCOMES` and `CREDENTIALS` translate it into
+secretwatch's, following README "The record" and the parser's documented rules.
 Where what secretwatch stores for a call differs from the row for another reason (the log
 entry cannot say what the table says, or the table contradicts the log), `DIFFERENCES`
 names the op, what secretwatch stores and why. Nothing else may differ.
@@ -24,6 +25,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest import Ingestor, IngestSummary
+from pipeline.record import PROVISIONAL_NOTE
+from pipeline.sources import vault
 from pipeline.sources.documents import sniff
 from pipeline.sources.formats import recognize_format
 from pipeline.store.duckdb import DuckDBStore
@@ -48,41 +51,46 @@ ACTIONS = {
     "read-subkeys": "read",  # op 69; subkeys reads are reads (test_vault.py's table)
     "undelete": "write",  # op 10: a version written back
     "destroy": "delete",  # op 12
-    "encrypt": "write",  # ops 40, 47, 52: transit encrypt is an update (test_vault.py)
+    "encrypt": "write",  # ops 40, 47, 52: transit encrypt uses the key without revealing it
     "decrypt": "read",  # op 53: answers plaintext, a read (as KMS Decrypt is for CloudTrail)
+}
+# The table's secret names -> secretwatch's: one secret per transit key, whatever the call
+# (`vault._transit`), so encrypt and decrypt of key `orders` are the key's uses and reads.
+SECRETS = {
+    "transit/encrypt/orders": "transit/keys/orders",  # ops 40, 47, 52
+    "transit/decrypt/orders": "transit/keys/orders",  # op 53
 }
 # The table's identity labels -> secretwatch's identities.
 IDENTITIES = {
-    # ops 59, 60: a token created with no display name; Vault calls it `token` in the log
-    # (no entity, no metadata), and so does secretwatch.
-    "token-anon": "token",
+    # ops 59, 60: a token created with no display name (Vault logs `token`, no entity, no
+    # metadata) is told apart from every other such token by its accessor's HMAC, stable
+    # per token: `token:` and its first 12 hex digits (the log's `auth.accessor`).
+    "token-anon": "token:7975f339b804",
 }
-# The table's outcome words -> the outcomes it accepts.
-OUTCOMES = {"error-or-denied": {"error", "denied"}, "denied-or-error": {"error", "denied"}}
+# The table's outcome words -> the outcome secretwatch stores. Failed logins (ops 32, 49:
+# "invalid credentials") are refused credentials: denied, as password guessing must count;
+# op 63 (alice reads a path her policy does not grant) is Vault's "permission denied".
+OUTCOMES = {"error-or-denied": "denied", "denied-or-error": "denied"}
+# Issuing credentials is reading a secret (as dynamic `creds/` are): an AppRole's role-id
+# read and secret-id generation read the role, `auth/approle/role/<name>`; the table files
+# them under `auth` with no secret. op -> (secret, action).
+CREDENTIALS = {
+    27: ("auth/approle/role/orders-api", "read"),  # read role-id
+    28: ("auth/approle/role/orders-api", "read"),  # generate secret-id
+}
 
 # op -> {field: what secretwatch stores}, where that differs from the row (after the
-# translations above). Each says why.
+# translations above) because the log cannot say what the table says. Each says why.
 DIFFERENCES: dict[int, dict[str, str | None]] = {
-    # ops 18, 19: a KV v1 mount's folder named `data/` is read as KV v2's `data/` and
-    # dropped. Both KV versions log `mount_type` "kv" and the same plugin version, and a
-    # write's or a denied call's entry has nothing else that tells them apart, so
-    # `kv1/data/report` and `kv1/report` cannot be told apart either (README: "KV v2
-    # `secret/data/x` ... are `secret/x`").
-    18: {"secret": "kv1/report"},
-    19: {"secret": "kv1/report"},
-    # op 49: a failed AppRole login names its role only by the HMAC of its role_id (the
-    # response has no auth block, the path no name); the table knows it was orders-api.
-    49: {"identity": "unknown"},
     # op 64: the bogus token is refused at the CLI's mount lookup
     # (sys/internal/ui/mounts/secret/apps/orders/db), so the KV read is never sent. The one
     # entry is that `sys/*` lookup: README's `other`, no secret (still denied, still unknown).
     64: {"secret": None, "action": "other"},
     # op 66: the table's "success" contradicts its own cmd_rc 2 and the log: Vault answered
-    # "wrapping token is not valid or does not exist" (a request entry only). Its auth block
-    # holds the token's HMACs and nothing else (no name, policies or entity): unknown.
-    66: {"identity": "unknown", "outcome": "error"},
-    # op 74: the same refusal, the same bare auth block: the caller is unknown.
-    74: {"identity": "unknown"},
+    # "wrapping token is not valid or does not exist" in the request entry (there is no
+    # response entry). The caller (its auth block is the token accessor alone) is root, by
+    # that accessor, seen on root's earlier calls.
+    66: {"outcome": "error"},
 }
 
 
@@ -92,7 +100,7 @@ class Row:
     identity: str
     secret: str | None
     action: str
-    outcomes: frozenset[str]
+    outcome: str
     description: str
 
 
@@ -102,12 +110,15 @@ def _table() -> list[Row]:
     out = []
     for r in rows:
         op = int(r["op"])
+        secret = None if r["secret"] == NONE else SECRETS.get(r["secret"], r["secret"])
+        action = ACTIONS.get(r["action"], r["action"])
+        secret, action = CREDENTIALS.get(op, (secret, action))
         row = Row(
             op,
             IDENTITIES.get(r["identity"], r["identity"]),
-            None if r["secret"] == NONE else r["secret"],
-            ACTIONS.get(r["action"], r["action"]),
-            frozenset(OUTCOMES.get(r["expected"], {r["expected"]})),
+            secret,
+            action,
+            OUTCOMES.get(r["expected"], r["expected"]),
             r["description"],
         )
         diff = DIFFERENCES.get(op, {})
@@ -117,7 +128,7 @@ def _table() -> list[Row]:
                 str(diff.get("identity", row.identity)),
                 diff.get("secret", row.secret),
                 str(diff.get("action", row.action)),
-                frozenset({diff["outcome"]}) if "outcome" in diff else row.outcomes,
+                str(diff.get("outcome", row.outcome)),
                 row.description,
             )
         )
@@ -182,13 +193,31 @@ def test_accounting_is_exact(stored: Ingested) -> None:
     assert s.formats == {"vault": 1}
     assert s.records == 228  # every line is one record
     assert s.records == s.consumed + s.skipped_records + s.dead_records
-    assert (s.skipped_records, s.dead_records, s.dead_lettered, stored.dead) == (0, 0, 0, 0)
-    assert s.events == s.stored == len(stored.events) == len(CALLS) == 116  # one per request
+    # The one skipped record: the file device's `sys/audit/test` probe (no client call).
+    assert (s.skipped_records, s.dead_records, s.dead_lettered, stored.dead) == (1, 0, 0, 0)
+    assert dict(s.skipped) == {vault.PROBE_REASON: 1}
+    assert s.events == s.stored == len(stored.events) == len(CALLS) - 1 == 115
     assert s.quarantined == 0
 
 
 def test_every_event_is_a_call_of_the_log(stored: Ingested) -> None:
-    assert set(stored.events) == set(CALLS)  # event ids are the request ids
+    """Event ids are the request ids: every call but the audit device's probe."""
+    (probe,) = set(CALLS) - set(stored.events)
+    assert CALLS[probe] == (None, "sys/audit/test")
+    assert set(stored.events) < set(CALLS)
+
+
+def test_no_event_stays_provisional(stored: Ingested) -> None:
+    """The two requests Vault never answered (ops 66 and 74, failed unwraps) hold Vault's
+    verdict in the request entry: final events, never provisional ones."""
+    notes = {e["note"] for e in stored.events.values()}
+    assert PROVISIONAL_NOTE not in notes
+    lone = sorted(CALLS[i][0] or 0 for i, e in stored.events.items() if e["note"])
+    notes_of = {CALLS[i][0]: e["note"] for i, e in stored.events.items() if e["note"]}
+    assert notes_of[66] == notes_of[74] == vault.ANSWERED_IN_REQUEST_NOTE
+    assert {notes_of[op] for op in (32,)} == {vault.LOGIN_NOTE}  # the wrong password
+    assert notes_of[49] == vault.ROLE_NOTE  # the bad secret_id: the role by its role_id
+    assert lone == [32, 49, 66, 74]
 
 
 def test_every_op_has_its_call(stored: Ingested) -> None:
@@ -209,11 +238,10 @@ def test_events_without_an_op_are_the_unaudited_setup(stored: Ingested) -> None:
         "sys/audit/file2",
         "sys/audit/file4",
         "sys/audit/socket",
-        "sys/audit/test",  # the probe: a request entry only, no auth
         "sys/config/auditing/request-headers/x-gt-op",
-    ]
+    ]  # not the probe (`sys/audit/test`, a request entry only, no auth): skipped
     assert all(e["ts"] < first and e["action"] == "other" and not e["secret"] for e in loose)
-    assert {e["identity"] for e in loose} == {"root", "unknown"}  # unknown: the probe
+    assert {e["identity"] for e in loose} == {"root"}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"op{r.op}: {r.description}" for r in ROWS])
@@ -223,8 +251,9 @@ def test_ground_truth_row(stored: Ingested, row: Row) -> None:
     assert len(calls) == 1, f"{where}: {len(calls)} events for the call"
     (event,) = calls
     got = (event["identity"], event["secret"], event["action"], event["outcome"])
-    want = (row.identity, row.secret, row.action, sorted(row.outcomes))
-    assert got[:3] == want[:3] and got[3] in row.outcomes, f"{where}: stored {got}, table {want}"
+    want = (row.identity, row.secret, row.action, row.outcome)
+    assert got == want, f"{where}: stored {got}, table {want}"
+    assert event["note"] != PROVISIONAL_NOTE, f"{where}: still provisional"
     for lookup in lookups:  # `vault kv`'s mount lookup: housekeeping by the same caller
         got = (lookup["identity"], lookup["secret"], lookup["action"], lookup["outcome"])
         assert got == (row.identity, None, "other", "success"), f"{where}: lookup {got}"
@@ -255,9 +284,9 @@ def test_prefixed_log_reads_as_the_same_log_without_prefix(
     plain.write_bytes(b"".join(line[len(PREFIX) :] for line in lines))
     s = prefixed.summary
     assert s.formats == {"vault": 1}
-    assert (s.records, s.consumed, s.skipped_records, s.dead_records) == (12, 12, 0, 0)
+    assert (s.records, s.consumed, s.skipped_records, s.dead_records) == (12, 11, 1, 0)
     assert (s.dead_lettered, prefixed.dead) == (0, 0)
-    assert len(prefixed.events) == 7
+    assert len(prefixed.events) == 6  # the probe is skipped
     assert prefixed.events == ingest(plain, tmp_path).events  # every field, ids and times
 
 
@@ -270,11 +299,10 @@ def test_prefixed_log_holds_the_calls_as_the_plain_log_stores_them(
     put, get, missing = (
         [_shape(e) for e in ours if CALLS[e["event_id"]][0] == op] for op in (2, 5, 62)
     )
-    assert got[:2] == [
-        ("unknown", "unknown", None, "other", "update", "success", got[0][6]),  # the probe
+    assert got[:1] == [
         ("root", "root", None, "other", "update", "success", None),  # enabling the device
-    ]
-    assert got[2:] == [*put, *get, ("root", "root", "nonexistent/x", *missing[0][3:])]
+    ]  # (the probe before it is skipped)
+    assert got[1:] == [*put, *get, ("root", "root", "nonexistent/x", *missing[0][3:])]
 
 
 def test_prefixed_lines_sniffed_and_recognised_as_vault() -> None:
@@ -303,8 +331,8 @@ def test_broken_prefixed_lines_are_dead_letters_naming_the_line(tmp_path: Path) 
         events = store.count()
     finally:
         store.close()
-    assert (summary.records, summary.consumed, summary.dead_records) == (14, 12, 2)
-    assert events == 7
+    assert (summary.records, summary.consumed, summary.dead_records) == (14, 11, 2)
+    assert events == 6
     offsets = [sum(len(x) for x in data[:i]) for i in (4, 9)]
     assert [(d["line"], d["offset"]) for d in dead] == [(5, offsets[0]), (10, offsets[1])]
     assert all(bytes(d["raw"]).startswith(PREFIX) for d in dead)  # the whole line, as read
