@@ -74,13 +74,17 @@ def archive(
     key: Ed25519PrivateKey,
     before: datetime,
     on_day: DayDone | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> ArchiveRun:
-    """Archive every whole UTC day before `before` that still has hot events."""
+    """Archive every whole UTC day before `before` that still has hot events; `stopping`
+    is asked between days (a service shutting down ends the run there)."""
     run = ArchiveRun()
     with chain.locked(folder):
         listed = recover(folder, run)
         days = source.archivable_days(before)
         for day, group in itertools.groupby(days, key=lambda d: d[0]):
+            if stopping is not None and stopping():
+                break
             sources = [s for _, s, _ in group]
             written, dropped = _archive_day(source, alerts, folder, key, day, sources, listed, run)
             run.days += 1

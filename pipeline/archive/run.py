@@ -76,6 +76,7 @@ def run_archive(
     before: date | None = None,
     on_day: archiver.DayDone | None = None,
     now: datetime | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> archiver.ArchiveRun:
     """`secretwatch archive` on an open, writable store."""
     settings = settings_of(retention)
@@ -83,5 +84,5 @@ def run_archive(
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     source = archive_source(store_type, store)
     return archiver.archive(
-        source, store, settings.path, key, cutoff(retention, before, today), on_day
+        source, store, settings.path, key, cutoff(retention, before, today), on_day, stopping
     )

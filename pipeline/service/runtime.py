@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 
 from detectors.alert import Alert
 from pipeline.api.app import Probes, make_app
+from pipeline.archive.schedule import ArchiveSchedule, start_schedule
 from pipeline.collectors import file as file_collector
 from pipeline.collectors import make_collector, spool_format
 from pipeline.collectors.base import Collector, Intake
@@ -56,6 +57,7 @@ class Service:
         self.detection: EmbeddedDetection | None = None
         self.reader: Reader | None = None
         self.api: HttpServer | None = None
+        self.archiver: ArchiveSchedule | None = None  # `retention.archive`: on a schedule
         self._started: list[Collector] = []
 
     def start(self) -> None:
@@ -85,6 +87,7 @@ class Service:
         )
         self.reader.open()
         self.reader.start()
+        self.archiver = start_schedule(cfg, self.store_path)
         if cfg.api is not None:
             self.api = HttpServer("api", cfg.api.host, cfg.api.port, self._app())
             self.api.start()
@@ -176,6 +179,8 @@ class Service:
     def stop(self, drain_seconds: float = DRAIN_SECONDS) -> list[BaseException]:
         """Stop in the data's order (see the module docstring); the errors met on the way."""
         errors: list[BaseException] = []
+        if self.archiver is not None:
+            _try(errors, self.archiver.stop)
         for collector in reversed(self._started):
             _try(errors, collector.stop)
         self._started.clear()

@@ -78,7 +78,7 @@ def setup(tmp: Path, **retention: object) -> tuple[Path, Path, Path, Path]:
 
 def ids(store_path: Path, archive: Path) -> tuple[Counter[str], Counter[str]]:
     """Event ids (with multiplicity) in the hot store and in the archive's Parquet files."""
-    con = duckdb.connect(str(store_path), read_only=True)
+    con = duckdb.connect(str(store_path))  # as the store opens it (one config per process)
     try:
         hot = Counter(r[0] for r in con.execute("SELECT event_id FROM events").fetchall())
     finally:
