@@ -18,7 +18,10 @@ What is kept per identity:
 - what and where: the secrets it touched, how often it read each folder ("area"), the
   networks it came from, and how often it picked up new folders and networks;
 - bursts: its worst window (and hour) of denied requests and of distinct secrets touched;
-- activity: first and last seen, active days, longest silence.
+- activity: first and last seen, active days, longest silence;
+- the last day: requests and denied requests in each of its last 24 hours, evidence of
+  alerts included (a deviation held for hours is judged on all of it), and its denied
+  requests in all (the norm of denials per hour).
 
 Over 400 lines on purpose: `Baselines` is one struct of arrays, and every field it holds
 is grown, updated, serialized and restored in the same class, so adding a field touches
@@ -34,7 +37,7 @@ import orjson
 
 from detectors.events import DAY_US, HOUR_US, WEEK_US, Events
 
-FORMAT = 3  # the layout of one identity's stored document; bump when it changes
+FORMAT = 4  # the layout of one identity's stored document; bump when it changes
 # An hour used in fewer than this share of an identity's weeks is a rare hour for it.
 RARE_USAGE = 0.05
 _BIG = np.iinfo(np.int64).max
@@ -54,6 +57,7 @@ _INT_FIELDS = (
     "client_new_days",
     "denied_max_hour",
     "distinct_max_hour",
+    "denied_events",
 )
 
 
@@ -89,6 +93,10 @@ class Baselines:
     odd_days: np.ndarray = field(default_factory=_ints)  # days active at a rare hour
     odd_last: np.ndarray = field(default_factory=_ints)
     client_new_days: np.ndarray = field(default_factory=_ints)
+    denied_events: np.ndarray = field(default_factory=_ints)  # denied requests learned
+    # The last 24 UTC hours: [row, hour % 24] holds (requests, denied) of hour recent_hour.
+    recent: np.ndarray = field(default_factory=lambda: np.zeros((0, 24, 2), np.int32))
+    recent_hour: np.ndarray = field(default_factory=lambda: np.zeros((0, 24), np.int64))
     how_weeks: np.ndarray = field(default_factory=lambda: np.zeros((0, 168), np.int32))
     how_last: np.ndarray = field(default_factory=lambda: np.zeros((0, 168), np.int64))
     daytype_days: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 24), np.int32))
@@ -203,6 +211,8 @@ class Baselines:
         self.daytype_days = np.concatenate([self.daytype_days, np.zeros((n, 2, 24), np.int32)])
         self.daytype_last = np.concatenate([self.daytype_last, np.full((n, 2, 24), -1, np.int64)])
         self.ring = np.concatenate([self.ring, np.zeros((n, 168, self.ring_weeks), np.int32)])
+        self.recent = np.concatenate([self.recent, np.zeros((n, 24, 2), np.int32)])
+        self.recent_hour = np.concatenate([self.recent_hour, np.full((n, 24), -1, np.int64)])
 
     # -- learning --------------------------------------------------------------------------
     def update(
@@ -265,6 +275,25 @@ class Baselines:
         np.maximum.at(self.max_gap_days, r, gaps)
         np.add.at(self.active_days, r[fresh], 1)
         np.maximum.at(self.last_day, r, d)
+        self._recent(ev, rows)
+
+    def _recent(self, ev: Events, rows: np.ndarray) -> None:
+        """Count requests and denials per identity-hour in the last-24-hours ring; a slot
+        holding an older hour starts again, one holding a newer one ignores late events."""
+        key, inverse = np.unique((rows << 32) | ev.uhour, return_inverse=True)
+        total = np.bincount(inverse, minlength=len(key))
+        denied = np.bincount(inverse, weights=ev.denied, minlength=len(key)).astype(np.int64)
+        r, h = key >> 32, key & 0xFFFFFFFF
+        latest = np.zeros(len(self), np.int64)
+        np.maximum.at(latest, r, h)
+        s = h % 24
+        keep = (h > latest[r] - 24) & (h >= self.recent_hour[r, s])
+        r, h, s, total, denied = r[keep], h[keep], s[keep], total[keep], denied[keep]
+        stale = self.recent_hour[r, s] != h
+        self.recent[r[stale], s[stale]] = 0
+        self.recent_hour[r, s] = h
+        self.recent[r, s, 0] += total.astype(np.int32)
+        self.recent[r, s, 1] += denied.astype(np.int32)
 
     def _time_profile(self, ev: Events, rows: np.ndarray, now_us: int) -> None:
         key = np.unique((rows << 40) | (ev.week << 8) | ev.how)
@@ -318,6 +347,7 @@ class Baselines:
         key, counts = np.unique((rows[keep] << 32) | ev.uhour[keep], return_counts=True)
         how, slot = _slots(key & 0xFFFFFFFF, self.ring_weeks)
         np.add.at(self.ring, (key >> 32, how, slot), counts.astype(np.int32))
+        np.add.at(self.denied_events, rows[ev.denied], 1)
 
     def _bursts(self, ev: Events, rows: np.ndarray) -> None:
         for window, denied_max, distinct_max in (
@@ -401,6 +431,8 @@ class Baselines:
                 daytype_days=self.daytype_days[r],
                 daytype_last=self.daytype_last[r],
                 ring=self.ring[r],
+                recent=self.recent[r],
+                recent_hour=self.recent_hour[r],
                 secrets=sorted(self.secrets[r]),
                 areas=dict(sorted(self.areas[r].items())),
                 nets=sorted(self.nets[r]),
@@ -438,6 +470,8 @@ class Baselines:
                     f"config says {base.ring_weeks}; run `secretwatch train` again"
                 )
             base.ring[r] = ring
+            base.recent[r] = doc["recent"]
+            base.recent_hour[r] = doc["recent_hour"]
             base.secrets[r] = set(doc["secrets"])
             base.areas[r] = dict(doc["areas"])
             base.nets[r] = set(doc["nets"])

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from detectors import (
+    cold_enumeration,
     denied_burst,
     dormant,
     enumeration,
@@ -24,6 +25,8 @@ from detectors import (
     new_source,
     rate_spike,
     root_token,
+    sustained_denied,
+    sustained_rate,
     unexpected_accessor,
     unusual_time,
 )
@@ -42,9 +45,12 @@ DETECTORS: dict[str, Detector] = {
     "unexpected_accessor": unexpected_accessor.detect,
     "denied_burst": denied_burst.detect,
     "enumeration": enumeration.detect,
+    "cold_enumeration": cold_enumeration.detect,
     "new_source": new_source.detect,
     "dormant": dormant.detect,
     "root_token": root_token.detect,
+    "sustained_rate": sustained_rate.detect,
+    "sustained_denied": sustained_denied.detect,
     "multivariate": multivariate.detect,
 }
 

@@ -44,7 +44,8 @@ def detect(base: Baselines, batch: Batch, cfg: Enumeration) -> list[Finding]:
                 )
                 history = f"the most it touched in any {width_min} minutes before was {worst}"
             else:
-                novel = touched
+                # Young, not unknown: what it did read is not "never before".
+                novel = touched - base.secrets[r] if r >= 0 else touched
                 score = len(touched) / min_distinct
                 history = "it is too new to have a norm"
             if score < cfg.threshold:

@@ -81,6 +81,52 @@ class Enumeration(_Model):
     min_novel: int = Field(10, ge=2, description="never-touched secrets in one window")
 
 
+class ColdEnumeration(_Model):
+    """An identity with no (or too little) history that reads many secrets at once: fresh
+    credentials mapping a backend. Published rules (Panther, Elastic) fire at 20 distinct
+    secrets; a listing just before makes fewer enough, as a service that starts up knows its
+    secrets and does not list them."""
+
+    enabled: bool = True
+    threshold: float = Field(1.0, gt=0, description="x the distinct secrets needed")
+    severity: Severity = "high"
+    min_distinct: int = Field(20, ge=2, description="distinct secrets read first in the window")
+    window_seconds: int = Field(60, ge=1, le=3600, description="sliding window")
+    after_list: int = Field(10, ge=2, description="distinct secrets enough after a listing")
+    list_lookback_minutes: float = Field(5, ge=0, le=60, description="a listing this close")
+    # A read by filter or path with no secret list in the record (BatchGetSecretValue by tag,
+    # GetParametersByPath) reads an unknown number of secrets: alert on it from a new identity.
+    bulk_reads: bool = True
+
+
+class SustainedRate(_Model):
+    """Requests held well above the seasonal norm for hours: a moderate, steady rise (a
+    scraper paced at 3-5x) that never makes the sharp peak rate_spike looks for."""
+
+    enabled: bool = True
+    threshold: float = Field(2.5, gt=1, description="x the norm, on average over the run")
+    severity: Severity = "medium"
+    min_ratio: float = Field(1.8, gt=1, description="x the norm in every hour of the run")
+    min_hours: int = Field(3, ge=2, description="consecutive hours, at least")
+    max_hours: int = Field(12, ge=2, le=24, description="hours looked back")
+    min_count: int = Field(60, ge=1, description="requests over the run, at least")
+    min_z: float = Field(5.0, ge=0, description="Poisson z-score of the run's excess")
+    min_expected: float = Field(1.0, gt=0, description="requests an hour the norm is at least")
+    daily_weight: float = Field(0.5, ge=0, le=1, description="weight of the any-day norm")
+
+
+class SustainedDenied(_Model):
+    """Denials spread thinly over hours (one every ten minutes where the norm is one a day):
+    probing paced under denied_burst's floors."""
+
+    enabled: bool = True
+    threshold: float = Field(10.0, gt=1, description="x its denials per hour, every hour")
+    severity: Severity = "medium"
+    min_per_hour: int = Field(2, ge=1, description="denials in every hour of the run")
+    min_hours: int = Field(3, ge=2, description="consecutive hours, at least")
+    max_hours: int = Field(12, ge=2, le=24, description="hours looked back")
+
+
 class NewSource(_Model):
     enabled: bool = True
     threshold: float = Field(0.6, gt=0, le=1)
@@ -125,6 +171,9 @@ class DetectorsConfig(_Model):
     unexpected_accessor: UnexpectedAccessor = UnexpectedAccessor()
     denied_burst: DeniedBurst = DeniedBurst()
     enumeration: Enumeration = Enumeration()
+    cold_enumeration: ColdEnumeration = ColdEnumeration()
+    sustained_rate: SustainedRate = SustainedRate()
+    sustained_denied: SustainedDenied = SustainedDenied()
     new_source: NewSource = NewSource()
     dormant: Dormant = Dormant()
     root_token: RootToken = RootToken()
