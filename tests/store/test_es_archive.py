@@ -10,11 +10,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import yaml
 from conftest import ES_URL, drop_indices, es_prefix
 from elasticsearch import Elasticsearch
 from test_store_contract import make_row
+from typer.testing import CliRunner
 
+from pipeline.archive import layout
+from pipeline.archive.keys import keygen, load_private
+from pipeline.archive.verify import verify
+from pipeline.cli import app
 from pipeline.errors import StoreError
 from pipeline.record import EventRow
 from pipeline.store.duckdb import DuckDBStore
@@ -144,3 +151,65 @@ def test_drop_day_on_a_read_only_store_is_refused(es: ElasticsearchStore) -> Non
         with pytest.raises(StoreError, match="read-only"):
             reader.drop_day(date(2025, 3, 31), "aws", 1)
     assert es.count() == len(rows())
+
+
+# -- the archiver over both stores ---------------------------------------------------------
+def _archive(source: object, alerts: object, folder: Path, key: Path, before: datetime) -> None:
+    from pipeline.archive import archiver
+    from pipeline.archive.settings import ArchiveSettings
+
+    private = load_private(ArchiveSettings(path=folder, key_file=key))
+    archiver.archive(source, alerts, folder, private, before)  # type: ignore[arg-type]
+
+
+def test_both_stores_archive_the_same_events_to_identical_parquet(
+    tmp_path: Path, es: ElasticsearchStore, duck: DuckDBStore
+) -> None:
+    events = rows() + [
+        make_row(f"bulk-{i:04d}", f"2025-03-31T{i % 24:02d}:{i % 60:02d}:{i % 7:02d}.{i:06d}Z")
+        for i in range(300)
+    ]
+    es.write_batch(events)
+    duck.write_batch(events)
+    key = tmp_path / "archive.key"
+    keygen(key)
+    cut = _at("2025-04-01T00:00:00")
+    _archive(es, es, tmp_path / "from-es", key, cut)
+    _archive(DuckDBArchiveSource(duck), duck, tmp_path / "from-duckdb", key, cut)
+    from_es = layout.event_files(tmp_path / "from-es", None, None)
+    from_duckdb = layout.event_files(tmp_path / "from-duckdb", None, None)
+    names = [p.relative_to(tmp_path / "from-es") for p in from_es]
+    assert names == [p.relative_to(tmp_path / "from-duckdb") for p in from_duckdb]
+    assert len(names) == 4  # two days, two sources
+    for a, b in zip(from_es, from_duckdb, strict=True):
+        assert pq.read_table(a).equals(pq.read_table(b)), a.name
+        assert a.read_bytes() == b.read_bytes(), a.name  # the same evidence, byte for byte
+    archived = sum(pq.read_table(p).num_rows for p in from_es)
+    assert archived == len(events) - 1  # all but 2025-04-01's event
+    assert es.count() == 1 and duck.count() == 1
+    assert not verify(tmp_path / "from-es").problems
+
+
+def test_secretwatch_archive_on_an_elasticsearch_store(
+    tmp_path: Path, es: ElasticsearchStore
+) -> None:
+    es.write_batch(rows())
+    key, folder = tmp_path / "archive.key", tmp_path / "archive"
+    keygen(key)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "store": {"type": "elasticsearch", "url": ES_URL, "index_prefix": es.prefix},
+                "retention": {"archive": {"path": str(folder), "key_file": str(key)}},
+            }
+        )
+    )
+    result = CliRunner().invoke(app, ["archive", "--before", "2025-04-01", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert es.count() == 1
+    assert sum(pq.read_table(p).num_rows for p in layout.event_files(folder, None, None)) == 7
+    again = CliRunner().invoke(app, ["archive", "--before", "2025-04-01", "-c", str(config)])
+    assert again.exit_code == 0 and "0 days archived" in again.output
+    verified = CliRunner().invoke(app, ["archive", "verify", "-c", str(config)])
+    assert verified.exit_code == 0, verified.output
