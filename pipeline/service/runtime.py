@@ -1,9 +1,10 @@
 """The runtime of `secretwatch serve`: one process that collects, stores, detects and
 delivers, and answers health, metrics and queries over HTTP.
 
-Start order: the store (read-write), a spool per collector, detection and delivery, the
-collectors (bound in this thread: a port in use is a `ConfigError` and whatever started is
-stopped again), the reader (the one writer of events), then the API. Stop order is the
+Start order: the store (read-write), a spool per collector, detection (in a child process,
+`pipeline.detection.process`, so judging runs beside collecting and storing) and delivery,
+the collectors (bound in this thread: a port in use is a `ConfigError` and whatever
+started is stopped again), the reader (the one writer of events), then the API. Stop order is the
 reverse of the data's path: collectors stop taking input (what is in flight is spooled),
 the reader stores what is spooled, detection snapshots and delivery finishes what is in
 flight, then the API and the store close. A restart resumes from the spools and the
@@ -21,7 +22,6 @@ from typing import cast
 
 from starlette.applications import Starlette
 
-from detectors.alert import Alert
 from pipeline.api.app import Probes, make_app
 from pipeline.archive.schedule import ArchiveSchedule, start_schedule
 from pipeline.collectors import file as file_collector
@@ -31,7 +31,7 @@ from pipeline.collectors.http import HttpServer
 from pipeline.collectors.settings import CollectorSettings, FileCollector
 from pipeline.collectors.spool import Spool
 from pipeline.config import Config
-from pipeline.detection.embedded import EmbeddedDetection
+from pipeline.detection.process import DetectionProcess, Judged
 from pipeline.errors import ConfigError
 from pipeline.record import EventRow
 from pipeline.service.metrics import CountingStore, ServiceMetrics
@@ -54,7 +54,7 @@ class Service:
         self.sources: list[Source] = []
         self.wake = threading.Event()
         self.metrics = ServiceMetrics(self.intakes)
-        self.detection: EmbeddedDetection | None = None
+        self.detection: DetectionProcess | None = None
         self.reader: Reader | None = None
         self.api: HttpServer | None = None
         self.archiver: ArchiveSchedule | None = None  # `retention.archive`: on a schedule
@@ -73,7 +73,7 @@ class Service:
         self.store = open_store(cfg, self.store_path, read_only=False)
         for settings in cfg.collectors:
             self._build(settings)
-        self.detection = EmbeddedDetection(self.store, cfg.detectors, on_alerts=_log_alerts)
+        self.detection = DetectionProcess(self._detection_store, cfg.detectors, self._on_judged)
         self.detection.own()
         if cfg.sinks:
             from pipeline.sinks.embed import start_delivery_thread
@@ -120,6 +120,10 @@ class Service:
         self.collectors.append(make_collector(settings, intake))
         self.sources.append(Source(label, spool.path, spool_format(settings), spool, intake))
 
+    def _detection_store(self) -> Store:
+        """The store the detection process's calls are answered with (its own connection)."""
+        return open_store(self.config, self.store_path, read_only=False)
+
     def _delivery_store(self) -> Store:
         store = make_store(self.config, self.store_path, read_only=False)
         return cast(Store, CountingStore(store, self.metrics))
@@ -140,13 +144,22 @@ class Service:
     def _on_stored(self, rows: list[EventRow]) -> None:
         now_us = time.time_ns() // 1000
         self.metrics.observe_delays([r.ts_us for r in rows], now_us)
-        if self.detection is None:
-            return
-        alerts = self.detection.feed(rows)
-        if alerts:
-            self.metrics.alerts.inc(len(alerts))
-        newest = max(r.ts_us for r in rows)
-        self.metrics.detection_lag.set(max(0.0, (time.time_ns() // 1000 - newest) / 1e6))
+        if self.detection is not None:
+            self.detection.feed(rows)
+
+    def _on_judged(self, judged: Judged) -> None:
+        """The detection process has judged a batch (called from its results thread)."""
+        for alert in judged.alerts:
+            log.warning(
+                "event=alert id=%s severity=%s identity=%s",
+                alert.id,
+                alert.severity,
+                alert.identity,
+            )
+        self.metrics.alerts.inc(len(judged.alerts))
+        if judged.newest_us is not None:
+            lag = (time.time_ns() // 1000 - judged.newest_us) / 1e6
+            self.metrics.detection_lag.set(max(0.0, lag))
 
     # -- probes -------------------------------------------------------------------------
     def not_listening(self) -> list[str]:
@@ -187,9 +200,7 @@ class Service:
         if self.reader is not None:
             _try(errors, lambda: self.reader.stop(drain_seconds) if self.reader else None)
             errors += self.reader.errors
-        if self.detection is not None:
-            if self.reader is not None and not self.reader.alive:
-                _try(errors, self.detection.snapshot)
+        if self.detection is not None:  # its last snapshot, then delivery's in-flight work
             errors += self.detection.close()
             self.detection = None
         if self.api is not None:
@@ -212,13 +223,3 @@ def _try(errors: list[BaseException], work: Callable[[], object]) -> None:
     except Exception as exc:  # stopping goes on; the caller reports them
         errors.append(exc)
         log.exception("event=stop_failed")
-
-
-def _log_alerts(alerts: list[Alert]) -> None:
-    for alert in alerts:
-        log.warning(
-            "event=alert id=%s severity=%s identity=%s",
-            alert.id,
-            alert.severity,
-            alert.identity,
-        )

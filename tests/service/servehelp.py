@@ -98,6 +98,27 @@ def write_config(folder: Path, webhook: Webhook | None, **extra: Any) -> Path:
     return path
 
 
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is `pid`, read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is still running (a zombie is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class Served:
     """`secretwatch serve --config` as a subprocess; the addresses it printed."""
 
@@ -153,6 +174,10 @@ class Served:
     def kill(self) -> None:
         self.proc.kill()
         self.wait(10)
+
+    def children(self) -> list[int]:
+        """The pids of the service's child processes (its detection process)."""
+        return children_of(self.proc.pid)
 
     def wait(self, timeout: float) -> int:
         try:

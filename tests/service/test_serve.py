@@ -14,6 +14,7 @@ from servehelp import (
     SECRETWATCH,
     Served,
     Webhook,
+    alive,
     fixture_lines,
     vault_pairs,
     write_config,
@@ -120,8 +121,12 @@ def test_kill_9_mid_stream_then_restart_stores_every_spooled_line_once(
             timeout=60,
             what="mid-stream",
         )
+        orphans = served.children()
+        assert orphans  # detection runs in a child process
     finally:
         served.kill()
+    # The detection process never writes alone: its parent's death ends it.
+    wait_until(lambda: not any(alive(pid) for pid in orphans), timeout=30, what="child ended")
     sender.join(30)
     assert sent.is_set()
     assert broke.is_set()  # killed mid-stream, not after the sender was done
