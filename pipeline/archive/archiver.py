@@ -148,15 +148,15 @@ def listed_files(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def recover(folder: Path, run: ArchiveRun) -> dict[str, dict[str, Any]]:
-    """Remove what an interrupted run left: temporary files, and event or alert parts no
-    record lists (written before the crash, their events still hot). Returns the listed
-    files."""
+    """Remove what an interrupted run left: temporary files, and event or alert parts or
+    report manifests no record lists (written before the crash: their events are still
+    hot, the manifest still in its report folder). Returns the listed files."""
     for kind in (layout.EVENTS, layout.ALERTS, layout.DIGESTS, layout.PRUNES, layout.REPORTS):
         for tmp in (folder / kind).rglob("*" + layout.TMP_SUFFIX):
             tmp.unlink()
             run.removed.append(tmp.relative_to(folder).as_posix())
     listed = listed_files(folder)
-    for kind in (layout.EVENTS, layout.ALERTS):
+    for kind in (layout.EVENTS, layout.ALERTS, layout.REPORTS):
         for path in (folder / kind).rglob("*.*"):
             name = path.relative_to(folder).as_posix()
             if path.is_file() and name not in listed:

@@ -107,6 +107,11 @@ def load_private(settings: ArchiveSettings) -> Ed25519PrivateKey:
     return key
 
 
+def load_private_file(path: Path) -> Ed25519PrivateKey:
+    """A private key file, as `key_file` names one."""
+    return load_private(ArchiveSettings(path=path.parent, key_file=path))
+
+
 def load_public(path: Path) -> Ed25519PublicKey:
     """A public key file (PEM, as `archive keygen` writes `<key>.pub`)."""
     try:

@@ -96,9 +96,9 @@ def keygen(
 
     with exit_on_error():
         public, fingerprint = keys.keygen(out)
-    consoles.out.print(inert(f"private key {out} (keep it secret; mode 0600)"))
-    consoles.out.print(inert(f"public key {public}"))
-    consoles.out.print(f"fingerprint sha256 {fingerprint}", highlight=False)
+    consoles.out.print(inert(f"private key {out} (keep it secret; mode 0600)"), soft_wrap=True)
+    consoles.out.print(inert(f"public key {public}"), soft_wrap=True)
+    consoles.out.print(f"fingerprint sha256 {fingerprint}", highlight=False, soft_wrap=True)
 
 
 def verify(
@@ -143,9 +143,9 @@ def verify(
         consoles.out.print_json(json.dumps(summary, default=str), highlight=False)
     else:
         for note in done.notes:
-            consoles.err.print(inert("note: " + note))
+            consoles.err.print(inert("note: " + note), soft_wrap=True)
         for problem in done.problems:
-            consoles.err.print(inert(problem), style="red")
+            consoles.err.print(inert(problem), style="red", soft_wrap=True)
         consoles.out.print(
             inert(
                 f"{folder}: {done.records} records, {len(done.days)} days, {done.files} files "
@@ -192,8 +192,10 @@ def prune(
         done = remove(settings.path, key, cfg.retention.archive_years, today, dry_run)
     verb = "would remove" if dry_run else "removed"
     for entry in done.removed:
-        consoles.out.print(inert(f"{verb} {entry['path']} ({entry['rows']} rows)"))
+        consoles.out.print(inert(f"{verb} {entry['path']} ({entry['rows']} rows)"), soft_wrap=True)
     where = f"; prune record {done.record}" if done.record else ""
     consoles.out.print(
-        inert(f"{len(done.removed)} files before {done.cutoff} {verb}{where}"), highlight=False
+        inert(f"{len(done.removed)} files before {done.cutoff} {verb}{where}"),
+        highlight=False,
+        soft_wrap=True,
     )

@@ -87,6 +87,11 @@ def report(
                     bar.update(task, description=name, advance=1)
 
                 done = generate(store, cfg.store.type, chosen, settings, folder, pdf, step)
+        if cfg.retention.archive is not None:  # kept with the evidence (pipeline/archive)
+            from pipeline.archive.reports import archive_report
+
+            archived = archive_report(cfg.retention.archive, done.manifest)
+            consoles.err.print(inert(f"manifest archived as {archived}"), soft_wrap=True)
     s = done.review.summary
     consoles.out.print(
         f"[bold]{chosen.label}[/] ({chosen.timezone}): {s['identities_active']} identities, "
