@@ -125,10 +125,12 @@ def store_files(store: object) -> frozenset[Path]:
 
 def not_a_log(path: Path, own: frozenset[Path] = frozenset()) -> bool:
     """A file found among the inputs that is no audit log, skipped rather than dead-lettered:
-    documentation, the store's own files (`own`), any `*.duckdb` / `*.duckdb.wal`, or a
-    file that starts as a DuckDB database does."""
+    documentation, the store's own files (`own`), any `*.duckdb` / `*.duckdb.wal`, a
+    file that starts as a DuckDB database does, or a CloudTrail digest (hashes, not events)."""
     name = path.name.lower()
     if path.suffix.lower() in SKIP_SUFFIXES or name.endswith(STORE_SUFFIXES):
+        return True
+    if cloudtrail_digest.is_digest(path):
         return True
     if own and path.resolve() in own:
         return True

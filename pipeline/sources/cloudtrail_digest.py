@@ -185,7 +185,10 @@ def _chain(digests: list[_Digest], keys: Sequence[rsa.RSAPublicKey] | None) -> N
     for digest in ordered:
         prev_key = _tail(str(digest.body.get("previousDigestS3Object") or ""))
         previous = by_key.get(prev_key) if prev_key else None
-        if previous is None:
+        claimed = _tail(str(digest.body.get("digestS3Object", "")))
+        if claimed != object_key(digest.path):
+            digest.problem = f"digest {digest.path.name} names another place ({claimed})"
+        elif previous is None:
             if (
                 prev_key
                 and oldest[(digest.body.get("awsAccountId"), _region(digest))] is not digest

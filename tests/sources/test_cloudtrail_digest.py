@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.ingest import Ingestor
+from pipeline.errors import ConfigError
+from pipeline.ingest import Ingestor, not_a_log
 from pipeline.sources.cloudtrail_digest import is_digest, load_keys, verify
 from pipeline.store.duckdb import DuckDBStore
 
@@ -263,3 +264,40 @@ def test_cli_summary_names_mismatches_and_exits_1(
     )
     assert refused.exit_code == 2
     assert "ingest.cloudtrail_public_key" in refused.output
+
+
+def test_a_digest_moved_elsewhere_vouches_for_nothing(
+    tmp_path: Path, trail: Trail, key_file: Path
+) -> None:
+    moved = trail.digests[0].parent.parent / "01" / trail.digests[0].name
+    moved.parent.mkdir()
+    trail.digests[0].rename(moved)
+    report = verify(trail.logs, load_keys(key_file))
+    claimed = trail.digests[0].relative_to(trail.root).as_posix()
+    assert report.mismatched[:2] == [
+        (str(log), f"digest {moved.name} names another place ({claimed})") for log in trail.logs[:2]
+    ]
+    assert report.verified == [str(trail.logs[2])]
+
+
+def test_a_key_file_may_hold_several_keys_in_either_pem_form(
+    tmp_path: Path, trail: Trail, private: rsa.RSAPrivateKey
+) -> None:
+    pkcs1 = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.PKCS1
+    )
+    other = _pem(_new_key(), tmp_path / "other.pem").read_bytes()
+    both = tmp_path / "both.pem"
+    both.write_bytes(other + pkcs1)
+    keys = load_keys(both)
+    assert len(keys) == 2
+    assert verify(trail.logs, keys).verified == [str(p) for p in trail.logs]
+    empty = tmp_path / "empty.pem"
+    empty.write_text("not a key\n")
+    with pytest.raises(ConfigError, match="holds no RSA public key"):
+        load_keys(empty)
+
+
+def test_digests_are_not_logs_to_ship_either(trail: Trail) -> None:
+    assert all(not_a_log(p) for p in trail.digests)
+    assert not any(not_a_log(p) for p in trail.logs)
