@@ -102,6 +102,19 @@ class Spool:
         done = sorted(p for p in self.folder.iterdir() if _SEGMENT.match(p.name))
         return [*done, self.path]
 
+    def start(self, key: str) -> Checkpoint | None:
+        """Where a reader with no stored checkpoint starts: at the rotated segment, if one
+        is left (the spool rotated before anything was stored), so that it is read before
+        `current.jsonl`, as a rotation after a checkpoint would be."""
+        done = self.segments()[:-1]
+        if not done:
+            return None
+        try:
+            stat = done[0].stat()
+        except FileNotFoundError:
+            return None
+        return Checkpoint(key, str(self.path), stat.st_dev, stat.st_ino, 0, 0)
+
     def prune(self, checkpoint: Checkpoint | None) -> int:
         """Delete the segments wholly before the one `checkpoint` is in; how many. Nothing is
         deleted while the checkpoint's file cannot be found (it may be mid-rotation)."""

@@ -91,8 +91,12 @@ class Reader:
         """Open every followed file where its stored checkpoint left it (in the caller's
         thread, so a missing file is an error at startup)."""
         for s in self.sources:
+            saved_at = self.store.checkpoint
+            if s.spool is not None:
+                spool = s.spool
+                saved_at = lambda key: self.store.checkpoint(key) or spool.start(key)  # noqa: E731, B023
             s.followed = open_followed(
-                s.path, self.store.checkpoint, s.fmt, self.config.backends, s.summary, None
+                s.path, saved_at, s.fmt, self.config.backends, s.summary, None
             )
             if s.spool is not None:
                 self._depth(s, s.spool.depth(self.store.checkpoint(s.followed.key)))

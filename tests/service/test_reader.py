@@ -72,3 +72,37 @@ def test_a_store_outage_delays_storing_and_loses_nothing(tmp_path: Path) -> None
     assert len(store.dead_letters()) == 1
     store.close()
     spool.close()
+
+
+def test_a_segment_rotated_before_any_checkpoint_is_read_first(tmp_path: Path) -> None:
+    """The spool rotated while nothing had been stored yet (the store refused every write
+    of a first run, then a restart): the reader starts at the rotated segment, not at
+    `current.jsonl`, which held only what came after it."""
+    spool = Spool(tmp_path / "spool", segment_bytes=64 << 10)
+    intake = Intake("vault", spool)
+    for tag in range(4):
+        intake.accept(vault_pairs(50, tag=tag))
+    assert len(spool.segments()) == 2  # a rotated segment, then current.jsonl
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.open()
+    metrics = ServiceMetrics([intake])
+    cfg = Config.model_validate({"ingest": {"follow_poll_seconds": 0.05}})
+    reader = Reader(
+        store,
+        cfg,
+        [Source("vault", spool.path, "vault", spool, intake)],
+        metrics,
+        threading.Event(),
+    )
+    reader.open()
+
+    def stored_all() -> bool:  # the reader thread's loop, polled here
+        reader.pass_once()
+        return store.count() == 200
+
+    wait_until(stored_all, timeout=30, what="every event stored")
+    assert store.count() == 200
+    assert len(spool.segments()) == 1  # the read segment is pruned
+    reader.stop(0)
+    store.close()
+    spool.close()
