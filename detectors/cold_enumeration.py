@@ -10,7 +10,9 @@ in the batch), read successfully, in a sliding window. A service starting up re-
 it read yesterday and does not list first; a sweep reads new names. A read by filter or by
 path whose record names no secrets (BatchGetSecretValue by tag, GetParametersByPath) is a
 bulk read of an unknown number of secrets: it is never counted as many, but from an identity
-without history it is alerted on its own (`bulk_reads`)."""
+without history it is alerted on its own (`bulk_reads`). A new member of a group (same
+namespace, role path or team, see detectors.peers) starts from what its group reads: a new
+replica reading its peers' configuration is not a sweep."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch, plural, sample
 from detectors.finding import finding
+from detectors.peers import group_secrets
 from detectors.settings import ColdEnumeration
 
 _SHIFT = 40  # identity code above, microseconds since the batch's first event below
@@ -54,6 +57,22 @@ def first_reads(base: Baselines, batch: Batch, reads: np.ndarray) -> np.ndarray:
     return firsts
 
 
+def outside_group(base: Baselines, batch: Batch, firsts: np.ndarray, least: int) -> np.ndarray:
+    """Drop the first reads of secrets the identity's name group reads (detectors.peers): a
+    new member starts from its group's baseline. Only for identities with `least` first
+    reads or more, the ones that could make a sweep."""
+    ev = batch.ev
+    codes, counts = np.unique(ev.icode[firsts], return_counts=True)
+    keep = np.ones(len(firsts), bool)
+    for code in codes[counts >= least]:
+        mine = np.flatnonzero(ev.icode[firsts] == code)
+        known = group_secrets(base, ev.identity[firsts[mine[0]]])
+        if known:
+            keep[mine] = [ev.secret[i] not in known for i in firsts[mine]]
+    kept: np.ndarray = firsts[keep]
+    return kept
+
+
 def detect(base: Baselines, batch: Batch, cfg: ColdEnumeration) -> list[Finding]:
     ev = batch.ev
     cold = ~batch.warm & (ev.identity != "")
@@ -61,9 +80,12 @@ def detect(base: Baselines, batch: Batch, cfg: ColdEnumeration) -> list[Finding]
         return []
     ok = cold & ev.access & ~ev.denied
     reads = ok & (ev.action == "read")
-    many = bulk(ev.secret)
+    many = np.zeros(len(ev), bool)
+    touched = np.flatnonzero(ok)
+    many[touched] = bulk(ev.secret[touched])  # string tests on the few cold accesses only
     lists = cold & ev.access & (ev.action == "list")
     firsts = first_reads(base, batch, reads & ~many)
+    firsts = outside_group(base, batch, firsts, min(cfg.min_distinct, cfg.after_list))
     window = cfg.window_seconds * 1_000_000
     lookback = int(cfg.list_lookback_minutes * 60_000_000)
     t0 = int(ev.ts_us.min()) - lookback - 1

@@ -64,6 +64,11 @@ class UnexpectedAccessor(_Model):
     # A secret only people have read (often whoever set it up) is not another service's:
     # its score is multiplied by this.
     people_only_factor: float = Field(0.4, ge=0, le=1)
+    # A secret the identity's peers (same namespace, role path, team or home folder) read
+    # routinely is much less surprising: its score is multiplied by this. A peer reads it
+    # routinely when it read it and reads its folder at least `routine_reads` times.
+    peer_factor: float = Field(0.5, ge=0, le=1)
+    routine_reads: int = Field(10, ge=1)
 
 
 class DeniedBurst(_Model):

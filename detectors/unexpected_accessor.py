@@ -4,7 +4,9 @@ team's database password looks, and how low-and-slow collection looks one read a
 
 Shared configuration (a secret read by a good share of all identities) is not anyone's in
 particular, and a brand-new secret nobody has read yet has no owner to offend. People roam
-more than services: an identity that often picked up new folders before scores lower."""
+more than services: an identity that often picked up new folders before scores lower. A
+secret its peers (detectors.peers) read routinely scores lower still, and a new member of a
+group is judged by the same rule, so it starts from what its group reads."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch, plural, sample
 from detectors.finding import finding, hour_window
+from detectors.peers import Peers, peers
 from detectors.settings import UnexpectedAccessor
 
 
@@ -34,6 +37,8 @@ def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Findi
         if r >= 0 and base.active_days[r]:
             roam = min(1.0, 3 * base.area_new_days[r] / base.active_days[r])
         flagged: dict[str, tuple[float, set[str]]] = {}
+        group: Peers | None = None
+        peer_read: dict[str, list[str]] = {}
         for s, a in {(secrets[i], areas[i]) for i in pos}:
             if s in mine or a in my_areas:
                 continue
@@ -49,8 +54,13 @@ def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Findi
             score = (1 - 0.5 * len(owners) / common) * (1 - 0.6 * roam)
             if all(base.kind[base.index[o]] == "human" for o in owners):
                 score *= cfg.people_only_factor
+            group = group or peers(base, identity)
+            readers = group.readers(base, s, cfg.routine_reads)
+            if readers:
+                score *= cfg.peer_factor
             if score >= cfg.threshold:
                 flagged[s] = (score, owners)
+                peer_read[s] = readers
         if not flagged:
             continue
         hits = pos[np.isin(secrets[pos], list(flagged))]
@@ -75,8 +85,21 @@ def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Findi
                     f"at {batch.when(at)}, in {'a folder' if len(flagged) == 1 else 'folders'}"
                     f" it never touched in {history}; "
                     f"{'it is' if len(flagged) == 1 else 'they are'} read by "
-                    f"{sample(owners_all)}."
+                    f"{sample(owners_all)}.{_peer_note(identity, group, peer_read)}"
                 ),
             )
         )
     return findings
+
+
+def _peer_note(identity: str, group: Peers | None, peer_read: dict[str, list[str]]) -> str:
+    """What its peers make of it: read routinely by some (less surprising), or by none."""
+    if group is None or not group.why:
+        return ""
+    readers = sorted({r for names in peer_read.values() for r in names})
+    if readers:
+        return (
+            f" First read by {identity}, routinely read by peers {sample(readers)} "
+            f"({group.reasons(readers)}): less surprising."
+        )
+    return f" None of its peers ({group.reasons(list(group.why))}) reads it."

@@ -1,0 +1,111 @@
+"""Peer groups: a first read of a secret the identity's peers read routinely is less
+surprising than one no peer reads, and a new member starts from its group's baseline.
+
+The small world plus `orders/fulfilment` (team orders, like orders-api), which reads
+secret/billing/token and 25 secret/billing/k* secrets every day; nobody else reads them."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from judge import judge
+from world import START, TRAIN_DAYS, after, frame, row, world
+
+from detectors.baseline import Baselines
+from detectors.engine import train
+from detectors.peers import group_of, peers
+from detectors.settings import DetectorsConfig
+
+TOKEN = "secret/billing/token"  # noqa: S105 - a path, not a password
+BILLING = [f"secret/billing/k{i}" for i in range(25)]
+
+
+@pytest.fixture(scope="module")
+def grouped_once() -> Baselines:
+    rng = random.Random(11)
+    extra = [
+        row(
+            "orders/fulfilment",
+            START + timedelta(hours=h, seconds=rng.randrange(3600)),
+            rng.choice([TOKEN, *BILLING]),
+            ip="10.244.1.8",
+        )
+        for h in range(TRAIN_DAYS * 24)
+        for _ in range(3)
+    ]
+    return train(frame(sorted(world() + extra, key=lambda r: r.ts_us)), DetectorsConfig())
+
+
+@pytest.fixture
+def grouped(grouped_once: Baselines) -> Baselines:
+    return Baselines.from_rows(grouped_once.to_rows(), **grouped_once.meta())
+
+
+def reads(ident: str, secrets: list[str], gap_s: float = 1.0) -> list:
+    return [
+        row(ident, after(10) + timedelta(seconds=gap_s * i), s, ip="10.244.1.9")
+        for i, s in enumerate(secrets)
+    ]
+
+
+def test_groups_from_names_and_home_folders(grouped):
+    assert group_of("orders/fulfilment") == group_of("orders/orders-api") == "team orders"
+    mine = peers(grouped, "orders/orders-api").why
+    assert mine["orders/fulfilment"] == "same team orders"
+    assert mine["alice"] == "same home folder secret/orders"  # she reads secret/orders most
+    assert "payments/payments-api" not in mine
+
+
+def test_a_secret_peers_read_routinely_is_less_surprising(grouped):
+    # Alone, orders-api's first read of billing's token would be flagged (one owner) ...
+    [plain] = judge(
+        "unexpected_accessor", grouped, reads("orders/orders-api", [TOKEN]), peer_factor=1.0
+    )
+    # ... its peer orders/fulfilment reads it all the time: below the threshold by default,
+    assert judge("unexpected_accessor", grouped, reads("orders/orders-api", [TOKEN])) == []
+    # and, where still raised, scored lower and explained.
+    [peer] = judge(
+        "unexpected_accessor", grouped, reads("orders/orders-api", [TOKEN]), peer_factor=0.6
+    )
+    assert peer.score == pytest.approx(plain.score * 0.6)
+    assert (
+        "First read by orders/orders-api, routinely read by peers orders/fulfilment "
+        "(same team orders)" in peer.explanation
+    )
+
+
+def test_a_secret_no_peer_reads_keeps_its_score(grouped):
+    [f] = judge("unexpected_accessor", grouped, reads("orders/orders-api", ["secret/payments/db"]))
+    assert "None of its peers" in f.explanation and "routinely" not in f.explanation
+    [g] = judge(
+        "unexpected_accessor",
+        grouped,
+        reads("orders/orders-api", ["secret/payments/db"]),
+        peer_factor=0.1,
+    )
+    assert g.score == pytest.approx(f.score)
+
+
+def test_a_peer_that_read_it_once_is_not_routine(grouped):
+    once = grouped.index["alice"]
+    grouped.secrets[once].add("secret/payments/db")
+    grouped.accessors.setdefault("secret/payments/db", set()).add("alice")
+    # alice never reads the folder secret/payments routinely: no discount.
+    [f] = judge("unexpected_accessor", grouped, reads("orders/orders-api", ["secret/payments/db"]))
+    assert "None of its peers" in f.explanation
+
+
+def test_a_new_member_starts_from_its_groups_baseline(grouped):
+    # A service never seen, in team orders, reading what its team reads: not unexpected ...
+    assert judge("unexpected_accessor", grouped, reads("orders/returns-api", [TOKEN])) == []
+    # ... nor a sweep when it reads its team's 25 secrets at start-up.
+    assert judge("cold_enumeration", grouped, reads("orders/returns-api", BILLING)) == []
+    # Another team's secret is still unexpected, and a stranger's sweep is still one.
+    assert judge(
+        "unexpected_accessor", grouped, reads("orders/returns-api", ["secret/payments/db"])
+    )
+    assert judge("unexpected_accessor", grouped, reads("stranger", [TOKEN]))
+    [sweep] = judge("cold_enumeration", grouped, reads("stranger", BILLING))
+    assert "25 distinct secrets" in sweep.explanation
