@@ -59,6 +59,9 @@ class AccessEvent(BaseModel):
     request_id: str | None = None
     error: str | None = None
     note: str | None = None
+    # The person behind a shared identity, where the log names one (an SSO or assumed-role
+    # session named for a person); the identity stays the role, which baselines follow.
+    actor: str | None = None
 
     @field_validator("timestamp")
     @classmethod
@@ -86,6 +89,7 @@ class EventRow(NamedTuple):
     request_id: str | None
     error: str | None
     note: str | None
+    actor: str | None = None  # last, with a default: parsers that name no person omit it
 
 
 FIELDS: tuple[str, ...] = EventRow._fields

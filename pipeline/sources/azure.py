@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
+from pipeline.sources.addresses import split_address
 from pipeline.sources.base import document_source, obj, text
 
 NAME = "azure"
@@ -186,6 +187,8 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
         vault = resource.rstrip("/").rsplit("/", 1)[-1].lower()
     outcome, error = _outcome(doc, props)
     event_id, eid_note = _event_id(doc, props, identity)
+    # `<Redacted>` and the like are no address (README: only addresses in source_ip).
+    caller_ip, ip_note = split_address(_str(doc.get("callerIpAddress"), "callerIpAddress"))
     return [
         EventRow(
             event_id,
@@ -198,11 +201,11 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
             action_of(operation),
             operation,
             outcome,
-            _str(doc.get("callerIpAddress"), "callerIpAddress"),
+            caller_ip,
             clip(_str(props.get("clientInfo"), "properties.clientInfo")),
             _str(doc.get("correlationId"), "correlationId"),
             error,
-            "; ".join(n for n in (id_note, eid_note) if n) or None,
+            "; ".join(n for n in (id_note, eid_note, ip_note) if n) or None,
         )
     ]
 

@@ -4,6 +4,15 @@ EC2 GetPasswordData.
 A trail mixes every AWS API, so most records are well-formed but not about secrets; they are
 skipped with a reason naming the event source (a low-cardinality counter key). Only names and
 ARNs are read: `responseElements` may carry values and is consulted for `arn`/`name` alone.
+
+KMS calls that Secrets Manager or SSM make on a caller's behalf (`GetSecretValue`,
+`GetParameter` with decryption, `PutSecretValue`: `invokedBy`/`sourceIPAddress` a service or
+`AWS Internal`, the encryption context naming the secret) are not a second read by that
+caller: they are kept, linked to the secret and naming the service, as action `other`
+(`DERIVED_NOTE`), which no baseline or evidence counts as an access.
+
+An assumed role is the identity; when its session name is a person (an SSO role, or an
+e-mail address), that person is the event's `actor`.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from typing import Any
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
+from pipeline.sources.addresses import split_address
 from pipeline.sources.base import document_source, obj, text
 
 NAME = "aws"
@@ -61,9 +71,42 @@ def looks_like(doc: dict[str, Any]) -> bool:
 _str = partial(text, source="cloudtrail")
 
 
-def _check_scope(source: str, event: str) -> None:
+# KMS calls a service makes with a secret's or parameter's data key, by the context key
+# naming it: the service that made it.
+_DERIVED_BY = {"SecretARN": _SM, "PARAMETER_ARN": _SSM}
+_KMS_KEY_USES = {"Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "Encrypt"}
+DERIVED_NOTE = "derived: {event} made by {service} for this caller's call on the secret"
+
+
+def derived_by(doc: dict[str, Any], ui: dict[str, Any]) -> str | None:
+    """The service (`secretsmanager.amazonaws.com`, `ssm.amazonaws.com`) that made this KMS
+    call on the caller's behalf, or None for a call the caller made itself.
+
+    >>> ctx = {"encryptionContext": {"SecretARN": "arn:aws:secretsmanager:r:1:secret:x"}}
+    >>> derived_by({"eventSource": _KMS, "eventName": "Decrypt", "requestParameters": ctx,
+    ...     "sourceIPAddress": "secretsmanager.amazonaws.com"}, {})
+    'secretsmanager.amazonaws.com'
+    """
+    if doc.get("eventSource") != _KMS or doc.get("eventName") not in _KMS_KEY_USES:
+        return None
+    by = ui.get("invokedBy")
+    if not isinstance(by, str):
+        by = doc.get("sourceIPAddress")
+    if not isinstance(by, str) or not (by == "AWS Internal" or by.endswith(".amazonaws.com")):
+        return None
+    req = doc.get("requestParameters")
+    context = req.get("encryptionContext") if isinstance(req, dict) else None
+    if not isinstance(context, dict):
+        return None
+    for key, service in _DERIVED_BY.items():
+        if isinstance(context.get(key), str):
+            return by if by.endswith(".amazonaws.com") else service
+    return None
+
+
+def _check_scope(source: str, event: str, derived: bool = False) -> None:
     """Raise NotSecretAccess unless this API call touches secrets."""
-    if source == _SM or (source == _KMS and event == "Decrypt"):
+    if source == _SM or (source == _KMS and (event == "Decrypt" or derived)):
         return
     if (source == _SSM and "Parameter" in event) or (source == _EC2 and event == "GetPasswordData"):
         return
@@ -72,6 +115,27 @@ def _check_scope(source: str, event: str) -> None:
     if source == _SSM:
         raise NotSecretAccess("cloudtrail: ssm.amazonaws.com call not about parameters")
     raise NotSecretAccess(f"cloudtrail: not a secrets API ({source[:60]})")
+
+
+def actor_of(ui: dict[str, Any], kind: str) -> str | None:
+    """The person behind an assumed role, when its session name is one: any session of a
+    role people sign in to (SSO: `AWSReservedSSO_*`, `aws-reserved/sso.amazonaws.com`), or a
+    session named by an e-mail address. Instance ids and SDK session names are not people.
+
+    >>> arn = "arn:aws:sts::1:assumed-role/AWSReservedSSO_Admin_0123/alice@example.com"
+    >>> actor_of({"type": "AssumedRole", "arn": arn}, "human")
+    'alice@example.com'
+    >>> actor_of({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/r/i-0abc"}, "service")
+    """
+    if ui.get("type") != "AssumedRole":
+        return None
+    arn = ui.get("arn")
+    if not isinstance(arn, str) or ":assumed-role/" not in arn:
+        return None
+    session = arn.split(":assumed-role/", 1)[1].partition("/")[2]
+    if not session or (kind != "human" and "@" not in session):
+        return None
+    return clip(session, 128)
 
 
 def identity_of(ui: dict[str, Any]) -> tuple[str, str, str | None]:
@@ -258,11 +322,12 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
     event = _str(doc.get("eventName"), "eventName")
     if not source or not event:
         raise ParseError("cloudtrail record lacks `eventSource` or `eventName`")
-    _check_scope(source, event)
+    ui = obj(doc.get("userIdentity"), "userIdentity")
+    service = derived_by(doc, ui) if source == _KMS else None
+    _check_scope(source, event, service is not None)
     if doc.get("eventTime") is None:
         raise ParseError("cloudtrail record has no `eventTime`")
     ts = to_micros(doc["eventTime"])
-    ui = obj(doc.get("userIdentity"), "userIdentity")
     region = _str(doc.get("awsRegion"), "awsRegion") or "unknown"
     account = (
         _str(doc.get("recipientAccountId"), "recipientAccountId")
@@ -274,7 +339,14 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
     code = _str(doc.get("errorCode"), "errorCode")
     message = _str(doc.get("errorMessage"), "errorMessage")
     event_id = _str(doc.get("eventID"), "eventID")
+    source_ip, ip_note = split_address(_str(doc.get("sourceIPAddress"), "sourceIPAddress"))
+    action = ACTIONS.get(event, "other")
     notes = [id_note]
+    if service is not None:
+        action = "other"  # not a second read: the call that caused it is counted
+        notes.append(DERIVED_NOTE.format(event=event, service=service))
+    elif ip_note:
+        notes.append(ip_note)
     if not event_id:
         event_id = synthetic_id(
             NAME, doc["eventTime"], source, event, doc.get("requestID"), identity
@@ -288,14 +360,15 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
         identity,
         kind,
         None,
-        ACTIONS.get(event, "other"),
+        action,
         event,
         "success" if not code else "denied" if _DENIED.search(code) else "error",
-        _str(doc.get("sourceIPAddress"), "sourceIPAddress"),
+        source_ip,
         clip(_str(doc.get("userAgent"), "userAgent")),
         _str(doc.get("requestID"), "requestID"),
         clip(clean_error(f"{code}: {message}" if message else code)) if code else None,
         None,
+        actor_of(ui, kind),
     )
     return [
         base._replace(

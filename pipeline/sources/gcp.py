@@ -14,6 +14,7 @@ from typing import Any
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
+from pipeline.sources.addresses import split_address
 from pipeline.sources.base import document_source, obj, text
 
 NAME = "gcp"
@@ -162,6 +163,8 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
         notes.append("no insertId; id derived from record fields")
     outcome, error = _outcome(payload)
     operation = obj(doc.get("operation"), "operation")
+    address, ip_note = split_address(caller_ip)  # `private`, `gce-internal-ip`: no address
+    notes.append(ip_note)
     return [
         EventRow(
             event_id,
@@ -174,7 +177,7 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
             ACTIONS.get(method, "other"),
             method,
             outcome,
-            caller_ip,
+            address,
             clip(_str(meta.get("callerSuppliedUserAgent"), "callerSuppliedUserAgent")),
             _str(operation.get("id"), "operation.id"),
             error,

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from pipeline.errors import StoreError
@@ -202,7 +203,11 @@ def _old_store(path: Path, version: int) -> None:
                 con.execute(statement)
         con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(version)])
         batch = rows_to_arrow([_row("old")])  # noqa: F841 - read by name in the SQL below
-        con.execute("INSERT INTO events SELECT * FROM batch")
+        # `actor` came with version 5: older stores hold the columns before it
+        if version < 5:
+            con.execute("INSERT INTO events SELECT * EXCLUDE (actor) FROM batch")
+        else:
+            con.execute("INSERT INTO events SELECT * FROM batch")
         con.execute(
             "INSERT INTO checkpoints VALUES ('k', '/var/log/a.log', 1, 2, 300, 7, now(), '9:ab')"
         )
@@ -211,7 +216,7 @@ def _old_store(path: Path, version: int) -> None:
 
 
 def test_a_version_2_store_is_migrated_to_hold_detection(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     path = tmp_path / "v2.duckdb"
     _old_store(path, 2)
     with DuckDBStore(path) as store:
@@ -245,14 +250,26 @@ def test_a_version_3_store_gets_the_outbox_and_keeps_its_alerts(tmp_path: Path) 
         )
     finally:
         con.close()
-    assert len(MIGRATIONS) == 4
+    assert len(MIGRATIONS) == 5
     with DuckDBStore(path) as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         row = store.alerts().iloc[0]
         assert (row["id"], row["revision"], row["repeats"]) == ("swa-old", 1, 0)
         assert row["resolution"] is None
         pending = store.pending_deliveries("file", 10, datetime.now(UTC))
         assert [(p.alert_id, p.revision, p.state) for p in pending] == [("swa-old", 1, None)]
+
+
+def test_a_version_4_store_gets_the_actor_column_and_keeps_its_events(tmp_path: Path) -> None:
+    """Events stored before `actor` existed read back with none; new ones keep theirs."""
+    path = tmp_path / "v4.duckdb"
+    _old_store(path, 4)
+    with DuckDBStore(path) as store:
+        assert store.schema_version() == 5
+        store.write_batch([_row("new")._replace(actor="alice@example.com")])
+        events = store.events().set_index("event_id")
+    assert pd.isna(events.loc["old", "actor"])
+    assert events.loc["new", "actor"] == "alice@example.com"
 
 
 def test_a_version_2_store_is_not_migrated_by_a_reader(tmp_path: Path) -> None:

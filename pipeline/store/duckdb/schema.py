@@ -56,6 +56,7 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE alert_folds (
             alert_id VARCHAR PRIMARY KEY, into_id VARCHAR, decided_at TIMESTAMPTZ NOT NULL)""",
     ],
+    ["ALTER TABLE events ADD COLUMN actor VARCHAR"],  # the person behind a role (record.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -22,7 +22,7 @@ from pipeline.sources.base import DeadLetter
 from pipeline.store.base import EventFilter
 from pipeline.store.rows import EVENT_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: events gained `actor` (secretwatch.actor)
 PAGE = 10_000  # hits per search request (Elasticsearch's default max_result_window)
 
 # Our event column -> its Elasticsearch field, ECS where ECS has one. Reading maps back, so
@@ -43,6 +43,7 @@ EVENT_FIELDS: dict[str, str] = {
     "request_id": "http.request.id",
     "error": "error.message",
     "note": "secretwatch.note",
+    "actor": "secretwatch.actor",
 }
 _KEYWORD = {"type": "keyword"}
 _LONG_KEYWORD = {"type": "keyword", "ignore_above": 1024}

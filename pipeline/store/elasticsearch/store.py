@@ -92,6 +92,7 @@ class ElasticsearchStore:
         `retention` is what the event indices' lifecycle policy enforces."""
         self.read_only = read_only
         self.retention = retention
+        self._day_ids: dict[tuple[date, str], list[str]] = {}  # day_events -> drop_day
         options: dict[str, Any] = {
             "request_timeout": request_timeout,
             "max_retries": max_retries,
@@ -198,6 +199,13 @@ class ElasticsearchStore:
             )
         if current == SCHEMA_VERSION:
             return
+        if current and not self.read_only:
+            # Fields are only ever added: each existing month takes the new ones.
+            self.cluster.client.indices.put_mapping(
+                index=f"{self.prefix}-events-*",
+                properties=mapping(EVENT_TYPES, fields=EVENT_FIELDS)["properties"],
+                allow_no_indices=True,
+            )
         if self.read_only:
             if current == 0:
                 raise StoreError(
@@ -417,13 +425,17 @@ class ElasticsearchStore:
 
     @_guard("reading a day's events")
     def day_events(self, day: date, source: str) -> pa.Table:
+        """Also keeps the ids read until that day is dropped: `drop_day` deletes those."""
         self._visible()
-        return archive.day_events(self.cluster, day, source)
+        table = archive.day_events(self.cluster, day, source)
+        self._day_ids[(day, source)] = table.column("event_id").to_pylist()
+        return table
 
     @_guard("dropping an archived day")
     def drop_day(self, day: date, source: str, expected: int) -> int:
         self.writable()
-        return archive.drop_day(self.cluster, day, source, expected)
+        read = self._day_ids.pop((day, source), None)
+        return archive.drop_day(self.cluster, day, source, expected, read)
 
     @_guard("expiring month indices")
     def expire(self, now: datetime) -> list[str]:
