@@ -119,6 +119,7 @@ def test_a_day_larger_than_a_page_is_read_whole_in_order(es: ElasticsearchStore)
         for i in range(n)
     ]
     es.write_batch(day)
+    es.cluster.read_slices = 1  # one slice: its pages follow each other by search_after
     table = day_events(es.cluster, date(2025, 3, 30), "vault")
     assert table.num_rows == n
     assert table.equals(
@@ -141,6 +142,23 @@ def test_drop_day_deletes_exactly_the_archived_count(es: ElasticsearchStore) -> 
         (date(2025, 4, 1), "vault", 1),
     ]
     assert es.count() == len(rows()) - 4
+
+
+def test_an_event_arriving_after_the_read_is_never_dropped(es: ElasticsearchStore) -> None:
+    es.write_batch(rows())
+    day = date(2025, 3, 30)
+    assert es.day_events(day, "vault").num_rows == 4  # what the archiver wrote
+    es.write_batch([make_row("late", "2025-03-30T12:00:00Z")])
+    with pytest.raises(StoreError, match="holds 5 vault events of 2025-03-30, not the 4"):
+        es.drop_day(day, "vault", 4)
+    assert es.day_events(day, "vault").num_rows == 5  # nothing deleted
+    # Same count, other events: one read is gone, one unread arrived. Only read ids are
+    # deleted, so the unread one stays hot for the next run, and the error says so.
+    es.cluster.client.delete(index=f"{es.prefix}-events-2025.03", id="v-a", refresh=True)
+    es.write_batch([make_row("later", "2025-03-30T13:00:00Z")])
+    with pytest.raises(StoreError, match=r"deleted 4, 0 failed and 1 are there now"):
+        es.drop_day(day, "vault", 5)
+    assert es.day_events(day, "vault").column("event_id").to_pylist() == ["later"]
 
 
 def test_drop_day_on_a_read_only_store_is_refused(es: ElasticsearchStore) -> None:

@@ -9,7 +9,9 @@ settles it by event id."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -74,10 +76,18 @@ def archivable_days(cluster: Cluster, before: datetime) -> list[tuple[date, str,
 
 
 def day_events(cluster: Cluster, day: date, source: str) -> pa.Table:
-    """A day's events of a source in (ts, event_id) order, read a page at a time with
-    search_after over a point in time (consistent while others write)."""
-    pages = cluster.pages(month_index(cluster, day), day_query(day, source), _SORT)
-    return pa.Table.from_batches(map(event_batch, pages), EVENT_SCHEMA)
+    """A day's events of a source in (ts, event_id) order: `read_slices` slices of one point
+    in time read in parallel in index order (consistent while others write, and no sort
+    for the server), then sorted here, bytewise by id as DuckDB sorts."""
+    batches = cluster.sliced(
+        month_index(cluster, day),
+        day_query(day, source),
+        [{"_shard_doc": "asc"}],
+        cluster.read_slices,
+        partial(event_batch, sorted_by_time=False),
+    )
+    table = pa.Table.from_batches(batches, EVENT_SCHEMA)
+    return table.sort_by([("ts", "ascending"), ("event_id", "ascending")])
 
 
 def count_day(cluster: Cluster, day: date, source: str) -> int:
@@ -93,33 +103,39 @@ def count_day(cluster: Cluster, day: date, source: str) -> int:
     )
 
 
-def drop_day(cluster: Cluster, day: date, source: str, expected: int) -> int:
+def drop_day(
+    cluster: Cluster, day: date, source: str, expected: int, read: Sequence[str] | None = None
+) -> int:
     """Delete the day's events of a source if exactly `expected` are there (else delete
     nothing); raise StoreError saying what happened when the deletion did not remove
     exactly those. Returns how many were deleted.
 
-    The ids are read first (one point in time) and deleted by id in bulk, rather than by
-    `_delete_by_query` (a module minimal distributions lack): an event written to that day
-    after the count is not among them, so it stays hot instead of being deleted unarchived."""
+    Events are deleted by id in bulk, not by `_delete_by_query` (a module minimal
+    distributions lack): the ids `day_events` read (`read`, as the archiver wrote them),
+    else the ids there now (one point in time). An event written to that day after they
+    were taken is not among them, so it stays hot instead of being deleted unarchived."""
     index, what = month_index(cluster, day), f"{source} events of {day.isoformat()}"
-    cluster.refresh({index})
-    ids = [
-        hit["_id"]
-        for hits in cluster.pages(index, day_query(day, source), _SORT, source=False)
-        for hit in hits
-    ]
-    if len(ids) != expected:
+    if read is not None and len(read) == expected:
+        found, ids = count_day(cluster, day, source), list(read)
+    else:
+        cluster.refresh({index})
+        ids = [
+            hit["_id"]
+            for hits in cluster.pages(index, day_query(day, source), _SORT, source=False)
+            for hit in hits
+        ]
+        found = len(ids)
+    if found != expected:
         raise StoreError(
-            f"{index} holds {len(ids)} {what}, not the {expected} archived; nothing deleted "
+            f"{index} holds {found} {what}, not the {expected} archived; nothing deleted "
             "(events arrived or left since they were read): run `secretwatch archive` again"
         )
     if not ids:
         return 0
     items = cluster.bulk([action("delete", index, doc_id) for doc_id in ids])
-    cluster.refresh({index})
     deleted = sum(1 for item in items if item["status"] == 200)
     failed = [item for item in items if item["status"] not in (200, 404)]
-    left = count_day(cluster, day, source)
+    left = count_day(cluster, day, source)  # refreshes first
     if deleted != expected or failed or left:
         note = f"; e.g. {failed[0]['_id']!r}: {failed[0]['status']}" if failed else ""
         raise StoreError(
