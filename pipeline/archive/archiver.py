@@ -10,9 +10,16 @@ interrupted one left unlisted (temporary files, parts without a digest), recogni
 events already archived by their ids (after checking the part against its digest) and
 only drops them. Re-running is idempotent.
 
-Test hook: `SECRETWATCH_ARCHIVE_CRASH_AFTER=parquet|digest|delete` makes the process
-SIGKILL itself right after the first part file is in place, after the first digest is
-written, or after the first per-source drop has committed (tests/archive kill it there).
+Days go in batches of about a million events: the batch's parts are encoded on a small
+thread pool (pyarrow releases the GIL), each day's digest is written in day order, then
+the batch's hot rows are dropped, in one transaction where the store offers `drop_days`
+(`BatchDrop`), else per day and source. The order per day is the same as above.
+
+Test hook: `SECRETWATCH_ARCHIVE_CRASH_AFTER=parquet|digest|mid-delete|delete` makes the
+process SIGKILL itself right after the first batch's part files are in place, after the
+first digest is written, inside the drop transaction before it commits, or after the first
+drop has committed (tests/archive/test_crash.py kills it at each);
+`SECRETWATCH_ARCHIVE_BATCH_ROWS` makes batches smaller, so a crash falls mid-run.
 """
 
 from __future__ import annotations
@@ -21,27 +28,31 @@ import itertools
 import json
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline.archive import chain, layout
-from pipeline.archive.durable import sha256_bytes, sha256_file, write_durably
-from pipeline.archive.source import ArchiveSource
+from pipeline.archive.durable import sha256_bytes, sha256_file, sync_folder, write_durably
+from pipeline.archive.source import ArchiveSource, BatchDrop
 from pipeline.errors import StoreError
 from pipeline.store.base import Outbox
 
 CRASH_ENV = "SECRETWATCH_ARCHIVE_CRASH_AFTER"
-CRASH_STEPS = ("parquet", "digest", "delete")
+CRASH_STEPS = ("parquet", "digest", "mid-delete", "delete")
 ROW_GROUP = 262_144  # rows per Parquet row group: big enough to compress, small to skip
-_DAY = timedelta(days=1)
+WRITERS = 2  # threads encoding and writing Parquet while the next part is read
+BATCH_ROWS = 1_000_000  # hot events per batch: written, digested, then dropped together
+BATCH_ENV = "SECRETWATCH_ARCHIVE_BATCH_ROWS"  # test hook: smaller batches
 
 
 @dataclass
@@ -67,6 +78,20 @@ def crash_point(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+@dataclass
+class _Context:
+    """What every day of one run shares."""
+
+    source: ArchiveSource
+    folder: Path
+    key: Ed25519PrivateKey
+    listed: dict[str, dict[str, Any]]  # every file a record lists, by relative path
+    link: chain.Link  # the head of the chain
+    alerts: dict[date, pd.DataFrame]  # the run's alerts by UTC day
+    pool: ThreadPoolExecutor  # Parquet encoding and writing (pyarrow releases the GIL)
+    run: ArchiveRun
+
+
 def archive(
     source: ArchiveSource,
     alerts: Outbox | None,
@@ -79,62 +104,116 @@ def archive(
     """Archive every whole UTC day before `before` that still has hot events; `stopping`
     is asked between days (a service shutting down ends the run there)."""
     run = ArchiveRun()
-    with chain.locked(folder):
+    with chain.locked(folder), ThreadPoolExecutor(WRITERS) as pool:
         listed = recover(folder, run)
         days = source.archivable_days(before)
-        for day, group in itertools.groupby(days, key=lambda d: d[0]):
+        by_day = _alerts_by_day(alerts, days[0][0], before) if days and alerts else {}
+        ctx = _Context(source, folder, key, listed, chain.head(folder), by_day, pool, run)
+        batch_rows = int(os.environ.get(BATCH_ENV) or BATCH_ROWS)
+        for batch in _batches(days, batch_rows):
             if stopping is not None and stopping():
                 break
-            sources = [s for _, s, _ in group]
-            written, dropped = _archive_day(source, alerts, folder, key, day, sources, listed, run)
-            run.days += 1
-            if on_day is not None:
-                on_day(day, written, dropped)
+            for day, written, dropped in _archive_batch(ctx, batch):
+                run.days += 1
+                if on_day is not None:
+                    on_day(day, written, dropped)
     return run
 
 
-def _archive_day(
-    source: ArchiveSource,
-    alerts: Outbox | None,
-    folder: Path,
-    key: Ed25519PrivateKey,
-    day: date,
-    sources: list[str],
-    listed: dict[str, dict[str, Any]],
-    run: ArchiveRun,
-) -> tuple[int, int]:
-    entries: list[dict[str, Any]] = []
-    drops: list[tuple[str, int]] = []
-    for name in sources:
-        table = source.day_events(day, name)
-        drops.append((name, table.num_rows))
-        parts = _parts(listed, day, name)
-        if parts:
-            done = _archived_ids(folder, parts)
-            table = table.filter(pc.invert(pc.is_in(table["event_id"], value_set=done)))
-        if table.num_rows:
-            entries.append(_write_events(folder, day, name, len(parts), table))
-            crash_point("parquet")
-    if entries and alerts is not None:
-        entry = _write_alerts(folder, day, alerts, listed)
-        if entry is not None:
-            entries.append(entry)
-            run.alerts += int(entry["rows"])
-    if entries:
-        chain.append(folder, key, "day", day, {"files": entries})
-        for entry in entries:
-            listed[entry["path"]] = entry
-        crash_point("digest")
-    written = sum(int(e["rows"]) for e in entries if e["kind"] == "events")
-    run.files += len(entries)
-    run.events += written
-    run.bytes += sum(int(e["bytes"]) for e in entries)
-    dropped = 0
-    for name, hot in drops:
-        dropped += source.drop_day(day, name, hot) if hot else 0
+def _batches(
+    days: list[tuple[date, str, int]], rows: int
+) -> Iterator[list[tuple[date, list[str]]]]:
+    """Consecutive days, each with its sources, in batches of about `rows` hot events."""
+    batch: list[tuple[date, list[str]]] = []
+    held = 0
+    for day, group in itertools.groupby(days, key=lambda d: d[0]):
+        units = list(group)
+        count = sum(n for _, _, n in units)
+        if batch and held + count > rows:
+            yield batch
+            batch, held = [], 0
+        batch.append((day, [s for _, s, _ in units]))
+        held += count
+    if batch:
+        yield batch
+
+
+def _archive_batch(
+    ctx: _Context, batch: list[tuple[date, list[str]]]
+) -> list[tuple[date, int, int]]:
+    """Write the batch's new parts (encoded on the pool, all days at once), then each
+    day's digest in day order, then drop the batch's hot rows; (day, written, dropped)."""
+    plans: list[tuple[date, list[Future[dict[str, Any]]], list[tuple[str, int]]]] = []
+    for day, sources in batch:
+        writing: list[Future[dict[str, Any]]] = []
+        drops: list[tuple[str, int]] = []
+        for name in sources:
+            table = ctx.source.day_events(day, name)
+            drops.append((name, table.num_rows))
+            parts = _parts(ctx.listed, day, name)
+            if parts:
+                done = _archived_ids(ctx.folder, parts)
+                table = table.filter(pc.invert(pc.is_in(table["event_id"], value_set=done)))
+            if table.num_rows:
+                part = len(parts)
+                writing.append(ctx.pool.submit(_write_events, ctx.folder, day, name, part, table))
+        plans.append((day, writing, drops))
+    done_days: list[tuple[date, int, int]] = []
+    files = [(day, [w.result() for w in writing]) for day, writing, _ in plans]
+    for place in {layout.event_file(ctx.folder, day, "x", 0).parent for day, _ in files}:
+        sync_folder(place)
+    if any(entries for _, entries in files):
+        crash_point("parquet")
+    for day, entries in files:
+        if entries:
+            _digest_day(ctx, day, entries)
+        written = sum(int(e["rows"]) for e in entries if e["kind"] == "events")
+        done_days.append((day, written, 0))
+    hot_units = [(day, name, hot) for day, _, held in plans for name, hot in held if hot]
+    dropped = _drop(ctx.source, hot_units)
+    ctx.run.dropped += sum(dropped.values())
+    return [(day, written, dropped.get(day, 0)) for day, written, _ in done_days]
+
+
+def _digest_day(ctx: _Context, day: date, entries: list[dict[str, Any]]) -> None:
+    frame = ctx.alerts.get(day)
+    alerts = _write_alerts(ctx.folder, day, frame, ctx.listed) if frame is not None else None
+    if alerts is not None:
+        entries.append(alerts)
+        ctx.run.alerts += int(alerts["rows"])
+    _, ctx.link = chain.append(ctx.folder, ctx.key, "day", day, {"files": entries}, after=ctx.link)
+    ctx.listed.update((e["path"], e) for e in entries)
+    ctx.run.files += len(entries)
+    ctx.run.events += sum(int(e["rows"]) for e in entries if e["kind"] == "events")
+    ctx.run.bytes += sum(int(e["bytes"]) for e in entries)
+    crash_point("digest")
+
+
+def _drop(source: ArchiveSource, drops: list[tuple[date, str, int]]) -> dict[date, int]:
+    """Drop the archived hot rows: in one transaction where the store can (`BatchDrop`),
+    else per day and source; hot rows dropped per day."""
+    per_day: dict[date, int] = {}
+    if not drops:
+        return per_day
+    if isinstance(source, BatchDrop):
+        source.drop_days(drops, before_commit=lambda: crash_point("mid-delete"))
+        for day, _, hot in drops:
+            per_day[day] = per_day.get(day, 0) + hot
         crash_point("delete")
-    run.dropped += dropped
-    return written, dropped
+        return per_day
+    for day, name, hot in drops:
+        per_day[day] = per_day.get(day, 0) + source.drop_day(day, name, hot)
+        crash_point("delete")
+    return per_day
+
+
+def _alerts_by_day(alerts: Outbox, first: date, before: datetime) -> dict[date, pd.DataFrame]:
+    """The alerts of the run's days in one read, split by UTC day of their time."""
+    frame = alerts.alerts(since=datetime.combine(first, datetime.min.time(), UTC), until=before)
+    if frame.empty:
+        return {}
+    days = frame["ts"].dt.tz_convert("UTC").dt.date
+    return {day: group for day, group in frame.groupby(days)}
 
 
 def listed_files(folder: Path) -> dict[str, dict[str, Any]]:
@@ -191,11 +270,12 @@ def _archived_ids(folder: Path, parts: list[dict[str, Any]]) -> pa.Array:
 def _write_events(
     folder: Path, day: date, source: str, part: int, table: pa.Table
 ) -> dict[str, Any]:
+    """Encode and write one part (on a pool thread); the caller fsyncs the folder."""
     path = layout.event_file(folder, day, source, part)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP)
     data = memoryview(sink.getvalue())
-    write_durably(path, data)
+    write_durably(path, data, sync=False)
     ts = table["ts"]
     return {
         "path": path.relative_to(folder).as_posix(),
@@ -210,14 +290,10 @@ def _write_events(
 
 
 def _write_alerts(
-    folder: Path, day: date, alerts: Outbox, listed: dict[str, dict[str, Any]]
+    folder: Path, day: date, frame: pd.DataFrame, listed: dict[str, dict[str, Any]]
 ) -> dict[str, Any] | None:
     """The day's alerts (by alert time) not yet archived at their current revision, as
     JSON lines; None when there are none."""
-    start = datetime.combine(day, datetime.min.time(), UTC)
-    frame = alerts.alerts(since=start, until=start + _DAY)
-    if frame.empty:
-        return None
     prefix = layout.alerts_file(Path(), day, 0).as_posix().removesuffix("0.jsonl")
     parts = [e for path, e in listed.items() if path.startswith(prefix)]
     seen: set[tuple[str, int]] = set()

@@ -83,9 +83,11 @@ def append(
     day: date,
     fields: Mapping[str, Any],
     now: datetime | None = None,
-) -> Path:
-    """Sign a new record after the current head and write it durably; call under `locked`."""
-    link = head(archive)
+    after: Link | None = None,
+) -> tuple[Path, Link]:
+    """Sign a new record after the head (`after`, when the caller holds it, saves reading
+    it) and write it durably; call under `locked`. Returns the record and the new head."""
+    link = after if after is not None else head(archive)
     body: dict[str, Any] = {
         "format": FORMAT,
         "kind": kind,
@@ -102,11 +104,13 @@ def append(
     path = (layout.prune_file if kind == "prune" else layout.digest_file)(
         archive, day, link.next_seq
     )
-    write_durably(path, encode(record))
     public = archive / layout.PUBLIC_KEY
-    if not public.exists():
+    if link.name is None and not public.exists():
         write_durably(public, keys.public_pem(key.public_key()))
-    return path
+    data = encode(record)
+    write_durably(path, data)
+    name = path.relative_to(archive).as_posix()
+    return path, Link(name, sha256_bytes(data), day.isoformat(), link.next_seq + 1)
 
 
 def encode(record: Mapping[str, Any]) -> bytes:

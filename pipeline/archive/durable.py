@@ -15,8 +15,9 @@ from pipeline.paths import make_folder
 CHUNK = 8 << 20  # hashing reads 8 MiB at a time (hashlib releases the GIL on big updates)
 
 
-def write_durably(path: Path, data: bytes | memoryview) -> None:
-    """Write `data` to `path` so that after a crash `path` is either whole or absent."""
+def write_durably(path: Path, data: bytes | memoryview, sync: bool = True) -> None:
+    """Write `data` to `path` so that after a crash `path` is either whole or absent
+    (`sync` False leaves fsyncing the folder to the caller, once for several files)."""
     make_folder(path.parent)
     tmp = path.with_name(path.name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -28,7 +29,8 @@ def write_durably(path: Path, data: bytes | memoryview) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    sync_folder(path.parent)
+    if sync:
+        sync_folder(path.parent)
 
 
 def sync_folder(folder: Path) -> None:

@@ -66,7 +66,7 @@ def prune(
             return done
         if fresh:
             fields = {"cutoff": done.cutoff.isoformat(), "archive_years": years, "removed": fresh}
-            done.record = chain.append(folder, key, "prune", today, fields)
+            done.record, _ = chain.append(folder, key, "prune", today, fields)
         folders: set[Path] = set()
         for entry in candidates:
             path = folder / entry["path"]  # checked inside the archive above

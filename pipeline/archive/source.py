@@ -10,8 +10,9 @@ recognizes by event id and settles by dropping the hot copy).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -31,3 +32,19 @@ class ArchiveSource(Protocol):
         """Delete that day's events of that source in one transaction if exactly `expected`
         are there (else delete nothing and raise StoreError); return how many were
         deleted."""
+
+
+@runtime_checkable
+class BatchDrop(Protocol):
+    """Optional, for a store where a transaction costs more than the rows it deletes
+    (DuckDB): drop several archived (day, source) units at once."""
+
+    def drop_days(
+        self,
+        units: Sequence[tuple[date, str, int]],
+        before_commit: Callable[[], None] | None = None,
+    ) -> int:
+        """Delete each (day, source)'s events in one transaction if each has exactly its
+        expected count (else delete nothing and raise StoreError); return how many were
+        deleted. `before_commit` runs inside the transaction after the deletes (the
+        archiver's crash test hook)."""
