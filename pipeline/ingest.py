@@ -8,8 +8,10 @@ summary as consumed, skipped (well-formed, not about secrets) or dead-lettered.
 from __future__ import annotations
 
 import gc
+import gzip
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import InputError, ParseError
+from pipeline.errortext import clean_error
 from pipeline.paths import not_a_folder
 from pipeline.redact import redact_raw
 from pipeline.sources import SOURCES, cloudtrail_digest, new_parser
@@ -245,6 +248,10 @@ def feed_stream(
     except ParseError as exc:
         yield FeedResult(dead=[DeadLetter(name, 1, 0, str(exc), b"", fmt)], dead_records=1)
         return
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        # A corrupt or cut gzip stream: what was read before it stands, the rest is lost.
+        reason = f"gzip input corrupt or cut short, the rest unread: {clean_error(str(exc))}"
+        yield FeedResult(dead=[DeadLetter(name, 1, 0, reason, b"", fmt)], dead_records=1)
     yield parser.flush(name)
 
 

@@ -301,3 +301,31 @@ def test_a_key_file_may_hold_several_keys_in_either_pem_form(
 def test_digests_are_not_logs_to_ship_either(trail: Trail) -> None:
     assert all(not_a_log(p) for p in trail.digests)
     assert not any(not_a_log(p) for p in trail.logs)
+
+
+def test_a_flipped_byte_in_the_gzip_stream_is_named(
+    tmp_path: Path, trail: Trail, key_file: Path
+) -> None:
+    data = bytearray(trail.logs[0].read_bytes())
+    data[len(data) // 2] ^= 0x01  # inside the deflate stream: the object no longer inflates
+    trail.logs[0].write_bytes(bytes(data))
+    summary, _ = _ingest(tmp_path, trail, key_file)
+    report = summary.cloudtrail
+    assert report is not None
+    assert report.mismatched == [(str(trail.logs[0]), "unreadable as gzip (BadGzipFile)")]
+    assert report.verified == [str(p) for p in trail.logs[1:]]
+    # Ingest went on past it: the object is one dead letter, the other objects are stored.
+    assert summary.dead_records == 1 and summary.files == 3
+    assert "gzip input corrupt or cut short" in summary.dead_examples[0].reason
+
+
+def test_an_object_cut_short_is_a_dead_letter_and_mismatched(
+    tmp_path: Path, trail: Trail, key_file: Path
+) -> None:
+    data = trail.logs[1].read_bytes()
+    trail.logs[1].write_bytes(data[: len(data) - 20])  # as a download cut off
+    summary, _ = _ingest(tmp_path, trail, key_file)
+    report = summary.cloudtrail
+    assert report is not None
+    assert report.mismatched == [(str(trail.logs[1]), "unreadable as gzip (EOFError)")]
+    assert summary.dead_records == 1 and len(report.verified) == 2
