@@ -33,6 +33,7 @@ import msgspec
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import PROVISIONAL_NOTE, EventRow, clip, synthetic_id, to_micros
+from pipeline.sources import vault_kmip
 from pipeline.sources.base import DeadLetter, FeedResult, Record, SourceSpec, json_start
 
 NAME = "vault"
@@ -200,7 +201,8 @@ _HUMAN_METHODS = ("userpass-", "ldap-", "oidc-", "github-", "okta-", "radius-")
 
 def looks_like(doc: dict[str, Any]) -> bool:
     """A Vault audit entry: `type` request/response with a `request` object."""
-    return doc.get("type") in ("request", "response") and isinstance(doc.get("request"), dict)
+    kinds = ("request", "response", *vault_kmip.TYPES)
+    return doc.get("type") in kinds and isinstance(doc.get("request"), dict)
 
 
 def identity_of(auth: _Auth | None) -> tuple[str, str]:
@@ -590,6 +592,7 @@ def normalize(
             request.id if request.id not in _MASKED else None,
             clip(clean_error(error)) if error else None,
             note,
+            None,  # actor: Vault names the caller itself
         ),
     )
 
@@ -700,6 +703,9 @@ class VaultParser:
                         entry = _decode_head(raw)
                         if entry.type == "response":
                             entry = _decode(raw)
+                        elif entry.type in vault_kmip.TYPES:  # rare: Enterprise KMIP
+                            self._kmip(raw, record, out)
+                            continue
                     key = pair_key(entry)
                 if entry.type == "response":
                     waiting = pending.get(key)
@@ -744,6 +750,22 @@ class VaultParser:
             for key in list(answered)[: len(answered) - ANSWERED_MEMORY // 2]:
                 del answered[key]
         return out
+
+    def _kmip(self, raw: bytes, record: Record, out: FeedResult) -> None:
+        """A KMIP entry: the response an event, the request skipped (`vault_kmip`)."""
+        try:
+            caller = identity_of(_decode(raw).auth)
+        except (msgspec.DecodeError, RecursionError):
+            caller = ("unknown", "unknown")  # an odd auth block does not lose the call
+        try:
+            row = vault_kmip.normalize(vault_kmip.decode(raw), self.backend, caller)
+        except NotSecretAccess as exc:
+            out.skipped[str(exc)] += 1
+            out.skipped_records += 1
+            return
+        out.rows.append(row)
+        out.where.append((record[1], record[2]))
+        out.consumed += 1
 
     def _event_id(self, key: str, entry: Entry | Head | None) -> str:
         if entry is None:  # paired by a plain request id
