@@ -1,19 +1,21 @@
 """`secretwatch archive`: move whole UTC days of events out of the hot store into Parquet.
 
 Per day, for each source: the hot events are read (sorted by time), the ones not yet
-archived are written to a new part file (zstd Parquet, written under a temporary name,
-fsynced, renamed, folder fsynced); then the day's alerts; then the day's digest is signed
-and written durably; only then are the day's hot rows dropped, per source in one
-transaction that checks the count. A crash at any step leaves every event in the hot
-store, in the archive, or (between digest and drop) in both; the next run removes what an
-interrupted one left unlisted (temporary files, parts without a digest), recognizes hot
-events already archived by their ids (after checking the part against its digest) and
-only drops them. Re-running is idempotent.
+archived are written to a new part file (zstd Parquet, under a temporary name, renamed,
+then made durable); then the day's alerts; then the day's digest is signed and made
+durable; only then are the day's hot rows dropped, in a transaction that checks the
+count. A crash at any step leaves every event in the hot store, in the archive, or
+(between digest and drop) in both; the next run removes what an interrupted one left
+unlisted (temporary files, parts without a digest), recognizes hot events already
+archived by their ids (after checking the part against its digest) and only drops them.
+Re-running is idempotent.
 
-Days go in batches of about a million events: the batch's parts are encoded on a small
-thread pool (pyarrow releases the GIL), each day's digest is written in day order, then
-the batch's hot rows are dropped, in one transaction where the store offers `drop_days`
-(`BatchDrop`), else per day and source. The order per day is the same as above.
+Days go in batches of about a million events, because an fsync or a transaction costs
+milliseconds, as much as a quiet day's rows: the batch's parts are encoded on a small
+thread pool (pyarrow releases the GIL) and made durable by one `syncfs`; the digests are
+staged, synced, and renamed into the chain in day order, then synced; then the batch's
+hot rows are dropped, in one transaction where the store offers `drop_days`
+(`BatchDrop`), else per day and source.
 
 Test hook: `SECRETWATCH_ARCHIVE_CRASH_AFTER=parquet|digest|mid-delete|delete` makes the
 process SIGKILL itself right after the first batch's part files are in place, after the
@@ -41,8 +43,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pipeline.archive import chain, layout
-from pipeline.archive.durable import sha256_bytes, sha256_file, sync_folder, write_durably
+from pipeline.archive import chain, durable, layout
+from pipeline.archive.durable import sha256_bytes, sha256_file
 from pipeline.archive.source import ArchiveSource, BatchDrop
 from pipeline.errors import StoreError
 from pipeline.store.base import Outbox
@@ -158,35 +160,46 @@ def _archive_batch(
                 part = len(parts)
                 writing.append(ctx.pool.submit(_write_events, ctx.folder, day, name, part, table))
         plans.append((day, writing, drops))
-    done_days: list[tuple[date, int, int]] = []
     files = [(day, [w.result() for w in writing]) for day, writing, _ in plans]
-    for place in {layout.event_file(ctx.folder, day, "x", 0).parent for day, _ in files}:
-        sync_folder(place)
-    if any(entries for _, entries in files):
-        crash_point("parquet")
     for day, entries in files:
-        if entries:
-            _digest_day(ctx, day, entries)
-        written = sum(int(e["rows"]) for e in entries if e["kind"] == "events")
-        done_days.append((day, written, 0))
+        frame = ctx.alerts.get(day)
+        alerts = _write_alerts(ctx.folder, day, frame, ctx.listed) if frame is not None else None
+        if entries and alerts is not None:
+            entries.append(alerts)
+    written = [e for _, entries in files for e in entries]
+    if written:
+        durable.publish([ctx.folder / e["path"] for e in written])
+        durable.sync_filesystem(ctx.folder)
+        crash_point("parquet")
+        _digest(ctx, [(day, entries) for day, entries in files if entries])
     hot_units = [(day, name, hot) for day, _, held in plans for name, hot in held if hot]
     dropped = _drop(ctx.source, hot_units)
     ctx.run.dropped += sum(dropped.values())
-    return [(day, written, dropped.get(day, 0)) for day, written, _ in done_days]
+    return [
+        (day, sum(int(e["rows"]) for e in entries if e["kind"] == "events"), dropped.get(day, 0))
+        for day, entries in files
+    ]
 
 
-def _digest_day(ctx: _Context, day: date, entries: list[dict[str, Any]]) -> None:
-    frame = ctx.alerts.get(day)
-    alerts = _write_alerts(ctx.folder, day, frame, ctx.listed) if frame is not None else None
-    if alerts is not None:
-        entries.append(alerts)
-        ctx.run.alerts += int(alerts["rows"])
-    _, ctx.link = chain.append(ctx.folder, ctx.key, "day", day, {"files": entries}, after=ctx.link)
-    ctx.listed.update((e["path"], e) for e in entries)
-    ctx.run.files += len(entries)
-    ctx.run.events += sum(int(e["rows"]) for e in entries if e["kind"] == "events")
-    ctx.run.bytes += sum(int(e["bytes"]) for e in entries)
+def _digest(ctx: _Context, days: list[tuple[date, list[dict[str, Any]]]]) -> None:
+    """Sign each day's digest in day order, stage them all, make them durable, then
+    rename them into the chain in order (a crash leaves a prefix of them)."""
+    chain.write_public_key(ctx.folder, ctx.key)
+    names: list[Path] = []
+    for day, entries in days:
+        name, data, ctx.link = chain.signed(ctx.key, "day", day, {"files": entries}, ctx.link)
+        names.append(ctx.folder / name)
+        durable.write_staged(names[-1], data)
+        ctx.listed.update((e["path"], e) for e in entries)
+        ctx.run.files += len(entries)
+        ctx.run.events += sum(int(e["rows"]) for e in entries if e["kind"] == "events")
+        ctx.run.alerts += sum(int(e["rows"]) for e in entries if e["kind"] == "alerts")
+        ctx.run.bytes += sum(int(e["bytes"]) for e in entries)
+    durable.sync_filesystem(ctx.folder)
+    durable.publish(names[:1])
     crash_point("digest")
+    durable.publish(names[1:])
+    durable.sync_filesystem(ctx.folder)
 
 
 def _drop(source: ArchiveSource, drops: list[tuple[date, str, int]]) -> dict[date, int]:
@@ -270,12 +283,12 @@ def _archived_ids(folder: Path, parts: list[dict[str, Any]]) -> pa.Array:
 def _write_events(
     folder: Path, day: date, source: str, part: int, table: pa.Table
 ) -> dict[str, Any]:
-    """Encode and write one part (on a pool thread); the caller fsyncs the folder."""
+    """Encode and stage one part (on a pool thread); the caller publishes it."""
     path = layout.event_file(folder, day, source, part)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP)
     data = memoryview(sink.getvalue())
-    write_durably(path, data, sync=False)
+    durable.write_staged(path, data)
     ts = table["ts"]
     return {
         "path": path.relative_to(folder).as_posix(),
@@ -310,7 +323,7 @@ def _write_alerts(
     text = fresh.to_json(orient="records", lines=True, date_format="iso", date_unit="us")
     data = text.encode() if text.endswith("\n") else (text + "\n").encode()
     path = layout.alerts_file(folder, day, len(parts))
-    write_durably(path, data)
+    durable.write_staged(path, data)
     stamps = fresh["ts"]
     return {
         "path": path.relative_to(folder).as_posix(),

@@ -76,6 +76,41 @@ def records(archive: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
         yield path, read(path)[0]
 
 
+def signed(
+    key: Ed25519PrivateKey,
+    kind: str,
+    day: date,
+    fields: Mapping[str, Any],
+    after: Link,
+    now: datetime | None = None,
+) -> tuple[str, bytes, Link]:
+    """A new record after `after`, signed: (its name in the archive, its bytes, the new
+    head). Nothing is written."""
+    body: dict[str, Any] = {
+        "format": FORMAT,
+        "kind": kind,
+        "seq": after.next_seq,
+        "day": day.isoformat(),
+        "created_at": (now or datetime.now(UTC)).isoformat(),
+        "previous": None
+        if after.name is None
+        else {"name": after.name, "sha256": after.sha256, "day": after.day},
+        "key_fingerprint": keys.fingerprint(key.public_key()),
+        **fields,
+    }
+    data = encode({**body, "signature": keys.sign(key, body)})
+    place = layout.prune_file if kind == "prune" else layout.digest_file
+    name = place(Path(), day, after.next_seq).as_posix()
+    return name, data, Link(name, sha256_bytes(data), day.isoformat(), after.next_seq + 1)
+
+
+def write_public_key(archive: Path, key: Ed25519PrivateKey) -> None:
+    """The public key beside the chain, once (for convenience: see layout.py)."""
+    public = archive / layout.PUBLIC_KEY
+    if not public.exists():
+        write_durably(public, keys.public_pem(key.public_key()))
+
+
 def append(
     archive: Path,
     key: Ed25519PrivateKey,
@@ -83,34 +118,13 @@ def append(
     day: date,
     fields: Mapping[str, Any],
     now: datetime | None = None,
-    after: Link | None = None,
 ) -> tuple[Path, Link]:
-    """Sign a new record after the head (`after`, when the caller holds it, saves reading
-    it) and write it durably; call under `locked`. Returns the record and the new head."""
-    link = after if after is not None else head(archive)
-    body: dict[str, Any] = {
-        "format": FORMAT,
-        "kind": kind,
-        "seq": link.next_seq,
-        "day": day.isoformat(),
-        "created_at": (now or datetime.now(UTC)).isoformat(),
-        "previous": None
-        if link.name is None
-        else {"name": link.name, "sha256": link.sha256, "day": link.day},
-        "key_fingerprint": keys.fingerprint(key.public_key()),
-        **fields,
-    }
-    record = {**body, "signature": keys.sign(key, body)}
-    path = (layout.prune_file if kind == "prune" else layout.digest_file)(
-        archive, day, link.next_seq
-    )
-    public = archive / layout.PUBLIC_KEY
-    if link.name is None and not public.exists():
-        write_durably(public, keys.public_pem(key.public_key()))
-    data = encode(record)
-    write_durably(path, data)
-    name = path.relative_to(archive).as_posix()
-    return path, Link(name, sha256_bytes(data), day.isoformat(), link.next_seq + 1)
+    """Sign a new record after the head and write it durably; call under `locked`.
+    Returns the record's path and the new head."""
+    write_public_key(archive, key)
+    name, data, link = signed(key, kind, day, fields, head(archive), now)
+    write_durably(archive / name, data)
+    return archive / name, link
 
 
 def encode(record: Mapping[str, Any]) -> bytes:

@@ -43,7 +43,7 @@ def archive_manifest(
             "first_ts": when.isoformat(),
             "last_ts": when.isoformat(),
         }
-        chain.append(archive, key, "report", when.date(), {"files": [entry]}, when)  # signed
+        chain.append(archive, key, "report", when.date(), {"files": [entry]}, when)
     return path
 
 
