@@ -146,6 +146,23 @@ def test_complete_row_replaces_provisional(store: Store) -> None:
     assert store.events()["outcome"][0] == "denied"
 
 
+def test_a_provisional_event_pairs_with_its_record_across_batches_and_minutes(
+    store: Store,
+) -> None:
+    """A request answered 45 minutes later (a long Kubernetes watch, a slow Vault call):
+    the complete record still replaces the provisional one, and the provisional one read
+    again later (a restart) is not stored beside it."""
+    lone = make_row("slow", "2026-05-01T03:00:00Z", note=PROVISIONAL_NOTE)
+    store.write_batch([make_row("before", "2026-05-01T02:59:00Z"), lone])
+    complete = make_row("slow", "2026-05-01T03:45:00Z", outcome="denied")
+    assert store.write_batch([complete, make_row("after", "2026-05-01T03:45:00Z")]) == 2
+    assert store.write_batch([lone]) == 0
+    assert store.write_batch([complete]) == 0
+    frame = store.events()
+    assert sorted(_ids(frame)) == ["after", "before", "slow"]
+    assert frame.set_index("event_id").loc["slow", "outcome"] == "denied"
+
+
 def test_round_trip_of_every_field(store: Store) -> None:
     row = make_row(
         "full",

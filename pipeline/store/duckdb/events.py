@@ -3,8 +3,10 @@ letters and checkpoints, written inside the caller's transaction, and the reads 
 
 Idempotency without a primary-key index (which costs more than the rest of ingest): an
 event's id always comes with the same timestamp, so a batch is checked only against the ids
-stored in its own time range (padded by an hour), which DuckDB finds by zone maps; in a
-stream that range holds little beyond the previous batch.
+stored in its own time range, which DuckDB finds by zone maps, and only the ids found come
+back. The exception, a provisional event and the complete record that replaces it, is
+looked for up to `_PROVISIONAL_US` earlier. A range padded by an hour for every id made a
+stream's writes slow down as the hour filled: every id of the last hour was read back.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pipeline.store.base import GROUPABLE, Checkpoint, EventFilter
 from pipeline.store.duckdb.connection import now
 from pipeline.store.rows import EVENT_COLUMNS, dedupe, rows_to_arrow
 
-_HOUR_US = 3_600_000_000
+_PROVISIONAL_US = 3_600_000_000  # how much earlier a provisional event may be than its record
+_AT = "make_timestamp({}::BIGINT)::TIMESTAMPTZ"
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 
 
@@ -50,13 +53,30 @@ def write_batch(
 def _insert_events(con: duckdb.DuckDBPyConnection, rows: list[EventRow]) -> int:
     """Insert the rows whose ids are not stored yet; return how many that was."""
     stamps = [r[1] for r in rows]
-    lo, hi = min(stamps) - _HOUR_US, max(stamps) + _HOUR_US
+    lo, hi = min(stamps), max(stamps)
+    ids = pa.table({"event_id": pa.array([r[0] for r in rows], pa.string())})  # noqa: F841
+    # Only ids already stored come back, found by zone maps on `ts`. A provisional event
+    # (a Vault request without its response yet, a Kubernetes watch started) is earlier
+    # than the complete record that replaces it, by at most the request's duration: that
+    # pair is looked for `_PROVISIONAL_US` either way, and such events are few.
     stored = con.execute(
-        """SELECT event_id, note IS NOT DISTINCT FROM ? FROM events
-           WHERE ts BETWEEN make_timestamp(?::BIGINT)::TIMESTAMPTZ
-                        AND make_timestamp(?::BIGINT)::TIMESTAMPTZ""",
-        [PROVISIONAL_NOTE, lo, hi],
+        f"""SELECT event_id, note IS NOT DISTINCT FROM $p FROM events
+            WHERE ts BETWEEN {_AT.format("$lo")} AND {_AT.format("$hi")}
+              AND event_id IN (SELECT event_id FROM ids)
+            UNION ALL
+            SELECT event_id, true FROM events
+            WHERE note = $p AND ts BETWEEN {_AT.format("$early")} AND {_AT.format("$hi")}
+              AND event_id IN (SELECT event_id FROM ids)""",  # noqa: S608 - constants
+        {"p": PROVISIONAL_NOTE, "lo": lo, "hi": hi, "early": lo - _PROVISIONAL_US},
     ).fetchall()
+    lone = [r[0] for r in rows if r.note == PROVISIONAL_NOTE]
+    if lone:  # is the complete record already stored, a little later?
+        stored += con.execute(
+            f"""SELECT event_id, note IS NOT DISTINCT FROM $p FROM events
+                WHERE ts BETWEEN {_AT.format("$lo")} AND {_AT.format("$late")}
+                  AND list_contains($lone, event_id)""",  # noqa: S608 - constants
+            {"p": PROVISIONAL_NOTE, "lo": lo, "late": hi + _PROVISIONAL_US, "lone": lone},
+        ).fetchall()
     if stored:
         known = {event_id: provisional for event_id, provisional in stored}
         # A complete record replaces a provisional one stored earlier under its id.
