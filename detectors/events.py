@@ -52,6 +52,7 @@ class Events:
     ccode: np.ndarray  # client code
     access: np.ndarray  # touches a secret
     denied: np.ndarray
+    actor: np.ndarray  # the person behind a shared identity (an SSO session), "" if none
 
     def __len__(self) -> int:
         return len(self.ts_us)
@@ -115,6 +116,7 @@ def prepare(events: pd.DataFrame, tz: str = "UTC", window_minutes: int = 10) -> 
         ccode=pd.factorize(client)[0].astype(np.int64),
         access=np.isin(action, ACCESS_ACTIONS) & (secret != ""),
         denied=outcome == "denied",
+        actor=text("actor"),
     )
 
 

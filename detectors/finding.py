@@ -54,7 +54,12 @@ def finding(
 ) -> Finding:
     """The finding of `detector` on `identity` in the window `span` (start, end), backed by
     the events of `batch` at the positions `evidence`; `score` is kept as given (a detector
-    that wants a plain float converts it)."""
+    that wants a plain float converts it). The people behind a shared identity in the
+    evidence (SSO or assumed-role sessions named for a person) close the explanation."""
+    people = sorted({a for a in batch.ev.actor[evidence] if a})
+    if people:
+        more = f" and {len(people) - 3} more" if len(people) > 3 else ""
+        explanation += f" Sessions of {', '.join(people[:3])}{more}."
     return Finding(
         detector=detector,
         identity=identity,
