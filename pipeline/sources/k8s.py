@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
-from pipeline.record import EventRow, clip, synthetic_id, to_micros
+from pipeline.record import PROVISIONAL_NOTE, EventRow, clip, synthetic_id, to_micros
 from pipeline.sources.base import document_source, obj, text
 
 NAME = "k8s"
@@ -154,9 +154,18 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
             clip(_str(doc.get("userAgent"), "userAgent")),
             audit_id,
             error,
-            "; ".join(n for n in notes if n) or None,
+            _note(notes, stage, audit_id),
         )
     ]
+
+
+def _note(notes: list[str | None], stage: str | None, audit_id: str | None) -> str | None:
+    """The record's notes; a started watch is provisional: its ResponseComplete record,
+    logged under the same auditID when the watch ends, replaces it in the store."""
+    note = "; ".join(n for n in notes if n) or None
+    if stage == "ResponseStarted" and audit_id and note is None:
+        return PROVISIONAL_NOTE
+    return note
 
 
 SPEC = document_source(

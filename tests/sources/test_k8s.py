@@ -305,3 +305,26 @@ def test_response_status_message_values_are_not_stored() -> None:
     assert (
         row.error == '422 Invalid: Secret "…" is invalid: data[password]: Invalid value: "…": bad'
     )
+
+
+def test_a_started_watch_is_provisional_until_its_completion_replaces_it(tmp_path: Path) -> None:
+    """A watch on secrets is logged at ResponseStarted and again, with the same auditID,
+    at ResponseComplete when it ends (up to an hour later). The started record is stored
+    provisionally and the completed one replaces it: one event, the final outcome."""
+    from pipeline.record import PROVISIONAL_NOTE
+    from pipeline.store.duckdb import DuckDBStore
+
+    doc = {**_doc(), "verb": "watch", "stage": "ResponseStarted"}
+    doc["stageTimestamp"] = "2020-04-21T17:57:06Z"
+    (started,) = k8s.parse(doc, None)
+    assert started.note == PROVISIONAL_NOTE
+    doc = {**doc, "stage": "ResponseComplete", "stageTimestamp": "2020-04-21T18:40:06Z"}
+    doc["responseStatus"] = {"code": 403}
+    (complete,) = k8s.parse(doc, None)
+    assert complete.note is None
+    with DuckDBStore(tmp_path / "s.duckdb") as store:
+        store.write_batch([started])
+        store.write_batch([complete])
+        frame = store.events()
+    assert list(frame["event_id"]) == [started.event_id]
+    assert (frame["outcome"][0], frame["ts"][0].minute) == (complete.outcome, 40)
