@@ -26,26 +26,29 @@ class Recent:
     """For each warm identity with events in the batch: its last `hours` UTC hours up to the
     last one the batch reaches for it (oldest first), with requests and denials in each."""
 
-    identity: list[str]
+    identity: np.ndarray  # (m,) names
     rows: np.ndarray  # (m,) baseline rows
     hours: np.ndarray  # (m, L) absolute UTC hours
     requests: np.ndarray  # (m, L)
     denied: np.ndarray  # (m, L)
     covered: np.ndarray  # (m,) share of the last hour the batch has seen (0-1]
-    positions: list[np.ndarray]  # each identity's events in the batch
+    member: np.ndarray  # (n,) which identity each of `every` belongs to
+    every: np.ndarray  # (n,) the batch positions of their events
+
+    def positions(self, i: int) -> np.ndarray:
+        """Identity `i`'s events in the batch."""
+        found: np.ndarray = self.every[self.member == i]
+        return found
 
 
 def recent(base: Baselines, batch: Batch, hours: int) -> Recent | None:
     ev = batch.ev
-    groups = list(batch.groups(batch.warm))
-    if not groups:
+    every = np.flatnonzero(batch.warm)
+    if not len(every):
         return None
-    positions = [pos for _, _, pos in groups]
-    rows = batch.rows[[pos[0] for pos in positions]].astype(np.int64)
-    counts = np.array([len(p) for p in positions])
-    every = np.concatenate(positions)
-    member = np.repeat(np.arange(len(groups)), counts)
-    end = np.zeros(len(groups), np.int64)
+    _, first, member = np.unique(ev.icode[every], return_index=True, return_inverse=True)
+    rows = batch.rows[every[first]].astype(np.int64)
+    end = np.zeros(len(first), np.int64)
     np.maximum.at(end, member, ev.uhour[every])
     span = end[:, None] - np.arange(hours - 1, -1, -1)[None, :]
     slot = span % 24
@@ -57,7 +60,13 @@ def recent(base: Baselines, batch: Batch, hours: int) -> Recent | None:
     np.add.at(requests, (member[inside], column[inside]), 1)
     np.add.at(denied, (member[inside], column[inside]), ev.denied[every][inside].astype(np.int64))
     covered = np.clip((batch.end_us - end * HOUR_US) / HOUR_US, 1 / 60, 1.0)
-    return Recent([g[0] for g in groups], rows, span, requests, denied, covered, positions)
+    names = ev.identity[every[first]]
+    return Recent(names, rows, span, requests, denied, covered, member, every)
+
+
+def weekly_requests(base: Baselines, rows: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    """The weekly half of `expected_requests` alone (a lower bound of it, and cheaper)."""
+    return _expected(base, rows, hours, 0.0)
 
 
 def expected_requests(
@@ -67,6 +76,12 @@ def expected_requests(
     same weekday hour (+-1) in the earlier weeks of the rate history, or `daily_weight` x
     the mean of the same hour (+-1) on any day of them, whichever is larger. NaN where the
     identity has no earlier week yet."""
+    return _expected(base, rows, hours, daily_weight)
+
+
+def _expected(
+    base: Baselines, rows: np.ndarray, hours: np.ndarray, daily_weight: float
+) -> np.ndarray:
     shape = hours.shape
     rows, hours = rows.ravel(), hours.ravel()
     weeks = base.ring_weeks
@@ -78,8 +93,10 @@ def expected_requests(
     other = np.arange(weeks)[None, :] != current[:, None]  # (n, W): earlier weeks' slots
     near = base.ring[rows[:, None], (how[:, None] + _NEAR) % 168]  # (n, 3, W)
     weekly = (near * other[:, None, :]).sum(axis=(1, 2)) / (3 * np.maximum(earlier, 1))
-    same = base.ring[rows[:, None], _SAME_HOUR[how % 24]]  # (n, 21, W)
-    daily = (same * other[:, None, :]).sum(axis=(1, 2)) / (21 * np.maximum(earlier, 1))
+    daily = np.zeros(len(rows))
+    if daily_weight:
+        same = base.ring[rows[:, None], _SAME_HOUR[how % 24]]  # (n, 21, W)
+        daily = (same * other[:, None, :]).sum(axis=(1, 2)) / (21 * np.maximum(earlier, 1))
     out = np.where(earlier > 0, np.maximum(weekly, daily_weight * daily), np.nan)
     result: np.ndarray = out.reshape(shape)
     return result

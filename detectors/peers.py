@@ -4,7 +4,8 @@ group starts from what the group reads instead of from nothing.
 
 Groups come from two places. Names: a Kubernetes service account's namespace, an AWS role
 or user path (`role/service-role/...`), the team part of a Vault role named `team/service`.
-Data: identities whose home folder (the folder each reads most) is the same. A peer reads a
+Data: identities of the same kind (services with services, people with people) whose home
+folder (the folder each reads most) is the same. A peer reads a
 secret routinely when it read it and reads its folder at least `routine_reads` times.
 Computed on demand, for the few identities a detector is about to flag: a scan of the names
 and of one folder's readers, never of events."""
@@ -75,8 +76,11 @@ def peers(base: Baselines, identity: str) -> Peers:
                 why[name] = f"same {group}"
     home = base.home(identity)
     if home:
+        kind = base.kind[base.index[identity]]
         for name in base.area_users.get(home, ()):
-            if name != identity and name not in why and base.home(name) == home:
+            if name == identity or name in why or base.kind[base.index[name]] != kind:
+                continue
+            if base.home(name) == home:
                 why[name] = f"same home folder {home}"
     return Peers(why)
 

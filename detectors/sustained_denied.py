@@ -40,12 +40,12 @@ def detect(base: Baselines, batch: Batch, cfg: SustainedDenied) -> list[Finding]
         got = seen.denied[i, -n:]
         score = float(np.exp(np.mean(np.log(got / norm[i]))))
         start = int(seen.hours[i, -n])
-        pos = seen.positions[i]
+        pos = seen.positions(int(i))
         ev = batch.ev
         evidence = pos[ev.denied[pos] & (ev.uhour[pos] >= start)]
         if not len(evidence):
             continue
-        identity = seen.identity[i]
+        identity = str(seen.identity[i])
         total = int(got.sum())
         minutes = 60 * n / total
         paths = {s for s in ev.secret[evidence] if s}

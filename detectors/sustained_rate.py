@@ -15,7 +15,7 @@ from detectors.baseline import Baselines
 from detectors.batch import Batch, plural
 from detectors.events import HOUR_US
 from detectors.finding import finding
-from detectors.hourly import expected_requests, recent, trailing_run
+from detectors.hourly import expected_requests, recent, trailing_run, weekly_requests
 from detectors.settings import SustainedRate
 
 
@@ -23,10 +23,14 @@ def detect(base: Baselines, batch: Batch, cfg: SustainedRate) -> list[Finding]:
     seen = recent(base, batch, cfg.max_hours)
     if seen is None:
         return []
-    # The hour in progress first: most identities are not above their norm now.
-    now = expected_requests(base, seen.rows, seen.hours[:, -1], cfg.daily_weight)
-    floor = np.maximum(np.nan_to_num(now, nan=np.inf), cfg.min_expected) * seen.covered
-    candidates = np.flatnonzero(seen.requests[:, -1] >= cfg.min_ratio * floor)
+    # A cheap first pass against the weekly norm alone (the full norm is at least that):
+    # the last `min_hours` hours must all be above it, which few identities ever are.
+    last = seen.hours[:, -cfg.min_hours :]
+    weekly = weekly_requests(base, np.broadcast_to(seen.rows[:, None], last.shape), last)
+    floor = np.maximum(np.nan_to_num(weekly, nan=np.inf), cfg.min_expected)
+    floor[:, -1] *= seen.covered
+    held = (seen.requests[:, -cfg.min_hours :] >= cfg.min_ratio * floor).all(axis=1)
+    candidates = np.flatnonzero(held)
     if not len(candidates):
         return []
     hours = seen.hours[candidates]
@@ -45,10 +49,10 @@ def detect(base: Baselines, batch: Batch, cfg: SustainedRate) -> list[Finding]:
         if score < cfg.threshold or total < cfg.min_count or z < cfg.min_z:
             continue
         i = int(candidates[k])
-        pos = seen.positions[i]
+        pos = seen.positions(i)
         start = int(hours[k, -n])
         evidence = pos[batch.ev.uhour[pos] >= start]
-        identity = seen.identity[i]
+        identity = str(seen.identity[i])
         findings.append(
             finding(
                 "sustained_rate",

@@ -93,13 +93,11 @@ def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Findi
 
 
 def _peer_note(identity: str, group: Peers | None, peer_read: dict[str, list[str]]) -> str:
-    """What its peers make of it: read routinely by some (less surprising), or by none."""
-    if group is None or not group.why:
-        return ""
+    """Its peers that read it routinely, if any: why the score is lower."""
     readers = sorted({r for names in peer_read.values() for r in names})
-    if readers:
-        return (
-            f" First read by {identity}, routinely read by peers {sample(readers)} "
-            f"({group.reasons(readers)}): less surprising."
-        )
-    return f" None of its peers ({group.reasons(list(group.why))}) reads it."
+    if group is None or not readers:
+        return ""
+    return (
+        f" First read by {identity}, routinely read by peers {sample(readers)} "
+        f"({group.reasons(readers)}): less surprising."
+    )

@@ -54,8 +54,15 @@ def test_groups_from_names_and_home_folders(grouped):
     assert group_of("orders/fulfilment") == group_of("orders/orders-api") == "team orders"
     mine = peers(grouped, "orders/orders-api").why
     assert mine["orders/fulfilment"] == "same team orders"
-    assert mine["alice"] == "same home folder secret/orders"  # she reads secret/orders most
     assert "payments/payments-api" not in mine
+    # alice reads secret/orders most too, but a person is no service's peer.
+    assert "alice" not in mine
+    grouped.add_identities(["orders-worker"], ["service"])
+    grouped.areas[grouped.index["orders-worker"]]["secret/orders"] = 40
+    grouped.area_users["secret/orders"].add("orders-worker")
+    assert peers(grouped, "orders/orders-api").why["orders-worker"] == (
+        "same home folder secret/orders"
+    )
 
 
 def test_a_secret_peers_read_routinely_is_less_surprising(grouped):
@@ -78,7 +85,7 @@ def test_a_secret_peers_read_routinely_is_less_surprising(grouped):
 
 def test_a_secret_no_peer_reads_keeps_its_score(grouped):
     [f] = judge("unexpected_accessor", grouped, reads("orders/orders-api", ["secret/payments/db"]))
-    assert "None of its peers" in f.explanation and "routinely" not in f.explanation
+    assert "routinely read by peers" not in f.explanation
     [g] = judge(
         "unexpected_accessor",
         grouped,
@@ -89,12 +96,19 @@ def test_a_secret_no_peer_reads_keeps_its_score(grouped):
 
 
 def test_a_peer_that_read_it_once_is_not_routine(grouped):
-    once = grouped.index["alice"]
-    grouped.secrets[once].add("secret/payments/db")
-    grouped.accessors.setdefault("secret/payments/db", set()).add("alice")
-    # alice never reads the folder secret/payments routinely: no discount.
+    peer = grouped.index["orders/fulfilment"]
+    grouped.secrets[peer].add("secret/payments/db")
+    grouped.areas[peer]["secret/payments"] = 1
+    grouped.accessors["secret/payments/db"].add("orders/fulfilment")
+    # Its peer read the folder once: no discount ...
     [f] = judge("unexpected_accessor", grouped, reads("orders/orders-api", ["secret/payments/db"]))
-    assert "None of its peers" in f.explanation
+    assert "routinely read by peers" not in f.explanation
+    # ... ten times is routine.
+    grouped.areas[peer]["secret/payments"] = 10
+    assert (
+        judge("unexpected_accessor", grouped, reads("orders/orders-api", ["secret/payments/db"]))
+        == []
+    )
 
 
 def test_a_new_member_starts_from_its_groups_baseline(grouped):
