@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 from pipeline.archive.layout import TMP_SUFFIX
@@ -21,6 +22,7 @@ from pipeline.paths import make_folder
 
 CHUNK = 8 << 20  # hashing reads 8 MiB at a time (hashlib releases the GIL on big updates)
 
+_local = threading.local()
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
 
@@ -83,17 +85,28 @@ def sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def sha256_file(path: Path) -> tuple[str, int]:
-    """(SHA-256 hex, size in bytes) of a file."""
+def sha256_file(path: Path | str, follow: bool = True) -> tuple[str, int]:
+    """(SHA-256 hex, size in bytes) of a file; `follow` False refuses a symbolic link
+    (OSError ELOOP)."""
     digest = hashlib.sha256()
     size = 0
-    with path.open("rb", buffering=0) as handle:
-        buffer = bytearray(CHUNK)
+    fd = os.open(path, os.O_RDONLY | (0 if follow else os.O_NOFOLLOW))
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        buffer = _buffer()
         view = memoryview(buffer)
         while n := handle.readinto(buffer):
             digest.update(view[:n])
             size += n
     return digest.hexdigest(), size
+
+
+def _buffer() -> bytearray:
+    """This thread's read buffer (allocating 8 MiB per file costs more than hashing a
+    small one)."""
+    buffer: bytearray | None = getattr(_local, "buffer", None)
+    if buffer is None:
+        buffer = _local.buffer = bytearray(CHUNK)
+    return buffer
 
 
 def sha256_bytes(data: bytes | memoryview) -> str:

@@ -113,6 +113,17 @@ def chain_files(archive: Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+def plain_relative(relative: str) -> bool:
+    """Whether a path a record names is a plain relative one: no root, no `..`, no
+    backslash, no empty part (a cheap check; `inside` also resolves links).
+
+    >>> plain_relative("events/2025/x.parquet"), plain_relative("../x"), plain_relative("/x")
+    (True, False, False)
+    """
+    parts = relative.split("/")
+    return "\\" not in relative and all(p not in ("", ".", "..") for p in parts)
+
+
 def inside(archive: Path, relative: str) -> Path | None:
     """The file a record names, if its path stays inside the archive; None (refuse) for an
     absolute path, `..`, or a link out.
@@ -120,7 +131,7 @@ def inside(archive: Path, relative: str) -> Path | None:
     >>> inside(Path("/a"), "events/x.parquet").as_posix(), inside(Path("/a"), "../etc/x")
     ('/a/events/x.parquet', None)
     """
-    if relative.startswith("/") or "\\" in relative or ".." in Path(relative).parts:
+    if not plain_relative(relative):
         return None
     path = archive / relative
     return path if path.resolve().is_relative_to(archive.resolve()) else None

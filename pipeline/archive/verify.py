@@ -13,6 +13,7 @@ it prints, or a copy of the archive, to compare), and events that never reached 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -239,15 +240,17 @@ def _check_files(
     out: Verified,
     workers: int | None,
 ) -> None:
-    todo: list[tuple[Path, dict[str, Any], _Record]] = []
+    """Hash every listed file of the chosen days (strings, not Path objects: an archive
+    holds thousands of files and the per-file overhead shows)."""
+    root = str(folder)
+    todo: list[tuple[str, dict[str, Any], _Record]] = []
     for relative, (entry, rec) in listed.items():
         if (first and rec.day < first) or (last and rec.day > last):
             continue
-        path = layout.inside(folder, relative)
-        if path is None:
+        if not layout.plain_relative(relative):
             out.problems.append(f"digest {rec.name} lists {relative}, outside the archive: refused")
             continue
-        if not path.exists():
+        if not os.path.lexists(os.path.join(root, relative)):
             if relative in pruned:
                 out.pruned += 1
             else:
@@ -255,12 +258,15 @@ def _check_files(
                     f"missing file {relative} (day {rec.day}, listed in {rec.name})"
                 )
             continue
-        todo.append((path, entry, rec))
+        todo.append((relative, entry, rec))
     threads = workers or min(8, 2 * (os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        hashes = list(pool.map(lambda item: sha256_file(item[0]), todo))
-    for (path, entry, rec), (sha, size) in zip(todo, hashes, strict=True):
-        relative = path.relative_to(folder).as_posix()
+        hashes = list(pool.map(lambda item: _hash(root, item[0]), todo, chunksize=16))
+    for (relative, entry, rec), found in zip(todo, hashes, strict=True):
+        if found is None:
+            out.problems.append(f"file {relative} (day {rec.day}) is a symbolic link: refused")
+            continue
+        sha, size = found
         if sha != entry.get("sha256"):
             out.problems.append(
                 f"changed file {relative} (day {rec.day}): sha256 {sha[:16]}…, "
@@ -272,19 +278,38 @@ def _check_files(
         out.rows += int(entry.get("rows") or 0) if entry.get("kind") == "events" else 0
 
 
+def _hash(root: str, relative: str) -> tuple[str, int] | None:
+    """(sha256, size) of a file, None if it is a symbolic link (never followed)."""
+    try:
+        return sha256_file(os.path.join(root, relative), follow=False)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
+
+
 def _check_extra(
     folder: Path, listed: dict[str, tuple[dict[str, Any], _Record]], out: Verified
 ) -> None:
+    """Every file under the archive's folders must be listed; links are refused."""
     for top in sorted(folder.iterdir()):
         if top.name not in _KNOWN_TOP:
             out.problems.append(f"extra unlisted file {top.name}: not part of an archive")
+    root = str(folder)
     for kind in (layout.EVENTS, layout.ALERTS, layout.REPORTS):
-        for path in sorted((folder / kind).rglob("*")):
-            relative = path.relative_to(folder).as_posix()
-            if path.is_file() and relative not in listed:
-                why = (
-                    "left by an interrupted run"
-                    if relative.endswith(layout.TMP_SUFFIX)
-                    else ("no digest lists it")
-                )
-                out.problems.append(f"extra unlisted file {relative}: {why}")
+        for place, dirs, files in os.walk(os.path.join(root, kind)):
+            base = os.path.relpath(place, root)
+            for name in sorted(dirs):
+                if os.path.islink(os.path.join(place, name)):
+                    out.problems.append(f"{base}/{name} is a symbolic link: refused")
+            for name in sorted(files):
+                relative = f"{base}/{name}"
+                if os.path.islink(os.path.join(place, name)) and relative not in listed:
+                    out.problems.append(f"{relative} is a symbolic link: refused")
+                elif relative not in listed:
+                    why = (
+                        "left by an interrupted run"
+                        if relative.endswith(layout.TMP_SUFFIX)
+                        else "no digest lists it"
+                    )
+                    out.problems.append(f"extra unlisted file {relative}: {why}")
