@@ -189,7 +189,8 @@ def _cli_query(served: Served) -> str:
     imports = time.monotonic() - t
     t = time.monotonic()
     run = subprocess.run(
-        [str(SECRETWATCH), "events", "--config", str(config), "--limit", "100"],
+        # --server: the bench's service listens on a free port, which its config cannot say
+        [str(SECRETWATCH), "events", "--server", served.api, "--limit", "100"],
         cwd=config.parent,
         capture_output=True,
         check=False,
