@@ -204,3 +204,22 @@ def test_a_file_removed_without_prune_is_still_missing(
 ) -> None:
     part(archive, DAYS[3]).unlink()
     assert any(p.startswith("missing file") for p in verify(archive).problems)
+
+
+def test_a_file_replaced_by_a_link_is_refused(archive: Path, tmp_path: Path) -> None:
+    target = part(archive, DAYS[1])
+    copy = tmp_path / "elsewhere.parquet"
+    copy.write_bytes(target.read_bytes())  # the same bytes, so only the link is wrong
+    target.unlink()
+    target.symlink_to(copy)
+    problems = verify(archive).problems
+    assert any("is a symbolic link: refused" in p and DAYS[1].isoformat() in p for p in problems)
+
+
+def test_a_digest_listing_a_path_outside_is_refused(
+    archive: Path, built: tuple[Path, Path]
+) -> None:
+    key = keys.load_private_file(built[0].parent / "archive.key")
+    outside = {"path": "../secrets.txt", "kind": "events", "sha256": "0" * 64, "rows": 1}
+    chain.append(archive, key, "day", DAYS[3], {"files": [outside]})
+    assert any("outside the archive: refused" in p for p in verify(archive).problems)
