@@ -164,7 +164,7 @@ def _archive_batch(
     for day, entries in files:
         frame = ctx.alerts.get(day)
         alerts = _write_alerts(ctx.folder, day, frame, ctx.listed) if frame is not None else None
-        if entries and alerts is not None:
+        if alerts is not None:  # new alerts, or new revisions of archived ones
             entries.append(alerts)
     written = [e for _, entries in files for e in entries]
     if written:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from archive_helpers import DAY0, fill, setup
+from archive_helpers import DAY0, day_rows, fill, setup
 from typer.testing import CliRunner
 
 from pipeline.archive import keys, layout
@@ -123,3 +123,25 @@ def test_prune_command_removes_only_past_archive_years_and_verify_passes(tmp_pat
     checked = CliRunner().invoke(app, ["archive", "verify", "-c", str(config)])
     assert checked.exit_code == 0, checked.stderr
     assert "6 pruned files" in checked.stdout and "3 records, 2 days, 0 files" in checked.stdout
+
+
+def test_a_resolved_alert_is_archived_again_at_its_new_revision(tmp_path: Path) -> None:
+    config, store, folder, _ = setup(tmp_path)
+    fill(store, days=3, per_day=5)
+    noon = datetime.combine(DAY0, datetime.min.time(), UTC) + timedelta(hours=12)
+    with DuckDBStore(store) as s:
+        s.save_detection([], {}, [alert("a-1", noon)], 1)
+    assert (
+        CliRunner().invoke(app, ["archive", "--before", BEFORE, "-c", str(config)]).exit_code == 0
+    )
+    with DuckDBStore(store) as s:
+        s.resolve_alert("a-1", "false_positive", "ana", "backup job", noon + timedelta(days=3))
+        s.write_batch(day_rows(DAY0, "vault", 5)[:1])  # an archived event ingested again
+    again = CliRunner().invoke(app, ["archive", "--before", BEFORE, "-c", str(config)])
+    assert again.exit_code == 0, again.stderr
+    assert "0 events and 1 alerts" in again.stdout
+    second = layout.alerts_file(folder, DAY0, 1)
+    (kept,) = [json.loads(line) for line in second.read_text().splitlines()]
+    assert (kept["id"], kept["revision"], kept["resolution"]) == ("a-1", 2, "false_positive")
+    assert not list(folder.rglob("*" + layout.TMP_SUFFIX))
+    assert not verify(folder).problems
