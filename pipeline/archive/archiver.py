@@ -52,6 +52,7 @@ from pipeline.store.base import Outbox
 CRASH_ENV = "SECRETWATCH_ARCHIVE_CRASH_AFTER"
 CRASH_STEPS = ("parquet", "digest", "mid-delete", "delete")
 ROW_GROUP = 262_144  # rows per Parquet row group: big enough to compress, small to skip
+_UNIQUE = ("ts", "event_id", "request_id")  # a dictionary of unique values only costs
 WRITERS = 2  # threads encoding and writing Parquet while the next part is read
 BATCH_ROWS = 1_000_000  # hot events per batch: written, digested, then dropped together
 BATCH_ENV = "SECRETWATCH_ARCHIVE_BATCH_ROWS"  # test hook: smaller batches
@@ -286,7 +287,14 @@ def _write_events(
     """Encode and stage one part (on a pool thread); the caller publishes it."""
     path = layout.event_file(folder, day, source, part)
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP)
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        row_group_size=ROW_GROUP,
+        use_dictionary=[c for c in table.column_names if c not in _UNIQUE],
+        column_encoding={"ts": "DELTA_BINARY_PACKED"},  # sorted times: small deltas
+    )
     data = memoryview(sink.getvalue())
     durable.write_staged(path, data)
     ts = table["ts"]
