@@ -13,9 +13,9 @@ import typer
 
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt
-from pipeline.cli.session import exit_on_error
+from pipeline.cli.session import exit_on_error, in_use
 from pipeline.config import load_config
-from pipeline.errors import ConfigError, InputError
+from pipeline.errors import ConfigError, InputError, StoreError
 from pipeline.terminal import inert
 
 if TYPE_CHECKING:
@@ -68,7 +68,14 @@ def archive_main(
 
     with exit_on_error():
         cfg = load_config(config)
-        with closing(open_store(cfg, store_path, read_only=False)) as store:
+        try:
+            store = open_store(cfg, store_path, read_only=False)
+        except StoreError as exc:
+            if not in_use(exc):
+                raise
+            raise StoreError(f"{exc}\nhint: a running `secretwatch serve` archives on its own, "
+                             "every retention.archive.schedule_minutes") from None  # fmt: skip
+        with closing(store):
             run = run_archive(cfg.retention, cfg.store.type, store, cutoff, on_day)
     for name in run.removed:
         consoles.err.print(

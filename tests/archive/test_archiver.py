@@ -119,3 +119,28 @@ def test_sources_of_a_day_share_one_digest(tmp_path: Path) -> None:
     assert record["files"][0]["first_ts"].startswith(f"{DAY0}T00:00:00")
     assert record["files"][0]["last_ts"] == f"{DAY0}T23:59:59.999999+00:00"
     assert date.fromisoformat(record["day"]) == DAY0
+
+
+def test_a_store_held_by_another_process_names_serves_schedule(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config, store, _, _ = setup(tmp_path)
+    fill(store, days=1, per_day=2)
+    holder = subprocess.Popen(  # noqa: S603 - this interpreter, holding the store's lock
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,sys; c=duckdb.connect({str(store)!r}); "
+            "print('held', flush=True); sys.stdin.read()",
+        ],  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        code, _, err = run("archive", "--before", BEFORE, "-c", str(config))
+    finally:
+        holder.communicate("", timeout=30)
+    assert code == 2 and "in use" in err and "archives on its own" in err.replace("\n", " ")
