@@ -57,7 +57,8 @@ def make_store(config: Config, store_path: Path | str | None, read_only: bool) -
         return ElasticsearchStore.from_config(
             section, read_only=read_only, retention=lifecycle.from_config(config)
         )
-    return DuckDBStore(store_path or section.path, read_only=read_only)
+    archive = config.retention.archive.path if config.retention.archive else None
+    return DuckDBStore(store_path or section.path, read_only=read_only, archive=archive)
 
 
 def open_store(config: Config, store_path: Path | str | None, read_only: bool) -> Store:

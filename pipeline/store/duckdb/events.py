@@ -12,6 +12,7 @@ stream's writes slow down as the hour filled: every id of the last hour was read
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -21,6 +22,7 @@ from pipeline.errors import StoreError
 from pipeline.record import PROVISIONAL_NOTE, EventRow
 from pipeline.sources.base import DeadLetter
 from pipeline.store.base import GROUPABLE, Checkpoint, EventFilter
+from pipeline.store.duckdb import archived
 from pipeline.store.duckdb.connection import now
 from pipeline.store.rows import EVENT_COLUMNS, dedupe, rows_to_arrow
 
@@ -116,40 +118,55 @@ def _insert_dead(con: duckdb.DuckDBPyConnection, dead: Sequence[DeadLetter]) -> 
     )
 
 
-# -- reads --------------------------------------------------------------------------------
+# -- reads (over the hot table, and the archive when one is given: archived.py) -------------
 def events(
-    con: duckdb.DuckDBPyConnection, where: EventFilter, limit: int | None, newest_first: bool
+    con: duckdb.DuckDBPyConnection,
+    where: EventFilter,
+    limit: int | None,
+    newest_first: bool,
+    archive: Path | None = None,
 ) -> pd.DataFrame:
     clause, params = where_clause(where)
     order = "DESC" if newest_first else "ASC"
-    sql = f"SELECT * FROM events {clause} ORDER BY ts {order}, event_id"  # noqa: S608
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return con.execute(sql, params).df()
+    with archived.reading(archive):
+        source = archived.relation(con, archive, where.since, where.until)
+        sql = f"SELECT * FROM {source} {clause} ORDER BY ts {order}, event_id"  # noqa: S608
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return con.execute(sql, params).df()
 
 
-def count(con: duckdb.DuckDBPyConnection, where: EventFilter) -> int:
+def count(con: duckdb.DuckDBPyConnection, where: EventFilter, archive: Path | None = None) -> int:
     clause, params = where_clause(where)
-    row = con.execute(f"SELECT count(*) FROM events {clause}", params).fetchone()  # noqa: S608
+    with archived.reading(archive):
+        source = archived.relation(con, archive, where.since, where.until)
+        row = con.execute(f"SELECT count(*) FROM {source} {clause}", params).fetchone()  # noqa: S608
     return int(row[0]) if row else 0
 
 
 def stats(
-    con: duckdb.DuckDBPyConnection, by: str, where: EventFilter, limit: int | None
+    con: duckdb.DuckDBPyConnection,
+    by: str,
+    where: EventFilter,
+    limit: int | None,
+    archive: Path | None = None,
 ) -> pd.DataFrame:
     if by not in GROUPABLE:
         raise StoreError(f"cannot group by {by!r}; choose one of {', '.join(GROUPABLE)}")
     clause, params = where_clause(where)
-    sql = f"""SELECT {by}, count(*) AS events,
-                count(*) FILTER (WHERE outcome = 'denied') AS denied,
-                min(ts) AS first_seen, max(ts) AS last_seen
-              FROM events {clause} GROUP BY {by} ORDER BY events DESC, {by}"""  # noqa: S608
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return con.execute(sql, params).df()
+    with archived.reading(archive):
+        source = archived.relation(con, archive, where.since, where.until)
+        sql = f"""SELECT {by}, count(*) AS events,
+                    count(*) FILTER (WHERE outcome = 'denied') AS denied,
+                    min(ts) AS first_seen, max(ts) AS last_seen
+                  FROM {source} {clause} GROUP BY {by} ORDER BY events DESC, {by}"""  # noqa: S608
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return con.execute(sql, params).df()
 
 
 def dead_letters(con: duckdb.DuckDBPyConnection, limit: int | None) -> pd.DataFrame:
+    """Hot only: dead letters are never archived."""
     sql = 'SELECT * FROM dead_letters ORDER BY recorded_at, file, "offset"'
     if limit is not None:
         sql += f" LIMIT {int(limit)}"

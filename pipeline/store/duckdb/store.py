@@ -31,9 +31,12 @@ from pipeline.store.duckdb.connection import connect, transaction
 class DuckDBStore:
     """The embedded default store."""
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, read_only: bool = False, archive: Path | None = None
+    ) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self.archive = archive  # the archive folder: event reads cover archived days too
         self._con: duckdb.DuckDBPyConnection | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -85,15 +88,15 @@ class DuckDBStore:
         limit: int | None = None,
         newest_first: bool = False,
     ) -> pd.DataFrame:
-        return events.events(self.con, where, limit, newest_first)
+        return events.events(self.con, where, limit, newest_first, self.archive)
 
     def count(self, where: EventFilter = ALL_EVENTS) -> int:
-        return events.count(self.con, where)
+        return events.count(self.con, where, self.archive)
 
     def stats(
         self, by: str, where: EventFilter = ALL_EVENTS, limit: int | None = None
     ) -> pd.DataFrame:
-        return events.stats(self.con, by, where, limit)
+        return events.stats(self.con, by, where, limit, self.archive)
 
     def dead_letters(self, limit: int | None = None) -> pd.DataFrame:
         return events.dead_letters(self.con, limit)
@@ -177,13 +180,13 @@ class DuckDBStore:
 
     # -- report aggregates ---------------------------------------------------------------
     def access_summary(self, since: datetime | None, until: datetime) -> pd.DataFrame:
-        return reports.access_summary(self.con, since, until)
+        return reports.access_summary(self.con, since, until, self.archive)
 
     def hourly_activity(self, since: datetime | None, until: datetime) -> pd.DataFrame:
-        return reports.hourly_activity(self.con, since, until)
+        return reports.hourly_activity(self.con, since, until, self.archive)
 
     def source_coverage(self, since: datetime | None, until: datetime) -> pd.DataFrame:
-        return reports.source_coverage(self.con, since, until)
+        return reports.source_coverage(self.con, since, until, self.archive)
 
     def secret_history(self, until: datetime) -> pd.DataFrame:
-        return reports.secret_history(self.con, until)
+        return reports.secret_history(self.con, until, self.archive)
