@@ -284,7 +284,7 @@ def test_files_written_before_the_actor_column(tmp_path: Path) -> None:
         assert list(day0.columns) == list(hot.columns)
         relation = archived.relation(store.con, archive, None, _at(1))
         assert "read_parquet" in relation
-        types = store.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+        types = store.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()  # noqa: S608
         table = store.con.execute("DESCRIBE events").fetchall()
         assert [(c[0], c[1]) for c in types] == [(c[0], c[1]) for c in table]
         # Every file of a query lacking it: the column is still there, NULL.
