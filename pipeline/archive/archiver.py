@@ -30,7 +30,7 @@ import itertools
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -88,7 +88,7 @@ class _Context:
     source: ArchiveSource
     folder: Path
     key: Ed25519PrivateKey
-    listed: dict[str, dict[str, Any]]  # every file a record lists, by relative path
+    parts: dict[str, list[dict[str, Any]]]  # listed files by `_prefix` (day, kind, source)
     link: chain.Link  # the head of the chain
     alerts: dict[date, pd.DataFrame]  # the run's alerts by UTC day
     pool: ThreadPoolExecutor  # Parquet encoding and writing (pyarrow releases the GIL)
@@ -111,7 +111,8 @@ def archive(
         listed = recover(folder, run)
         days = source.archivable_days(before)
         by_day = _alerts_by_day(alerts, days[0][0], before) if days and alerts else {}
-        ctx = _Context(source, folder, key, listed, chain.head(folder), by_day, pool, run)
+        parts = _by_prefix(listed.values())
+        ctx = _Context(source, folder, key, parts, chain.head(folder), by_day, pool, run)
         batch_rows = int(os.environ.get(BATCH_ENV) or BATCH_ROWS)
         for batch in _batches(days, batch_rows):
             if stopping is not None and stopping():
@@ -153,7 +154,7 @@ def _archive_batch(
         for name in sources:
             table = ctx.source.day_events(day, name)
             drops.append((name, table.num_rows))
-            parts = _parts(ctx.listed, day, name)
+            parts = ctx.parts.get(_prefix(layout.event_file(Path(), day, name, 0).as_posix()), [])
             if parts:
                 done = _archived_ids(ctx.folder, parts)
                 table = table.filter(pc.invert(pc.is_in(table["event_id"], value_set=done)))
@@ -164,7 +165,7 @@ def _archive_batch(
     files = [(day, [w.result() for w in writing]) for day, writing, _ in plans]
     for day, entries in files:
         frame = ctx.alerts.get(day)
-        alerts = _write_alerts(ctx.folder, day, frame, ctx.listed) if frame is not None else None
+        alerts = _write_alerts(ctx.folder, day, frame, ctx.parts) if frame is not None else None
         if alerts is not None:  # new alerts, or new revisions of archived ones
             entries.append(alerts)
     written = [e for _, entries in files for e in entries]
@@ -191,7 +192,8 @@ def _digest(ctx: _Context, days: list[tuple[date, list[dict[str, Any]]]]) -> Non
         name, data, ctx.link = chain.signed(ctx.key, "day", day, {"files": entries}, ctx.link)
         names.append(ctx.folder / name)
         durable.write_staged(names[-1], data)
-        ctx.listed.update((e["path"], e) for e in entries)
+        for entry in entries:
+            ctx.parts.setdefault(_prefix(entry["path"]), []).append(entry)
         ctx.run.files += len(entries)
         ctx.run.events += sum(int(e["rows"]) for e in entries if e["kind"] == "events")
         ctx.run.alerts += sum(int(e["rows"]) for e in entries if e["kind"] == "alerts")
@@ -258,9 +260,20 @@ def recover(folder: Path, run: ArchiveRun) -> dict[str, dict[str, Any]]:
     return listed
 
 
-def _parts(listed: dict[str, dict[str, Any]], day: date, source: str) -> list[dict[str, Any]]:
-    prefix = layout.event_file(Path(), day, source, 0).as_posix().removesuffix("0.parquet")
-    return [e for path, e in listed.items() if path.startswith(prefix)]
+def _prefix(path: str) -> str:
+    """A part's name without its part number and suffix: its day, kind and source.
+
+    >>> _prefix("events/2024/03/2024-03-01.vault.0.parquet"), _prefix("alerts/x/2024-03-01.2.jsonl")
+    ('events/2024/03/2024-03-01.vault.', 'alerts/x/2024-03-01.')
+    """
+    return path.rsplit(".", 2)[0] + "."
+
+
+def _by_prefix(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    index: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        index.setdefault(_prefix(entry["path"]), []).append(entry)
+    return index
 
 
 def _archived_ids(folder: Path, parts: list[dict[str, Any]]) -> pa.Array:
@@ -311,12 +324,11 @@ def _write_events(
 
 
 def _write_alerts(
-    folder: Path, day: date, frame: pd.DataFrame, listed: dict[str, dict[str, Any]]
+    folder: Path, day: date, frame: pd.DataFrame, index: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any] | None:
     """The day's alerts (by alert time) not yet archived at their current revision, as
     JSON lines; None when there are none."""
-    prefix = layout.alerts_file(Path(), day, 0).as_posix().removesuffix("0.jsonl")
-    parts = [e for path, e in listed.items() if path.startswith(prefix)]
+    parts = index.get(_prefix(layout.alerts_file(Path(), day, 0).as_posix()), [])
     seen: set[tuple[str, int]] = set()
     for entry in parts:
         path = layout.inside(folder, entry["path"])
