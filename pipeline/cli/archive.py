@@ -138,10 +138,10 @@ def verify(
     with exit_on_error():
         public = keys.load_public(public_key) if public_key is not None else None
         if folder is None or public is None:
-            settings = settings_of(load_config(config).retention)
-            folder = folder or settings.path
-            if public is None and (settings.key_file or settings.key_env):
-                public = _config_public(settings)
+            retention = load_config(config).retention
+            folder = folder or settings_of(retention).path
+            if public is None and retention.archive is not None:
+                public = _config_public(retention.archive)
         started = datetime.now(UTC)
         done = check(folder, public, since, until)
         seconds = max((datetime.now(UTC) - started).total_seconds(), 1e-9)

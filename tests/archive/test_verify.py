@@ -223,3 +223,13 @@ def test_a_digest_listing_a_path_outside_is_refused(
     outside = {"path": "../secrets.txt", "kind": "events", "sha256": "0" * 64, "rows": 1}
     chain.append(archive, key, "day", DAYS[3], {"files": [outside]})
     assert any("outside the archive: refused" in p for p in verify(archive).problems)
+
+
+def test_cli_verifies_an_archive_folder_without_a_config(archive: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    done = CliRunner().invoke(
+        app, ["archive", "verify", "--archive", str(archive), "-c", str(empty)]
+    )
+    assert done.exit_code == 0, done.stderr
+    assert "archive's own public_key.pem" in done.stderr.replace("\n", " ")
