@@ -70,7 +70,7 @@ def report(
     from pipeline.reports.run import generate
 
     if verify is not None:
-        _verify(verify)
+        _verify(verify, config)
         return
     with exit_on_error():
         cfg = load_config(config)
@@ -86,7 +86,9 @@ def report(
                 def step(name: str) -> None:
                     bar.update(task, description=name, advance=1)
 
-                done = generate(store, cfg.store.type, chosen, settings, folder, pdf, step)
+                archive = cfg.retention.archive  # DuckDB reads archived days, ES does not
+                read = archive.path if archive and cfg.store.type == "duckdb" else None
+                done = generate(store, cfg.store.type, chosen, settings, folder, pdf, step, read)
         if cfg.retention.archive is not None:  # kept with the evidence (pipeline/archive)
             from pipeline.archive.reports import archive_report
 
@@ -135,12 +137,17 @@ def _period(quarter: str | None, first: str | None, last: str | None, timezone: 
     raise InputError("give either --quarter 2026Q3, or both --from and --to")
 
 
-def _verify(folder: Path) -> None:
-    """`report --verify`: every file of a report folder against its manifest; exit 1 if not."""
+def _verify(folder: Path, config: Path | None) -> None:
+    """`report --verify`: every file of a report folder against its manifest, and the
+    archive digests it rests on in the configured archive; exit 1 if not."""
     from pipeline.reports import manifest
 
+    def archive() -> Path | None:
+        section = load_config(config).retention.archive
+        return section.path if section else None
+
     with exit_on_error():
-        problems = manifest.verify(folder)
+        problems = manifest.verify(folder, archive)
     for problem in problems:  # names from the folder: printed as inert text
         consoles.err.print(inert(problem), style="red")
     if problems:

@@ -14,7 +14,7 @@ Elasticsearch report).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 import orjson
@@ -51,9 +51,14 @@ def store_state(
 
 
 def write(
-    folder: Path, files: Iterable[Path], parameters: dict[str, object], state: dict[str, object]
+    folder: Path,
+    files: Iterable[Path],
+    parameters: dict[str, object],
+    state: dict[str, object],
+    archive: dict[str, object] | None = None,
 ) -> Path:
-    """`manifest.json` listing every output (relative path, bytes, SHA-256)."""
+    """`manifest.json` listing every output (relative path, bytes, SHA-256), and the
+    archive digests the period's events rest on, if any (pipeline/reports/archived.py)."""
     entries = []
     for path in sorted(files, key=lambda p: p.relative_to(folder).as_posix()):
         data = path.read_bytes()
@@ -66,6 +71,8 @@ def write(
         "store_state": state,
         "files": entries,
     }
+    if archive is not None:
+        body["archive"] = archive
     target = folder / NAME
     options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
     target.write_bytes(orjson.dumps(body, option=options) + b"\n")
@@ -153,12 +160,14 @@ def listed(folder: Path) -> list[str]:
     return [str(entry["path"]) for entry in _entries(folder, body, path)]
 
 
-def verify(folder: Path) -> list[str]:
+def verify(folder: Path, archive: Callable[[], Path | None] | None = None) -> list[str]:
     """Problems found re-hashing a report folder against its manifest (none: intact).
 
     Files changed, missing, or present but not listed are all reported, as is a
     manifest whose parameter hash no longer matches its parameters. A manifest listing a
-    path outside the folder raises InputError before any file is read."""
+    path outside the folder raises InputError before any file is read. A manifest that
+    rests on archive digests has them re-verified in the archive `archive()` names (asked
+    only then: pipeline/reports/archived.py)."""
     path = _manifest_path(folder)
     if not path.exists():
         return [f"{path} is missing"]
@@ -187,4 +196,8 @@ def verify(folder: Path) -> list[str]:
         rel = extra.relative_to(folder).as_posix()
         if rel != NAME and rel not in names:
             problems.append(f"{rel}: not in the manifest")
+    if "archive" in body:
+        from pipeline.reports import archived
+
+        problems += archived.check(archive() if archive else None, body["archive"])
     return problems

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from pipeline.errors import InputError
-from pipeline.reports import access_review, export, inventory, manifest, policies, render
+from pipeline.reports import access_review, archived, export, inventory, manifest, policies, render
 from pipeline.reports.period import Period
 from pipeline.reports.settings import ReportConfig
 from pipeline.store.base import ReportSource
@@ -137,7 +137,10 @@ def generate(
     folder: Path,
     pdf: bool = False,
     step: Step = lambda _: None,
+    archive: Path | None = None,
 ) -> Outcome:
+    """The report of `period` into `folder`; `archive`: the archive the store reads
+    archived days from, whose digests of the period the manifest lists."""
     previous_outputs(folder)  # an unusable --out fails now, not after the store is read
     owners_default = cfg.owners == ReportConfig().owners
     evidence = inventory.load(cfg.owners, cfg.inventory, owners_default=owners_default)
@@ -168,7 +171,8 @@ def generate(
     if pdf:
         step("pdf")
         files.append(write_pdf(page, folder / "report.pdf"))
-    target = manifest.write(folder, files, params, state)
+    rests_on = archived.digests(archive, period.since, period.until) if archive else None
+    target = manifest.write(folder, files, params, state, rests_on)
     return Outcome(folder, files, target, review)
 
 
