@@ -87,3 +87,30 @@ def test_a_temporary_file_left_by_a_crash_is_removed(tmp_path: Path) -> None:
     assert code == 0, stderr
     assert not list(folder.rglob("*" + layout.TMP_SUFFIX))
     assert not verify(folder).problems
+
+
+def test_kill_9_after_the_first_digest_of_a_many_day_batch(tmp_path: Path) -> None:
+    """One batch of three days: killed after the first digest is renamed into the chain,
+    the other days' parts are published but unlisted and their digests still staged."""
+    config, store, folder, _ = setup(tmp_path)
+    total = fill(store, days=4, per_day=30)
+    env = {k: v for k, v in os.environ.items() if k not in (CRASH_ENV, BATCH_ENV)}
+    crashed = subprocess.run(  # noqa: S603 - our own console script
+        [str(SCRIPT), "archive", "--before", BEFORE, "-c", str(config)],
+        env={**env, CRASH_ENV: "digest"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert len(list((folder / "digests").glob("*.json"))) == 1
+    assert len(list((folder / "digests").glob("*" + layout.TMP_SUFFIX))) == 2
+    assert len(layout.event_files(folder, None, None)) == 9  # 6 of them in no digest yet
+    code, stderr = rerun(config)
+    assert code == 0, stderr
+    hot, cold = ids(store, folder)
+    assert sum(hot.values()) == 90 and sum(cold.values()) == total - 90
+    assert max(cold.values()) == 1 and not set(hot) & set(cold)
+    assert not list(folder.rglob("*" + layout.TMP_SUFFIX))
+    assert not verify(folder).problems
