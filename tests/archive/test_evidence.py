@@ -145,3 +145,18 @@ def test_a_resolved_alert_is_archived_again_at_its_new_revision(tmp_path: Path) 
     assert (kept["id"], kept["revision"], kept["resolution"]) == ("a-1", 2, "false_positive")
     assert not list(folder.rglob("*" + layout.TMP_SUFFIX))
     assert not verify(folder).problems
+
+
+def test_report_with_an_archive_configured_archives_its_manifest(tmp_path: Path) -> None:
+    config, store, folder, _ = setup(tmp_path)
+    fill(store, days=2, per_day=3)
+    out = tmp_path / "review"
+    args = ["report", "--from", "2024-03-01", "--to", "2024-03-02", "--out", str(out)]
+    done = CliRunner().invoke(app, [*args, "-c", str(config)])
+    assert done.exit_code == 0, done.stderr
+    (copy,) = (folder / "reports").iterdir()
+    assert copy.name.endswith(".review.manifest.json")
+    assert copy.read_bytes() == (out / "manifest.json").read_bytes()
+    assert "manifest archived as" in done.stderr
+    checked = verify(folder)
+    assert not checked.problems and checked.files == 1
