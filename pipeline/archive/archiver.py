@@ -10,12 +10,13 @@ unlisted (temporary files, parts without a digest), recognizes hot events alread
 archived by their ids (after checking the part against its digest) and only drops them.
 Re-running is idempotent.
 
-Days go in batches of about a million events, because an fsync or a transaction costs
+Days go in batches of about 500,000 events, because an fsync or a transaction costs
 milliseconds, as much as a quiet day's rows: the batch's parts are encoded on a small
 thread pool (pyarrow releases the GIL) and made durable by one `syncfs`; the digests are
 staged, synced, and renamed into the chain in day order, then synced; then the batch's
 hot rows are dropped, in one transaction where the store offers `drop_days`
-(`BatchDrop`), else per day and source.
+(`BatchDrop`), else per day and source. The next batch is read from the store while the
+pool still encodes the one before.
 
 Test hook: `SECRETWATCH_ARCHIVE_CRASH_AFTER=parquet|digest|mid-delete|delete` makes the
 process SIGKILL itself right after the first batch's part files are in place, after the
@@ -54,7 +55,8 @@ CRASH_STEPS = ("parquet", "digest", "mid-delete", "delete")
 ROW_GROUP = 262_144  # rows per Parquet row group: big enough to compress, small to skip
 _UNIQUE = ("ts", "event_id", "request_id")  # a dictionary of unique values only costs
 WRITERS = 2  # threads encoding and writing Parquet while the next part is read
-BATCH_ROWS = 1_000_000  # hot events per batch: written, digested, then dropped together
+BATCH_ROWS = 500_000  # hot events per batch: written, digested, then dropped together (two
+# batches are in flight: one read while the one before is encoded)
 BATCH_ENV = "SECRETWATCH_ARCHIVE_BATCH_ROWS"  # test hook: smaller batches
 
 
@@ -114,14 +116,22 @@ def archive(
         parts = _by_prefix(listed.values())
         ctx = _Context(source, folder, key, parts, chain.head(folder), by_day, pool, run)
         batch_rows = int(os.environ.get(BATCH_ENV) or BATCH_ROWS)
+        pending: list[_Plan] = []
         for batch in _batches(days, batch_rows):
             if stopping is not None and stopping():
                 break
-            for day, written, dropped in _archive_batch(ctx, batch):
-                run.days += 1
-                if on_day is not None:
-                    on_day(day, written, dropped)
+            plans = _start_batch(ctx, batch)  # read while the pool encodes the batch before
+            _report(run, _finish_batch(ctx, pending), on_day)
+            pending = plans
+        _report(run, _finish_batch(ctx, pending), on_day)
     return run
+
+
+def _report(run: ArchiveRun, done: list[tuple[date, int, int]], on_day: DayDone | None) -> None:
+    for day, written, dropped in done:
+        run.days += 1
+        if on_day is not None:
+            on_day(day, written, dropped)
 
 
 def _batches(
@@ -142,12 +152,13 @@ def _batches(
         yield batch
 
 
-def _archive_batch(
-    ctx: _Context, batch: list[tuple[date, list[str]]]
-) -> list[tuple[date, int, int]]:
-    """Write the batch's new parts (encoded on the pool, all days at once), then each
-    day's digest in day order, then drop the batch's hot rows; (day, written, dropped)."""
-    plans: list[tuple[date, list[Future[dict[str, Any]]], list[tuple[str, int]]]] = []
+# One day of a batch: its parts being encoded on the pool, and its hot rows per source.
+_Plan = tuple[date, list[Future[dict[str, Any]]], list[tuple[str, int]]]
+
+
+def _start_batch(ctx: _Context, batch: list[tuple[date, list[str]]]) -> list[_Plan]:
+    """Read the batch's days and hand their new parts to the pool to encode and stage."""
+    plans: list[_Plan] = []
     for day, sources in batch:
         writing: list[Future[dict[str, Any]]] = []
         drops: list[tuple[str, int]] = []
@@ -162,6 +173,12 @@ def _archive_batch(
                 part = len(parts)
                 writing.append(ctx.pool.submit(_write_events, ctx.folder, day, name, part, table))
         plans.append((day, writing, drops))
+    return plans
+
+
+def _finish_batch(ctx: _Context, plans: list[_Plan]) -> list[tuple[date, int, int]]:
+    """Once the batch's parts are staged: publish and sync them, write each day's digest
+    in day order, then drop the batch's hot rows; (day, written, dropped) per day."""
     files = [(day, [w.result() for w in writing]) for day, writing, _ in plans]
     for day, entries in files:
         frame = ctx.alerts.get(day)

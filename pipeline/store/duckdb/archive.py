@@ -30,7 +30,7 @@ SCHEMA = pa.schema(
 )
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _DAY = timedelta(days=1)
-READ_AHEAD_ROWS = 1_000_000
+READ_AHEAD_ROWS = 500_000  # = the archiver's batch
 
 
 def midnight(day: date) -> datetime:
