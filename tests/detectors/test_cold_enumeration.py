@@ -164,7 +164,10 @@ def _replay(tmp_path: Path, source: Path) -> list[dict]:
     return [orjson.loads(line) for line in alerts.read_bytes().splitlines()]
 
 
-@pytest.mark.parametrize("list_params", [None, {"maxResults": 100}])
+@pytest.mark.parametrize(
+    "list_params",
+    [None, {"maxResults": 100}, {"filters": [{"key": "tag-key", "values": ["StratusRedTeam"]}]}],
+)
 def test_stratus_retrieve_secrets_replayed_alone_raises_one_alert(tmp_path, list_params):
     at = datetime.fromisoformat("2024-07-31T12:29:10+00:00")
     records = [_cloudtrail("ListSecrets", at, list_params, 0)]
@@ -196,3 +199,27 @@ def test_real_batch_detonation_replayed_alone_raises_one_alert(tmp_path):
     assert "in bulk by filter" in alert["explanation"]
     records = orjson.loads(source.read_bytes())
     assert sorted(alert["evidence"]) == sorted(r["eventID"] for r in records)
+
+
+def test_real_ssm_detonation_replayed_alone_is_a_cold_sweep(tmp_path):
+    source = STRATUS / "aws.credential-access.ssm-retrieve-securestring-parameters.json"
+    [alert] = _replay(tmp_path, source)
+    assert "cold_enumeration" in alert["detectors"]
+    [sweep] = [f for f in alert["findings"] if f["detector"] == "cold_enumeration"]
+    assert "listed secrets" in sweep["explanation"]
+    assert "42 distinct secrets it had not read before within 2 seconds" in sweep["explanation"]
+    records = orjson.loads(source.read_bytes())
+    assert {e.split("#")[0] for e in alert["evidence"]} <= {r["eventID"] for r in records}
+
+
+def test_real_trail_hour_names_the_detonating_user_only(tmp_path):
+    folder = REPO / "tests" / "fixtures" / "aws_cloudtrail" / "invictus-ir__aws_dataset"
+    alerts = _replay(tmp_path, folder)
+    sweeps = [a for a in alerts if "cold_enumeration" in a["detectors"]]
+    assert [a["identity"] for a in sweeps] == ["arn:aws:iam::123837392027:user/bert-jan"]
+    mine = set()
+    for path in folder.glob("*.json"):
+        for r in orjson.loads(path.read_bytes())["Records"]:
+            if r["userIdentity"].get("arn", "").endswith("user/bert-jan"):
+                mine.add(r["eventID"])
+    assert sweeps[0]["evidence"] and {e.split("#")[0] for e in sweeps[0]["evidence"]} <= mine
