@@ -102,6 +102,24 @@ def event_files(archive: Path, since: datetime | None, until: datetime | None) -
     return [path for *_, path in sorted(found)]
 
 
+def digest_files(archive: Path, since: datetime | None, until: datetime | None) -> list[Path]:
+    """The digests of every UTC day that overlaps [since, until), in chain order: what a
+    report over archived days rests on (check them with pipeline.archive.verify)."""
+    first = since.date() if since is not None else None
+    found: list[tuple[int, Path]] = []
+    for path in (archive / DIGESTS).glob("*.json"):
+        parsed = parse_digest_name(path.name)
+        if parsed is None or (first is not None and parsed[0] < first):
+            continue
+        if (
+            until is not None
+            and datetime.combine(parsed[0], datetime.min.time(), until.tzinfo) >= until
+        ):
+            continue
+        found.append((parsed[1], path))
+    return [path for _, path in sorted(found)]
+
+
 def chain_files(archive: Path) -> list[Path]:
     """Every digest and prune record, in chain order (by position)."""
     found: list[tuple[int, Path]] = []

@@ -144,3 +144,20 @@ def test_a_store_held_by_another_process_names_serves_schedule(tmp_path: Path) -
     finally:
         holder.communicate("", timeout=30)
     assert code == 2 and "in use" in err and "archives on its own" in err.replace("\n", " ")
+
+
+def test_readers_find_a_periods_files_and_digests(tmp_path: Path) -> None:
+    config, store, archive, _ = setup(tmp_path)
+    fill(store, days=4, per_day=2, sources=("vault",))
+    assert run("archive", "--before", BEFORE, "-c", str(config))[0] == 0
+    since = datetime.combine(DAY0 + timedelta(days=1), datetime.min.time(), UTC)
+    until = since + timedelta(hours=30)  # ends inside the third day: it overlaps
+    files = layout.event_files(archive, since, until)
+    assert [f.name for f in files] == [
+        f"{DAY0 + timedelta(days=d)}.vault.0.parquet" for d in (1, 2)
+    ]
+    digests = layout.digest_files(archive, since, until)
+    assert [d.name for d in digests] == [
+        f"{DAY0 + timedelta(days=d)}.00000{d}.json" for d in (1, 2)
+    ]
+    assert len(layout.event_files(archive, None, since)) == 1
