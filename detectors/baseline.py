@@ -169,6 +169,25 @@ class Baselines:
         )
         return min(1.0, float(value)), words
 
+    def usages(self, r: np.ndarray, how: np.ndarray, now_us: int) -> np.ndarray:
+        """`usage`'s value for many (row, hour of week) pairs at once, without the words."""
+        hw = self.how_weeks
+        used_how = hw[r, how] + 0.5 * (hw[r, (how - 1) % 168] + hw[r, (how + 1) % 168])
+        weeks = np.maximum(1, (now_us - self.first_us[r]) // WEEK_US + 1)
+        weekend = (how // 24 >= 5).astype(np.int64)
+        hod = how % 24
+        dd = self.daytype_days
+        used_day = dd[r, weekend, hod] + 0.5 * (
+            dd[r, weekend, (hod - 1) % 24] + dd[r, weekend, (hod + 1) % 24]
+        )
+        first = (self.first_us[r] // DAY_US).astype("datetime64[D]")
+        last = np.datetime64(int(now_us // DAY_US), "D") + 1
+        total = (last - first).astype(np.int64)
+        weekdays = np.busday_count(first, last)
+        days = np.where(weekend == 1, np.maximum(total - weekdays, 1), np.maximum(weekdays, 1))
+        value: np.ndarray = np.minimum(1.0, np.maximum(used_how / weeks, used_day / days))
+        return value
+
     def irregularity(self, r: int) -> float:
         """Share of its active days on which the identity used a rare hour (0-1)."""
         return float(self.odd_days[r]) / max(int(self.active_days[r]), 1)
@@ -189,6 +208,14 @@ class Baselines:
         seasonal = int(self.ring[r, near].max())
         pooled = int(self.ring[r, _SAME_HOUR[h % 24]].max())
         return seasonal, pooled
+
+    def rate_refs(self, r: np.ndarray, utc_hour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`rate_ref` for many (row, UTC hour) pairs at once."""
+        h = _slots(utc_hour, self.ring_weeks)[0]
+        near = np.column_stack(((h - 1) % 168, h, (h + 1) % 168))
+        seasonal = self.ring[r[:, None], near].max(axis=(1, 2))
+        pooled = self.ring[r[:, None], _SAME_HOUR[h % 24]].max(axis=(1, 2))
+        return seasonal.astype(np.int64), pooled.astype(np.int64)
 
     # -- growth ----------------------------------------------------------------------------
     def add_identities(self, names: list[str], kinds: list[str]) -> None:

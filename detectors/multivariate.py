@@ -21,7 +21,7 @@ from sklearn.mixture import GaussianMixture
 from detectors.alert import Finding
 from detectors.baseline import Baselines
 from detectors.batch import Batch
-from detectors.events import Events, group
+from detectors.events import Events
 from detectors.finding import finding, hour_window
 from detectors.settings import Multivariate
 
@@ -61,35 +61,74 @@ def features(
     base: Baselines, ev: Events, mask: np.ndarray, rows: np.ndarray, now_us: int
 ) -> tuple[list[tuple[str, int, np.ndarray]], np.ndarray]:
     """One feature row per (identity, UTC hour) among the events under `mask`, with the
-    event positions behind each row."""
-    keys: list[tuple[str, int, np.ndarray]] = []
-    out = []
-    for pos in group((ev.icode << 40) | ev.uhour, np.flatnonzero(mask)):
-        first = pos[0]
-        r, hour = int(rows[first]), int(ev.uhour[first])
-        touched = set(ev.secret[pos[ev.access[pos]]])
-        seen_nets = {n for n in ev.net[pos] if n}
-        seasonal, pooled = base.rate_ref(r, hour)
-        usage, _ = base.usage(r, int(ev.how[first]), now_us)
-        act = ev.action[pos]
-        out.append(
-            (
-                np.log1p(len(pos)),
-                np.log1p(len(touched)),
-                np.log1p(int(ev.denied[pos].sum())),
-                np.log1p(int((act == "list").sum())),
-                np.log1p(int(np.isin(act, ("write", "delete")).sum())),
-                np.log1p(len(pos)) - np.log1p(max(seasonal, pooled / 2)),
-                usage,
-                np.log1p(len(touched - base.secrets[r])),
-                np.log1p(len(seen_nets - base.nets[r])),
-                np.log1p(len(seen_nets)),
-            )
+    event positions behind each row, in (identity code, hour) order. Computed for all rows
+    at once: a loop over identity-hours cost more than the rest of detection."""
+    selected = np.flatnonzero(mask)
+    if not len(selected):
+        return [], np.zeros((0, len(FEATURES)))
+    key = (ev.icode[selected] << 40) | ev.uhour[selected]
+    order = np.argsort(key, kind="stable")
+    pos = selected[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(key[order])) + 1]
+    sizes = np.diff(np.r_[starts, len(pos)])
+    gid = np.repeat(np.arange(len(starts)), sizes)  # each position's identity-hour
+    first = pos[starts]
+    r, hour = rows[first].astype(np.int64), ev.uhour[first]
+    act = ev.action[pos]
+
+    def per_group(flags: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(flags.astype(np.int64), starts)
+
+    access = ev.access[pos]
+    secrets_touched, secrets_new = _distinct(
+        gid[access], ev.scode[pos][access], ev.secret[pos][access], r, base.secrets
+    )
+    netted = ev.net[pos] != ""
+    nets_seen, nets_new = _distinct(
+        gid[netted], ev.ncode[pos][netted], ev.net[pos][netted], r, base.nets
+    )
+    seasonal, pooled = base.rate_refs(r, hour)
+    requests = np.log1p(sizes.astype(np.float64))
+    x = np.column_stack(
+        (
+            requests,
+            np.log1p(_counts(secrets_touched, len(starts))),
+            np.log1p(per_group(ev.denied[pos])),
+            np.log1p(per_group(act == "list")),
+            np.log1p(per_group((act == "write") | (act == "delete"))),
+            requests - np.log1p(np.maximum(seasonal, pooled / 2)),
+            base.usages(r, ev.how[first], now_us),
+            np.log1p(_counts(secrets_new, len(starts))),
+            np.log1p(_counts(nets_new, len(starts))),
+            np.log1p(_counts(nets_seen, len(starts))),
         )
-        keys.append((ev.identity[first], hour, pos))
-    if not out:
-        return keys, np.zeros((0, len(FEATURES)))
-    return keys, np.asarray(out, dtype=np.float64)
+    ).astype(np.float64)
+    groups = np.split(pos, starts[1:])
+    keys = [(ev.identity[f], int(h), g) for f, h, g in zip(first, hour, groups, strict=True)]
+    return keys, x
+
+
+def _distinct(
+    gid: np.ndarray, codes: np.ndarray, values: np.ndarray, rows: np.ndarray, known: list[set[str]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each distinct (group, value): its group, and the groups of those values the
+    group's identity has not seen before (`known[row]`)."""
+    if not len(gid):
+        return gid, gid
+    order = np.lexsort((codes, gid))
+    g, c = gid[order], codes[order]
+    new = np.r_[True, (g[1:] != g[:-1]) | (c[1:] != c[:-1])]
+    g, v = g[new], values[order][new]
+    unseen = np.fromiter(
+        (value not in known[row] for value, row in zip(v, rows[g], strict=True)),
+        dtype=bool,
+        count=len(g),
+    )
+    return g, g[unseen]
+
+
+def _counts(groups: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(groups, minlength=n).astype(np.float64)
 
 
 def fit(
