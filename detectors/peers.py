@@ -3,12 +3,13 @@ read all the time is much less surprising than one no peer reads, and a new memb
 group starts from what the group reads instead of from nothing.
 
 Groups come from two places. Names: a Kubernetes service account's namespace, an AWS role
-or user path (`role/service-role/...`), the team part of a Vault role named `team/service`.
-Data: identities of the same kind (services with services, people with people) whose home
-folder (the folder each reads most) is the same. A peer reads a
-secret routinely when it read it and reads its folder at least `routine_reads` times.
-Computed on demand, for the few identities a detector is about to flag: a scan of the names
-and of one folder's readers, never of events."""
+or user path (`role/service-role/...`), a Google Cloud service account's project, the team
+part of a Vault role named `team/service`. Data: identities of the same kind (services with
+services, people with people) whose home folder (the folder each reads most) is the same.
+A peer reads a secret routinely when it read it and reads its folder at least
+`routine_reads` times. Computed on demand, for the few identities a detector is about to
+flag: a scan of the names and of one folder's readers, never of events. (The Vault policies
+and inventory the access review reads are not used yet.)"""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ def group_of(identity: str) -> str:
     'role path service-role/'
     >>> group_of("arn:aws:iam::111122223333:role/etl"), group_of("alice")
     ('', '')
-    >>> group_of("orders/orders-api")
-    'team orders'
+    >>> group_of("orders/orders-api"), group_of("etl@analytics-prod.iam.gserviceaccount.com")
+    ('team orders', 'project analytics-prod')
     """
     if identity.startswith("system:serviceaccount:"):
         parts = identity.split(":")
@@ -40,6 +41,9 @@ def group_of(identity: str) -> str:
         kind, _, rest = resource.partition("/")
         path, _, _ = rest.rpartition("/")
         return f"{kind} path {path}/" if kind in ("role", "user") and path else ""
+    if identity.endswith(".iam.gserviceaccount.com"):  # Google Cloud service accounts
+        project = identity.partition("@")[2].split(".", 1)[0]
+        return f"project {project}" if project else ""
     team, sep, name = identity.partition("/")
     return f"team {team}" if sep and team and name and "/" not in name else ""
 
