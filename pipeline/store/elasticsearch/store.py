@@ -1,6 +1,7 @@
 """`ElasticsearchStore` on a `Cluster`: connection, schema, order of writes, refreshes before
-reads; each role's work is beside it (events, detection, outbox, reports.py). Just over 400
-lines on purpose: it is the one class through which every role's method is reached."""
+reads; each role's work is beside it (events, detection, outbox, reports, archive,
+lifecycle.py). Some 440 lines on purpose: it is the one class through which every role's
+method is reached, the archive's (`ArchiveSource`) included."""
 
 from __future__ import annotations
 
