@@ -101,7 +101,8 @@ def detect(base: Baselines, batch: Batch, cfg: ColdEnumeration) -> list[Finding]
     fk = keys(f)
     counts = np.searchsorted(fk, fk + window) - np.arange(len(f))
     lk = np.sort(keys(np.flatnonzero(lists)))
-    listed = np.searchsorted(lk, fk + window) > np.searchsorted(lk, fk - lookback)
+    # A listing before the window's first read (up to `list_lookback_minutes` before it).
+    listed = np.searchsorted(lk, fk, side="right") > np.searchsorted(lk, fk - lookback)
     score = np.maximum(counts / cfg.min_distinct, np.where(listed, counts / cfg.after_list, 0))
     findings = []
     hot = score >= cfg.threshold

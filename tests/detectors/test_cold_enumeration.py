@@ -60,6 +60,9 @@ def test_ten_after_a_listing_are_enough_nine_are_not(trained):
     assert judge("cold_enumeration", trained, old + reads("intruder", 10, 1, start)) == []
     rows = old + reads("intruder", 10, 1, start)
     assert judge("cold_enumeration", trained, rows, list_lookback_minutes=7)
+    # A listing after the reads began did not lead to them.
+    late = listing("intruder", start + timedelta(seconds=5))
+    assert judge("cold_enumeration", trained, late + reads("intruder", 10, 1, start)) == []
 
 
 def test_evidence_is_the_sweep_not_the_identitys_other_events_nor_others(trained):
