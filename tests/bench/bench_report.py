@@ -128,7 +128,7 @@ def generate(path: Path, events: int, identities: int, secrets: int, seed: int) 
                 "request_id": pa.nulls(n, pa.string()), "error": pa.nulls(n, pa.string()),
                 "note": pa.nulls(n, pa.string()),
             })  # fmt: skip
-            store.con.execute("INSERT INTO events SELECT * FROM batch")
+            store.con.execute("INSERT INTO events BY NAME SELECT * FROM batch")
             done += n
             print(f"  generated {done:,} events", end="\r", flush=True)
         print()
