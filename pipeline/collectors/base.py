@@ -61,11 +61,12 @@ class Intake:
     _dead: deque[DeadLetter] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def accept(self, lines: Sequence[bytes]) -> None:
-        """Spool `lines` (one record or document each, no newline inside), fsynced."""
+    def accept(self, lines: Sequence[bytes], sync: bool = True) -> None:
+        """Spool `lines` (one record or document each, no newline inside), fsynced unless
+        the sender gets no acknowledgement (`sync=False`: see `Spool.append`)."""
         if not lines:
             return
-        self.spool.append(lines)
+        self.spool.append(lines, sync)
         with self._lock:
             self.counts.requests += 1
             self.counts.records += len(lines)

@@ -25,6 +25,7 @@ from pathlib import Path
 from pipeline.store.base import Checkpoint
 
 CURRENT = "current.jsonl"
+LAZY_SYNC_SECONDS = 0.05  # how soon a `sync=False` append is fsynced
 _SEGMENT = re.compile(r"^seg-(\d{10})\.jsonl$")
 
 
@@ -41,6 +42,8 @@ class Spool:
         self._written = 0  # bytes written since opening (all files)
         self._synced = 0  # of those, how many an fsync has covered
         self.lines = 0  # lines appended since opening
+        self._syncer: threading.Thread | None = None  # fsyncs `sync=False` appends
+        self._closing = threading.Event()
         self._fd = self._open()
 
     def _open(self) -> int:
@@ -57,8 +60,13 @@ class Spool:
                 os.fsync(fd)
         return fd
 
-    def append(self, lines: Sequence[bytes]) -> None:
-        """Append `lines` (each one record, without newlines) and fsync before returning."""
+    def append(self, lines: Sequence[bytes], sync: bool = True) -> None:
+        """Append `lines` (each one record, without newlines) and fsync before returning.
+
+        `sync=False` is for a sender that gets no acknowledgement (Vault's socket device):
+        the lines are written (a killed process loses none of them) and a background
+        thread fsyncs within `LAZY_SYNC_SECONDS`, so reading the socket never waits for
+        the disk; only a crash of the machine itself can lose that last moment."""
         if not lines:
             return
         data = b"\n".join(lines) + b"\n"
@@ -72,6 +80,23 @@ class Spool:
             self._written += len(data)
             self.lines += len(lines)
             mine = self._written
+        if sync:
+            self._sync_to(mine)
+        elif self._syncer is None:
+            self._syncer = threading.Thread(
+                target=self._sync_lazily, name=f"spool-sync-{self.folder.name}", daemon=True
+            )
+            self._syncer.start()
+
+    @property
+    def unsynced(self) -> int:
+        """Bytes written but not yet covered by an fsync."""
+        with self._write:
+            return self._written - self._synced
+
+    def _sync_to(self, mine: int) -> None:
+        """fsync until byte `mine` (one fsync covers every write before it), then rotate
+        if the file is full."""
         with self._sync:  # rotation happens only here, so no fd closes under an fsync
             if self._synced >= mine:
                 return  # another thread's fsync covered this write
@@ -81,6 +106,13 @@ class Spool:
             self._synced = max(self._synced, upto)
             if os.fstat(fd).st_size >= self.segment_bytes and not self._segment_left():
                 self._rotate()
+
+    def _sync_lazily(self) -> None:
+        while not self._closing.wait(LAZY_SYNC_SECONDS):
+            with self._write:
+                written = self._written
+            if written > self._synced:
+                self._sync_to(written)
 
     def _rotate(self) -> None:
         with self._write:
@@ -140,8 +172,12 @@ class Spool:
         return max(0, sum(sizes[at:]) - checkpoint.offset)
 
     def close(self) -> None:
+        self._closing.set()
+        if self._syncer is not None:
+            self._syncer.join()
         with self._write:
             os.fsync(self._fd)
+            self._synced = self._written
             os.close(self._fd)
 
     def _next_segment(self) -> int:

@@ -220,7 +220,7 @@ class Lines:
                 self._reject(line)
             else:
                 lines.append(line)
-        self.intake.accept(lines)
+        self.intake.accept(lines, sync=False)  # no acknowledgement to wait for
         self._bound()
 
     def end(self) -> None:
@@ -228,7 +228,7 @@ class Lines:
         tail = bytes(self.rest).strip()
         self.rest = bytearray()
         if tail and not self.skipping:
-            self.intake.accept([tail])
+            self.intake.accept([tail], sync=False)
 
     def _bound(self) -> None:
         if len(self.rest) > self.max_line:

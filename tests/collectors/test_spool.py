@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import spooled, wait_until
 
 from pipeline.collectors.spool import CURRENT, Spool
 from pipeline.store.base import Checkpoint
@@ -156,3 +157,17 @@ def test_one_rotated_segment_at_a_time(tmp_path: Path) -> None:
     assert [p.name for p in spool.segments()] == ["seg-0000000001.jsonl", CURRENT]
     assert len(lines_in(spool)) == 301 - first  # only the pruned segment's lines are gone
     spool.close()
+
+
+def test_appends_without_sync_are_fsynced_soon_and_on_close(tmp_path: Path) -> None:
+    """The Vault socket's appends (no acknowledgement to give) do not wait for the disk: a
+    background thread fsyncs them within moments, and rotation still happens."""
+    spool = Spool(tmp_path / "spool", segment_bytes=4096)
+    for i in range(50):
+        spool.append([b'{"n":%d,"pad":"%s"}' % (i, b"x" * 200)], sync=False)
+    wait_until(lambda: spool.unsynced == 0, timeout=10, what="background fsync")
+    assert len(spool.segments()) == 2  # rotated by the background sync
+    spool.append([b'{"last":1}'], sync=False)
+    spool.close()
+    assert spool.unsynced == 0
+    assert spooled(Spool(tmp_path / "spool"))[-1] == b'{"last":1}'
