@@ -249,10 +249,14 @@ def test_late_arrivals_and_leftovers_on_archived_days(tmp_path: Path) -> None:
         before = snapshot(store)
         archived_rows = [r for r in world() if r.ts_us < _at(ARCHIVED).timestamp() * 1e6]
         run_archive(cfg.retention, "duckdb", store, before=BEFORE)
+        archive = tmp_path / "archive"
+        assert "row_number" not in archived.relation(store.con, archive, None, None)
         # The archived rows back in the hot store (as a crash before the drop leaves
-        # them): nothing counts twice.
+        # them): nothing counts twice; only the days in both places are deduplicated.
         store.write_batch(archived_rows[:100])
         assert_same(before, snapshot(store))
+        assert "row_number" in archived.relation(store.con, archive, None, None)
+        assert "row_number" not in archived.relation(store.con, archive, _at(3), None)
         # A late event on an archived day is new: it counts.
         store.write_batch([row("late-1", _at(1, 6), "vault", identity="svc-late")])
         day1 = EventFilter(since=_at(1), until=_at(2))
