@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     SerializerFunctionWrapHandler,
     field_serializer,
     model_serializer,
@@ -42,6 +43,12 @@ class Finding:
     severity: str
     explanation: str
     evidence: tuple[str, ...]
+    # A finding about several identities at once (detectors/fleet.py) names all of them; its
+    # `identity` is the one whose incident it joins. Empty for a finding about one identity.
+    identities: tuple[str, ...] = ()
+    # The outside network a new-source finding saw (detectors/fleet.py tags it, so later
+    # batches can tell which identities shared it), "" otherwise.
+    network: str = ""
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -91,7 +98,11 @@ class Alert(BaseModel):
 
     On the wire an alert also carries `detector`: the one detector, or the list when
     several agreed (what receivers read before `detectors` existed). It is derived from
-    `detectors`, written right after `id`, and dropped when an alert is read back."""
+    `detectors`, written right after `id`, and dropped when an alert is read back.
+
+    `identities` names every identity of an incident that spans several (a shared outside
+    network, a fleet-wide deviation; `identity` is the first of them). It is written only
+    then, so an alert about one identity reads and writes as it always did."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -108,6 +119,7 @@ class Alert(BaseModel):
     evidence_count: int
     baseline_version: int
     findings: list[FindingDoc]
+    identities: list[str] = Field(default_factory=list)
 
     @property
     def detector(self) -> str | list[str]:
@@ -124,6 +136,8 @@ class Alert(BaseModel):
     @model_serializer(mode="wrap")
     def _with_detector(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         doc: dict[str, Any] = handler(self)
+        if not doc.get("identities"):
+            doc.pop("identities", None)
         head = {"id": doc.pop("id"), "detector": self.detector}
         return {**head, **doc}
 
@@ -140,7 +154,8 @@ def alert_id(detector: str, identity: str, start_us: int) -> str:
 
 @dataclass
 class Incident:
-    """An open or closed group of findings about one identity."""
+    """An open or closed group of findings about one identity (or, through a finding that
+    names several, about all of them: see `identities`)."""
 
     identity: str
     findings: list[Finding] = field(default_factory=list)
@@ -236,7 +251,17 @@ class Incident:
             evidence_count=len(evidence),
             baseline_version=self.baseline_version,
             findings=[self._doc(f) for f in findings],
+            identities=self.identities(),
         )
+
+    def identities(self) -> list[str]:
+        """Every identity the incident's findings name, its own first; empty when that is
+        the only one."""
+        named = {i for f in self.findings for i in (f.identities or (f.identity,))}
+        if named <= {self.identity}:
+            return []
+        first = [self.identity] if self.identity in named else []
+        return first + sorted(named - {self.identity})
 
     def _doc(self, f: Finding) -> FindingDoc:
         held = self._docs.get(f.key)

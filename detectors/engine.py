@@ -21,6 +21,7 @@ from detectors import (
     denied_burst,
     dormant,
     enumeration,
+    fleet,
     multivariate,
     new_source,
     rate_spike,
@@ -94,6 +95,9 @@ class Detection:
     # merged into a known one before their alert was stored (never to be stored).
     raised: set[str] = field(default_factory=set)
     merged: set[str] = field(default_factory=set)
+    # Secrets written or rotated within `fleet.rotation_hours` (what explains a fleet
+    # re-reading them); kept in memory only: a restart forgets the writes before it.
+    writes: dict[str, fleet.Written] = field(default_factory=dict)
 
     def run(self, ev: Events, start_us: int, end_us: int) -> list[Incident]:
         """Judge one batch covering [start_us, end_us); return the incidents it opened or
@@ -105,6 +109,8 @@ class Detection:
             evidence = {e for f in findings for e in f.evidence}
             exclude = np.isin(ev.event_id, list(evidence))
         self.base.update(ev, (start_us, end_us), exclude)
+        if self.cfg.fleet.enabled:
+            self.writes = fleet.remember_writes(self.writes, ev, end_us, self.cfg.fleet)
         # Findings of later batches start at most an hour before them (a finding's window is
         # its hour, or shorter), so an incident that ends a gap before that is complete.
         horizon = end_us - HOUR_US - int(self.cfg.group_gap_hours * HOUR_US)
@@ -134,6 +140,19 @@ class Detection:
                 settings = getattr(self.cfg, name)
                 if settings.enabled:
                     findings.extend(detect(self.base, batch, settings))
+            findings = self._across(batch, findings)
+        return findings
+
+    def _across(self, batch: Batch, findings: list[Finding]) -> list[Finding]:
+        """Findings that span identities (detectors/fleet.py): identities sharing an outside
+        network (with the sightings of open incidents), then a fleet deviating at once."""
+        findings = fleet.tag_networks(self.base, batch, findings)
+        shared = self.cfg.shared_source
+        if shared.enabled:
+            earlier = (f for i in self.open.values() for f in i.findings if f.network)
+            findings = fleet.shared_sources(batch, findings, earlier, shared)
+        if self.cfg.fleet.enabled:
+            findings = fleet.fleet_wide(batch, findings, self.writes, self.cfg.fleet)
         return findings
 
     def _group(self, findings: list[Finding]) -> list[Incident]:

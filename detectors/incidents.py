@@ -3,7 +3,8 @@ rebuilt from its stored alert. One encoder and one decoder each.
 
 A kept incident holds every finding whole (with its evidence), so a restart continues it
 exactly. An alert keeps no evidence per finding, so an incident rebuilt from one carries
-the alert's evidence on its opening finding; judging the batches again restores the rest.
+the alert's evidence (and the identities of an incident that spans several) on its opening
+finding; judging the batches again restores the rest.
 
 >>> incident = Incident("root", baseline_version=3)
 >>> _ = incident.add(Finding("root_token", "root", 0, 10, 5, 1.0, 1.0, "critical", "x.", ("e",)))
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from detectors.alert import Alert, Finding, Incident, alert_id
 
@@ -38,6 +40,19 @@ class FindingState(BaseModel):
     severity: str
     explanation: str
     evidence: tuple[str, ...]
+    # Added later: written only when set, so the documents of findings about one identity
+    # keep their bytes, and those written before load.
+    identities: tuple[str, ...] = ()
+    network: str = ""
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        doc: dict[str, Any] = handler(self)
+        if not doc.get("identities"):
+            doc.pop("identities", None)
+        if not doc.get("network"):
+            doc.pop("network", None)
+        return doc
 
     @classmethod
     def of(cls, f: Finding) -> FindingState:
@@ -52,6 +67,8 @@ class FindingState(BaseModel):
             severity=f.severity,
             explanation=f.explanation,
             evidence=tuple(f.evidence),
+            identities=tuple(f.identities),
+            network=f.network,
         )
 
     def finding(self) -> Finding:
@@ -66,6 +83,8 @@ class FindingState(BaseModel):
             self.severity,
             self.explanation,
             self.evidence,
+            self.identities,
+            self.network,
         )
 
 
@@ -120,7 +139,9 @@ def from_alert(alert: Alert) -> Incident:
     opener = next((f for f in findings if _id(f) == alert.id), findings[0] if findings else None)
     if opener is None:
         return incident
-    incident.add(replace(opener, evidence=tuple(alert.evidence)))
+    # A stored incident that spans identities keeps them on its opener, as its evidence.
+    named = tuple(alert.identities)
+    incident.add(replace(opener, evidence=tuple(alert.evidence), identities=named))
     for f in findings:
         if f is not opener:
             incident.add(f)

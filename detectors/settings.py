@@ -162,6 +162,39 @@ class Multivariate(_Model):
     min_rows: int = Field(500, ge=50, description="holdout identity-hours needed to fit")
 
 
+class SharedSource(_Model):
+    """An outside network that several identities, none of which had used it, come from
+    within hours: one incident naming all of them (detectors/fleet.py)."""
+
+    enabled: bool = True
+    severity: Severity = "high"
+    min_identities: int = Field(2, ge=2, description="identities on one network, at least")
+    window_hours: float = Field(4, gt=0, le=48, description="from the first of them")
+
+
+class Fleet(_Model):
+    """Many identities deviating in one batch (a rotation, a deploy, a restart): one
+    fleet-wide finding instead of one per service (detectors/fleet.py)."""
+
+    enabled: bool = True
+    severity: Severity = "medium"
+    # After a write or rotation of the very secrets re-read: below what pages anyone.
+    explained_severity: Severity = "low"
+    min_identities: int = Field(5, ge=2, description="identities deviating together")
+    min_share: float = Field(0.3, gt=0, le=1, description="of the batch's active identities")
+    rotation_hours: float = Field(6, ge=0, le=72, description="a write this close explains")
+    detectors: list[str] = Field(
+        default_factory=lambda: [
+            "rate_spike",
+            "sustained_rate",
+            "unusual_time",
+            "unexpected_accessor",
+            "multivariate",
+        ],
+        description="the findings that count as deviating",
+    )
+
+
 class DetectorsConfig(_Model):
     timezone: str = "UTC"
     window_minutes: int = Field(10, ge=1, le=60, description="burst window")
@@ -183,6 +216,8 @@ class DetectorsConfig(_Model):
     dormant: Dormant = Dormant()
     root_token: RootToken = RootToken()
     multivariate: Multivariate = Multivariate()
+    shared_source: SharedSource = SharedSource()
+    fleet: Fleet = Fleet()
 
     @field_validator("timezone")
     @classmethod

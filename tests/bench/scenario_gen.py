@@ -1970,3 +1970,129 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- cross-identity scenarios (issue 17 item 2): event rows, not log files -------------------
+# Small, seeded worlds for detector tests: each identity reads its own secrets from its own
+# address with one client, a few times an hour around the clock, so only what a scenario
+# adds afterwards stands out.
+def _habitual_rows(
+    seed: int, start_us: int, days: int, identities: dict[str, tuple[str, str, str]]
+) -> list[tuple]:
+    """`identities`: name -> (backend, secret, address). Rows as `pipeline.record.EventRow`
+    fields, time-ordered."""
+    rows = []
+    for name, (backend, secret, ip) in sorted(identities.items()):
+        rng = random.Random(_stable(f"{seed}/{name}"))
+        for hour in range(days * 24):
+            for _ in range(rng.randint(1, 3)):
+                rows.append(
+                    _cross_row(
+                        name, backend, start_us + hour * HOUR + rng.randrange(HOUR), secret, ip
+                    )
+                )
+    rows.sort(key=lambda r: r[1])
+    return rows
+
+
+def _cross_row(
+    name: str, backend: str, ts: int, secret: str, ip: str, action: str = "read"
+) -> tuple:
+    eid = f"x-{hashlib.sha256(f'{name}|{ts}|{secret}|{ip}|{action}'.encode()).hexdigest()[:20]}"
+    source = "cloudtrail" if backend == "aws" else "vault"
+    agent = "aws-sdk-go-v2/1.30" if backend == "aws" else "vault-client-go"
+    kind = "role" if backend == "aws" else "service"
+    return (
+        eid,
+        ts,
+        source,
+        backend,
+        name,
+        kind,
+        secret,
+        action,
+        action,
+        "success",
+        ip,
+        agent,
+        eid,
+        None,
+        None,
+    )
+
+
+SHARED_NET_IP = "203.0.113.45"  # the attacker's address, shared by four stolen credentials
+LONE_IP = "198.51.100.9"  # one identity alone from another outside address
+DRIFT_IP = "192.0.2.77"  # two identities from one network, twelve hours apart
+
+
+def shared_source_scenario(seed: int = 1, days: int = 21) -> dict:
+    """Four identities, two Vault services and two AWS roles, each used once from one outside
+    address within two hours; a fifth alone from another outside address; two more from a
+    third outside network twelve hours apart. Returns `rows` (history then the day judged),
+    `train_until` (us) and the labels: `shared` (the four), `lone`, `apart`."""
+    start = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp()) * SECOND
+    ids = {
+        "vault/orders-api": ("vault", "secret/orders/db", "10.244.1.7"),
+        "vault/billing-api": ("vault", "secret/billing/db", "10.244.2.7"),
+        "arn:aws:iam::111122223333:role/app-exports": ("aws", "prod/exports/s3-key", "10.30.1.7"),
+        "arn:aws:iam::111122223333:role/app-ledger": ("aws", "prod/ledger/db", "10.30.2.7"),
+        "vault/search-api": ("vault", "secret/search/token", "10.244.3.7"),
+        "vault/mail-api": ("vault", "secret/mail/smtp", "10.244.4.7"),
+        "arn:aws:iam::111122223333:role/app-media": ("aws", "prod/media/cdn-key", "10.30.3.7"),
+    }
+    train_until = start + days * DAY
+    rows = _habitual_rows(seed, start, days + 1, ids)
+    shared = [
+        "vault/orders-api",
+        "arn:aws:iam::111122223333:role/app-exports",
+        "vault/billing-api",
+        "arn:aws:iam::111122223333:role/app-ledger",
+    ]
+    t0 = train_until + 9 * HOUR + 20 * MINUTE
+    for k, name in enumerate(shared):  # 0, 35, 70, 105 minutes after the first
+        backend, secret, _ = ids[name]
+        rows.append(_cross_row(name, backend, t0 + k * 35 * MINUTE, secret, SHARED_NET_IP))
+    lone = "vault/search-api"
+    rows.append(_cross_row(lone, "vault", t0 + 15 * MINUTE, ids[lone][1], LONE_IP))
+    apart = ["vault/mail-api", "arn:aws:iam::111122223333:role/app-media"]
+    for k, name in enumerate(apart):
+        backend, secret, _ = ids[name]
+        rows.append(_cross_row(name, backend, train_until + (2 + 12 * k) * HOUR, secret, DRIFT_IP))
+    rows.sort(key=lambda r: r[1])
+    return {
+        "rows": rows,
+        "train_until": train_until,
+        "shared": shared,
+        "lone": lone,
+        "apart": apart,
+    }
+
+
+def mass_rotation_scenario(seed: int = 1, days: int = 15, services: int = 20) -> dict:
+    """`services` Vault services each reading its own database secret, and a rotator that
+    rotates two of those secrets every day at noon, and all of them on Mondays. On the
+    judged day (a Tuesday) the rotator rotates all of them at noon and every service
+    restarts and re-reads its secret forty times.
+    Returns `rows`, `train_until` (us), `services` and `rotator`."""
+    start = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp()) * SECOND
+    names = [f"fleet/svc-{n:02d}" for n in range(services)]
+    secret = {n: f"secret/{n.split('/')[1]}/db" for n in names}
+    ids = {n: ("vault", secret[n], f"10.244.{10 + k}.7") for k, n in enumerate(names)}
+    train_until = start + days * DAY
+    rows = _habitual_rows(seed, start, days + 1, ids)
+    rotator = "ops/rotator"
+    for day in range(days):
+        targets = names if day % 7 == 0 else [names[(2 * day + k) % services] for k in (0, 1)]
+        for k, n in enumerate(targets):
+            at = start + day * DAY + 12 * HOUR + k * SECOND
+            rows.append(_cross_row(rotator, "vault", at, secret[n], "10.0.9.9", "write"))
+    noon = train_until + 12 * HOUR
+    rng = random.Random(_stable(f"{seed}/rotation"))
+    for k, n in enumerate(names):
+        rows.append(_cross_row(rotator, "vault", noon + k * SECOND, secret[n], "10.0.9.9", "write"))
+        for _ in range(40):
+            at = noon + 2 * MINUTE + rng.randrange(25 * MINUTE)
+            rows.append(_cross_row(n, "vault", at, secret[n], ids[n][2]))
+    rows.sort(key=lambda r: r[1])
+    return {"rows": rows, "train_until": train_until, "services": names, "rotator": rotator}
