@@ -88,6 +88,8 @@ def report(
 
                 archive = cfg.retention.archive  # DuckDB reads archived days, ES does not
                 read = archive.path if archive and cfg.store.type == "duckdb" else None
+                if archive and read is None:
+                    _hot_only(archive.path, chosen)
                 done = generate(store, cfg.store.type, chosen, settings, folder, pdf, step, read)
         if cfg.retention.archive is not None:  # kept with the evidence (pipeline/archive)
             from pipeline.archive.reports import archive_report
@@ -111,6 +113,24 @@ def report(
         f"{len(done.files)} files in {done.folder}; open {done.folder / 'report.html'}"
     )
     consoles.out.print(f"manifest {done.manifest} sha256 {digest}", highlight=False)
+
+
+def _hot_only(archive: Path, chosen: Period) -> None:
+    """Warn when the period has archived days a store that reads hot events only (the
+    Elasticsearch store) cannot see: the report would be silently short of them."""
+    from pipeline.store.duckdb.archived import event_files
+
+    days = sorted({day for day, _ in event_files(archive, chosen.since, chosen.until)})
+    if days:
+        consoles.err.print(
+            inert(
+                f"warning: {len(days)} days of the period ({days[0]} to {days[-1]}) are "
+                f"archived in {archive}, and this store reads hot events only: the report "
+                "leaves them out (README: Retention and evidence)"
+            ),
+            style="yellow",
+            soft_wrap=True,
+        )
 
 
 def _report_settings(cfg: Config, overrides: Mapping[str, object]) -> ReportConfig:

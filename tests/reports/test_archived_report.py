@@ -153,3 +153,24 @@ def test_report_verify_rechecks_the_archive(
     (copy / "manifest.json").write_bytes(orjson.dumps(body))
     code, text = cli("report", "--verify", str(copy), "--config", str(config))
     assert code == 1 and "not a digest name: refused" in text.replace("\n", "")
+
+
+def test_elasticsearch_store_warns_it_reads_hot_only(
+    reports: tuple[Path, Path, dict[str, object], dict[str, object]],
+    quarter_es: tuple[str, str],
+    quarter_dir: Path,
+) -> None:
+    """The Elasticsearch store reads its hot indices only: a report of a period with
+    archived days says so, and its manifest claims no archive digests."""
+    config, _, _, _ = reports
+    url, prefix = quarter_es
+    body = yaml.safe_load(config.read_text())
+    body["store"] = {"type": "elasticsearch", "url": url, "index_prefix": prefix}
+    es_config = config.parent / "es.yaml"
+    es_config.write_text(yaml.safe_dump(body))
+    out = config.parent / "es"
+    code, text = cli("report", "--quarter", QUARTER, "--config", str(es_config), "--out", str(out))
+    assert code == 0, text
+    flat = " ".join(text.split())
+    assert "days of the period (2026-07-01 to 2026-09-30) are archived" in flat
+    assert "archive" not in orjson.loads((out / "manifest.json").read_bytes())
