@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         store, archive, key, config = (work / n for n in ("store.duckdb", "archive", "k", "c.yaml"))
         shutil.copy(cached, store)
+        with DuckDBStore(store):  # a store cached before a migration: the copy migrated
+            pass
         keys.keygen(key)
         section = {"archive": {"path": str(archive), "key_file": str(key)}}
         config.write_text(yaml.safe_dump({"store": {"path": str(store)}, "retention": section}))
