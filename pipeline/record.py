@@ -20,7 +20,7 @@ from pipeline.errors import ParseError
 
 Source = Literal["vault", "aws", "gcp", "azure", "k8s"]
 IdentityKind = Literal["service", "human", "root", "unknown"]
-Action = Literal["read", "list", "write", "delete", "rotate", "auth", "other"]
+Action = Literal["read", "list", "write", "delete", "rotate", "auth", "control", "other"]
 Outcome = Literal["success", "denied", "error"]
 
 # The values of each type, for checks and help text. Which sources exist is the source
@@ -97,6 +97,12 @@ FIELDS: tuple[str, ...] = EventRow._fields
 # The note of an event built from an incomplete record (a Vault request whose response has
 # not been seen). Stores let a later complete record with the same id replace it.
 PROVISIONAL_NOTE = "provisional: no response entry yet; outcome from the request"
+# Notes that mark control-plane events (`pipeline.sources.control_plane`): a change to who
+# can read secrets, or to whether anyone can see it (tampering with audit itself). The
+# `control_plane` detector finds its events by them (detectors/control_plane.py spells
+# the same text; a test holds them equal).
+CONTROL_NOTE = "control-plane: "
+TAMPER_NOTE = "audit tampering: "
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 

@@ -227,7 +227,7 @@ def test_bad_action_value(ingested: Path) -> None:
     text = flat(output)
     assert "--action" in text
     assert "'steal'" in text
-    assert "read, list, write, delete, rotate, auth, other" in text
+    assert "read, list, write, delete, rotate, auth, control, other" in text
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
+from pipeline.sources import control_plane
 from pipeline.sources.addresses import split_address
 from pipeline.sources.base import document_source, obj, text
 
@@ -168,7 +169,12 @@ def _check_record(doc: dict[str, Any]) -> str:
 
 
 def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
-    """One row per AuditEvent."""
+    """One row per AuditEvent, and per Activity Log record removing a vault's diagnostic
+    settings (the stream these events come by: tampering with audit)."""
+    if isinstance(doc.get("category"), dict):
+        removed = _diagnostics_removed(doc, backend)
+        if removed is not None:
+            return [removed]
     operation = _check_record(doc)
     if doc.get("time") is None:
         raise ParseError("azure AuditEvent has no `time`")
@@ -185,6 +191,7 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
     resource = _str(doc.get("resourceId"), "resourceId")
     if resource:
         vault = resource.rstrip("/").rsplit("/", 1)[-1].lower()
+    change = control_plane.azure(operation, props, vault, secret)
     outcome, error = _outcome(doc, props)
     event_id, eid_note = _event_id(doc, props, identity)
     # `<Redacted>` and the like are no address (README: only addresses in source_ip).
@@ -197,17 +204,53 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
             backend or vault or NAME,
             identity,
             kind,
-            secret,
-            action_of(operation),
-            operation,
+            change.secret if change else secret,
+            change.action if change else action_of(operation),
+            change.operation if change else operation,
             outcome,
             caller_ip,
             clip(_str(props.get("clientInfo"), "properties.clientInfo")),
             _str(doc.get("correlationId"), "correlationId"),
             error,
-            "; ".join(n for n in (id_note, eid_note, ip_note) if n) or None,
+            "; ".join(n for n in (id_note, eid_note, ip_note, change and change.note) if n) or None,
         )
     ]
+
+
+def _diagnostics_removed(doc: dict[str, Any], backend: str | None) -> EventRow | None:
+    """An Activity Log record deleting a Key Vault's diagnostic settings, as an event; None
+    for any other Activity Log record (dead-lettered by `_check_record`, as before)."""
+    name = doc.get("operationName")
+    operation = name.get("value") if isinstance(name, dict) else name
+    resource = _str(doc.get("resourceId"), "resourceId") or ""
+    if not isinstance(operation, str) or "MICROSOFT.KEYVAULT" not in resource.upper():
+        return None
+    change = control_plane.azure_diagnostics(operation, resource.lower())
+    if change is None:
+        return None
+    stamp = doc.get("eventTimestamp") or doc.get("time")
+    if stamp is None:
+        raise ParseError("Azure Activity Log record has no `eventTimestamp`")
+    claims = obj(doc.get("claims"), "claims")
+    identity, kind, id_note = identity_of(claims)
+    caller = _str(doc.get("caller"), "caller")
+    if identity == "unknown" and caller:
+        identity, kind, id_note = caller, "human" if "@" in caller else "unknown", None
+    status = obj(doc.get("status"), "status").get("value")
+    outcome = "success" if status in (None, "Succeeded", "Started", "Accepted") else "error"
+    if status == "Failed" and "Authorization" in str(obj(doc.get("subStatus"), "subStatus")):
+        outcome = "denied"
+    address, ip_note = split_address(_str(doc.get("callerIpAddress"), "callerIpAddress"))
+    event_id = _str(doc.get("eventDataId"), "eventDataId") or synthetic_id(
+        NAME, stamp, operation, resource, identity
+    )
+    vault = change.secret.split("/", 1)[0] if change.secret else None
+    return EventRow(
+        event_id, to_micros(stamp), NAME, backend or vault or NAME, identity, kind,
+        change.secret, change.action, change.operation, outcome, address, None,
+        _str(doc.get("correlationId"), "correlationId"), None,
+        "; ".join(n for n in (id_note, ip_note, change.note) if n),
+    )  # fmt: skip
 
 
 SPEC = document_source(

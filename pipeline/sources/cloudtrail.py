@@ -24,6 +24,7 @@ from typing import Any
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
+from pipeline.sources import control_plane
 from pipeline.sources.addresses import split_address
 from pipeline.sources.base import document_source, obj, text
 
@@ -324,7 +325,8 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
         raise ParseError("cloudtrail record lacks `eventSource` or `eventName`")
     ui = obj(doc.get("userIdentity"), "userIdentity")
     service = derived_by(doc, ui) if source == _KMS else None
-    _check_scope(source, event, service is not None)
+    if not control_plane.aws_in_scope(source, event):
+        _check_scope(source, event, service is not None)
     if doc.get("eventTime") is None:
         raise ParseError("cloudtrail record has no `eventTime`")
     ts = to_micros(doc["eventTime"])
@@ -335,7 +337,12 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
         or "unknown"
     )
     identity, kind, id_note = identity_of(ui)
-    targets = _targets(source, event, doc, region, account)
+    req = doc.get("requestParameters")
+    change = control_plane.aws(source, event, req if isinstance(req, dict) else {}, region, account)
+    if change is not None and change.secret is not None:
+        targets: Targets = [(change.secret, None)]  # a trail: not a secret the call names
+    else:
+        targets = _targets(source, event, doc, region, account)
     code = _str(doc.get("errorCode"), "errorCode")
     message = _str(doc.get("errorMessage"), "errorMessage")
     event_id = _str(doc.get("eventID"), "eventID")
@@ -347,6 +354,9 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
         notes.append(DERIVED_NOTE.format(event=event, service=service))
     elif ip_note:
         notes.append(ip_note)
+    if change is not None:
+        action = change.action  # its operation is the event name
+        notes.append(change.note)
     if not event_id:
         event_id = synthetic_id(
             NAME, doc["eventTime"], source, event, doc.get("requestID"), identity

@@ -14,6 +14,7 @@ from typing import Any
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import EventRow, clip, synthetic_id, to_micros
+from pipeline.sources import control_plane
 from pipeline.sources.addresses import split_address
 from pipeline.sources.base import document_source, obj, text
 
@@ -137,9 +138,13 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
     service = _str(payload.get("serviceName"), "protoPayload.serviceName")
     if not service:
         raise ParseError("gcp audit entry has no `protoPayload.serviceName`")
-    if service != SERVICE:
-        raise NotSecretAccess(f"gcp: not Secret Manager ({service[:60]})")
     full_method = _str(payload.get("methodName"), "protoPayload.methodName")
+    change = None
+    if service != SERVICE:  # kept only when it changes audit logging itself
+        resource_name = _str(payload.get("resourceName"), "protoPayload.resourceName")
+        change = control_plane.gcp_audit_config(full_method or "", payload, resource_name)
+        if change is None:
+            raise NotSecretAccess(f"gcp: not Secret Manager ({service[:60]})")
     if not full_method:
         raise ParseError("gcp audit entry has no `protoPayload.methodName`")
     method = full_method.rsplit(".", 1)[-1]
@@ -165,6 +170,12 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
     operation = obj(doc.get("operation"), "operation")
     address, ip_note = split_address(caller_ip)  # `private`, `gce-internal-ip`: no address
     notes.append(ip_note)
+    secret, action = secret_of(resource, method, request), ACTIONS.get(method, "other")
+    if change is None:
+        change = control_plane.gcp_secret(method, secret)
+    if change is not None:
+        secret, action, method = change.secret, change.action, change.operation
+        notes.append(change.note)
     return [
         EventRow(
             event_id,
@@ -173,8 +184,8 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
             backend or _project(doc, resource) or NAME,
             identity,
             kind,
-            secret_of(resource, method, request),
-            ACTIONS.get(method, "other"),
+            secret,
+            action,
             method,
             outcome,
             address,

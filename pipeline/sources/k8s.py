@@ -14,9 +14,11 @@ from typing import Any
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import PROVISIONAL_NOTE, EventRow, clip, synthetic_id, to_micros
+from pipeline.sources import control_plane
 from pipeline.sources.base import document_source, obj, text
 
 NAME = "k8s"
+_RBAC = "rbac.authorization.k8s.io"
 
 VERBS: dict[str, str] = {
     "get": "read",
@@ -100,7 +102,10 @@ def _check_event(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
     if api and not api.startswith("audit.k8s.io/"):
         raise ParseError(f"k8s `apiVersion` is {api[:40]!r}, not an audit.k8s.io Event")
     ref = obj(doc.get("objectRef"), "objectRef")
-    if ref.get("resource") != "secrets" or ref.get("apiGroup") not in (None, ""):
+    resource = ref.get("resource")
+    rbac = isinstance(resource, str) and resource in control_plane.RBAC_RESOURCES
+    rbac = rbac and ref.get("apiGroup") == _RBAC
+    if not rbac and (ref.get("resource") != "secrets" or ref.get("apiGroup") not in (None, "")):
         raise NotSecretAccess("k8s: not a secrets resource")
     if doc.get("stage") == "RequestReceived":
         raise NotSecretAccess(
@@ -138,6 +143,13 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
         notes.append("no auditID; id derived from record fields")
     stage = _str(doc.get("stage"), "stage")
     outcome, error = _outcome(doc, stage)
+    target = f"{namespace or '*'}/{name or ''}"
+    secret: str | None = target
+    action = VERBS.get(verb, "other")
+    change = _control(doc, ref, verb, namespace, name, target)
+    if change is not None:
+        secret, action, verb = change.secret, change.action, change.operation
+        notes.append(change.note)
     return [
         EventRow(
             event_id,
@@ -146,8 +158,8 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
             backend or "kubernetes",
             identity,
             kind,
-            f"{namespace or '*'}/{name or ''}",
-            VERBS.get(verb, "other"),
+            secret,
+            action,
             verb,
             outcome,
             source_ip,
@@ -157,6 +169,29 @@ def parse(doc: dict[str, Any], backend: str | None) -> list[EventRow]:
             _note(notes, stage, audit_id),
         )
     ]
+
+
+def _control(
+    doc: dict[str, Any],
+    ref: dict[str, Any],
+    verb: str,
+    namespace: str | None,
+    name: str | None,
+    secret: str,
+) -> control_plane.Change | None:
+    """A secret deleted, or an RBAC object written that grants reading secrets (a role's
+    rules are read from `requestObject`, the only part of it read: roles hold no values);
+    an RBAC change that grants nothing on secrets is skipped."""
+    resource = ref.get("resource")
+    if resource == "secrets":
+        return control_plane.k8s_secret_delete(verb, secret)
+    body = doc.get("requestObject")
+    if body is None:
+        body = doc.get("responseObject")
+    change = control_plane.k8s_rbac(str(resource), verb, namespace, name, body)
+    if change is None:
+        raise NotSecretAccess("k8s: RBAC change that grants nothing on secrets")
+    return change
 
 
 def _note(notes: list[str | None], stage: str | None, audit_id: str | None) -> str | None:

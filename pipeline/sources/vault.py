@@ -33,7 +33,7 @@ import msgspec
 from pipeline.errors import NotSecretAccess, ParseError
 from pipeline.errortext import clean_error
 from pipeline.record import PROVISIONAL_NOTE, EventRow, clip, synthetic_id, to_micros
-from pipeline.sources import vault_kmip
+from pipeline.sources import control_plane, vault_kmip
 from pipeline.sources.base import DeadLetter, FeedResult, Record, SourceSpec, json_start
 
 NAME = "vault"
@@ -90,6 +90,7 @@ class _Request(msgspec.Struct, gc=False):
 class _Response(msgspec.Struct, gc=False):
     data: msgspec.Raw = _NONE  # kept undecoded: read only to learn a mount's KV version
     wrap_info: msgspec.Raw = _NONE  # a wrapped answer shows nothing of its shape
+    auth: msgspec.Raw = _NONE  # a created token: read only for its policies (control_plane)
 
 
 class _Credentials(msgspec.Struct, gc=False):
@@ -564,6 +565,12 @@ def normalize(
             memory.learn_kv(entry, path, operation, mount)
             kv1 = mount in memory.kv1
     secret, action = secret_and_action(path, operation, mount_type, request.mount_point, kv1)
+    if path[:4] in ("sys/", "auth"):  # control-plane calls (`control_plane`)
+        change = _control(entry, path, operation, secret, action)
+        if change is not None:
+            secret, action, operation = change.secret, change.action, change.operation
+            if note != PROVISIONAL_NOTE:  # stores match a provisional note exactly
+                note = f"{note}; {change.note}" if note else change.note
     namespace = request.namespace
     if namespace is not None and namespace.path and secret:
         secret = namespace.path.rstrip("/") + "/" + secret
@@ -595,6 +602,50 @@ def normalize(
             None,  # actor: Vault names the caller itself
         ),
     )
+
+
+def _control(
+    entry: Entry, path: str, op: str, secret: str | None, action: str
+) -> control_plane.Change | None:
+    """The control-plane change a `sys/` or `auth/` call makes, if any: by path, an AppRole
+    secret-id generated (already a `read` of the role), or a token created with the root
+    policy or without a parent (read off the new token in the response)."""
+    if path.startswith("sys/"):
+        return control_plane.vault(path, op)
+    if action == "read" and secret is not None and path.endswith("/secret-id"):
+        return control_plane.vault_secret_id(secret, op)
+    if control_plane.is_token_create(path) and op in ("create", "update"):
+        response = entry.response
+        token = _new_token(response.auth if response is not None else None)
+        orphan = _new_token_request(entry.request.data if entry.request is not None else None)
+        return control_plane.vault_token(path, "root" in (token.policies or ()), orphan)
+    return None
+
+
+class _NewToken(msgspec.Struct, gc=False):
+    policies: list[str] | None = None
+
+
+class _TokenRequest(msgspec.Struct, gc=False):
+    no_parent: Any = None  # booleans are not HMAC'd in the audit log
+
+
+def _new_token(raw: msgspec.Raw | None) -> _NewToken:
+    if not raw:
+        return _NewToken()
+    try:
+        return msgspec.json.decode(raw, type=_NewToken)
+    except (msgspec.DecodeError, RecursionError):
+        return _NewToken()
+
+
+def _new_token_request(raw: msgspec.Raw | None) -> bool:
+    if not raw:
+        return False
+    try:
+        return msgspec.json.decode(raw, type=_TokenRequest).no_parent is True
+    except (msgspec.DecodeError, RecursionError):
+        return False
 
 
 def _auth_call(

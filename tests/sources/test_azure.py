@@ -47,7 +47,8 @@ SHARED_EXPECTED = [
     ),
     (
         "index-id-44556964520__VaultPut_plus_ActivityLog_notes.txt",
-        [("VaultPut", "other", None)],
+        # An attacker's VaultPut setting the network rules and RBAC switch: control-plane.
+        [("VaultPut:networkAcls+enableRbacAuthorization", "control", "securaallkeyvault/")],
         [(1, NOTJSON_VALUES), (45, NOTJSON_VALUES), (46, ACTIVITY_LOG)],
     ),
 ]

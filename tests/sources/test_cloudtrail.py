@@ -54,10 +54,14 @@ def generated() -> FeedResult:
 def test_invictus_every_record_accounted(invictus: FeedResult) -> None:
     # 46 S3 objects of 1,880 records, counted per record: 344 are secret access (353
     # events: GetParameters names several; 99 of them KMS calls Secrets Manager or SSM made
-    # for the caller, kept as `other`), 1,536 are not; nothing is dead-lettered.
-    assert (invictus.consumed, invictus.skipped_records, invictus.dead_records) == (344, 1536, 0)
-    assert len(invictus.rows) == 353
-    assert sum(invictus.skipped.values()) == 1536
+    # for the caller, kept as `other`), 6 tamper with the trail (StopLogging x3, DeleteTrail
+    # x2, PutEventSelectors: control-plane events, no longer skipped), 1,530 are neither;
+    # nothing is dead-lettered.
+    assert (invictus.consumed, invictus.skipped_records, invictus.dead_records) == (350, 1530, 0)
+    assert len(invictus.rows) == 359
+    assert sum(invictus.skipped.values()) == 1530
+    trail = {"StopLogging", "DeleteTrail", "PutEventSelectors"}
+    assert sum(r.operation in trail and r.action == "control" for r in invictus.rows) == 6
     assert invictus.skipped["cloudtrail: not a secrets API (ec2.amazonaws.com)"] == 615
     assert invictus.skipped["cloudtrail: not a secrets API (iam.amazonaws.com)"] == 292
     assert invictus.skipped["cloudtrail: ssm.amazonaws.com call not about parameters"] == 40

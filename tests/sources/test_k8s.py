@@ -79,6 +79,7 @@ def test_delete_secret() -> None:
         "delete",
         "success",
     )
+    assert row.note == "control-plane: deleted the secret default/example-secret"
     assert (row.secret, row.event_id) == (
         EXAMPLE,
         "d1df3fa9-497f-49cf-bd48-60a651df8075",
@@ -110,28 +111,57 @@ def test_malformed_falco_record_is_dead_lettered() -> None:
     assert result.dead[0].reason == "k8s `kind` is 0, expected 'Event'"
 
 
+# RBAC changes are control-plane events when they can grant reading secrets: a role whose
+# rules do, any binding (its role's rules are not in the record: the roleRef is kept).
+# Roles granting nothing on secrets, and deletes (they take access away), are skipped.
+RBAC_EVENTS = {
+    "attach_cluster_admin_role.json": ("rbac/*/some-reader-binding", "rbac-bind"),
+    "create_clusterrolebinding.json": ("rbac/*/some-reader-binding", "rbac-bind"),
+    "create_cluster_role_wildcard_resources.json": ("rbac/*/some-reader", "rbac-grant-secrets"),
+}
+RBAC_SKIPPED = {
+    "create_cluster_role_pod_exec.json",
+    "create_cluster_role_wildcard_verbs.json",  # `*` on pods only
+    "create_cluster_role_write_privileges.json",
+    "create_clusterrole.json",
+    "modify_cluster_role_node_problem_detector.json",
+    "delete_cluster_role_kube_aggregator.json",
+    "delete_clusterrole.json",
+    "delete_clusterrolebinding.json",
+}
+NO_GRANT = "k8s: RBAC change that grants nothing on secrets"
+
+
 @pytest.mark.parametrize(
     "name",
     sorted(
-        p.name for p in FALCO.glob("*.json") if p.name not in SECRET_FILES | {"fal_01_003.json"}
+        p.name
+        for p in FALCO.glob("*.json")
+        if p.name not in SECRET_FILES | RBAC_EVENTS.keys() | {"fal_01_003.json"}
     ),
 )
 def test_other_falco_events_are_skipped(name: str) -> None:
     result = feed(FALCO / name)
     assert (result.rows, result.dead) == ([], [])
-    assert set(result.skipped) == {"k8s: not a secrets resource"}
+    reason = NO_GRANT if name in RBAC_SKIPPED else "k8s: not a secrets resource"
+    assert set(result.skipped) == {reason}
     assert result.skipped_records == result.accounted >= 1
+
+
+@pytest.mark.parametrize("name", sorted(RBAC_EVENTS))
+def test_rbac_grants_are_control_events(name: str) -> None:
+    row = one(FALCO / name)
+    assert (row.secret, row.operation, row.action) == (*RBAC_EVENTS[name], "control")
+    assert row.identity == "minikube-user" and row.note.startswith("control-plane: ")
 
 
 def test_every_falco_file_accounted() -> None:
     total = FeedResult()
     for path in sorted(FALCO.glob("*.json")):
         total.extend(feed(path))
-    assert (len(total.rows), total.dead_records, total.skipped["k8s: not a secrets resource"]) == (
-        4,
-        1,
-        47,
-    )
+    skipped = total.skipped["k8s: not a secrets resource"], total.skipped[NO_GRANT]
+    assert (len(total.rows), total.dead_records, *skipped) == (7, 1, 36, 8)
+    assert total.skipped_records + total.dead_records + total.consumed == total.accounted
 
 
 def test_service_account_reads_lists_and_watches(generated: FeedResult) -> None:

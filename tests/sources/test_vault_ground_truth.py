@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest import Ingestor, IngestSummary
-from pipeline.record import PROVISIONAL_NOTE
+from pipeline.record import CONTROL_NOTE, PROVISIONAL_NOTE, TAMPER_NOTE
 from pipeline.sources import vault
 from pipeline.sources.documents import sniff
 from pipeline.sources.formats import recognize_format
@@ -78,6 +78,16 @@ CREDENTIALS = {
     27: ("auth/approle/role/orders-api", "read"),  # read role-id
     28: ("auth/approle/role/orders-api", "read"),  # generate secret-id
 }
+# Control-plane calls (`pipeline.sources.control_plane`): what changes who can read secrets,
+# or what the audit log records, is action `control` naming what changed; the table files
+# them under `other` with no secret. op -> (secret, action).
+CONTROL = {
+    1: ("sys/config/auditing/request-headers/x-gt-op", "control"),  # audited header set
+    20: ("sys/policies/acl/orders-read", "control"),  # policy write
+    21: ("sys/policies/acl/billing-read", "control"),
+    22: ("sys/auth/userpass", "control"),  # auth enable
+    25: ("sys/auth/approle", "control"),
+}
 
 # op -> {field: what secretwatch stores}, where that differs from the row (after the
 # translations above) because the log cannot say what the table says. Each says why.
@@ -113,6 +123,7 @@ def _table() -> list[Row]:
         secret = None if r["secret"] == NONE else SECRETS.get(r["secret"], r["secret"])
         action = ACTIONS.get(r["action"], r["action"])
         secret, action = CREDENTIALS.get(op, (secret, action))
+        secret, action = CONTROL.get(op, (secret, action))
         row = Row(
             op,
             IDENTITIES.get(r["identity"], r["identity"]),
@@ -212,8 +223,12 @@ def test_no_event_stays_provisional(stored: Ingested) -> None:
     verdict in the request entry: final events, never provisional ones."""
     notes = {e["note"] for e in stored.events.values()}
     assert PROVISIONAL_NOTE not in notes
-    lone = sorted(CALLS[i][0] or 0 for i, e in stored.events.items() if e["note"])
-    notes_of = {CALLS[i][0]: e["note"] for i, e in stored.events.items() if e["note"]}
+    marks = (CONTROL_NOTE, TAMPER_NOTE)  # control-plane calls, not lone requests
+    noted = {
+        i: e for i, e in stored.events.items() if e["note"] and not e["note"].startswith(marks)
+    }
+    lone = sorted(CALLS[i][0] or 0 for i in noted)
+    notes_of = {CALLS[i][0]: e["note"] for i, e in noted.items()}
     assert notes_of[66] == notes_of[74] == vault.ANSWERED_IN_REQUEST_NOTE
     assert {notes_of[op] for op in (32,)} == {vault.LOGIN_NOTE}  # the wrong password
     assert notes_of[49] == vault.ROLE_NOTE  # the bad secret_id: the role by its role_id
@@ -240,7 +255,9 @@ def test_events_without_an_op_are_the_unaudited_setup(stored: Ingested) -> None:
         "sys/audit/socket",
         "sys/config/auditing/request-headers/x-gt-op",
     ]  # not the probe (`sys/audit/test`, a request entry only, no auth): skipped
-    assert all(e["ts"] < first and e["action"] == "other" and not e["secret"] for e in loose)
+    # Enabling audit devices and setting an audited header are control-plane calls.
+    assert all(e["ts"] < first and e["action"] == "control" for e in loose)
+    assert all(e["secret"] == CALLS[e["event_id"]][1] for e in loose)
     assert {e["identity"] for e in loose} == {"root"}
 
 
@@ -300,7 +317,15 @@ def test_prefixed_log_holds_the_calls_as_the_plain_log_stores_them(
         [_shape(e) for e in ours if CALLS[e["event_id"]][0] == op] for op in (2, 5, 62)
     )
     assert got[:1] == [
-        ("root", "root", None, "other", "update", "success", None),  # enabling the device
+        (
+            "root",
+            "root",
+            "sys/audit/file",
+            "control",
+            "audit-enable",
+            "success",
+            TAMPER_NOTE + "enabled the Vault audit device file/",
+        ),  # enabling the device: a control-plane call (audit itself)
     ]  # (the probe before it is skipped)
     assert got[1:] == [*put, *get, ("root", "root", "nonexistent/x", *missing[0][3:])]
 
