@@ -1,5 +1,6 @@
 """The event log on DuckDB (contracts: `EventLog` in pipeline/store/base.py): events, dead
-letters and checkpoints, written inside the caller's transaction, and the reads over them.
+letters and checkpoints, written inside the caller's transaction, and the reads over them
+(over the archived days too when the store has an archive: archived.py).
 
 Idempotency without a primary-key index (which costs more than the rest of ingest): an
 event's id always comes with the same timestamp, so a batch is checked only against the ids
