@@ -130,9 +130,11 @@ class Detection:
         findings then only grow). Only the first batch not yet learned from is judged
         this way: a later one would be judged against baselines that have not learned
         the batches before it, and its findings would come ahead of theirs."""
-        return self._group(self._judge(ev, start_us, end_us))
+        return self._group(self._judge(ev, start_us, end_us, peeking=True))
 
-    def _judge(self, ev: Events, start_us: int, end_us: int) -> list[Finding]:
+    def _judge(
+        self, ev: Events, start_us: int, end_us: int, peeking: bool = False
+    ) -> list[Finding]:
         findings: list[Finding] = []
         if len(ev):
             batch = Batch.of(self.base, ev, start_us, end_us, self.cfg)
@@ -140,18 +142,22 @@ class Detection:
                 settings = getattr(self.cfg, name)
                 if settings.enabled:
                     findings.extend(detect(self.base, batch, settings))
-            findings = self._across(batch, findings)
+            findings = self._across(batch, findings, peeking)
         return findings
 
-    def _across(self, batch: Batch, findings: list[Finding]) -> list[Finding]:
+    def _across(self, batch: Batch, findings: list[Finding], peeking: bool) -> list[Finding]:
         """Findings that span identities (detectors/fleet.py): identities sharing an outside
-        network (with the sightings of open incidents), then a fleet deviating at once."""
+        network (with the sightings of open incidents), then a fleet deviating at once.
+        Whether a fleet deviates is known once its batch is complete: a peek holds back the
+        findings that may become its evidence, so a stream raises what a replay does."""
         findings = fleet.tag_networks(self.base, batch, findings)
         shared = self.cfg.shared_source
         if shared.enabled:
             earlier = (f for i in self.open.values() for f in i.findings if f.network)
             findings = fleet.shared_sources(batch, findings, earlier, shared)
         if self.cfg.fleet.enabled:
+            if peeking:
+                return fleet.held(findings, self.cfg.fleet)
             findings = fleet.fleet_wide(batch, findings, self.writes, self.cfg.fleet)
         return findings
 

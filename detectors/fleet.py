@@ -11,7 +11,9 @@ grouped per identity (the engine calls both passes from `Detection`).
 - Fleet: many identities deviating in one batch (a rotation, a deploy, a restart) is one
   `fleet` finding about the pseudo-identity `fleet`, the individual findings its evidence.
   When the secrets they re-read were written or rotated shortly before, it says so and
-  is kept at `explained_severity`, below what pages anyone.
+  is kept at `explained_severity`, below what pages anyone. Only a complete batch can
+  tell, so a stream raises those findings when their batch is complete (`held`), not as
+  their events arrive: live detection raises what replay does.
 """
 
 from __future__ import annotations
@@ -153,6 +155,12 @@ def _writes(ev: Events) -> dict[str, Written]:
     for pos in np.flatnonzero(mask):  # writes are few: a rotation touches tens of secrets
         found[str(ev.secret[pos])] = Written(int(ev.ts_us[pos]), str(ev.identity[pos]))
     return found
+
+
+def held(findings: list[Finding], cfg: Fleet) -> list[Finding]:
+    """`findings` without those that may become a fleet finding's evidence: a batch seen in
+    part cannot tell one service deviating from the first of many."""
+    return [f for f in findings if f.detector not in cfg.detectors]
 
 
 def fleet_wide(

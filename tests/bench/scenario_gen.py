@@ -2069,12 +2069,20 @@ def shared_source_scenario(seed: int = 1, days: int = 21) -> dict:
     }
 
 
-def mass_rotation_scenario(seed: int = 1, days: int = 15, services: int = 20) -> dict:
+def mass_rotation_scenario(
+    seed: int = 1,
+    days: int = 15,
+    services: int = 20,
+    restarting: int | None = None,
+    rotate_minutes: int | None = 0,
+    hours_apart: int = 0,
+) -> dict:
     """`services` Vault services each reading its own database secret, and a rotator that
     rotates two of those secrets every day at noon, and all of them on Mondays. On the
-    judged day (a Tuesday) the rotator rotates all of them at noon and every service
-    restarts and re-reads its secret forty times.
-    Returns `rows`, `train_until` (us), `services` and `rotator`."""
+    judged day (a Tuesday) the rotator rotates all of them `rotate_minutes` after noon (None:
+    no rotation) and the first `restarting` services (all by default) restart, two minutes
+    after noon plus `hours_apart` hours for each one before them, and re-read their secret
+    forty times. Returns `rows`, `train_until` (us), `services`, `restarted` and `rotator`."""
     start = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp()) * SECOND
     names = [f"fleet/svc-{n:02d}" for n in range(services)]
     secret = {n: f"secret/{n.split('/')[1]}/db" for n in names}
@@ -2089,10 +2097,23 @@ def mass_rotation_scenario(seed: int = 1, days: int = 15, services: int = 20) ->
             rows.append(_cross_row(rotator, "vault", at, secret[n], "10.0.9.9", "write"))
     noon = train_until + 12 * HOUR
     rng = random.Random(_stable(f"{seed}/rotation"))
+    restarted = names[: services if restarting is None else restarting]
     for k, n in enumerate(names):
-        rows.append(_cross_row(rotator, "vault", noon + k * SECOND, secret[n], "10.0.9.9", "write"))
+        if rotate_minutes is not None:
+            at = noon + rotate_minutes * MINUTE + k * SECOND
+            rows.append(_cross_row(rotator, "vault", at, secret[n], "10.0.9.9", "write"))
+        if n not in restarted:
+            continue
+        begin = noon + 2 * MINUTE + k * hours_apart * HOUR
         for _ in range(40):
-            at = noon + 2 * MINUTE + rng.randrange(25 * MINUTE)
-            rows.append(_cross_row(n, "vault", at, secret[n], ids[n][2]))
+            rows.append(
+                _cross_row(n, "vault", begin + rng.randrange(25 * MINUTE), secret[n], ids[n][2])
+            )
     rows.sort(key=lambda r: r[1])
-    return {"rows": rows, "train_until": train_until, "services": names, "rotator": rotator}
+    return {
+        "rows": rows,
+        "train_until": train_until,
+        "services": names,
+        "restarted": restarted,
+        "rotator": rotator,
+    }
