@@ -133,6 +133,16 @@ def changes_touched(alert: dict, changes: list[dict]) -> list[str]:
     return out
 
 
+def on_call(alert: dict, labels: dict) -> bool:
+    """Whether the alert's identity was on call when it fired (night pages are normal then;
+    still a false alert, as in `eval_detectors`, but worth saying)."""
+    when = _utc(alert["timestamp"])
+    return any(
+        w["identity"] in _alert_identities(alert) and _utc(w["start"]) <= when < _utc(w["end"])
+        for w in labels.get("oncall", ())
+    )
+
+
 def score(alerts: list[dict], labels: dict) -> FleetScore:
     """Score alert dicts (`id`, `identity`, `timestamp`, `window_end`, `evidence`, and
     optionally `findings` and `identities`) against the labels; see the module docstring."""
@@ -344,7 +354,9 @@ def report(result: FleetScore, out: Console) -> list[Goal]:
         for alert in result.false_alerts:
             out.print(
                 f"- {alert.get('timestamp')} {detector_name(alert)} [{alert.get('severity')}] "
-                f"{alert.get('identity')}: {clip(str(alert.get('explanation')), 300)}",
+                f"{alert.get('identity')}"
+                + (" (on call that week)" if on_call(alert, result.labels) else "")
+                + f": {clip(str(alert.get('explanation')), 300)}",
                 markup=False,
             )
     return checks

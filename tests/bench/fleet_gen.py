@@ -560,8 +560,9 @@ def new_secrets(f: Fleet) -> None:
     f.kube(
         ts + 5 * MINUTE, p.email, "create", p.team, "catalog-search-v2-creds", OFFICE[0], 201, "C4"
     )
-    for k in range(6):
-        at = ts + int((0.2 + k * 0.35 + rng.random() * 0.1) * DAY)
+    after = next((d for d in range(day + 1, cal.days) if cal.workday(d)), day)
+    for k in range(6):  # three reads a working day, the day of creation and the next
+        at = _local(cal, (day, after)[k // 3], 11.5 + 2 * (k % 3) + rng.random())
         f.core.v(at, p.email, "read", path, OFFICE[0], f"new{day}.{k}", tag="C4")
         f.kube(at + MINUTE, p.email, "get", p.team, "catalog-search-v2-creds", OFFICE[1], tag="C4")
     _change(

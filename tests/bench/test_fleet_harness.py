@@ -202,6 +202,15 @@ def test_benign_change_and_false_alerts_are_told_apart() -> None:
     assert result.caught == {}
 
 
+def test_on_call_is_said_of_the_identity_on_call_that_week() -> None:
+    labels = {"oncall": [{"identity": "dave", "start": "2026-03-02T00:00:00Z",
+                          "end": "2026-03-09T00:00:00Z"}]}  # fmt: skip
+    night = _alert("1", ["z"], "2026-03-04T02:00:00Z", "2026-03-04T03:00:00Z", "dave")
+    assert ev.on_call(night, labels)
+    assert not ev.on_call({**night, "identity": "erin"}, labels)
+    assert not ev.on_call({**night, "timestamp": "2026-03-09T00:00:00Z"}, labels)
+
+
 def test_an_alert_on_an_attack_is_not_a_change_alert() -> None:
     alert = _alert("1", ["a1", "r1"], "2026-03-01T10:00:00Z", "2026-03-01T10:10:00Z")
     result = ev.score([alert], _labels())
