@@ -172,8 +172,10 @@ def fleet_wide(
     ev = batch.ev
     members = [f for f in findings if f.detector in cfg.detectors and f.identity != FLEET]
     who = sorted({f.identity for f in members})
-    active = len(set(ev.identity[ev.access]))
-    if len(who) < cfg.min_identities or len(who) < cfg.min_share * max(active, 1):
+    if len(who) < cfg.min_identities:
+        return findings
+    active = len(np.unique(ev.icode[ev.access]))
+    if len(who) < cfg.min_share * max(active, 1):
         return findings
     evidence: dict[str, None] = {}
     for f in sorted(members, key=lambda f: (f.at_us, f.identity, f.detector)):

@@ -87,3 +87,18 @@ def test_peeked_as_a_stream_it_raises_what_a_replay_does(history):
     assert [a.model_dump(mode="json") for a in few] == [
         a.model_dump(mode="json") for a in _alerts(history, restarting=3)
     ]
+
+
+def test_a_rotation_of_other_secrets_explains_nothing(history):
+    sc = scenario_gen.mass_rotation_scenario()
+    cut, rotator = sc["train_until"], sc["rotator"]
+    rows = [
+        (*r[:6], r[6].replace("/db", "/api-key"), *r[7:]) if r[4] == rotator and r[1] >= cut else r
+        for r in sc["rows"]
+    ]
+    alerts = judge(events(rows), history[1], cut, 24, CFG)
+    # The rotator writing twenty secrets it never touched is its own concern.
+    assert {a.identity for a in alerts} <= {FLEET, rotator}
+    [alert] = [a for a in alerts if a.identity == FLEET]
+    assert alert.severity == CFG.fleet.severity
+    assert "rotated" not in alert.explanation
