@@ -32,7 +32,7 @@ Files being written carry a `.tmp` suffix until they are fsynced and renamed.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 EVENTS = "events"
@@ -88,36 +88,42 @@ def event_files(archive: Path, since: datetime | None, until: datetime | None) -
     ended), in (day, source, part) order. Files only: whether they are intact is for
     `archive verify` (pipeline.archive.verify) to say."""
     found: list[tuple[date, str, int, Path]] = []
-    first = since.date() if since is not None else None
     for path in (archive / EVENTS).glob("*/*/*.parquet"):
         parsed = parse_event_name(path.name)
-        if parsed is None:
-            continue
-        day = parsed[0]
-        if first is not None and day < first:
-            continue
-        if until is not None and datetime.combine(day, datetime.min.time(), until.tzinfo) >= until:
-            continue
-        found.append((*parsed, path))
+        if parsed is not None and _overlaps(parsed[0], since, until):
+            found.append((*parsed, path))
     return [path for *_, path in sorted(found)]
 
 
 def digest_files(archive: Path, since: datetime | None, until: datetime | None) -> list[Path]:
     """The digests of every UTC day that overlaps [since, until), in chain order: what a
     report over archived days rests on (check them with pipeline.archive.verify)."""
-    first = since.date() if since is not None else None
     found: list[tuple[int, Path]] = []
     for path in (archive / DIGESTS).glob("*.json"):
         parsed = parse_digest_name(path.name)
-        if parsed is None or (first is not None and parsed[0] < first):
-            continue
-        if (
-            until is not None
-            and datetime.combine(parsed[0], datetime.min.time(), until.tzinfo) >= until
-        ):
-            continue
-        found.append((parsed[1], path))
+        if parsed is not None and _overlaps(parsed[0], since, until):
+            found.append((parsed[1], path))
     return [path for _, path in sorted(found)]
+
+
+def _overlaps(day: date, since: datetime | None, until: datetime | None) -> bool:
+    """Whether the UTC day overlaps [since, until), bounds in any time zone (naive: UTC).
+
+    >>> from datetime import timedelta, timezone
+    >>> plus2 = timezone(timedelta(hours=2))
+    >>> _overlaps(date(2025, 3, 8), datetime(2025, 3, 9, 1, tzinfo=plus2), None)
+    True
+    >>> _overlaps(date(2025, 3, 9), None, datetime(2025, 3, 9, 1, tzinfo=plus2))
+    False
+    """
+    start = datetime.combine(day, time.min, UTC)
+    if since is not None and start + timedelta(days=1) <= _aware(since):
+        return False
+    return until is None or start < _aware(until)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def chain_files(archive: Path) -> list[Path]:
