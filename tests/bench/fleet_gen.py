@@ -227,6 +227,12 @@ def _lambda_ip(key: int) -> str:
     return f"{a}.{b}.{h[1]}.{1 + h[2] % 254}"
 
 
+def workload_agent(wl: Workload) -> str:
+    """The client a workload's pods identify as (one build per workload)."""
+    build = 2 + core._stable(wl.name) % 7  # noqa: SLF001
+    return f"{wl.name}/1.{build}.0 (linux/amd64) kubernetes/v1.29.2"
+
+
 def _vault_path(team: str, secret: str) -> str:
     return f"secret/data/{team}/{secret}"
 
@@ -377,7 +383,7 @@ def _workload_traffic(
     epochs = np.maximum(np.searchsorted(np.array(deploys), times, side="right") - 1, 0)
     pod = nrng.integers(0, wl.pods, times.size)
     which = nrng.integers(0, len(wl.secrets), times.size)
-    agent = f"{wl.name}/1.{rng.randrange(2, 9)}.0 (linux/amd64) kubernetes/v1.29.2"
+    agent = workload_agent(wl)
     after = rotation_at + 2 * HOUR
     for ts, e, p, s in zip(
         times.tolist(), epochs.tolist(), pod.tolist(), which.tolist(), strict=True
@@ -584,7 +590,8 @@ def denied_norm(f: Fleet) -> None:
     wl = BY_NAME["notify/notify-worker"]
     times = poisson_times(nrng, cal, np.full(cal.days * 24, 1 / 24))
     for ts in times.tolist():
-        f.kube(ts, wl.user, "get", wl.ns, "sms-gateway-legacy", f.pod(wl.identity, ts, rng), 403)
+        ip = f.pod(wl.identity, ts, rng)
+        f.kube(ts, wl.user, "get", wl.ns, "sms-gateway-legacy", ip, 403, agent=workload_agent(wl))
 
 
 # --------------------------------------------------------------------------- attacks
@@ -646,9 +653,9 @@ FLEET_ATTACKS = (
         "F6",
         "sustained_rate",
         "k8s",
-        "media/media-worker",
+        "catalog/catalog-api",
         0.3,
-        "media-worker reads its Secrets at 4x its rate for five hours",
+        "catalog-api, the busiest workload, reads its Secrets at 4x its rate for five hours",
     ),
     FleetAttack(
         "F7",
@@ -829,21 +836,14 @@ def _f5(f: Fleet, rng: random.Random, day: int) -> None:
 
 
 def _f6(f: Fleet, rng: random.Random, day: int) -> None:
-    wl = BY_NAME["media/media-worker"]
+    wl = BY_NAME["catalog/catalog-api"]
+    agent = workload_agent(wl)
     for hour in range(10, 15):
         usual = f.cal.rates(wl.peak, wl.curve)[day * 24 + hour]
-        for _ in range(max(8, round(3 * usual))):  # 3x on top of the usual: 4x in all
+        for _ in range(max(2, round(3 * usual))):  # 3x on top of the usual: 4x in all
             ts = f.cal.t(day, hour) + rng.randrange(HOUR)
-            f.kube(
-                ts,
-                wl.user,
-                "get",
-                wl.ns,
-                rng.choice(wl.secrets),
-                f.pod(wl.identity, ts, rng),
-                tag="F6",
-                agent=f"{wl.name}/1.4.0 (linux/amd64) kubernetes/v1.29.2",
-            )
+            ip = f.pod(wl.identity, ts, rng)
+            f.kube(ts, wl.user, "get", wl.ns, rng.choice(wl.secrets), ip, tag="F6", agent=agent)
 
 
 def _f7(f: Fleet, rng: random.Random, day: int) -> None:
@@ -861,6 +861,7 @@ def _f7(f: Fleet, rng: random.Random, day: int) -> None:
             f.pod(wl.identity, ts, rng),
             403,
             "F7",
+            workload_agent(wl),
         )
 
 

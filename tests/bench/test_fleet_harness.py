@@ -93,6 +93,21 @@ def test_every_kind_is_labelled_by_existing_events(
     assert set(rows["source_ip"]) == {fg.SHARED_OUTSIDE}
 
 
+def test_sustained_attacks_blend_in_but_for_their_rate(
+    scenario: tuple[Path, dict], parsed: tuple
+) -> None:
+    """A rate or denial run held for hours comes from the identity's own pods and client,
+    so only the rate (or the denials) can tell it apart."""
+    _, labels = scenario
+    frame = parsed[0]
+    for kind in ("sustained_rate", "sustained_denied"):
+        attack = next(a for a in labels["attacks"] if a["kind"] == kind)
+        mine = frame["event_id"].astype(str).isin(attack["event_ids"])
+        usual = frame[~mine & (frame["identity"] == attack["identity"])]
+        assert set(frame[mine]["user_agent"]) <= set(usual["user_agent"]), kind
+        assert set(frame[mine]["source_ip"]) <= set(usual["source_ip"]), kind
+
+
 def test_fleet_changes_are_labelled_by_their_events(
     scenario: tuple[Path, dict], parsed: tuple
 ) -> None:
