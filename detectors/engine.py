@@ -5,7 +5,9 @@
 baselines as they stood before it, findings join the open incident of their identity (or
 open a new one), and only then are the baselines updated, without the events that raised
 findings. The replay command, `secretwatch detect` and the Kafka stage all drive this one
-loop, so they cannot disagree.
+loop, so they cannot disagree. Before grouping, findings that span identities are made
+(detectors/fleet.py): identities sharing an outside network join the first one's incident,
+and many identities deviating at once become one `fleet` finding.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from detectors import (
     cold_enumeration,
+    control_plane,
     denied_burst,
     dormant,
     enumeration,
@@ -50,6 +53,7 @@ DETECTORS: dict[str, Detector] = {
     "new_source": new_source.detect,
     "dormant": dormant.detect,
     "root_token": root_token.detect,
+    "control_plane": control_plane.detect,
     "sustained_rate": sustained_rate.detect,
     "sustained_denied": sustained_denied.detect,
     "multivariate": multivariate.detect,

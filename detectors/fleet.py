@@ -14,6 +14,10 @@ grouped per identity (the engine calls both passes from `Detection`).
   is kept at `explained_severity`, below what pages anyone. Only a complete batch can
   tell, so a stream raises those findings when their batch is complete (`held`), not as
   their events arrive: live detection raises what replay does.
+
+Both passes see the identities one detection state judges: a live member sees those it
+owns, so with several members an incident spans only identities of one partition. The
+writes that explain a fleet are held in memory: a restart forgets those before it.
 """
 
 from __future__ import annotations
