@@ -17,6 +17,8 @@ What is kept per identity:
   which carries the daily and weekly seasonality;
 - what and where: the secrets it touched, how often it read each folder ("area"), the
   networks it came from, and how often it picked up new folders and networks;
+- control: the kinds of control-plane change it has made (`policy-write`, `rbac-bind`,
+  `DeleteSecret`), so a first one is told from routine administration;
 - bursts: its worst window (and hour) of denied requests and of distinct secrets touched;
 - activity: first and last seen, active days, longest silence;
 - the last day: requests and denied requests in each of its last 24 hours, evidence of
@@ -37,7 +39,7 @@ import orjson
 
 from detectors.events import DAY_US, HOUR_US, WEEK_US, Events
 
-FORMAT = 4  # the layout of one identity's stored document; bump when it changes
+FORMAT = 5  # the layout of one identity's stored document; bump when it changes
 # An hour used in fewer than this share of an identity's weeks is a rare hour for it.
 RARE_USAGE = 0.05
 _BIG = np.iinfo(np.int64).max
@@ -106,6 +108,7 @@ class Baselines:
     areas: list[dict[str, int]] = field(default_factory=list)  # folder -> reads
     nets: list[set[str]] = field(default_factory=list)
     clients: list[set[str]] = field(default_factory=list)  # user-agent families
+    controls: list[set[str]] = field(default_factory=list)  # control-plane operations made
     # Derived on load and kept current: who reads each secret and folder, who uses a network
     # or a client.
     accessors: dict[str, set[str]] = field(default_factory=dict)
@@ -230,6 +233,7 @@ class Baselines:
             self.areas.append({})
             self.nets.append(set())
             self.clients.append(set())
+            self.controls.append(set())
         for name in _INT_FIELDS:
             fill = {"first_us": _BIG, "last_day": -1, "odd_last": -1}.get(name, 0)
             setattr(self, name, np.concatenate([getattr(self, name), _ints(n, fill)]))
@@ -416,6 +420,9 @@ class Baselines:
         self._learn_new(
             ev, rows, ev.client, ev.ccode, self.clients, self.client_users, self.client_new_days
         )
+        done = np.flatnonzero((ev.control > 0) & (ev.outcome == "success"))
+        for r, operation in {(int(rows[i]), ev.operation[i]) for i in done}:
+            self.controls[r].add(operation)
 
     def _learn_new(
         self,
@@ -464,6 +471,7 @@ class Baselines:
                 areas=dict(sorted(self.areas[r].items())),
                 nets=sorted(self.nets[r]),
                 clients=sorted(self.clients[r]),
+                controls=sorted(self.controls[r]),
             )
             out.append((name, orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)))
         return out
@@ -503,6 +511,7 @@ class Baselines:
             base.areas[r] = dict(doc["areas"])
             base.nets[r] = set(doc["nets"])
             base.clients[r] = set(doc["clients"])
+            base.controls[r] = set(doc["controls"])
             for s in base.secrets[r]:
                 base.accessors.setdefault(s, set()).add(name)
             for a in base.areas[r]:

@@ -19,8 +19,12 @@ HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 WEEK_US = 7 * DAY_US
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-# Actions that touch a secret (auth housekeeping and `other` do not).
+# Actions that touch a secret (auth housekeeping, control-plane changes and `other` do not).
 ACCESS_ACTIONS = ("read", "list", "write", "delete", "rotate")
+# The notes parsers give control-plane events (pipeline.record spells the same text; a test
+# holds them equal): a change to who can read secrets, or tampering with audit itself.
+CONTROL_NOTE = "control-plane: "
+TAMPER_NOTE = "audit tampering: "
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class Events:
     access: np.ndarray  # touches a secret
     denied: np.ndarray
     actor: np.ndarray  # the person behind a shared identity (an SSO session), "" if none
+    operation: np.ndarray  # the raw or control-plane operation (`policy-write`, `StopLogging`)
+    note: np.ndarray
+    control: np.ndarray  # int8: 0 none, 1 a control-plane change, 2 tampering with audit
 
     def __len__(self) -> int:
         return len(self.ts_us)
@@ -117,6 +124,9 @@ def prepare(events: pd.DataFrame, tz: str = "UTC", window_minutes: int = 10) -> 
         access=np.isin(action, ACCESS_ACTIONS) & (secret != ""),
         denied=outcome == "denied",
         actor=text("actor"),
+        operation=text("operation"),
+        note=(note := text("note")),
+        control=np.maximum((action == "control").astype(np.int8), _levels(note)),
     )
 
 
@@ -225,6 +235,26 @@ def client_family(user_agent: str) -> str:
     for sep in ("/", " ", "("):
         text = text.split(sep, 1)[0]
     return text
+
+
+def _levels(notes: np.ndarray) -> np.ndarray:
+    """`control_level` of each note, through the distinct notes only."""
+    if not len(notes):
+        return np.zeros(0, np.int8)
+    codes, uniques = pd.factorize(notes)
+    levels: np.ndarray = np.array([control_level(v) for v in uniques], np.int8)[codes]
+    return levels
+
+
+def control_level(note: str) -> int:
+    """2 for a note marking tampering with audit, 1 for another control-plane change, else 0.
+
+    >>> control_level("audit tampering: x"), control_level("no eventID; control-plane: y")
+    (2, 1)
+    """
+    if TAMPER_NOTE in note:
+        return 2
+    return 1 if CONTROL_NOTE in note else 0
 
 
 @lru_cache(maxsize=65536)

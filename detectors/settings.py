@@ -152,6 +152,19 @@ class RootToken(_Model):
     severity: Severity = "critical"
 
 
+class ControlPlane(_Model):
+    """Control-plane changes (policies, auth methods, RBAC, resource policies, deletions):
+    a kind of change the identity never made before (`severity`, `grant_severity` for
+    grants touching secrets and root or orphan tokens); tampering with audit itself is
+    `tamper_severity` whatever the history."""
+
+    enabled: bool = True
+    threshold: float = Field(1.0, gt=0)
+    severity: Severity = "medium"
+    grant_severity: Severity = "high"
+    tamper_severity: Severity = "critical"
+
+
 class Multivariate(_Model):
     enabled: bool = True
     # The score is 0 for the median holdout hour and 1 for the most anomalous one; a margin
@@ -215,6 +228,7 @@ class DetectorsConfig(_Model):
     new_source: NewSource = NewSource()
     dormant: Dormant = Dormant()
     root_token: RootToken = RootToken()
+    control_plane: ControlPlane = ControlPlane()
     multivariate: Multivariate = Multivariate()
     shared_source: SharedSource = SharedSource()
     fleet: Fleet = Fleet()

@@ -1,0 +1,216 @@
+"""The control_plane detector: a kind of control-plane change new for the identity is a
+finding (high for grants), tampering with audit is critical whatever the history; and a
+replay on real-shaped Vault audit lines (the Vault 1.21.4 dev server's own entries, moved in
+time and given other callers) over weeks of history."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+from judge import judge
+from world import START, TRAIN_DAYS, after, row, us, world
+
+from detectors.baseline import FORMAT, Baselines
+from detectors.settings import DetectorsConfig
+from pipeline.detection.replay import replay
+from pipeline.record import CONTROL_NOTE, TAMPER_NOTE, EventRow
+from pipeline.sources import vault
+from pipeline.store.rows import rows_to_arrow
+
+VAULT_LOG = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "vault" / "vault-1.21.4-dev" / "audit.log"
+)
+
+
+def control(
+    ident: str,
+    hours: float,
+    operation: str,
+    secret: str,
+    what: str,
+    tamper: bool = False,
+    outcome: str = "success",
+    action: str = "control",
+) -> EventRow:
+    note = (TAMPER_NOTE if tamper else CONTROL_NOTE) + what
+    base = row(ident, after(hours), secret, action, outcome)
+    return base._replace(operation=operation, note=note, event_id=f"{ident}-{operation}-{hours}")
+
+
+def test_a_first_policy_write_is_a_high_finding_naming_the_policy(trained):
+    event = control(
+        "orders/orders-api",
+        3,
+        "policy-write",
+        "sys/policies/acl/app-read",
+        "wrote the ACL policy app-read",
+    )
+    [finding] = judge("control_plane", trained, [event])
+    assert (finding.severity, finding.identity, finding.evidence) == (
+        "high",
+        "orders/orders-api",
+        (event.event_id,),
+    )
+    assert finding.explanation.startswith("wrote the ACL policy app-read at 03:00 on")
+    assert "it had never made a control-plane change" in finding.explanation
+
+
+def test_other_new_kinds_are_medium_and_unknown_identities_say_so(trained):
+    tune = control("alice", 10, "auth-tune", "sys/auth/userpass", "tuned the auth method userpass")
+    [finding] = judge("control_plane", trained, [tune])
+    assert finding.severity == "medium"
+    stranger = control("ci-new", 10, "auth-enable", "sys/auth/jwt", "enabled the auth method jwt")
+    [finding] = judge("control_plane", trained, [stranger])
+    assert "an identity with no history here" in finding.explanation
+
+
+def test_audit_tampering_is_critical_whatever_the_history(trained):
+    disable = control(
+        "alice",
+        10,
+        "audit-disable",
+        "sys/audit/file",
+        "disabled the Vault audit device file/",
+        True,
+    )
+    trained.controls[trained.index["alice"]].add("audit-disable")  # even if done before
+    [finding] = judge("control_plane", trained, [disable])
+    assert finding.severity == "critical"
+    assert finding.explanation.startswith("disabled the Vault audit device file/ at 10:00")
+    assert "tampering with audit itself is critical" in finding.explanation
+    denied = control(
+        "alice",
+        11,
+        "StopLogging",
+        "arn:aws:cloudtrail:r:1:trail/t",
+        "stopped logging",
+        True,
+        "error",
+    )
+    [finding] = judge("control_plane", trained, [denied])  # an attempt counts
+    assert finding.severity == "critical" and "(error)" in finding.explanation
+
+
+def test_a_known_kind_of_change_is_routine(trained):
+    r = trained.index["alice"]
+    trained.controls[r].add("policy-write")
+    write = control("alice", 10, "policy-write", "sys/policies/acl/x", "wrote the ACL policy x")
+    assert judge("control_plane", trained, [write]) == []
+    other = control("alice", 11, "policy-delete", "sys/policies/acl/x", "deleted the ACL policy x")
+    [finding] = judge("control_plane", trained, [write, other])
+    assert finding.evidence == (other.event_id,)  # only the new kind is evidence
+    assert "it had never done policy-delete (its changes so far: policy-write)" in (
+        finding.explanation
+    )
+
+
+def test_marked_deletes_are_judged_and_plain_access_is_not(trained):
+    delete = control(
+        "payments/payments-api",
+        4,
+        "DeleteSecret",
+        "arn:aws:secretsmanager:r:1:secret:db",
+        "deleted the secret without recovery",
+        action="delete",
+    )
+    [finding] = judge("control_plane", trained, [delete])
+    assert finding.severity == "medium"
+    assert judge("control_plane", trained, [row("alice", after(10), action="delete")]) == []
+
+
+def test_severities_come_from_config(trained):
+    event = control("alice", 10, "auth-enable", "sys/auth/jwt", "enabled the auth method jwt")
+    [finding] = judge("control_plane", trained, [event], severity="low")
+    assert finding.severity == "low"
+
+
+def test_control_history_round_trips_and_the_format_is_versioned(trained):
+    r = trained.index["alice"]
+    trained.controls[r].update({"policy-write", "rbac-bind"})
+    copy_ = Baselines.from_rows(trained.to_rows(), **trained.meta())
+    assert copy_.controls[copy_.index["alice"]] == {"policy-write", "rbac-bind"}
+    name, body = trained.to_rows(["alice"])[0]
+    old = orjson.loads(body)
+    assert old["format"] == FORMAT == 5
+    old["format"] = 4
+    del old["controls"]
+    with pytest.raises(ValueError, match="format 4, expected 5; run `secretwatch train` again"):
+        Baselines.from_rows([(name, orjson.dumps(old))], **trained.meta())
+
+
+# -- replay on real-shaped Vault lines ----------------------------------------------------
+
+
+def _template(path: str) -> list[dict]:
+    lines = [json.loads(x) for x in VAULT_LOG.read_text().splitlines() if f'"path":"{path}"' in x]
+    return [e for e in lines if e["type"] == "response"][:1]
+
+
+def _vault_rows(calls: list[tuple[str, str, str, object]]) -> list[EventRow]:
+    """(template path, path, operation, when) -> events, through the Vault parser: the real
+    response entry of the template call, at `when`, by the AppRole `vault-admin` or the
+    Kubernetes service account orders/orders-api (named by the template's caller)."""
+    records = []
+    for n, (template, caller, operation, when) in enumerate(calls, 1):
+        entry = copy.deepcopy(_template(template)[0])
+        entry["time"] = pd.Timestamp(when).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        entry["request"]["id"] = f"00000000-0000-4000-8000-{n:012d}"
+        entry["request"]["operation"] = operation
+        meta = (
+            {"role_name": "vault-admin"}
+            if caller == "vault-admin"
+            else {"service_account_name": "orders-api", "service_account_namespace": "orders"}
+        )
+        entry["auth"] = {
+            "accessor": f"hmac-sha256:{n:064x}",
+            "display_name": "approle" if caller == "vault-admin" else "kubernetes-orders-api",
+            "policies": ["default", "admin"],
+            "metadata": meta,
+        }
+        records.append((orjson.dumps(entry), n, n * 1000))
+    parser = vault.VaultParser()
+    out = parser.feed(records, "replay")
+    out.extend(parser.flush("replay"))
+    return out.rows
+
+
+def test_replay_audit_disable_alerts_and_weekly_policy_writes_do_not():
+    """Eight weeks of history (the test world, plus a weekly ACL policy write by the AppRole
+    vault-admin), no control-plane change by orders/orders-api; then orders-api disables
+    the audit device and vault-admin writes its weekly policy."""
+    weekly = [
+        (
+            "sys/policies/acl/orders-read",
+            "vault-admin",
+            "update",
+            START + timedelta(days=d, hours=11),
+        )
+        for d in range(0, TRAIN_DAYS, 7)
+    ]
+    attack = [
+        ("sys/audit/file2", "orders/orders-api", "delete", after(3)),
+        ("sys/policies/acl/orders-read", "vault-admin", "update", after(11)),
+    ]
+    control_rows = _vault_rows([*weekly, *attack])
+    assert [r.operation for r in control_rows[-2:]] == ["audit-disable", "policy-write"]
+    assert {r.identity for r in control_rows} == {"vault-admin", "orders/orders-api"}
+    rows = world(TRAIN_DAYS + 1) + control_rows
+    events = rows_to_arrow(sorted(rows, key=lambda r: (r.ts_us, r.event_id))).to_pandas()
+    events = events.sort_values(["ts", "event_id"], kind="stable", ignore_index=True)
+    cfg = DetectorsConfig()
+    detection = replay(events, us(after(0)), cfg)
+    found = [f for i in detection.incidents() for f in i.findings if f.detector == "control_plane"]
+    [finding] = found
+    assert (finding.identity, finding.severity) == ("orders/orders-api", "critical")
+    assert finding.evidence == (control_rows[-2].event_id,)
+    assert finding.explanation.startswith(
+        "disabled the Vault audit device file2/ at 03:00 on Monday 2026-04-27"
+    )
+    admin = detection.base.controls[detection.base.index["vault-admin"]]
+    assert admin == {"policy-write"}  # learned in training, and kept
