@@ -125,8 +125,8 @@ def build(
     evidence: Evidence,
     policies: Mapping[str, list[Rule]],
 ) -> Review:
-    summary = _rotations_named(inputs.summary)
-    history = _rotations_named(inputs.history)
+    summary = _rotations_named(_no_control(inputs.summary))
+    history = _rotations_named(_no_control(inputs.history))
     known = known_secrets(history, evidence, cfg, period)
     reads = _pair_reads(summary)
     secrets = secret_table(known, summary)
@@ -159,6 +159,19 @@ def build(
     tables["controls"] = pd.DataFrame(CONTROLS)
     notes = headline.notes(history, period, cfg, evidence, policies, tables)
     return Review(period, tables, headline.headline(inputs, tables), notes)
+
+
+def _no_control(frame: pd.DataFrame) -> pd.DataFrame:
+    """Control-plane changes (action `control`: a policy written, a trail stopped) name what
+    they changed, not a secret read: the review counts them as it did before they had an
+    action of their own, as `other` on no secret."""
+    mask = frame["action"] == "control"
+    if not mask.any():
+        return frame
+    frame = frame.copy()
+    frame.loc[mask, "action"] = "other"
+    frame.loc[mask, "secret"] = ""
+    return frame
 
 
 def _rotations_named(frame: pd.DataFrame) -> pd.DataFrame:
