@@ -21,7 +21,7 @@ import numpy as np
 
 from detectors.alert import Finding
 from detectors.baseline import Baselines
-from detectors.batch import Batch, plural
+from detectors.batch import Batch
 from detectors.events import CONTROL_NOTE, TAMPER_NOTE
 from detectors.finding import finding, hour_window
 from detectors.settings import ControlPlane
@@ -105,33 +105,40 @@ def _explain(batch: Batch, tamper: np.ndarray, new: np.ndarray, known: set[str],
         if not seen:
             why = "an identity with no history here"
         elif not known:
-            why = "it had never made a control-plane change"
+            why = "it had made no control-plane change before"
         else:
-            why = f"it had never done {', '.join(kinds)} (its changes so far: {_few(known)})"
-        parts.append(f"{changes}, which {why}")
+            why = f"no {', '.join(kinds)} before; its changes so far: {_few(known)}"
+        parts.append(f"{changes}, which it had never done ({why})")
     return "; ".join(parts) + "."
 
 
-def _changes(batch: Batch, pos: np.ndarray) -> str:
-    """`disabled the Vault audit device file/ at 03:10 on Sunday 2026-05-03 (denied)`, and
-    how many more."""
+def _changes(batch: Batch, pos: np.ndarray, limit: int = 3) -> str:
+    """`disabled the Vault audit device file/ at 03:10 on Sunday 2026-05-03 (denied)`, then
+    the other distinct changes, a few by name."""
     ev = batch.ev
-    first = pos[np.argmin(ev.ts_us[pos])]
-    what = _what(str(ev.note[first]), str(ev.operation[first]), str(ev.secret[first]))
-    outcome = ev.outcome[first]
-    said = f"{what} at {batch.when(int(ev.ts_us[first]))}"
-    if outcome != "success":
-        said += f" ({outcome})"
-    if len(pos) > 1:
-        said += f", and {plural(len(pos) - 1, 'more change')}"
+    pos = pos[np.argsort(ev.ts_us[pos], kind="stable")]
+    whats = list(
+        dict.fromkeys(_what(str(ev.note[i]), str(ev.operation[i]), str(ev.secret[i])) for i in pos)
+    )
+    first = pos[0]
+    said = f"{whats[0]} at {batch.when(int(ev.ts_us[first]))}"
+    if ev.outcome[first] != "success":
+        said += f" ({ev.outcome[first]})"
+    if len(whats) > 1:
+        more = f" and {len(whats) - 1 - limit} more" if len(whats) - 1 > limit else ""
+        said += ", then " + ", ".join(whats[1 : 1 + limit]) + more
     return said
 
 
 def _what(note: str, operation: str, secret: str) -> str:
+    """The parser's words for the change, with what it changed where they do not name it
+    (`deleted the secret without recovery (arn:...:secret:db)`)."""
     for mark in (TAMPER_NOTE, CONTROL_NOTE):
         at = note.find(mark)
         if at >= 0:
-            return note[at + len(mark) :].split("; ", 1)[0]
+            said = note[at + len(mark) :].split("; ", 1)[0]
+            name = secret.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+            return said if not secret or name in said else f"{said} ({secret})"
     return f"{operation} on {secret or 'the control plane'}"
 
 

@@ -18,11 +18,12 @@ from world import START, TRAIN_DAYS, after, row, us, world
 
 from detectors.baseline import FORMAT, Baselines
 from detectors.settings import DetectorsConfig
-from pipeline.detection.replay import replay
+from pipeline.detection.replay import load_events, replay
 from pipeline.record import CONTROL_NOTE, TAMPER_NOTE, EventRow
 from pipeline.sources import vault
 from pipeline.store.rows import rows_to_arrow
 
+BERT = "arn:aws:iam::123837392027:user/bert-jan"
 VAULT_LOG = (
     Path(__file__).resolve().parents[1] / "fixtures" / "vault" / "vault-1.21.4-dev" / "audit.log"
 )
@@ -58,7 +59,9 @@ def test_a_first_policy_write_is_a_high_finding_naming_the_policy(trained):
         (event.event_id,),
     )
     assert finding.explanation.startswith("wrote the ACL policy app-read at 03:00 on")
-    assert "it had never made a control-plane change" in finding.explanation
+    assert finding.explanation.endswith(
+        "which it had never done (it had made no control-plane change before)."
+    )
 
 
 def test_other_new_kinds_are_medium_and_unknown_identities_say_so(trained):
@@ -105,8 +108,8 @@ def test_a_known_kind_of_change_is_routine(trained):
     other = control("alice", 11, "policy-delete", "sys/policies/acl/x", "deleted the ACL policy x")
     [finding] = judge("control_plane", trained, [write, other])
     assert finding.evidence == (other.event_id,)  # only the new kind is evidence
-    assert "it had never done policy-delete (its changes so far: policy-write)" in (
-        finding.explanation
+    assert finding.explanation.endswith(
+        "which it had never done (no policy-delete before; its changes so far: policy-write)."
     )
 
 
@@ -121,6 +124,9 @@ def test_marked_deletes_are_judged_and_plain_access_is_not(trained):
     )
     [finding] = judge("control_plane", trained, [delete])
     assert finding.severity == "medium"
+    assert finding.explanation.startswith(
+        "deleted the secret without recovery (arn:aws:secretsmanager:r:1:secret:db) at 04:00"
+    )
     assert judge("control_plane", trained, [row("alice", after(10), action="delete")]) == []
 
 
@@ -214,3 +220,22 @@ def test_replay_audit_disable_alerts_and_weekly_policy_writes_do_not():
     )
     admin = detection.base.controls[detection.base.index["vault-admin"]]
     assert admin == {"policy-write"}  # learned in training, and kept
+
+
+def test_replay_of_the_stratus_hour_names_the_trail_tampering():
+    """The real CloudTrail hour of Stratus Red Team detonations (invictus-ir): the trail
+    stopped, deleted and its event selectors changed, and secrets deleted without
+    recovery, by an IAM user with no history: critical, every such call in evidence."""
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "aws_cloudtrail"
+    events, _, _ = load_events([str(folder / "invictus-ir__aws_dataset")])
+    marked = events[events["note"].fillna("").str.contains("control-plane: |audit tampering: ")]
+    assert len(marked) == 10  # 6 trail calls, 4 DeleteSecret
+    cut = us(pd.Timestamp("2023-07-10T11:00:00Z").to_pydatetime())
+    detection = replay(events, cut, DetectorsConfig())
+    found = [f for i in detection.incidents() for f in i.findings if f.detector == "control_plane"]
+    assert {(f.identity, f.severity) for f in found} == {(BERT, "critical")}
+    assert {e for f in found for e in f.evidence} == set(marked["event_id"])
+    said = " ".join(f.explanation for f in found)
+    assert "stopped logging on the CloudTrail trail stratus-red-team-ct-stop-trail" in said
+    assert "deleted the CloudTrail trail stratus-red-team-ctlr-trail-zqfsvooxqj" in said
+    assert "deleted the secret without recovery (arn:aws:secretsmanager:" in said
