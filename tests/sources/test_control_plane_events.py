@@ -1,7 +1,8 @@
 """Control-plane and tampering calls, per backend, on real records (the Vault 1.21.4 dev
 server's audit log, the Stratus Red Team detonations in the invictus-ir CloudTrail hour,
 the falco Kubernetes events, the Azure fixtures) and on real-shaped ones: a real record with
-the one field changed that makes it the call under test."""
+the one field changed that makes it the call under test. (Named `_events`: the detector's
+tests are tests/detectors/test_control_plane.py, and test basenames must differ.)"""
 
 from __future__ import annotations
 
