@@ -162,8 +162,14 @@ def _writes(ev: Events) -> dict[str, Written]:
 
 
 def held(findings: list[Finding], cfg: Fleet) -> list[Finding]:
-    """`findings` without those that may become a fleet finding's evidence: a batch seen in
-    part cannot tell one service deviating from the first of many."""
+    """`findings` of a batch seen in part, without those that may become a fleet finding's
+    evidence once a fleet may be forming (half of `min_identities` deviate already): a
+    part cannot tell the first of many services from one. One or two identities deviating
+    alone are what an attack looks like, and are raised at once rather than an hour
+    later."""
+    members = {f.identity for f in findings if f.detector in cfg.detectors}
+    if len(members) < max(2, -(-cfg.min_identities // 2)):
+        return findings
     return [f for f in findings if f.detector not in cfg.detectors]
 
 

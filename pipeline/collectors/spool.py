@@ -43,6 +43,7 @@ class Spool:
         self._synced = 0  # of those, how many an fsync has covered
         self.lines = 0  # lines appended since opening
         self._syncer: threading.Thread | None = None  # fsyncs `sync=False` appends
+        self._waiting = self._segment_left()  # a rotated segment not yet pruned
         self._closing = threading.Event()
         self._fd = self._open()
 
@@ -80,8 +81,9 @@ class Spool:
             self._written += len(data)
             self.lines += len(lines)
             mine = self._written
-        if sync:
-            self._sync_to(mine)
+            full = os.fstat(self._fd).st_size >= self.segment_bytes and not self._waiting
+        if sync or full:
+            self._sync_to(mine)  # rotation happens here, at an append, as a reader expects
         elif self._syncer is None:
             self._syncer = threading.Thread(
                 target=self._sync_lazily, name=f"spool-sync-{self.folder.name}", daemon=True
@@ -94,9 +96,10 @@ class Spool:
         with self._write:
             return self._written - self._synced
 
-    def _sync_to(self, mine: int) -> None:
+    def _sync_to(self, mine: int, rotate: bool = True) -> None:
         """fsync until byte `mine` (one fsync covers every write before it), then rotate
-        if the file is full."""
+        if the file is full (only at an append: a rotation after the last one would leave
+        a segment that the reader, with nothing new to read, never prunes)."""
         with self._sync:  # rotation happens only here, so no fd closes under an fsync
             if self._synced >= mine:
                 return  # another thread's fsync covered this write
@@ -104,7 +107,7 @@ class Spool:
                 fd, upto = self._fd, self._written
             os.fsync(fd)
             self._synced = max(self._synced, upto)
-            if os.fstat(fd).st_size >= self.segment_bytes and not self._segment_left():
+            if rotate and os.fstat(fd).st_size >= self.segment_bytes and not self._segment_left():
                 self._rotate()
 
     def _sync_lazily(self) -> None:
@@ -112,13 +115,14 @@ class Spool:
             with self._write:
                 written = self._written
             if written > self._synced:
-                self._sync_to(written)
+                self._sync_to(written, rotate=False)
 
     def _rotate(self) -> None:
         with self._write:
             os.fsync(self._fd)
             self._synced = self._written
             os.rename(self.path, self.folder / f"seg-{self._next_segment():010d}.jsonl")
+            self._waiting = True
             old, self._fd = self._fd, self._open()
             os.close(old)
         _sync_folder(self.folder)
@@ -158,6 +162,8 @@ class Spool:
             return 0
         for old in files[:at]:
             old.unlink(missing_ok=True)
+        if at:
+            self._waiting = self._segment_left()
         return at
 
     def depth(self, checkpoint: Checkpoint | None) -> int:

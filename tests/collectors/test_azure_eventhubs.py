@@ -169,7 +169,7 @@ def test_a_restarted_collector_does_not_spool_committed_records_again(
 class FullDisk(Spool):
     """A spool on a full disk: every append fails."""
 
-    def append(self, lines: Sequence[bytes]) -> None:
+    def append(self, lines: Sequence[bytes], sync: bool = True) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
 

@@ -164,7 +164,7 @@ def test_the_example_config_loads() -> None:
 class FullDisk(Spool):
     """A spool on a full disk: every append fails as `os.write` would (ENOSPC)."""
 
-    def append(self, lines: Sequence[bytes]) -> None:
+    def append(self, lines: Sequence[bytes], sync: bool = True) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
