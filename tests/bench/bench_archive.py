@@ -43,7 +43,8 @@ FILL = """
 INSERT INTO events (event_id, ts, source, backend, identity, identity_kind, secret, action,
                     operation, outcome, source_ip, user_agent, request_id, error, note)
 SELECT md5(i::VARCHAR) AS event_id,
-       make_timestamp(?::BIGINT + (i * ?::BIGINT) // ?::BIGINT)::TIMESTAMPTZ AS ts,
+       make_timestamp(?::BIGINT + (i::HUGEINT * ?::HUGEINT // ?::BIGINT)::BIGINT)::TIMESTAMPTZ
+           AS ts,
        ['vault', 'aws', 'k8s'][(1 + hash(i) % 3)::BIGINT] AS source,
        CASE hash(i) % 3 WHEN 0 THEN 'vault-prod' WHEN 1 THEN '111122223333' ELSE 'prod-eks' END,
        'team-' || (hash(i * 7) % 50) || '/svc-' || (hash(i * 7) % 500) AS identity,
