@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 from hypothesis import strategies as st
 
 from pipeline.record import EventRow, to_event
-from pipeline.sources.base import FeedResult, SourceSpec
+from pipeline.sources.base import FeedResult, Record, SourceSpec
 from pipeline.sources.framing import file_records
+from pipeline.sources.vault import VaultParser
 
 DELETE = object()  # as a mutation value: remove the field
 JSON_VALUES = st.recursive(
@@ -64,3 +66,22 @@ def feed_file(spec: SourceSpec, path: Path, backend: str | None = None) -> FeedR
 def by_id(result: FeedResult, event_id: str) -> EventRow:
     (row,) = [r for r in result.rows if r.event_id == event_id]
     return row
+
+
+def vault_records(*entries: dict) -> list[Record]:
+    """Vault audit entries as the records framing would make of their lines."""
+    out: list[Record] = []
+    offset = 0
+    for i, e in enumerate(entries, start=1):
+        raw = json.dumps(e, separators=(",", ":")).encode()
+        out.append((raw, i, offset))
+        offset += len(raw) + 1
+    return out
+
+
+def vault_run(*entries: dict) -> FeedResult:
+    """Feed the entries to one Vault parser and flush it."""
+    parser = VaultParser()
+    result = parser.feed(vault_records(*entries), "audit.log")
+    result.extend(parser.flush("audit.log"))
+    return result

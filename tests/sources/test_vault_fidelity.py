@@ -5,13 +5,13 @@ tests/fixtures/vault/vault-1.21.4-dev/audit.log writes them (field names and nes
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from helpers import vault_records as records
+from helpers import vault_run as run
 
 from pipeline.record import PROVISIONAL_NOTE, EventRow
 from pipeline.sources import vault
-from pipeline.sources.base import FeedResult, Record
+from pipeline.sources.base import FeedResult
 from pipeline.sources.vault import VaultParser
 
 ROOT_ACC = "hmac-sha256:98034f90c3c01417484b351fee1ffd9a3ad9d749758b594a9c518b62171befad"
@@ -68,23 +68,6 @@ def entry(
 def call(rid: str, second: int, path: str, **kw: object) -> list[dict]:
     """A request and its response."""
     return [entry("request", rid, second, path, **kw), entry("response", rid, second, path, **kw)]
-
-
-def records(*entries: dict) -> list[Record]:
-    out: list[Record] = []
-    offset = 0
-    for i, e in enumerate(entries, start=1):
-        raw = json.dumps(e, separators=(",", ":")).encode()
-        out.append((raw, i, offset))
-        offset += len(raw) + 1
-    return out
-
-
-def run(*entries: dict) -> FeedResult:
-    parser = VaultParser()
-    result = parser.feed(records(*entries), "audit.log")
-    result.extend(parser.flush("audit.log"))
-    return result
 
 
 def by_id(result: FeedResult) -> dict[str, EventRow]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from helpers import vault_run as run
+
 from pipeline.ingest import Ingestor
 from pipeline.sources import vault_kmip
-from pipeline.sources.base import FeedResult, Record
 from pipeline.sources.formats import recognize_format
-from pipeline.sources.vault import VaultParser
 from pipeline.store.duckdb import DuckDBStore
 
 UID = "4L2Xc42pQo3V3QIBzFut37NLhZgtfKv6"
@@ -78,23 +78,6 @@ def entry(kind: str, rid: str, operation: str, uid: str | None = UID, **result: 
     if kind == "kmip-response":
         out["response"] = {"data": {"kmip_response": kmip_response(operation, uid, **result)}}
     return out
-
-
-def records(*entries: dict) -> list[Record]:
-    out: list[Record] = []
-    offset = 0
-    for i, e in enumerate(entries, start=1):
-        raw = json.dumps(e, separators=(",", ":")).encode()
-        out.append((raw, i, offset))
-        offset += len(raw) + 1
-    return out
-
-
-def run(*entries: dict) -> FeedResult:
-    parser = VaultParser()
-    result = parser.feed(records(*entries), "audit.log")
-    result.extend(parser.flush("audit.log"))
-    return result
 
 
 def test_kmip_get_is_a_read_of_the_managed_object() -> None:
