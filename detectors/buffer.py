@@ -5,6 +5,9 @@ judging): each poll's events are one prepared chunk, in (time, id) order, and a 
 cut out of the chunks, in that order, when it is judged. Grouping codes are numbered per
 `prepare` call, so what is cut out is coded again over its own events (`recode`).
 
+It also keeps apart the chunks added since the open batch was last judged (`fresh`), so a
+stream can judge what is new without cutting out the whole batch again.
+
 The buffer also knows the ids of what it holds and of the last `learned_kept` events
 learned from: a record delivered again (read again after a rebalance) is judged once, and
 one learned from lately is a copy, not a late event.
@@ -31,12 +34,15 @@ class EventBuffer:
         self.empty = empty
         self.learned_kept = learned_kept
         self.chunks: list[Events] = []
+        self.fresh: list[Events] = []  # chunks added since `judged` was last called
+        self._names: dict[int, tuple[Events, dict[str, int]]] = {}  # see `_codes`
         self.seen: set[str] = set()  # ids of the events held
         self.learned: dict[str, None] = {}  # ids of the last events learned from, in order
 
     def clear(self) -> None:
         """Forget everything (a reload fills the buffer again from the store)."""
-        self.chunks, self.seen, self.learned = [], set(), {}
+        self.chunks, self.fresh, self.seen, self.learned = [], [], set(), {}
+        self._names = {}
 
     def __len__(self) -> int:
         return sum(len(c) for c in self.chunks)
@@ -51,8 +57,9 @@ class EventBuffer:
             return
         self.seen.update(chunk.event_id.tolist())
         self.chunks.append(chunk)
+        self.fresh.append(chunk)
         if len(self.chunks) > MAX_CHUNKS:
-            self.chunks = [ordered(self.chunks, self.empty)]
+            self.chunks = [recode(ordered(self.chunks, self.empty))]  # one chunk, one coding
 
     def first_us(self) -> int | None:
         return min((int(c.ts_us[0]) for c in self.chunks), default=None)
@@ -67,10 +74,40 @@ class EventBuffer:
         """Everything held, in (time, id) order."""
         return ordered(self.chunks, self.empty)
 
-    def peek(self, end_us: int) -> Events:
-        """The events before `end_us`, recoded, left in the buffer."""
-        parts = [c.slice(0, cut) for c in self.chunks if (cut := _cut(c, end_us))]
-        return recode(ordered(parts, self.empty))
+    def peek(self, end_us: int, identities: list[str] | None = None) -> Events:
+        """The events before `end_us` (of `identities` only, if given), recoded, left in
+        the buffer."""
+        if identities is None:
+            parts = [c.slice(0, cut) for c in self.chunks if (cut := _cut(c, end_us))]
+        else:
+            parts = []
+            for c in self.chunks:
+                codes = [code for i in identities if (code := self._codes(c).get(i)) is not None]
+                if codes and (cut := _cut(c, end_us)):
+                    parts.append(c.slice(0, cut).take(np.isin(c.icode[:cut], codes)))
+        return recode(ordered([c for c in parts if len(c)], self.empty))
+
+    def _codes(self, chunk: Events) -> dict[str, int]:
+        """A chunk's identity codes (found once per chunk: selecting by an integer code is
+        much cheaper than comparing every event's identity)."""
+        held = self._names.get(id(chunk))
+        if held is None or held[0] is not chunk:
+            codes, first = np.unique(chunk.icode, return_index=True)
+            names = dict(zip(chunk.identity[first].tolist(), codes.tolist(), strict=True))
+            if len(self._names) > 4 * MAX_CHUNKS:
+                live = {id(c) for c in self.chunks}
+                self._names = {k: v for k, v in self._names.items() if k in live}
+            held = self._names[id(chunk)] = (chunk, names)
+        return held[1]
+
+    def new(self, start_us: int, end_us: int) -> Events:
+        """The events in [start_us, end_us) added since `judged` was last called, recoded."""
+        parts = [c.slice(_cut(c, start_us), _cut(c, end_us)) for c in self.fresh]
+        return recode(ordered([c for c in parts if len(c)], self.empty))
+
+    def judged(self) -> None:
+        """What is held has been judged: later `new` calls return only what comes next."""
+        self.fresh = []
 
     def take(self, end_us: int) -> Events:
         """The events before `end_us`, recoded, out of the buffer (learned from)."""
@@ -101,7 +138,15 @@ def ordered(chunks: list[Events], empty: Events) -> Events:
     if len(chunks) == 1:
         return chunks[0]
     ev = Events(**{f: np.concatenate([getattr(c, f) for c in chunks]) for f in _FIELDS})
+    if all(_before(a, b) for a, b in zip(chunks, chunks[1:], strict=False)):
+        return ev  # a stream's chunks mostly come in order: nothing to sort
     return ev.take(time_order(ev.ts_us, ev.event_id))
+
+
+def _before(a: Events, b: Events) -> bool:
+    """Every event of chunk `a` comes before every event of chunk `b` (each is ordered)."""
+    last, first = (int(a.ts_us[-1]), a.event_id[-1]), (int(b.ts_us[0]), b.event_id[0])
+    return bool(last < first)
 
 
 def time_order(ts: np.ndarray, ids: np.ndarray) -> np.ndarray:

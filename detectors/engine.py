@@ -60,6 +60,15 @@ DETECTORS: dict[str, Detector] = {
 }
 
 
+# Detectors whose finding on part of an hour's events the whole hour confirms, under the
+# same key: each judges every event by the hour it falls in against the baselines alone
+# (no count or share of the hour's events decides), so more events only add evidence or
+# raise the score. A stream may judge just its newest events with them (`peek_new`).
+EVENT_LEVEL = frozenset(
+    {"root_token", "control_plane", "new_source", "unexpected_accessor", "unusual_time"}
+)
+
+
 def train(ev: Events, cfg: DetectorsConfig, until_us: int | None = None) -> Baselines:
     """Baselines from prepared training events (up to `until_us`), with the multivariate
     model fitted on their last third against baselines learned from the first two thirds."""
@@ -102,6 +111,9 @@ class Detection:
     # Secrets written or rotated within `fleet.rotation_hours` (what explains a fleet
     # re-reading them); kept in memory only: a restart forgets the writes before it.
     writes: dict[str, fleet.Written] = field(default_factory=dict)
+    # Identities whose findings the last `peek` held back as a fleet's possible evidence
+    # (with those `peek_new` found since): the batch's later parts count them too.
+    holding: set[str] = field(default_factory=set)
 
     def run(self, ev: Events, start_us: int, end_us: int) -> list[Incident]:
         """Judge one batch covering [start_us, end_us); return the incidents it opened or
@@ -136,33 +148,90 @@ class Detection:
         the batches before it, and its findings would come ahead of theirs."""
         return self._group(self._judge(ev, start_us, end_us, peeking=True))
 
+    def peek_new(
+        self,
+        new: Events,
+        of: Callable[[list[str]], Events],
+        start_us: int,
+        end_us: int,
+        most: int,
+    ) -> list[Incident]:
+        """Judge only the newest events of a batch, with the `EVENT_LEVEL` detectors: what
+        a stream does between two `peek`s when the whole batch is too large to judge on
+        every poll. A finding under a key its identity's incident already holds is judged
+        again over all of that identity's events in the batch (`of`), so that its evidence
+        and explanation cover them, unless they are more than `most` (a busy identity
+        waits for the next `peek`)."""
+        batch, found = self._detect(new, start_us, end_us, EVENT_LEVEL)
+        if batch is None:
+            return []
+        again = sorted({f.identity for f in found if self._holds(f)})
+        parts = [(batch, found)]
+        if again:
+            whole = of(again)
+            counts = dict(zip(*np.unique(whole.identity, return_counts=True), strict=True))
+            small = [i for i in again if counts.get(i, 0) <= most]
+            # judged again below, or busy: then only findings under new keys are kept
+            keep = [f for f in found if f.identity not in small and not self._holds(f)]
+            parts = [(batch, keep)]
+            if small:
+                mine = whole.take(np.isin(whole.identity, small))
+                part, refound = self._detect(mine, start_us, end_us, EVENT_LEVEL)
+                if part is not None:
+                    parts.append((part, refound))
+        findings = [f for part, fs in parts for f in self._networks(part, fs)]
+        if self.cfg.fleet.enabled:
+            deviating = fleet.deviating(findings, self.cfg.fleet)
+            findings = fleet.held(findings, self.cfg.fleet, self.holding)
+            self.holding |= deviating
+        return self._group(findings)
+
+    def _holds(self, f: Finding) -> bool:
+        incident = self.open.get(f.identity)
+        return incident is not None and f.key in incident.keys
+
     def _judge(
         self, ev: Events, start_us: int, end_us: int, peeking: bool = False
     ) -> list[Finding]:
+        batch, findings = self._detect(ev, start_us, end_us)
+        return [] if batch is None else self._across(batch, findings, peeking)
+
+    def _detect(
+        self, ev: Events, start_us: int, end_us: int, only: frozenset[str] | None = None
+    ) -> tuple[Batch | None, list[Finding]]:
+        """The findings of every enabled detector (of `only`, if given) on `ev`."""
+        if not len(ev):
+            return None, []
+        batch = Batch.of(self.base, ev, start_us, end_us, self.cfg)
         findings: list[Finding] = []
-        if len(ev):
-            batch = Batch.of(self.base, ev, start_us, end_us, self.cfg)
-            for name, detect in DETECTORS.items():
-                settings = getattr(self.cfg, name)
-                if settings.enabled:
-                    findings.extend(detect(self.base, batch, settings))
-            findings = self._across(batch, findings, peeking)
-        return findings
+        for name, detect in DETECTORS.items():
+            settings = getattr(self.cfg, name)
+            if settings.enabled and (only is None or name in only):
+                findings.extend(detect(self.base, batch, settings))
+        return batch, findings
 
     def _across(self, batch: Batch, findings: list[Finding], peeking: bool) -> list[Finding]:
         """Findings that span identities (detectors/fleet.py): identities sharing an outside
         network (with the sightings of open incidents), then a fleet deviating at once.
         Whether a fleet deviates is known once its batch is complete: a peek holds back the
         findings that may become its evidence, so a stream raises what a replay does."""
+        findings = self._networks(batch, findings)
+        if self.cfg.fleet.enabled:
+            if peeking:
+                self.holding = fleet.deviating(findings, self.cfg.fleet)
+                return fleet.held(findings, self.cfg.fleet)
+            self.holding = set()
+            findings = fleet.fleet_wide(batch, findings, self.writes, self.cfg.fleet)
+        return findings
+
+    def _networks(self, batch: Batch, findings: list[Finding]) -> list[Finding]:
+        """New-source findings tagged with their outside network, and those of identities
+        sharing one (with the sightings of open incidents) made one `shared_source`."""
         findings = fleet.tag_networks(self.base, batch, findings)
         shared = self.cfg.shared_source
         if shared.enabled:
             earlier = (f for i in self.open.values() for f in i.findings if f.network)
             findings = fleet.shared_sources(batch, findings, earlier, shared)
-        if self.cfg.fleet.enabled:
-            if peeking:
-                return fleet.held(findings, self.cfg.fleet)
-            findings = fleet.fleet_wide(batch, findings, self.writes, self.cfg.fleet)
         return findings
 
     def _group(self, findings: list[Finding]) -> list[Incident]:

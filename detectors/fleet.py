@@ -161,13 +161,18 @@ def _writes(ev: Events) -> dict[str, Written]:
     return found
 
 
-def held(findings: list[Finding], cfg: Fleet) -> list[Finding]:
+def deviating(findings: list[Finding], cfg: Fleet) -> set[str]:
+    """The identities of the findings that may become a fleet finding's evidence."""
+    return {f.identity for f in findings if f.detector in cfg.detectors}
+
+
+def held(findings: list[Finding], cfg: Fleet, also: set[str] | None = None) -> list[Finding]:
     """`findings` of a batch seen in part, without those that may become a fleet finding's
-    evidence once a fleet may be forming (half of `min_identities` deviate already): a
-    part cannot tell the first of many services from one. One or two identities deviating
-    alone are what an attack looks like, and are raised at once rather than an hour
-    later."""
-    members = {f.identity for f in findings if f.detector in cfg.detectors}
+    evidence once a fleet may be forming (half of `min_identities` deviate already, with
+    `also`: those seen deviating in an earlier part): a part cannot tell the first of many
+    services from one. One or two identities deviating alone are what an attack looks
+    like, and are raised at once rather than an hour later."""
+    members = deviating(findings, cfg) | (also or set())
     if len(members) < max(2, -(-cfg.min_identities // 2)):
         return findings
     return [f for f in findings if f.detector not in cfg.detectors]

@@ -39,7 +39,8 @@ def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Findi
         flagged: dict[str, tuple[float, set[str]]] = {}
         group: Peers | None = None
         peer_read: dict[str, list[str]] = {}
-        for s, a in {(secrets[i], areas[i]) for i in pos}:
+        _, first = np.unique(ev.scode[pos], return_index=True)  # a secret's area is its own
+        for s, a in zip(secrets[pos[first]].tolist(), areas[pos[first]].tolist(), strict=True):
             if s in mine or a in my_areas:
                 continue
             owners = base.accessors.get(s, set()) - {identity}

@@ -56,6 +56,9 @@ from pipeline.store.base import EventFilter
 
 log = logging.getLogger(__name__)
 
+PEEK_ALWAYS = 50_000  # an open batch of up to this many events is judged whole every poll
+PEEK_SHARE = 0.25  # of the time, at most, spent judging a larger open batch whole
+
 # The identity owns nothing here (None) or belongs to this partition key, e.g. "events/3".
 Owner = Callable[[str], str | None]
 
@@ -81,6 +84,11 @@ class LiveDetection:
         self.pending = EventBuffer(self._prepare([]))
         self.ledger = LateLedger()
         self.peeked: tuple[int, int] | None = None  # (batch start, events) judged last
+        # (batch start, when it ended, seconds it took) of the last judging of a whole open
+        # batch; see `_whole_due`. The clock is a parameter for tests.
+        self.whole: tuple[int, float, float] | None = None
+        self.peek_always = PEEK_ALWAYS
+        self.monotonic: Callable[[], float] = time.monotonic
         self.touched: set[str] = set()  # identities learned from since the last snapshot
         self.unsaved: dict[str, Incident] = {}  # changed, their alerts not stored yet
         self.entry_start: int | None = None  # `start` when `process` was last called
@@ -122,7 +130,7 @@ class LiveDetection:
         self.pending.clear()
         self.touched, self.unsaved = set(), {}
         self.ledger.keep_owned(owner)
-        self.peeked, self.ledger.floor = None, self.start
+        self.peeked, self.whole, self.ledger.floor = None, None, self.start
         if self.start is not None:
             reached = [self._reload(self.start), self.entry_start if self.failed else None]
             if progress := [r for r in reached if r is not None]:
@@ -295,10 +303,37 @@ class LiveDetection:
         start, end = self.clock.open_batch() or (0, 0)
         count = self.pending.count_before(end)
         if count and self.peeked != (start, count):
-            for incident in self.detection.peek(self.pending.peek(end), start, end):
+            if self._whole_due(start, count):
+                began = self.monotonic()
+                judged = self.detection.peek(self.pending.peek(end), start, end)
+                ended = self.monotonic()
+                self.whole = (start, ended, ended - began)
+            else:
+                judged = self.detection.peek_new(
+                    self.pending.new(start, end),
+                    lambda identities: self.pending.peek(end, identities),
+                    start,
+                    end,
+                    self.peek_always,
+                )
+            self.pending.judged()
+            for incident in judged:
                 changed[incident.id] = incident
             self.peeked = (start, count)
         return changed
+
+    def _whole_due(self, start: int, count: int) -> bool:
+        """Whether to judge the whole open batch now, or only its newest events. Judging
+        it whole costs in proportion to its size, which grows through the batch: above
+        `peek_always` events, it is judged whole again only once the time since the last
+        time is three times what that took (at most a quarter of the time goes to it).
+        In between, each poll's events are judged with the detectors that can judge a
+        part alone (`Detection.peek_new`): a root token or a new source is raised within
+        a poll at any load, a rate or a count once the whole batch is judged again."""
+        if count <= self.peek_always or self.whole is None or self.whole[0] != start:
+            return True
+        _, ended, took = self.whole
+        return self.monotonic() - ended >= took * (1 - PEEK_SHARE) / PEEK_SHARE
 
     def _run(self, clock_us: int) -> dict[str, Incident]:
         """Judge and learn from the complete batches (ending by `clock_us`), jumping over

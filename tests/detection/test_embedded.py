@@ -3,7 +3,9 @@ keeps alerts in the outbox and tells its listener."""
 
 from __future__ import annotations
 
+import itertools
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,3 +40,56 @@ def test_alerts_reach_the_outbox_and_the_listener(tmp_path: Path):
         assert store.detection_state("live/" + EMBEDDED) is not None
         assert runtime.close() == []  # nothing delivered from here
     assert everything("anyone") == EMBEDDED
+
+
+def _ticking() -> Callable[[], float]:
+    """A clock that advances a second each time it is read: every whole peek takes 1 s."""
+    reads = itertools.count()
+    return lambda: float(next(reads))
+
+
+def _alerts_of(store: DuckDBStore) -> list[tuple[str, list[str], int]]:
+    return sorted(
+        (a.id, a.detectors, a.evidence_count)
+        for a in (Alert.model_validate_json(b) for b in store.alerts()["body"])
+    )
+
+
+def test_a_large_open_batch_is_judged_whole_only_now_and_then(tmp_path: Path):
+    """Above `peek_always` events, each poll judges only its own events with the detectors
+    that can (a root token is raised at once), and the whole batch (an enumeration) once
+    three times the last whole judging's time has passed. Once the batch is complete, the
+    alerts are those of judging it whole at every poll."""
+    polls = [
+        [row("orders/orders-api", after(3) + timedelta(seconds=s)) for s in range(1, 6)],
+        [row("root", after(3.1), kind="root")],
+        [
+            row("orders/orders-api", after(3.2) + timedelta(seconds=s), f"secret/x{s}")
+            for s in range(60)
+        ],
+        [row("payments/payments-api", after(3.3), "secret/payments/db")],
+        [row("payments/payments-api", after(3.4), "secret/payments/db")],
+        [row("payments/payments-api", after(4.5), "secret/payments/db")],  # completes hour 3
+    ]
+    raised: dict[int, list[list[str]]] = {}
+    for always in (3, 10**6):
+        with DuckDBStore(tmp_path / f"s{always}.duckdb") as store:
+            store.write_batch([r for r in world() if r.ts_us < us(CUT)])
+            train_store(store, DetectorsConfig(), CUT)
+            runtime = EmbeddedDetection(store, DetectorsConfig())
+            runtime.own()
+            runtime.live.peek_always, runtime.live.monotonic = always, _ticking()
+            raised[always] = []
+            for rows in polls:
+                store.write_batch(rows)
+                alerts = runtime.feed(rows, clock_us=rows[-1].ts_us)
+                raised[always].append(sorted({d for a in alerts for d in a.detectors}))
+            runtime.snapshot()
+            final = _alerts_of(store)
+            if always == 3:
+                throttled = final
+    assert "root_token" in raised[10**6][1] and "enumeration" in raised[10**6][2]
+    # throttled: whole at polls 1 (t 0-1); 2 and 3 are parts (t 2, 3 < 1 + 3); 4 is whole
+    assert "root_token" in raised[3][1]
+    assert "enumeration" not in raised[3][2] and "enumeration" in raised[3][3]
+    assert throttled == final

@@ -46,8 +46,11 @@ def judge(
     cfg: DetectorsConfig,
     peek_minutes: int = 0,
     restart_at: int | None = None,
+    whole_every: int = 1,
 ) -> list[Alert]:
-    """The alerts of `hours` hour batches from `cut`: every incident's latest alert."""
+    """The alerts of `hours` hour batches from `cut`: every incident's latest alert.
+    With `whole_every` > 1 only every so many peeks judge the whole batch seen so far, the
+    others only what came since the peek before (`Detection.peek_new`), as a busy stream."""
     detection = Detection(copy(base), cfg)
     for h in range(hours):
         if h == restart_at:  # what a live member keeps: baselines and open incidents
@@ -60,9 +63,21 @@ def judge(
         lo_us, hi_us = cut + h * HOUR_US, cut + (h + 1) * HOUR_US
         lo, hi = np.searchsorted(ev.ts_us, [lo_us, hi_us])
         if peek_minutes:
-            for m in range(peek_minutes, 60, peek_minutes):
+            before = int(lo)
+            for n, m in enumerate(range(peek_minutes, 60, peek_minutes)):
                 upto = int(np.searchsorted(ev.ts_us, lo_us + m * MINUTE_US))
-                detection.peek(ev.slice(int(lo), upto), lo_us, hi_us)
+                seen = ev.slice(int(lo), upto)
+                if n % whole_every:
+                    detection.peek_new(
+                        ev.slice(before, upto),
+                        lambda who, seen=seen: seen.take(np.isin(seen.identity, who)),
+                        lo_us,
+                        hi_us,
+                        len(ev),
+                    )
+                else:
+                    detection.peek(seen, lo_us, hi_us)
+                before = upto
         detection.run(ev.slice(int(lo), int(hi)), lo_us, hi_us)
     alerts = [i.alert() for i in detection.incidents()]
     if restart_at is not None:

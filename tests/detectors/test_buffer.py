@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import numpy as np
 from world import after, frame, row
 
-from detectors.buffer import EventBuffer, ordered
+from detectors.buffer import MAX_CHUNKS, EventBuffer, ordered
 from detectors.events import Events
 
 
@@ -42,3 +43,36 @@ def test_ordered_merges_chunks_by_time_then_id():
     a, b = _chunk(0.3, 0.1), _chunk(0.2)
     merged = ordered([a, b], _chunk())
     assert list(merged.ts_us) == sorted([*a.ts_us, *b.ts_us])
+
+
+def test_new_holds_only_what_came_since_the_batch_was_judged():
+    buffer = EventBuffer(_chunk())
+    buffer.add(_chunk(0.1, 0.2))
+    buffer.judged()
+    buffer.add(_chunk(0.3, 1.5))  # 1.5: a later batch's
+    start, end = int(_chunk(0.15).ts_us[0]), int(_chunk(1.0).ts_us[0])
+    assert list(buffer.new(start, end).ts_us) == list(_chunk(0.3).ts_us)
+    buffer.judged()
+    assert len(buffer.new(start, end)) == 0 and len(buffer) == 4
+
+
+def test_peek_of_some_identities_survives_the_merging_of_chunks():
+    buffer = EventBuffer(_chunk())
+    for n in range(MAX_CHUNKS + 3):  # merged into one chunk on the way
+        buffer.add(_chunk(0.01 * n, who="alice"))
+        buffer.add(_chunk(0.01 * n + 0.001, who=f"svc-{n % 3}"))
+    end = int(_chunk(2.0).ts_us[0])
+    every = buffer.peek(end)
+    some = buffer.peek(end, ["svc-1", "alice"])
+    wanted = np.isin(every.identity, ["svc-1", "alice"])
+    assert list(some.event_id) == list(every.event_id[wanted]) and len(some) > MAX_CHUNKS
+    assert len(buffer.peek(end, ["nobody"])) == 0
+
+
+def test_chunks_in_order_are_joined_as_they_are_and_others_sorted():
+    a, b = _chunk(0.1, 0.2), _chunk(0.3)
+    assert list(ordered([a, b], _chunk()).event_id) == [*a.event_id, *b.event_id]
+    same = frame([row("bob", after(0.2), ip="192.168.10.4", kind="human", event_id="a")])
+    tied = frame([row("bob", after(0.2), ip="192.168.10.4", kind="human", event_id="Z")])
+    # the same time: the id decides, even across chunks that each are in order
+    assert list(ordered([same, tied], _chunk()).event_id) == ["Z", "a"]

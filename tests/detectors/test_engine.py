@@ -6,7 +6,7 @@ import numpy as np
 from world import after, frame, row, us
 
 from detectors.alert import Finding, Incident
-from detectors.engine import DETECTORS, Detection
+from detectors.engine import DETECTORS, EVENT_LEVEL, Detection
 from detectors.events import HOUR_US
 from detectors.settings import DetectorsConfig
 
@@ -135,3 +135,87 @@ def test_a_stored_incident_is_never_folded_into_another(trained):
     changed = detection._group([_finding("orders/api", 60 - gap + 2)])
     assert [i.id for i in changed] == [first[0].id]
     assert detection.merged == set()
+
+
+def _root_calls(minutes: list[int]) -> list:
+    return [
+        row("root", after(3) + timedelta(minutes=m), f"secret/p/{m}", kind="root") for m in minutes
+    ]
+
+
+def _seen(rows: list):
+    """`peek_new`'s view of the batch so far: the events of the identities asked for."""
+    ev = frame(rows)
+    return lambda who: ev.take(np.isin(ev.identity, who))
+
+
+def test_peek_new_raises_at_once_and_judges_a_known_key_over_the_whole_batch(trained):
+    start, end = us(after(3)), us(after(4))
+    detection = Detection(trained, DetectorsConfig())
+    first = _root_calls([1])
+    [incident] = detection.peek(frame(first), start, end)
+    later = _root_calls([2, 3])
+    [grown] = detection.peek_new(frame(later), _seen(first + later), start, end, most=100)
+    assert grown is incident
+    [finding] = incident.findings
+    assert set(finding.evidence) == {r.event_id for r in first + later}
+    assert "3 requests" in finding.explanation  # judged over the batch, not the new part
+
+
+def test_peek_new_leaves_a_busy_identity_to_the_next_whole_peek(trained):
+    start, end = us(after(3)), us(after(4))
+    detection = Detection(trained, DetectorsConfig())
+    first = _root_calls([1])
+    detection.peek(frame(first), start, end)
+    later = _root_calls([2, 3])
+    assert detection.peek_new(frame(later), _seen(first + later), start, end, most=2) == []
+    assert len(detection.open["root"].findings[0].evidence) == 1
+
+
+def test_peek_new_judges_only_what_a_part_alone_shows(trained):
+    """An enumeration is a count over the batch: a part cannot show it, the whole can."""
+    start, end = us(after(3)), us(after(4))
+    rows = [
+        row("orders/orders-api", after(3) + timedelta(seconds=s), f"secret/orders/x{s}")
+        for s in range(60)
+    ]
+    whole = Detection(trained, DetectorsConfig()).peek(frame(rows), start, end)
+    assert "enumeration" in {f.detector for i in whole for f in i.findings}
+    part = Detection(trained, DetectorsConfig()).peek_new(
+        frame(rows), _seen(rows), start, end, most=1000
+    )
+    assert {f.detector for i in part for f in i.findings} <= EVENT_LEVEL
+
+
+def test_a_part_counts_the_identities_held_back_before_as_a_forming_fleet(trained, monkeypatch):
+    """A whole peek held back three deviating services (perhaps the start of a fleet);
+    a fourth deviating in the next part is held back too, not raised alone."""
+
+    def deviates(base, batch, cfg):
+        return [
+            Finding(
+                "unusual_time",
+                str(i),
+                batch.start_us,
+                batch.end_us,
+                batch.start_us,
+                1.0,
+                0.5,
+                "medium",
+                "x",
+                (str(i),),
+            )
+            for i in sorted(set(batch.ev.identity))
+        ]
+
+    monkeypatch.setitem(DETECTORS, "unusual_time", deviates)
+    start, end = us(after(3)), us(after(4))
+    three = [row(f"svc-{n}", after(3.1)) for n in range(3)]
+    fourth = [row("svc-3", after(3.2))]
+    detection = Detection(trained, DetectorsConfig())
+    assert detection.peek(frame(three), start, end) == []
+    assert detection.peek_new(frame(fourth), _seen(three + fourth), start, end, 100) == []
+    alone = Detection(trained, DetectorsConfig())
+    assert [i.identity for i in alone.peek_new(frame(fourth), _seen(fourth), start, end, 100)] == [
+        "svc-3"
+    ]

@@ -25,10 +25,13 @@ def history() -> tuple[Events, Baselines, int]:
     return ev, trained(ev, sc["train_until"], CFG), sc["train_until"]
 
 
-def _alerts(history, cfg: DetectorsConfig = CFG, peek: int = 0, **variant: object) -> list[Alert]:
+def _alerts(
+    history, cfg: DetectorsConfig = CFG, peek: int = 0, whole_every: int = 1, **variant: object
+) -> list[Alert]:
     base = history[1]
     sc = scenario_gen.mass_rotation_scenario(**variant)  # type: ignore[arg-type]
-    return judge(events(sc["rows"]), base, sc["train_until"], 24, cfg, peek_minutes=peek)
+    rows = events(sc["rows"])
+    return judge(rows, base, sc["train_until"], 24, cfg, peek, whole_every=whole_every)
 
 
 def test_a_mass_rotation_then_twenty_services_rereading_is_one_low_finding(history):
@@ -81,6 +84,10 @@ def test_peeked_as_a_stream_it_raises_what_a_replay_does(history):
     replayed = _alerts(history)
     streamed = _alerts(history, peek=10)
     assert [a.model_dump(mode="json") for a in streamed] == [
+        a.model_dump(mode="json") for a in replayed
+    ]
+    between = _alerts(history, peek=5, whole_every=4)  # most peeks judge only what is new
+    assert [a.model_dump(mode="json") for a in between] == [
         a.model_dump(mode="json") for a in replayed
     ]
     few = _alerts(history, restarting=3, peek=10)
