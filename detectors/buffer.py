@@ -2,8 +2,11 @@
 
 Each event is prepared for the detectors once, when it arrives (`prepare` costs more than
 judging): each poll's events are one prepared chunk, in (time, id) order, and a batch is
-cut out of the chunks, in that order, when it is judged. Grouping codes are numbered per
-`prepare` call, so what is cut out is coded again over its own events (`recode`).
+cut out of the chunks, in that order, when it is judged. `prepare` numbers the grouping
+codes per call, so the buffer renumbers each chunk's codes, as it arrives, by tables of
+its own: any chunks cut out together are coded alike without coding them again (which,
+over a large open batch, cost more than judging it). The tables are emptied whenever the
+buffer is; they hold every identity, secret, network and client seen in between.
 
 It also keeps apart the chunks added since the open batch was last judged (`fresh`), so a
 stream can judge what is new without cutting out the whole batch again.
@@ -23,6 +26,7 @@ import pandas as pd
 from detectors.events import Events
 
 _FIELDS = [f.name for f in fields(Events)]
+_CODED = [("icode", "identity"), ("scode", "secret"), ("ncode", "net"), ("ccode", "client")]
 MAX_CHUNKS = 32  # prepared chunks kept apart before they are merged into one
 LEARNED_KEPT = 200_000  # ids of events learned from, kept to tell a copy from a late event
 
@@ -35,14 +39,14 @@ class EventBuffer:
         self.learned_kept = learned_kept
         self.chunks: list[Events] = []
         self.fresh: list[Events] = []  # chunks added since `judged` was last called
-        self._names: dict[int, tuple[Events, dict[str, int]]] = {}  # see `_codes`
+        self._tables: dict[str, dict[str, int]] = {code: {} for code, _ in _CODED}
         self.seen: set[str] = set()  # ids of the events held
         self.learned: dict[str, None] = {}  # ids of the last events learned from, in order
 
     def clear(self) -> None:
         """Forget everything (a reload fills the buffer again from the store)."""
         self.chunks, self.fresh, self.seen, self.learned = [], [], set(), {}
-        self._names = {}
+        self._tables = {code: {} for code, _ in _CODED}
 
     def __len__(self) -> int:
         return sum(len(c) for c in self.chunks)
@@ -56,10 +60,11 @@ class EventBuffer:
         if not len(chunk):
             return
         self.seen.update(chunk.event_id.tolist())
+        chunk = self._coded(chunk)
         self.chunks.append(chunk)
         self.fresh.append(chunk)
         if len(self.chunks) > MAX_CHUNKS:
-            self.chunks = [recode(ordered(self.chunks, self.empty))]  # one chunk, one coding
+            self.chunks = [ordered(self.chunks, self.empty)]
 
     def first_us(self) -> int | None:
         return min((int(c.ts_us[0]) for c in self.chunks), default=None)
@@ -74,36 +79,53 @@ class EventBuffer:
         """Everything held, in (time, id) order."""
         return ordered(self.chunks, self.empty)
 
-    def peek(self, end_us: int, identities: list[str] | None = None) -> Events:
-        """The events before `end_us` (of `identities` only, if given), recoded, left in
-        the buffer."""
-        if identities is None:
-            parts = [c.slice(0, cut) for c in self.chunks if (cut := _cut(c, end_us))]
-        else:
-            parts = []
-            for c in self.chunks:
-                codes = [code for i in identities if (code := self._codes(c).get(i)) is not None]
-                if codes and (cut := _cut(c, end_us)):
-                    parts.append(c.slice(0, cut).take(np.isin(c.icode[:cut], codes)))
-        return recode(ordered([c for c in parts if len(c)], self.empty))
+    def parts(self, end_us: int) -> list[Events]:
+        """The events before `end_us` as they lie in the chunks (views; `joined` makes one
+        batch of them, which costs in proportion to the batch)."""
+        return [c.slice(0, cut) for c in self.chunks if (cut := _cut(c, end_us))]
 
-    def _codes(self, chunk: Events) -> dict[str, int]:
-        """A chunk's identity codes (found once per chunk: selecting by an integer code is
-        much cheaper than comparing every event's identity)."""
-        held = self._names.get(id(chunk))
-        if held is None or held[0] is not chunk:
-            codes, first = np.unique(chunk.icode, return_index=True)
-            names = dict(zip(chunk.identity[first].tolist(), codes.tolist(), strict=True))
-            if len(self._names) > 4 * MAX_CHUNKS:
-                live = {id(c) for c in self.chunks}
-                self._names = {k: v for k, v in self._names.items() if k in live}
-            held = self._names[id(chunk)] = (chunk, names)
-        return held[1]
+    def peek(
+        self, end_us: int, identities: list[str] | None = None, most: int | None = None
+    ) -> Events:
+        """The events before `end_us` (of `identities` only, if given, and of those only
+        the ones with at most `most` events there), left in the buffer."""
+        if identities is None:
+            return joined(self.parts(end_us), self.empty)
+        cuts = [(c, cut) for c in self.chunks if (cut := _cut(c, end_us))]
+        masks = []
+        counts: dict[str, int] = dict.fromkeys(identities, 0)
+        table = self._tables["icode"]
+        codes = {table[i]: i for i in identities if i in table}
+        for c, cut in cuts:
+            mask = np.isin(c.icode[:cut], list(codes))
+            masks.append(mask)
+            if most is not None and codes:
+                found, n = np.unique(c.icode[:cut][mask], return_counts=True)
+                for code, k in zip(found.tolist(), n.tolist(), strict=True):
+                    counts[codes[code]] += k
+        if most is not None and any(n > most for n in counts.values()):
+            # count first, cut out after: a busy identity's events are not copied at all
+            return self.peek(end_us, [i for i, n in counts.items() if n <= most])
+        parts = [c.slice(0, cut).take(mask) for (c, cut), mask in zip(cuts, masks, strict=True)]
+        return joined(parts, self.empty)
+
+    def _coded(self, chunk: Events) -> Events:
+        """A prepared chunk with its codes (0.. in order of first appearance, per chunk)
+        renumbered by the buffer's tables."""
+        codes = {}
+        for code, value in _CODED:
+            table = self._tables[code]
+            local = getattr(chunk, code)
+            _, first = np.unique(local, return_index=True)
+            names = getattr(chunk, value)[first].tolist()
+            known = np.array([table.setdefault(n, len(table)) for n in names], dtype=np.int64)
+            codes[code] = known[local]
+        return replace(chunk, **codes)
 
     def new(self, start_us: int, end_us: int) -> Events:
-        """The events in [start_us, end_us) added since `judged` was last called, recoded."""
+        """The events in [start_us, end_us) added since `judged` was last called."""
         parts = [c.slice(_cut(c, start_us), _cut(c, end_us)) for c in self.fresh]
-        return recode(ordered([c for c in parts if len(c)], self.empty))
+        return joined(parts, self.empty)
 
     def judged(self) -> None:
         """What is held has been judged: later `new` calls return only what comes next."""
@@ -122,9 +144,16 @@ class EventBuffer:
             if cut < len(c):
                 kept.append(c.slice(cut, len(c)) if cut else c)
         self.chunks = kept
+        if not kept:
+            self._tables = {code: {} for code, _ in _CODED}
         if len(self.learned) > 2 * self.learned_kept:
             self.learned = dict.fromkeys(list(self.learned)[-self.learned_kept :])
         return recode(ordered(parts, self.empty))
+
+
+def joined(parts: list[Events], empty: Events) -> Events:
+    """Parts of chunks (`EventBuffer.parts`) as one batch in (time, id) order."""
+    return ordered([c for c in parts if len(c)], empty)
 
 
 def _cut(chunk: Events, end_us: int) -> int:

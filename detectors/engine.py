@@ -111,8 +111,8 @@ class Detection:
     # Secrets written or rotated within `fleet.rotation_hours` (what explains a fleet
     # re-reading them); kept in memory only: a restart forgets the writes before it.
     writes: dict[str, fleet.Written] = field(default_factory=dict)
-    # Identities whose findings the last `peek` held back as a fleet's possible evidence
-    # (with those `peek_new` found since): the batch's later parts count them too.
+    # Identities seen deviating in the open batch so far (by `peek` or `peek_new`): its
+    # later parts count them when they hold back a forming fleet's findings.
     holding: set[str] = field(default_factory=set)
 
     def run(self, ev: Events, start_us: int, end_us: int) -> list[Incident]:
@@ -151,7 +151,7 @@ class Detection:
     def peek_new(
         self,
         new: Events,
-        of: Callable[[list[str]], Events],
+        of: Callable[[list[str], int], Events],
         start_us: int,
         end_us: int,
         most: int,
@@ -159,32 +159,42 @@ class Detection:
         """Judge only the newest events of a batch, with the `EVENT_LEVEL` detectors: what
         a stream does between two `peek`s when the whole batch is too large to judge on
         every poll. A finding under a key its identity's incident already holds is judged
-        again over all of that identity's events in the batch (`of`), so that its evidence
-        and explanation cover them, unless they are more than `most` (a busy identity
-        waits for the next `peek`)."""
+        again over all of that identity's events in the batch, so that its evidence and
+        explanation cover them, unless they are more than `most` (`of(identities, most)`
+        gives the events of those that are not; a busy identity waits for the next
+        `peek`)."""
         batch, found = self._detect(new, start_us, end_us, EVENT_LEVEL)
         if batch is None:
             return []
         again = sorted({f.identity for f in found if self._holds(f)})
         parts = [(batch, found)]
         if again:
-            whole = of(again)
-            counts = dict(zip(*np.unique(whole.identity, return_counts=True), strict=True))
-            small = [i for i in again if counts.get(i, 0) <= most]
+            whole = of(again, most)
+            small = set(whole.identity.tolist())
             # judged again below, or busy: then only findings under new keys are kept
             keep = [f for f in found if f.identity not in small and not self._holds(f)]
             parts = [(batch, keep)]
-            if small:
-                mine = whole.take(np.isin(whole.identity, small))
-                part, refound = self._detect(mine, start_us, end_us, EVENT_LEVEL)
-                if part is not None:
-                    parts.append((part, refound))
+            part, refound = self._detect(whole, start_us, end_us, EVENT_LEVEL)
+            if part is not None:
+                parts.append((part, refound))
         findings = [f for part, fs in parts for f in self._networks(part, fs)]
         if self.cfg.fleet.enabled:
             deviating = fleet.deviating(findings, self.cfg.fleet)
             findings = fleet.held(findings, self.cfg.fleet, self.holding)
             self.holding |= deviating
         return self._group(findings)
+
+    def judge_part(
+        self, ev: Events, start_us: int, end_us: int
+    ) -> tuple[Batch | None, list[Finding]]:
+        """What every detector finds in `ev`, the part of the open batch seen so far,
+        before findings across identities are made and grouped (`apply_peek`): the part
+        of `peek` that another thread may run while nothing learns from a batch."""
+        return self._detect(ev, start_us, end_us)
+
+    def apply_peek(self, batch: Batch, findings: list[Finding]) -> list[Incident]:
+        """Group what `judge_part` found, as `peek` does."""
+        return self._group(self._across(batch, findings, peeking=True))
 
     def _holds(self, f: Finding) -> bool:
         incident = self.open.get(f.identity)
@@ -218,8 +228,9 @@ class Detection:
         findings = self._networks(batch, findings)
         if self.cfg.fleet.enabled:
             if peeking:
-                self.holding = fleet.deviating(findings, self.cfg.fleet)
-                return fleet.held(findings, self.cfg.fleet)
+                also = set(self.holding)
+                self.holding |= fleet.deviating(findings, self.cfg.fleet)
+                return fleet.held(findings, self.cfg.fleet, also)
             self.holding = set()
             findings = fleet.fleet_wide(batch, findings, self.writes, self.cfg.fleet)
         return findings

@@ -72,6 +72,11 @@ class EmbeddedDetection:
         self.live.snapshot()
 
     @property
+    def busy(self) -> bool:
+        """A whole judging runs in the background: `feed([])` soon, to raise what it finds."""
+        return self.live.judging.running
+
+    @property
     def late_count(self) -> int:
         """Owned events that came late: stored, not judged."""
         return self.live.late_count

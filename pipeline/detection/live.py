@@ -40,7 +40,7 @@ import pandas as pd
 
 from detectors.alert import Alert, Incident
 from detectors.baseline import Baselines
-from detectors.buffer import EventBuffer
+from detectors.buffer import EventBuffer, joined
 from detectors.clock import BatchClock
 from detectors.engine import Detection
 from detectors.events import HOUR_US, Events
@@ -48,6 +48,7 @@ from detectors.incidents import IncidentDoc, exact_us, from_alert, merge
 from detectors.settings import DetectorsConfig
 from detectors.stepping import step_batches
 from pipeline.detection import checkpoint as cp
+from pipeline.detection.background import WholeJudging
 from pipeline.detection.frames import event_rows, prepared, stored_alerts
 from pipeline.detection.ledger import LateLedger
 from pipeline.detection.roles import DetectionStore
@@ -89,6 +90,10 @@ class LiveDetection:
         self.whole: tuple[int, float, float] | None = None
         self.peek_always = PEEK_ALWAYS
         self.monotonic: Callable[[], float] = time.monotonic
+        # Judge a large open batch whole in a thread of its own (`serve`'s detection
+        # process does): each poll's new events are judged at once meanwhile.
+        self.background = False
+        self.judging = WholeJudging(monotonic=lambda: self.monotonic())
         self.touched: set[str] = set()  # identities learned from since the last snapshot
         self.unsaved: dict[str, Incident] = {}  # changed, their alerts not stored yet
         self.entry_start: int | None = None  # `start` when `process` was last called
@@ -115,6 +120,7 @@ class LiveDetection:
         whatever it had changed is replaced by what the store holds. Baselines trained
         with another time layout than the config's are refused (StoreError)."""
         self.owner = owner
+        self.judging.wait()  # what it finds is of the state replaced here
         meta = cp.load_meta(self.store)
         base = cp.load_baselines(self.store, self.cfg, meta)
         self.detection = Detection(base, self.cfg)
@@ -300,10 +306,17 @@ class LiveDetection:
         changed.update(self._run(self.clock.now(newest, clock_us)))
         # The first incomplete batch: judge what is there now, learn later. Later batches
         # wait for it (see the module's docstring). Judged again only if it changed.
+        changed.update(self._finished())
         start, end = self.clock.open_batch() or (0, 0)
         count = self.pending.count_before(end)
         if count and self.peeked != (start, count):
-            if self._whole_due(start, count):
+            whole = self._whole_due(start, count)
+            if whole and self.background and count > self.peek_always:
+                parts, empty = self.pending.parts(end), self.pending.empty
+                judge = self.detection.judge_part
+                self.judging.start(lambda: joined(parts, empty), judge, start, end)
+                whole = False  # meanwhile, this poll's events are judged at once below
+            if whole:
                 began = self.monotonic()
                 judged = self.detection.peek(self.pending.peek(end), start, end)
                 ended = self.monotonic()
@@ -311,7 +324,7 @@ class LiveDetection:
             else:
                 judged = self.detection.peek_new(
                     self.pending.new(start, end),
-                    lambda identities: self.pending.peek(end, identities),
+                    lambda identities, most: self.pending.peek(end, identities, most),
                     start,
                     end,
                     self.peek_always,
@@ -329,11 +342,23 @@ class LiveDetection:
         time is three times what that took (at most a quarter of the time goes to it).
         In between, each poll's events are judged with the detectors that can judge a
         part alone (`Detection.peek_new`): a root token or a new source is raised within
-        a poll at any load, a rate or a count once the whole batch is judged again."""
+        a poll at any load, a rate or a count once the whole batch is judged again.
+        With `background`, that judging runs in a thread of its own (`background.py`)."""
+        if self.judging.running:
+            return False
         if count <= self.peek_always or self.whole is None or self.whole[0] != start:
             return True
         _, ended, took = self.whole
         return self.monotonic() - ended >= took * (1 - PEEK_SHARE) / PEEK_SHARE
+
+    def _finished(self) -> dict[str, Incident]:
+        """The incidents a whole judging in the background has opened or grown, once it
+        is done (and if its batch is still the open one)."""
+        done = self.judging.take()
+        if done is None or done.batch is None or done.start_us != self.start:
+            return {}
+        self.whole = (done.start_us, self.monotonic(), done.took)
+        return {i.id: i for i in self.detection.apply_peek(done.batch, done.findings)}
 
     def _run(self, clock_us: int) -> dict[str, Incident]:
         """Judge and learn from the complete batches (ending by `clock_us`), jumping over
@@ -342,6 +367,9 @@ class LiveDetection:
         if self.start is None:
             return changed
         step = self.clock.step_us
+        if self.judging.running and clock_us >= self.start + step:
+            self.judging.wait()  # learning changes the baselines it reads; the batch,
+            # complete, is judged whole anyway
         batches = step_batches(
             self.detection, self.pending, self.start, clock_us, step, skip_silence=True
         )

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 START_SECONDS = 300.0  # the child's start: imports, then loading every baseline
 STOP_SECONDS = 60.0  # its last snapshot at shutdown
+BUSY_POLL_SECONDS = 0.05  # while judging in the background: how often to look if it is done
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +243,7 @@ def _child_main(
     store = cast("DetectionStore", _StoreProxy(calls))
     try:
         detection = EmbeddedDetection(store, DetectorsConfig.model_validate(cfg))
+        detection.live.background = True  # a large open batch does not hold up new events
         detection.own()
     except BaseException as exc:
         results.send(_portable(exc))
@@ -250,7 +252,10 @@ def _child_main(
     try:
         while True:
             try:
-                kind, payload = feed.recv()
+                if detection.busy and not feed.poll(BUSY_POLL_SECONDS):
+                    kind, payload = "feed", []  # nothing new: raise what the background found
+                else:
+                    kind, payload = feed.recv()
             except (EOFError, OSError):
                 return  # the parent is gone: stop without writing anything more
             if kind == "stop":
@@ -263,7 +268,8 @@ def _child_main(
             alerts = detection.feed(rows)
             raised = [Raised(a.id, a.severity, a.identity) for a in alerts]
             newest = max((r.ts_us for r in rows), default=None)
-            results.send(Judged(raised, detection.late_count, newest))
+            if rows or raised:
+                results.send(Judged(raised, detection.late_count, newest))
     except (EOFError, OSError):
         return  # the parent died mid-call
     except BaseException as exc:

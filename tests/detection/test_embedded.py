@@ -71,25 +71,35 @@ def test_a_large_open_batch_is_judged_whole_only_now_and_then(tmp_path: Path):
         [row("payments/payments-api", after(3.4), "secret/payments/db")],
         [row("payments/payments-api", after(4.5), "secret/payments/db")],  # completes hour 3
     ]
-    raised: dict[int, list[list[str]]] = {}
-    for always in (3, 10**6):
-        with DuckDBStore(tmp_path / f"s{always}.duckdb") as store:
+    raised: dict[str, list[list[str]]] = {}
+    final: dict[str, list[tuple[str, list[str], int]]] = {}
+    for way in ("throttled", "background", "whole"):
+        with DuckDBStore(tmp_path / f"{way}.duckdb") as store:
             store.write_batch([r for r in world() if r.ts_us < us(CUT)])
             train_store(store, DetectorsConfig(), CUT)
             runtime = EmbeddedDetection(store, DetectorsConfig())
             runtime.own()
-            runtime.live.peek_always, runtime.live.monotonic = always, _ticking()
-            raised[always] = []
+            live = runtime.live
+            live.peek_always = 10**6 if way == "whole" else 3
+            # background: a clock that stands still (a whole judging takes no time, so one
+            # starts at every poll); otherwise every whole judging takes a second
+            live.monotonic = (lambda: 0.0) if way == "background" else _ticking()
+            live.background = way == "background"
+            raised[way] = []
             for rows in polls:
                 store.write_batch(rows)
                 alerts = runtime.feed(rows, clock_us=rows[-1].ts_us)
-                raised[always].append(sorted({d for a in alerts for d in a.detectors}))
+                raised[way].append(sorted({d for a in alerts for d in a.detectors}))
+                live.judging.join()  # done before the next poll: found at the next one
+            assert not runtime.busy
             runtime.snapshot()
-            final = _alerts_of(store)
-            if always == 3:
-                throttled = final
-    assert "root_token" in raised[10**6][1] and "enumeration" in raised[10**6][2]
+            final[way] = _alerts_of(store)
+    assert "root_token" in raised["whole"][1] and "enumeration" in raised["whole"][2]
     # throttled: whole at polls 1 (t 0-1); 2 and 3 are parts (t 2, 3 < 1 + 3); 4 is whole
-    assert "root_token" in raised[3][1]
-    assert "enumeration" not in raised[3][2] and "enumeration" in raised[3][3]
-    assert throttled == final
+    assert "root_token" in raised["throttled"][1]
+    assert "enumeration" not in raised["throttled"][2] and "enumeration" in raised["throttled"][3]
+    # background: the root token at once; the enumeration when poll 3's judging is done
+    assert "root_token" in raised["background"][1]
+    assert "enumeration" not in raised["background"][2]
+    assert "enumeration" in raised["background"][3]
+    assert final["throttled"] == final["whole"] == final["background"]

@@ -70,7 +70,7 @@ def judge(
                 if n % whole_every:
                     detection.peek_new(
                         ev.slice(before, upto),
-                        lambda who, seen=seen: seen.take(np.isin(seen.identity, who)),
+                        lambda who, most, seen=seen: seen.take(np.isin(seen.identity, who)),
                         lo_us,
                         hi_us,
                         len(ev),

@@ -76,3 +76,13 @@ def test_chunks_in_order_are_joined_as_they_are_and_others_sorted():
     tied = frame([row("bob", after(0.2), ip="192.168.10.4", kind="human", event_id="Z")])
     # the same time: the id decides, even across chunks that each are in order
     assert list(ordered([same, tied], _chunk()).event_id) == ["Z", "a"]
+
+
+def test_peek_of_some_identities_leaves_out_the_busy_ones():
+    buffer = EventBuffer(_chunk())
+    buffer.add(_chunk(0.1, 0.2, 0.3, who="busy"))
+    buffer.add(_chunk(0.15, who="quiet"))
+    buffer.add(_chunk(0.4, who="busy"))
+    end = int(_chunk(1.0).ts_us[0])
+    assert set(buffer.peek(end, ["busy", "quiet"], most=3).identity) == {"quiet"}
+    assert len(buffer.peek(end, ["busy", "quiet"], most=4)) == 5

@@ -7,7 +7,7 @@ from world import after, frame, row, us
 
 from detectors.alert import Finding, Incident
 from detectors.engine import DETECTORS, EVENT_LEVEL, Detection
-from detectors.events import HOUR_US
+from detectors.events import HOUR_US, Events
 from detectors.settings import DetectorsConfig
 
 
@@ -146,7 +146,13 @@ def _root_calls(minutes: list[int]) -> list:
 def _seen(rows: list):
     """`peek_new`'s view of the batch so far: the events of the identities asked for."""
     ev = frame(rows)
-    return lambda who: ev.take(np.isin(ev.identity, who))
+
+    def of(who: list[str], most: int) -> Events:
+        names, counts = np.unique(ev.identity, return_counts=True)
+        small = [n for n, k in zip(names, counts, strict=True) if n in who and k <= most]
+        return ev.take(np.isin(ev.identity, small))
+
+    return of
 
 
 def test_peek_new_raises_at_once_and_judges_a_known_key_over_the_whole_batch(trained):
