@@ -19,14 +19,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
-import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.record import EventRow, from_micros
 from pipeline.sinks.settings import Duration
 from pipeline.sources.base import DeadLetter, FeedResult
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _US = 1_000_000
 _TS = itemgetter(EventRow._fields.index("ts_us"))
@@ -53,6 +56,8 @@ def quarantine(
     result: FeedResult, file: str, fmt: str | None, window: TimeWindow, now_us: int
 ) -> None:
     """Move the events of `result` (one file's) with an implausible time to dead letters."""
+    import numpy as np  # here: the config reads `TimeWindow`, and a CLI start skips numpy
+
     rows = result.rows
     if not rows:
         return
@@ -88,10 +93,13 @@ def _stray(ts: np.ndarray, skew_us: int, min_peers: int) -> np.ndarray:
     the file's own time. A group under both `min_peers` events and a tenth of the batch,
     cut off from it, is a stray: a record dated months off among a day of real ones.
 
+    >>> import numpy as np
     >>> day = 86_400_000_000
     >>> _stray(np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 400 * day]), 30 * day, 8).tolist()
     [False, False, False, False, False, False, False, False, False, False, True]
     """
+    import numpy as np  # here: see `quarantine`
+
     order = np.argsort(ts, kind="stable")
     sorted_ts = ts[order]
     group = np.concatenate(([0], np.cumsum(np.diff(sorted_ts) > skew_us)))

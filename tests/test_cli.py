@@ -17,11 +17,15 @@ from pathlib import Path
 
 import orjson
 import pytest
+from starlette.applications import Starlette
 from typer.testing import CliRunner
 
+from pipeline.api.queries import query_routes
 from pipeline.cli import app
+from pipeline.collectors.http import HttpServer
 from pipeline.config import ENV_VAR
 from pipeline.record import FIELDS
+from pipeline.store.base import Store
 from pipeline.store.duckdb import DuckDBStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -740,3 +744,49 @@ def test_commands_do_not_load_detection_libraries() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert out.strip() == "[]"
+
+
+STORE_LIBRARIES = ("pandas", "pyarrow", "duckdb", "elasticsearch")
+LOADED = textwrap.dedent(
+    """
+    import sys
+    try:
+        from pipeline.cli import app
+        app(sys.argv[2:], prog_name="secretwatch")
+    finally:
+        loaded = sorted(m for m in sys.argv[1].split(",") if m in sys.modules)
+        print("loaded:", loaded, file=sys.stderr)
+    """
+)
+
+
+def test_events_through_the_api_loads_no_store_library(ingested: Path) -> None:
+    """`import pipeline.cli`, and `events --server` in a fresh process, load neither pandas,
+    pyarrow, DuckDB nor the Elasticsearch client: importing them made a query of a running
+    service take 3 s, most of it before the command started. The Arrow stream the API
+    answers is read without them (nanoarrow), and prints what the store prints."""
+
+    def open_reader() -> Store:
+        store = DuckDBStore(ingested / "s.duckdb", read_only=True)
+        store.open()
+        return store
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", LOADED, ",".join(STORE_LIBRARIES), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    server = HttpServer("api", "127.0.0.1", 0, Starlette(routes=query_routes(open_reader, None)))
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        table, as_json = run("events", "--server", url), run("events", "--server", url, "--json")
+    finally:
+        server.stop()
+    for done in (table, as_json):  # the command imports pipeline.cli first: both are checked
+        assert done.returncode == 0, done.stderr
+        assert "loaded: []" in done.stderr, done.stderr
+    assert "21 events" in flat(table.stdout)
+    code, local = invoke("events", "--json", "--store", "s.duckdb")
+    assert code == 0, local
+    assert as_json.stdout == local
+    assert len(local.splitlines()) == 21

@@ -4,8 +4,10 @@ one read from the store itself."""
 
 from __future__ import annotations
 
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 TRUNCATED = "secretwatch-truncated"  # header: the answer stopped at the row cap (its value)
@@ -13,6 +15,8 @@ TRUNCATED = "secretwatch-truncated"  # header: the answer stopped at the row cap
 
 def frame_to_arrow(frame: pd.DataFrame) -> bytes:
     """The frame as one Arrow IPC stream (the index is not sent: store frames have none)."""
+    import pyarrow as pa  # here, not at import: the CLI reads rows without it (`rows`)
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -22,6 +26,8 @@ def frame_to_arrow(frame: pd.DataFrame) -> bytes:
 
 def arrow_to_frame(data: bytes) -> pd.DataFrame:
     """The frame `frame_to_arrow` sent; ValueError if `data` is not an Arrow stream."""
+    import pyarrow as pa  # here, not at import: the CLI reads rows without it (`rows`)
+
     try:
         table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
     except pa.ArrowException as exc:

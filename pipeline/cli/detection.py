@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from pipeline.cli import consoles
@@ -16,7 +15,6 @@ from pipeline.cli.render import print_alerts, print_summary, progress
 from pipeline.cli.session import exit_on_error, session
 from pipeline.config import load_config
 from pipeline.errors import InputError
-from pipeline.ingest import expand_paths
 from pipeline.paths import make_folder
 from pipeline.record import SOURCES
 from pipeline.terminal import inert
@@ -46,6 +44,7 @@ def replay(
     """
     from pipeline.detection.replay import load_events, write_alerts
     from pipeline.detection.replay import replay as run_replay
+    from pipeline.ingest import expand_paths  # here, as detection: not for every command
 
     cut = parse_when(train_until, "--train-until")
     assert cut is not None  # noqa: S101 - a required option
@@ -93,6 +92,8 @@ def train(
 ) -> None:
     """Learn every identity's baseline from the stored events and keep it in the store;
     `secretwatch detect` continues from --until. Replaces baselines trained before."""
+    import numpy as np  # here, with detection (which loads it anyway): not for every command
+
     from pipeline.detection.store import train_store
 
     cut = parse_when(until, "--until") or datetime.now(UTC)

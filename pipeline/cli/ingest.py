@@ -18,14 +18,15 @@ from pipeline.cli.render import print_summary, progress
 from pipeline.cli.session import exit_on_error, fail
 from pipeline.config import Config, KafkaConfig, load_config
 from pipeline.errors import InputError
-from pipeline.ingest import Ingestor, IngestSummary, expand_paths
 from pipeline.record import SOURCES
-from pipeline.sources.cloudtrail_digest import DigestReport, load_keys
-from pipeline.store import Store, make_store, open_store
+from pipeline.store import make_store, open_store
 from pipeline.terminal import inert, log_to_stderr
 
 if TYPE_CHECKING:
     from detectors.alert import Alert
+    from pipeline.ingest import IngestSummary
+    from pipeline.sources.cloudtrail_digest import DigestReport
+    from pipeline.store import Store
 
 
 def ingest(
@@ -74,6 +75,8 @@ def ingest(
     Ingesting the same input twice stores nothing new. Malformed records never stop a run:
     each goes to the dead-letter record (see `secretwatch dead-letters`).
     """
+    from pipeline.ingest import expand_paths  # here: `events` and the rest do not read logs
+
     if detect and not follow:
         raise fail(InputError("--detect needs --follow; for stored events: secretwatch detect"))
     with exit_on_error():
@@ -179,6 +182,9 @@ def _print_alerts(alerts: list[Alert]) -> None:
 def _ingest_with_progress(
     paths: list[str], store: Store, cfg: Config, fmt: str | None
 ) -> IngestSummary:
+    from pipeline.ingest import Ingestor, expand_paths  # here: see `ingest`
+    from pipeline.sources.cloudtrail_digest import load_keys
+
     files = [p for p in expand_paths(paths) if p is not None]
     total = sum(p.stat().st_size for p in files)
     with progress(total, True, total >= 8 << 20) as bar:
@@ -239,6 +245,7 @@ def ship(
     (kafka.raw_topic_prefix + vault|aws|gcp|azure|k8s), keyed so related records share a
     partition; `secretwatch run` normalizes them. Prints records shipped per topic."""
     from pipeline.bus.kafka import ensure_topics
+    from pipeline.ingest import expand_paths
     from pipeline.ship import follow_ship, ship_files
 
     out = consoles.out

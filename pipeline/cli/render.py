@@ -17,11 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.cli import consoles
-from pipeline.ingest import IngestSummary
 from pipeline.terminal import inert
 
 if TYPE_CHECKING:
     from detectors.alert import Alert
+    from pipeline.ingest import IngestSummary
 
 
 def print_alerts(alerts: list[Alert], limit: int = 20) -> None:

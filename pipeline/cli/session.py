@@ -13,18 +13,21 @@ import os
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import typer
 from rich.text import Text
 
 from pipeline.cli import consoles
-from pipeline.collectors.settings import ApiConfig
 from pipeline.config import Config, load_config
 from pipeline.errors import SecretwatchError, StoreError
-from pipeline.store import Store, open_store
+from pipeline.store import open_store
 from pipeline.store.remote import TOKEN_ENV, RemoteStore
 from pipeline.terminal import inert
+
+if TYPE_CHECKING:
+    from pipeline.collectors.settings import ApiConfig
+    from pipeline.store import Store
 
 HINT = (
     "to read it while that process runs, run `secretwatch serve` with `api:` in the config "
@@ -97,6 +100,8 @@ def open_remote(url: str, token: str | None) -> Store:
 
 def in_use(exc: StoreError) -> bool:
     """Whether opening the store failed because another process holds its lock."""
+    import duckdb  # here, after a store failed to open: slow to load for every command
+
     cause = exc.__cause__
     return isinstance(cause, duckdb.IOException) and "lock" in str(cause).lower()
 

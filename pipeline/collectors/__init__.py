@@ -9,10 +9,11 @@ that format (`spool_format`)."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.collectors.base import Collector, Intake
-from pipeline.collectors.settings import CollectorSettings
+if TYPE_CHECKING:  # base.py brings in the spool and the store: not for reading settings
+    from pipeline.collectors.base import Collector, Intake
+    from pipeline.collectors.settings import CollectorSettings
 
 COLLECTORS: dict[str, str] = {
     "vault_socket": "vault_socket",
@@ -49,4 +50,4 @@ def make_collector(settings: CollectorSettings, intake: Intake) -> Collector:
     return collector
 
 
-__all__ = ["COLLECTORS", "SPOOL_FORMAT", "Collector", "Intake", "make_collector", "spool_format"]
+__all__ = ["COLLECTORS", "SPOOL_FORMAT", "make_collector", "spool_format"]

@@ -2,7 +2,11 @@
 
 The interface is in base.py: `Store`, and the roles a caller takes one of (`EventLog`,
 `DetectionState`, `Outbox`, `ReportSource`); rows.py and outbox_rules.py hold what both
-stores share."""
+stores share.
+
+A backend is imported when a store of its type is made (or `STORES` is read), not with
+this package: DuckDB, the Elasticsearch client and pandas take most of a second to load,
+which a command reading through the service's API never needs."""
 
 from __future__ import annotations
 
@@ -20,11 +24,11 @@ from pipeline.store.base import (
     ReportSource,
     Store,
 )
-from pipeline.store.duckdb import DuckDBStore
-from pipeline.store.elasticsearch import ElasticsearchStore, lifecycle
 
 if TYPE_CHECKING:
     from pipeline.config import Config
+    from pipeline.store.duckdb import DuckDBStore
+    from pipeline.store.elasticsearch import ElasticsearchStore
 
 __all__ = [
     "Checkpoint",
@@ -41,10 +45,24 @@ __all__ = [
     "open_store",
 ]
 
-STORES: dict[str, type[DuckDBStore] | type[ElasticsearchStore]] = {
-    "duckdb": DuckDBStore,
-    "elasticsearch": ElasticsearchStore,
-}
+
+def stores() -> dict[str, type[DuckDBStore] | type[ElasticsearchStore]]:
+    """The registry, each backend imported now."""
+    from pipeline.store.duckdb import DuckDBStore
+    from pipeline.store.elasticsearch import ElasticsearchStore
+
+    return {"duckdb": DuckDBStore, "elasticsearch": ElasticsearchStore}
+
+
+def __getattr__(name: str) -> object:
+    """`STORES` and the backend classes, imported on first use. Any other name (such as a
+    submodule not imported yet) is not found here, so importing one loads no backend."""
+    if name not in ("STORES", "DuckDBStore", "ElasticsearchStore"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    registry = stores()
+    if name == "STORES":
+        return registry
+    return next(cls for cls in registry.values() if cls.__name__ == name)
 
 
 def make_store(config: Config, store_path: Path | str | None, read_only: bool) -> Store:
@@ -52,11 +70,15 @@ def make_store(config: Config, store_path: Path | str | None, read_only: bool) -
     where it lives: a file for DuckDB, a URL for Elasticsearch."""
     section = config.store
     if section.type == "elasticsearch":
+        from pipeline.store.elasticsearch import ElasticsearchStore, lifecycle
+
         if store_path is not None:
             section = section.model_copy(update={"url": _as_url(store_path)})
         return ElasticsearchStore.from_config(
             section, read_only=read_only, retention=lifecycle.from_config(config)
         )
+    from pipeline.store.duckdb import DuckDBStore
+
     archive = config.retention.archive.path if config.retention.archive else None
     return DuckDBStore(store_path or section.path, read_only=read_only, archive=archive)
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.record import EventRow
 from pipeline.sources.base import DeadLetter
+
+if TYPE_CHECKING:  # frames only in signatures: importing the interface does not load pandas
+    import pandas as pd
 
 GROUPABLE = ("source", "backend", "identity", "identity_kind", "secret", "action", "outcome")
 
