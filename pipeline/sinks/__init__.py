@@ -6,15 +6,9 @@
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from pipeline.errors import ConfigError
-from pipeline.sinks.base import Sink
-from pipeline.sinks.datadog import DatadogSender
-from pipeline.sinks.elasticsearch import ElasticsearchSender
-from pipeline.sinks.jsonl import JsonlFileSink, StdoutLinesSink
-from pipeline.sinks.pagerduty import PagerDutySender
-from pipeline.sinks.sentinel import SentinelSender
 from pipeline.sinks.settings import (
     DatadogSink,
     ElasticsearchSink,
@@ -26,8 +20,9 @@ from pipeline.sinks.settings import (
     StdoutSink,
     WebhookSink,
 )
-from pipeline.sinks.splunk import SplunkSender
-from pipeline.sinks.webhook import WebhookSender
+
+if TYPE_CHECKING:
+    from pipeline.sinks.base import Sink
 
 # The sink types, as the settings models' `type` values: one per member of SinkSettings.
 SINKS: tuple[str, ...] = tuple(
@@ -38,6 +33,16 @@ SINKS: tuple[str, ...] = tuple(
 def make_sink(cfg: SinkSettings) -> Sink:
     """The sink a `sinks:` entry describes (not started: no I/O yet), made from that sink
     type's settings model."""
+    # The senders are imported here: reading the config imports this package (through
+    # settings.py), and a command that delivers nothing needs none of them.
+    from pipeline.sinks.datadog import DatadogSender
+    from pipeline.sinks.elasticsearch import ElasticsearchSender
+    from pipeline.sinks.jsonl import JsonlFileSink, StdoutLinesSink
+    from pipeline.sinks.pagerduty import PagerDutySender
+    from pipeline.sinks.sentinel import SentinelSender
+    from pipeline.sinks.splunk import SplunkSender
+    from pipeline.sinks.webhook import WebhookSender
+
     match cfg:
         case WebhookSink():
             return WebhookSender(cfg)
