@@ -44,7 +44,7 @@ def replay(
     """
     from pipeline.detection.replay import load_events, write_alerts
     from pipeline.detection.replay import replay as run_replay
-    from pipeline.ingest import expand_paths  # here, as detection: not for every command
+    from pipeline.ingest import expand_paths  # here: `events` and the rest read no logs
 
     cut = parse_when(train_until, "--train-until")
     assert cut is not None  # noqa: S101 - a required option
