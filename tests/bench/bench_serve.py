@@ -162,7 +162,9 @@ def latency(served: Served, rx: Receiver, rate: float, alerts: int, interval: fl
     for line in rx.lines():
         for e in line["evidence"]:
             arrived.setdefault(e, line["at"])
-    delays = sorted(arrived[e] - written[e] for e in written if e in arrived)
+    each = {e: arrived[e] - written[e] for e in written if e in arrived}
+    delays = sorted(each.values())
+    slowest = sorted(each, key=lambda e: -each[e])[:3]
     print(
         f"(b) {alerts} root-token calls {interval:g} s apart over {rate:,.0f} background "
         f"events/s: {len(delays)}/{alerts} alerts arrived"
@@ -173,6 +175,7 @@ def latency(served: Served, rx: Receiver, rate: float, alerts: int, interval: fl
             f"p99 {_pct(delays, 0.99) * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms "
             "(goal p99 < 500 ms)"
         )
+        print("    slowest: " + ", ".join(f"{e} {each[e] * 1000:.0f} ms" for e in slowest))
     print("(c) queries while ingesting (goal < 1 s)")
     for path in sorted({p for p, _ in queries}):
         times = sorted(s for p, s in queries if p == path)
