@@ -58,7 +58,7 @@ def first_reads(base: Baselines, batch: Batch, reads: np.ndarray) -> np.ndarray:
 
 
 def outside_group(base: Baselines, batch: Batch, firsts: np.ndarray, least: int) -> np.ndarray:
-    """Drop the first reads of secrets the identity's name group reads (detectors.peers): a
+    """Drop the first reads of secrets the identity's group reads (detectors.peers): a
     new member starts from its group's baseline. Only for identities with `least` first
     reads or more, the ones that could make a sweep."""
     ev = batch.ev
@@ -66,7 +66,7 @@ def outside_group(base: Baselines, batch: Batch, firsts: np.ndarray, least: int)
     keep = np.ones(len(firsts), bool)
     for code in codes[counts >= least]:
         mine = np.flatnonzero(ev.icode[firsts] == code)
-        known = group_secrets(base, ev.identity[firsts[mine[0]]])
+        known = group_secrets(base, ev.identity[firsts[mine[0]]], batch.cfg.policies)
         if known:
             keep[mine] = [ev.secret[i] not in known for i in firsts[mine]]
     kept: np.ndarray = firsts[keep]

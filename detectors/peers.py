@@ -2,17 +2,19 @@
 read all the time is much less surprising than one no peer reads, and a new member of a
 group starts from what the group reads instead of from nothing.
 
-Groups come from two places. Names: a Kubernetes service account's namespace, an AWS role
+Groups come from three places. Names: a Kubernetes service account's namespace, an AWS role
 or user path (`role/service-role/...`), a Google Cloud service account's project, the team
-part of a Vault role named `team/service`. Data: identities of the same kind (services with
-services, people with people) whose home folder (the folder each reads most) is the same.
+part of a Vault role named `team/service`. Grants: identities holding the same Vault
+policies (`DetectorsConfig.policies`, from the access review's inventory). Data:
+identities of the same kind (services with services, people with people) whose home
+folder (the folder each reads most) is the same.
 A peer reads a secret routinely when it read it and reads its folder at least
 `routine_reads` times. Computed on demand, for the few identities a detector is about to
-flag: a scan of the names and of one folder's readers, never of events. (The Vault policies
-and inventory the access review reads are not used yet.)"""
+flag: a scan of the names and of one folder's readers, never of events."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -70,14 +72,43 @@ class Peers:
         return ", ".join(sorted({self.why[n] for n in names}))
 
 
-def peers(base: Baselines, identity: str) -> Peers:
-    """The identity's peers among the identities the baselines know."""
+Policies = Mapping[str, Sequence[str]]  # identity -> its Vault policies
+
+
+def policy_group(identity: str, policies: Policies) -> str:
+    """The Vault policies an identity holds besides `default` (every token's), in words;
+    '' when none are known.
+
+    >>> policy_group("orders/api", {"orders/api": ["default", "orders-read", "kv-base"]})
+    'Vault policies kv-base, orders-read'
+    >>> policy_group("alice", {"orders/api": ["orders-read"]})
+    ''
+    """
+    held = sorted(set(policies.get(identity, ())) - {"default"})
+    return f"Vault policies {', '.join(held)}" if held else ""
+
+
+def _members(base: Baselines, identity: str, policies: Policies) -> dict[str, str]:
+    """The identities known to the baselines that share a name group or the Vault
+    policies of `identity`, each with the group in words."""
     why: dict[str, str] = {}
     group = group_of(identity)
     if group:
         for name in base.names:
             if name != identity and group_of(name) == group:
                 why[name] = f"same {group}"
+    held = policy_group(identity, policies)
+    if held:
+        for name in policies:
+            if name != identity and name not in why and name in base.index:
+                if policy_group(name, policies) == held:
+                    why[name] = f"same {held}"
+    return why
+
+
+def peers(base: Baselines, identity: str, policies: Policies | None = None) -> Peers:
+    """The identity's peers among the identities the baselines know."""
+    why = _members(base, identity, policies or {})
     home = base.home(identity)
     if home:
         kind = base.kind[base.index[identity]]
@@ -89,13 +120,10 @@ def peers(base: Baselines, identity: str) -> Peers:
     return Peers(why)
 
 
-def group_secrets(base: Baselines, identity: str) -> set[str]:
-    """What a new member's name group reads: where it starts from, having no history."""
-    group = group_of(identity)
-    if not group:
-        return set()
+def group_secrets(base: Baselines, identity: str, policies: Policies | None = None) -> set[str]:
+    """What a new member's group (by name or by Vault policies) reads: where it starts
+    from, having no history."""
     known: set[str] = set()
-    for name in base.names:
-        if name != identity and group_of(name) == group:
-            known |= base.secrets[base.index[name]]
+    for name in _members(base, identity, policies or {}):
+        known |= base.secrets[base.index[name]]
     return known

@@ -232,6 +232,10 @@ class DetectorsConfig(_Model):
     multivariate: Multivariate = Multivariate()
     shared_source: SharedSource = SharedSource()
     fleet: Fleet = Fleet()
+    # Each identity's Vault policies (identity -> policy names): identities holding the
+    # same ones are peers (detectors/peers.py). Filled from the inventory the access
+    # review reads (`report.inventory`, its `identities`) unless given here.
+    policies: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod

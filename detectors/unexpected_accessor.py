@@ -55,7 +55,7 @@ def detect(base: Baselines, batch: Batch, cfg: UnexpectedAccessor) -> list[Findi
             score = (1 - 0.5 * len(owners) / common) * (1 - 0.6 * roam)
             if all(base.kind[base.index[o]] == "human" for o in owners):
                 score *= cfg.people_only_factor
-            group = group or peers(base, identity)
+            group = group or peers(base, identity, batch.cfg.policies)
             readers = group.readers(base, s, cfg.routine_reads)
             if readers:
                 score *= cfg.peer_factor

@@ -211,6 +211,20 @@ class Config(_Model):
             raise ValueError(f"unknown source {unknown[0]!r}; valid: {', '.join(SOURCES)}")
         return value
 
+    def detection(self) -> DetectorsConfig:
+        """The detectors' settings, with each identity's Vault policies from the inventory
+        the access review reads (`report.inventory`) unless `detectors.policies` names
+        them: identities holding the same policies are peers (detectors/peers.py). Read
+        by the commands that judge, not at load: the others need no inventory."""
+        inventory = self.report.inventory
+        if self.detectors.policies or inventory is None:
+            return self.detectors
+        from pipeline.reports.inventory import load  # reads YAML; ConfigError if it cannot
+
+        listed = load(None, inventory).inventory.identities
+        policies = {i.identity: list(i.policies) for i in listed}
+        return self.detectors.model_copy(update={"policies": policies})
+
 
 def load_config(path: str | Path | None = None) -> Config:
     """Load `path`, else $SECRETWATCH_CONFIG, else config/default.yaml if present, else

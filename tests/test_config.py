@@ -207,3 +207,28 @@ def test_elasticsearch_store_credentials_over_plain_http_are_warned_about(
     text = " ".join(r.getMessage() for r in caplog.records)
     assert ("plain http to es.internal" in text and "api_key_env" in text) is warned
     assert "https://" in text or not warned
+
+
+def test_the_detectors_take_each_identitys_vault_policies_from_the_inventory(
+    tmp_path: Path,
+) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "identities:\n"
+        "  - {identity: ledger-sync, policies: [default, billing-read]}\n"
+        "  - {identity: orders/fulfilment, policies: [billing-read]}\n"
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text(f"report: {{inventory: {inventory}}}\n")
+    cfg = load_config(config)
+    assert cfg.detectors.policies == {}  # read by the commands that judge, not at load
+    assert cfg.detection().policies == {
+        "ledger-sync": ["default", "billing-read"],
+        "orders/fulfilment": ["billing-read"],
+    }
+    given = tmp_path / "given.yaml"
+    given.write_text(f"report: {{inventory: {inventory}}}\ndetectors: {{policies: {{x: [ops]}}}}\n")
+    assert load_config(given).detection().policies == {"x": ["ops"]}
+    inventory.unlink()
+    with pytest.raises(ConfigError, match="inventory.yaml not found"):
+        cfg.detection()

@@ -130,7 +130,7 @@ class JudgeStage:
         self.store = store
         self.live = EmbeddedDetection(
             store,
-            cfg.detectors,
+            cfg.detection(),
             member,
             lateness_seconds=kcfg.lateness_seconds,
             snapshot_seconds=float("inf"),

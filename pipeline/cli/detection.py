@@ -66,7 +66,7 @@ def replay(
     later = int((events["ts"] >= cut).sum())
     with progress(later, False, later >= 100_000) as bar:
         task = bar.add_task("detecting", total=later)
-        detection = run_replay(events, cut_us, cfg.detectors, lambda n: bar.advance(task, n))
+        detection = run_replay(events, cut_us, cfg.detection(), lambda n: bar.advance(task, n))
     found = [i.alert() for i in detection.incidents()]
     write_alerts(found, alerts)
     base = detection.base
@@ -99,7 +99,7 @@ def train(
     cut = parse_when(until, "--until") or datetime.now(UTC)
     with session(config, store_path, read_only=False) as (cfg, store):
         with consoles.err.status("learning baselines"):
-            base = train_store(store, cfg.detectors, cut, parse_when(since, "--since"))
+            base = train_store(store, cfg.detection(), cut, parse_when(since, "--since"))
     cold = int(
         (
             ~base.warm(
@@ -133,7 +133,7 @@ def detect(
         with consoles.err.status("detecting"):
             horizon = datetime.now(UTC) + cfg.ingest.time_window.max_future
             found = detect_store(
-                store, cfg.detectors, parse_when(until, "--until"), horizon=horizon
+                store, cfg.detection(), parse_when(until, "--until"), horizon=horizon
             )
     consoles.out.print(f"{len(found)} alert{'' if len(found) == 1 else 's'} raised or updated")
     print_alerts(found)

@@ -148,7 +148,7 @@ def _follow(
     if detect:  # imported here: detection loads scikit-learn, which every command would pay
         from pipeline.detection.embedded import EmbeddedDetection
 
-        live = EmbeddedDetection(store, cfg.detectors, on_alerts=_print_alerts)
+        live = EmbeddedDetection(store, cfg.detection(), on_alerts=_print_alerts)
     if live is not None:
         live.own()
         if deliver and cfg.sinks:

@@ -73,7 +73,7 @@ class Service:
         self.store = open_store(cfg, self.store_path, read_only=False)
         for settings in cfg.collectors:
             self._build(settings)
-        self.detection = DetectionProcess(self._detection_store, cfg.detectors, self._on_judged)
+        self.detection = DetectionProcess(self._detection_store, cfg.detection(), self._on_judged)
         self.detection.own()
         if cfg.sinks:
             from pipeline.sinks.embed import start_delivery_thread

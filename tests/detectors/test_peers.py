@@ -123,3 +123,26 @@ def test_a_new_member_starts_from_its_groups_baseline(grouped):
     assert judge("unexpected_accessor", grouped, reads("stranger", [TOKEN]))
     [sweep] = judge("cold_enumeration", grouped, reads("stranger", BILLING))
     assert "25 distinct secrets" in sweep.explanation
+
+
+POLICIES = {
+    "orders/fulfilment": ["default", "billing-read"],
+    "ledger-sync": ["billing-read", "default"],  # no name group: only its policies tie it
+    "alice": ["default"],  # every token's policy ties nobody to anybody
+}
+
+
+def test_identities_holding_the_same_vault_policies_are_peers(grouped):
+    assert group_of("ledger-sync") == ""
+    assert peers(grouped, "ledger-sync").why == {}
+    why = peers(grouped, "ledger-sync", POLICIES).why
+    assert why["orders/fulfilment"] == "same Vault policies billing-read"
+    assert "alice" not in peers(grouped, "orders/orders-api", POLICIES).why
+    with_policies = DetectorsConfig(policies=POLICIES)
+    # a new holder of billing's policy reading billing's secrets starts from its peer's
+    # baseline: neither unexpected nor a sweep ...
+    assert judge("unexpected_accessor", grouped, reads("ledger-sync", [TOKEN]), with_policies) == []
+    assert judge("cold_enumeration", grouped, reads("ledger-sync", BILLING), with_policies) == []
+    # ... without the policies it is a stranger
+    assert judge("unexpected_accessor", grouped, reads("ledger-sync", [TOKEN]))
+    assert judge("cold_enumeration", grouped, reads("ledger-sync", BILLING))
