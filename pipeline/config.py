@@ -29,6 +29,8 @@ from pipeline.collectors.settings import (
     check_collector_names,
 )
 from pipeline.errors import ConfigError
+from pipeline.limits import Limits
+from pipeline.record import SOURCES  # the names only: the parsers are not needed to read a config
 from pipeline.reports.settings import ReportConfig
 from pipeline.sinks.settings import (
     DeliveryConfig,
@@ -37,8 +39,6 @@ from pipeline.sinks.settings import (
     default_sinks,
     loopback,
 )
-from pipeline.sources import SOURCES
-from pipeline.sources.framing import Limits
 from pipeline.timewindow import TimeWindow
 
 log = logging.getLogger(__name__)

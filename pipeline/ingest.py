@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import InputError, ParseError
 from pipeline.errortext import clean_error
+from pipeline.limits import Limits
 from pipeline.paths import not_a_folder
 from pipeline.redact import redact_raw
 from pipeline.sources import SOURCES, cloudtrail_digest, new_parser
 from pipeline.sources.base import DeadLetter, FeedResult, Parser
 from pipeline.sources.formats import RecognizingParser
-from pipeline.sources.framing import Chunk, Cut, Limits, file_records, line_records
+from pipeline.sources.framing import Chunk, Cut, file_records, line_records
 from pipeline.store.base import EventLog
 from pipeline.timewindow import TimeWindow, quarantine
 

@@ -26,10 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.record import EventRow, from_micros
 from pipeline.sinks.settings import Duration
-from pipeline.sources.base import DeadLetter, FeedResult
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from pipeline.sources.base import FeedResult
 
 _US = 1_000_000
 _TS = itemgetter(EventRow._fields.index("ts_us"))
@@ -57,6 +58,8 @@ def quarantine(
 ) -> None:
     """Move the events of `result` (one file's) with an implausible time to dead letters."""
     import numpy as np  # here: the config reads `TimeWindow`, and a CLI start skips numpy
+
+    from pipeline.sources.base import DeadLetter  # here too: it loads every parser
 
     rows = result.rows
     if not rows:

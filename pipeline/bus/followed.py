@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pipeline.bus.rotation import FINGERPRINT_BYTES, fingerprint
+from pipeline.limits import MAX_LINE_BYTES
 from pipeline.sources import new_parser
 from pipeline.sources.base import Parser
 from pipeline.sources.formats import RECOGNIZE_WITHIN, RecognizingParser
-from pipeline.sources.framing import MAX_LINE_BYTES
 from pipeline.sources.vault import PAIR_WINDOW
 from pipeline.store.base import Checkpoint
 

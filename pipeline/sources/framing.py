@@ -15,34 +15,16 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, BinaryIO, Protocol
-
-from pydantic import Field
+from typing import BinaryIO, Protocol
 
 from pipeline.errors import InputError
+from pipeline.limits import MAX_LINE_BYTES, Limits
 from pipeline.sources.base import Record
 from pipeline.sources.documents import document_records, sniff, yaml_records
 
 CHUNK_BYTES = 256 << 10  # larger chunks cost more in copying the carried-over tail
 HEAD_BYTES = 65536  # read to decide how a file is framed
-MAX_LINE_BYTES = 64 << 20  # the default of `Limits.max_line_bytes`
 _GZIP_MAGIC = b"\x1f\x8b"
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Caps on what one input may cost (`ingest.limits` in the config).
-
-    A line over `max_line_bytes`, a whole-document file over `max_document_bytes`, or a gzip
-    stream that inflates past `max_decompressed_bytes` or more than `max_compression_ratio`
-    times its compressed size (checked once a line's worth has been inflated) is cut: one
-    dead letter, and reading goes on with the next line (or the next file).
-    """
-
-    max_line_bytes: Annotated[int, Field(ge=1024)] = MAX_LINE_BYTES
-    max_document_bytes: Annotated[int, Field(ge=1024)] = 256 << 20
-    max_decompressed_bytes: Annotated[int, Field(ge=1024)] = 64 << 30
-    max_compression_ratio: Annotated[float, Field(gt=1)] = 200.0
 
 
 @dataclass(frozen=True, slots=True)

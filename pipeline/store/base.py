@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.record import EventRow
-from pipeline.sources.base import DeadLetter
 
-if TYPE_CHECKING:  # frames only in signatures: importing the interface does not load pandas
-    import pandas as pd
+if TYPE_CHECKING:  # only in signatures: importing the interface loads neither pandas nor
+    import pandas as pd  # every parser (pipeline.sources)
+
+    from pipeline.sources.base import DeadLetter
 
 GROUPABLE = ("source", "backend", "identity", "identity_kind", "secret", "action", "outcome")
 

@@ -21,7 +21,6 @@ from pipeline.api.frames import ARROW_STREAM, TRUNCATED, arrow_to_frame
 from pipeline.api.rows import arrow_to_rows
 from pipeline.errors import StoreError
 from pipeline.record import EventRow
-from pipeline.sources.base import DeadLetter
 from pipeline.store.base import (
     ALL_EVENTS,
     Checkpoint,
@@ -30,8 +29,10 @@ from pipeline.store.base import (
     PendingDelivery,
 )
 
-if TYPE_CHECKING:  # frames only in signatures: `events --server` reads rows, no pandas
-    import pandas as pd
+if TYPE_CHECKING:  # only in signatures: `events --server` reads rows, with no pandas
+    import pandas as pd  # and no parsers (pipeline.sources)
+
+    from pipeline.sources.base import DeadLetter
 
 T = TypeVar("T")
 TOKEN_ENV = "SECRETWATCH_API_TOKEN"  # noqa: S105 - the name of a variable, not a token
