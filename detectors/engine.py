@@ -178,11 +178,7 @@ class Detection:
             if part is not None:
                 parts.append((part, refound))
         findings = [f for part, fs in parts for f in self._networks(part, fs)]
-        if self.cfg.fleet.enabled:
-            deviating = fleet.deviating(findings, self.cfg.fleet)
-            findings = fleet.held(findings, self.cfg.fleet, self.holding)
-            self.holding |= deviating
-        return self._group(findings)
+        return self._group(self._hold(findings) if self.cfg.fleet.enabled else findings)
 
     def judge_part(
         self, ev: Events, start_us: int, end_us: int
@@ -228,12 +224,17 @@ class Detection:
         findings = self._networks(batch, findings)
         if self.cfg.fleet.enabled:
             if peeking:
-                also = set(self.holding)
-                self.holding |= fleet.deviating(findings, self.cfg.fleet)
-                return fleet.held(findings, self.cfg.fleet, also)
+                return self._hold(findings)
             self.holding = set()
             findings = fleet.fleet_wide(batch, findings, self.writes, self.cfg.fleet)
         return findings
+
+    def _hold(self, findings: list[Finding]) -> list[Finding]:
+        """A part's findings without those a forming fleet may claim, counting the
+        identities earlier parts of the batch saw deviating (`holding`, kept up here)."""
+        also = set(self.holding)
+        self.holding |= fleet.deviating(findings, self.cfg.fleet)
+        return fleet.held(findings, self.cfg.fleet, also)
 
     def _networks(self, batch: Batch, findings: list[Finding]) -> list[Finding]:
         """New-source findings tagged with their outside network, and those of identities

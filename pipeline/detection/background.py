@@ -23,7 +23,7 @@ Judge = Callable[[Events, int, int], tuple[Batch | None, list[Finding]]]
 
 
 @dataclass
-class Judged:
+class Found:
     """What one whole judging found, and what it took (seconds, for the throttle)."""
 
     start_us: int
@@ -38,7 +38,7 @@ class WholeJudging:
 
     monotonic: Callable[[], float] = time.monotonic
     _thread: threading.Thread | None = None
-    _done: Judged | None = None
+    _done: Found | None = None
     _error: BaseException | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -54,7 +54,7 @@ class WholeJudging:
             began = self.monotonic()
             try:
                 batch, findings = judge(cut(), start_us, end_us)
-                done = Judged(start_us, batch, findings, self.monotonic() - began)
+                done = Found(start_us, batch, findings, self.monotonic() - began)
                 with self._lock:
                     self._done = done
             except BaseException as exc:  # raised in the caller's thread by `take`
@@ -64,7 +64,7 @@ class WholeJudging:
         self._thread = threading.Thread(target=work, name="detection-whole", daemon=True)
         self._thread.start()
 
-    def take(self) -> Judged | None:
+    def take(self) -> Found | None:
         """What a finished judging found (once), or None while it runs or if none ran."""
         thread = self._thread
         if thread is None or thread.is_alive():
@@ -82,7 +82,7 @@ class WholeJudging:
         if self._thread is not None:
             self._thread.join()
 
-    def wait(self) -> Judged | None:
+    def wait(self) -> Found | None:
         """Wait for a judging in flight to finish; what it found."""
         self.join()
         return self.take()

@@ -310,30 +310,33 @@ class LiveDetection:
         start, end = self.clock.open_batch() or (0, 0)
         count = self.pending.count_before(end)
         if count and self.peeked != (start, count):
-            whole = self._whole_due(start, count)
-            if whole and self.background and count > self.peek_always:
+            if not self._whole_due(start, count):
+                judged = self._peek_new(start, end)
+            elif self.background and count > self.peek_always:
                 parts, empty = self.pending.parts(end), self.pending.empty
                 judge = self.detection.judge_part
                 self.judging.start(lambda: joined(parts, empty), judge, start, end)
-                whole = False  # meanwhile, this poll's events are judged at once below
-            if whole:
+                judged = self._peek_new(start, end)  # meanwhile, this poll's events at once
+            else:
                 began = self.monotonic()
                 judged = self.detection.peek(self.pending.peek(end), start, end)
                 ended = self.monotonic()
                 self.whole = (start, ended, ended - began)
-            else:
-                judged = self.detection.peek_new(
-                    self.pending.new(start, end),
-                    lambda identities, most: self.pending.peek(end, identities, most),
-                    start,
-                    end,
-                    self.peek_always,
-                )
             self.pending.judged()
             for incident in judged:
                 changed[incident.id] = incident
             self.peeked = (start, count)
         return changed
+
+    def _peek_new(self, start: int, end: int) -> list[Incident]:
+        """Judge the open batch's events that came since it was last judged."""
+        return self.detection.peek_new(
+            self.pending.new(start, end),
+            lambda identities, most: self.pending.peek(end, identities, most),
+            start,
+            end,
+            self.peek_always,
+        )
 
     def _whole_due(self, start: int, count: int) -> bool:
         """Whether to judge the whole open batch now, or only its newest events. Judging
