@@ -12,6 +12,7 @@ with `pipeline.redact`, which matches them on raw bytes too.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 MASK = "[REDACTED]"
 
@@ -95,6 +96,7 @@ _CLOSER = {'"': '"', "'": "'", "`": "`", "“": "”", "‘": "’"}
 _INVALID_VALUE = re.compile(r"(Invalid value: )(?![\"'`])[^:\n]+")
 
 
+@lru_cache(maxsize=1024)  # sources repeat a few texts ("permission denied") endlessly
 def clean_error(text: str | None) -> str | None:
     """Error text as sources store it: quoted substrings (which carry values, names and
     tokens) replaced by an ellipsis, AWS's "Value ... at 'field'" reduced to the field,

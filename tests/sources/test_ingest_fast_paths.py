@@ -99,6 +99,41 @@ def test_bad_response_with_type_last_names_the_same_field() -> None:
     assert out.dead[0].reason.endswith("at `$.auth.policies`")
 
 
+def _vault_pair(extra: dict[str, object], rid: str) -> tuple[bytes, bytes]:
+    """A request and its response as Vault writes them: keys sorted, `type` last."""
+    request = {"client_token": "hmac-sha256:ab", "id": rid, "operation": "update",
+               "path": "secret/data/app", **extra}  # fmt: skip
+    auth = {"accessor": "hmac-sha256:cd", "metadata": {"role_name": "app"}}
+    time = "2026-05-01T00:00:00.5Z"
+    head = {"auth": auth, "request": request, "time": time}
+    opts = orjson.OPT_SORT_KEYS
+    return (
+        orjson.dumps({**head, "type": "request"}, option=opts),
+        orjson.dumps({**head, "response": {"data": {}}, "type": "response"}, option=opts),
+    )
+
+
+MISLEADING = "0a1b2c3d-0000-4000-8000-00000000beef"  # a request id's shape, not its place
+REAL_ID = "11111111-2222-4333-8444-555555555555"
+
+
+def test_an_id_misread_off_a_request_line_never_makes_a_second_event() -> None:
+    """Requests are paired by an id read off the line (Vault's last `,"id":"`); when a line
+    not written by Vault holds a UUID-shaped `id` there instead, the pair still makes one
+    event, and an unanswered request counts once, under its own id."""
+    request, response = _vault_pair({"zeta": {"a": 1, "id": MISLEADING}}, REAL_ID)
+    assert request.index(MISLEADING.encode()) > request.index(REAL_ID.encode())
+    paired = _parse([request, response])
+    assert [r.event_id for r in paired.rows] == [REAL_ID]
+    assert (paired.consumed, paired.dead_records) == (2, 0)
+    alone = _parse([request])
+    assert [r.event_id for r in alone.rows] == [REAL_ID]
+    assert alone.rows[0].note is not None  # counted alone, as the note says
+    # Vault's own order, `data` (and its ids) before the request's id: read right
+    plain, response = _vault_pair({"data": {"id": MISLEADING}}, REAL_ID)
+    assert [r.event_id for r in _parse([plain, response]).rows] == [REAL_ID]
+
+
 lines_st = st.lists(
     st.one_of(
         st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")),
