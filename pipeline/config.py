@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 from types import UnionType
@@ -28,6 +27,7 @@ from pipeline.collectors.settings import (
     SpoolConfig,
     check_collector_names,
 )
+from pipeline.configfile import DEFAULT_CONFIG, ENV_VAR, config_file  # noqa: F401 - re-exported
 from pipeline.errors import ConfigError
 from pipeline.limits import Limits
 from pipeline.record import SOURCES  # the names only: the parsers are not needed to read a config
@@ -42,8 +42,6 @@ from pipeline.sinks.settings import (
 from pipeline.timewindow import TimeWindow
 
 log = logging.getLogger(__name__)
-DEFAULT_CONFIG = Path("config/default.yaml")
-ENV_VAR = "SECRETWATCH_CONFIG"
 
 
 class _Model(BaseModel):
@@ -229,12 +227,9 @@ class Config(_Model):
 def load_config(path: str | Path | None = None) -> Config:
     """Load `path`, else $SECRETWATCH_CONFIG, else config/default.yaml if present, else
     the built-in defaults (which equal config/default.yaml)."""
-    chosen = path or os.environ.get(ENV_VAR)
-    if chosen is None:
-        if not DEFAULT_CONFIG.exists():
-            return Config()
-        chosen = DEFAULT_CONFIG
-    file = Path(chosen)
+    file = config_file(path)
+    if file is None:
+        return Config()
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -14,8 +14,7 @@ from rich.table import Table
 
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, ServerOpt, StoreOpt
-from pipeline.cli.session import exit_on_error, session
-from pipeline.config import load_config
+from pipeline.cli.session import exit_on_error, load_config, reading, session
 from pipeline.errors import ConfigError
 from pipeline.store import open_store
 from pipeline.terminal import inert, json_line, log_to_stderr
@@ -202,7 +201,7 @@ def alerts_resolve(
         raise typer.BadParameter("give exactly one of --true-positive, --false-positive, --reopen")
     resolution = "true_positive" if true_positive else "false_positive" if false_positive else None
     who = by or getpass.getuser()
-    with session(config, store_path, read_only=False, server=server) as (_, store):
+    with reading(config, store_path, read_only=False, server=server) as store:
         store.resolve_alert(alert_id, resolution, who, note, datetime.now(UTC))
     done = f"{alert_id}: {resolution or 'reopened'} (by {who})"
     consoles.out.print(

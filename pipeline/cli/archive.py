@@ -13,8 +13,7 @@ import typer
 
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt
-from pipeline.cli.session import exit_on_error, in_use
-from pipeline.config import load_config
+from pipeline.cli.session import exit_on_error, in_use, load_config
 from pipeline.errors import ConfigError, InputError, StoreError
 from pipeline.terminal import inert
 

@@ -12,8 +12,7 @@ import typer
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt, parse_when
 from pipeline.cli.render import print_alerts, print_summary, progress
-from pipeline.cli.session import exit_on_error, session
-from pipeline.config import load_config
+from pipeline.cli.session import exit_on_error, load_config, session
 from pipeline.errors import InputError
 from pipeline.paths import make_folder
 from pipeline.record import SOURCES

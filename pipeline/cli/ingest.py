@@ -15,8 +15,7 @@ from rich.text import Text
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt
 from pipeline.cli.render import print_summary, progress
-from pipeline.cli.session import exit_on_error, fail
-from pipeline.config import Config, KafkaConfig, load_config
+from pipeline.cli.session import exit_on_error, fail, load_config
 from pipeline.errors import InputError
 from pipeline.record import SOURCES
 from pipeline.store import make_store, open_store
@@ -24,6 +23,7 @@ from pipeline.terminal import inert, log_to_stderr
 
 if TYPE_CHECKING:
     from detectors.alert import Alert
+    from pipeline.config import Config, KafkaConfig
     from pipeline.ingest import IngestSummary
     from pipeline.sources.cloudtrail_digest import DigestReport
     from pipeline.store import Store
@@ -214,6 +214,8 @@ BootstrapOpt = Annotated[
 
 def _kafka_config(cfg: Config, bootstrap: str | None) -> KafkaConfig:
     """The `kafka:` section (defaults when absent), with --bootstrap applied."""
+    from pipeline.config import KafkaConfig
+
     kcfg = cfg.kafka or KafkaConfig()
     if bootstrap:
         kcfg = kcfg.model_copy(update={"bootstrap_servers": bootstrap.split(",")})

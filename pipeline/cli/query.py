@@ -12,7 +12,7 @@ from rich.text import Text
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, ServerOpt, StoreOpt, parse_when
 from pipeline.cli.render import cell, missing, position
-from pipeline.cli.session import session
+from pipeline.cli.session import reading
 from pipeline.record import ACTIONS, OUTCOMES, SOURCES
 from pipeline.store import EventFilter
 from pipeline.store.base import GROUPABLE
@@ -96,7 +96,7 @@ def events(
 ) -> None:
     """Show stored events, filtered, as a table or JSON lines."""
     where = _filter(since, until, identity, secret, action, outcome, source)
-    with session(config, store_path, read_only=True, server=server) as (_, store):
+    with reading(config, store_path, read_only=True, server=server) as store:
         rows = _event_rows(store, where, limit or None, newest)
     if as_json:
         for record in rows:
@@ -144,7 +144,7 @@ def stats(
                 f"{name!r}; choose from {', '.join(GROUPABLE)}", param_hint="--by"
             )
     where = _filter(since, until, identity, secret, action, outcome, source)
-    with session(config, store_path, read_only=True, server=server) as (_, store):
+    with reading(config, store_path, read_only=True, server=server) as store:
         total = store.count(where)
         frames = {name: store.stats(name, where, limit) for name in groups}
     consoles.out.print(f"[bold]{total:,}[/] events")
@@ -173,7 +173,7 @@ def dead_letters(
     server: ServerOpt = None,
 ) -> None:
     """Records that could not be ingested: where they are, why, and (redacted) what they held."""
-    with session(config, store_path, read_only=True, server=server) as (_, store):
+    with reading(config, store_path, read_only=True, server=server) as store:
         frame = store.dead_letters(limit or None)
     out = consoles.out
     out.print(f"[bold]{len(frame)}[/] dead letters")

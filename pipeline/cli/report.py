@@ -13,14 +13,14 @@ from rich.text import Text
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, ServerOpt, StoreOpt
 from pipeline.cli.render import progress
-from pipeline.cli.session import exit_on_error, open_for
-from pipeline.config import Config, load_config
+from pipeline.cli.session import exit_on_error, load_config, open_for
 from pipeline.errors import InputError
-from pipeline.reports.settings import ReportConfig
 from pipeline.terminal import inert
 
 if TYPE_CHECKING:
+    from pipeline.config import Config
     from pipeline.reports.period import Period
+    from pipeline.reports.settings import ReportConfig
 
 
 def report(
@@ -136,6 +136,8 @@ def _hot_only(archive: Path, chosen: Period) -> None:
 def _report_settings(cfg: Config, overrides: Mapping[str, object]) -> ReportConfig:
     """The `report:` section with the command line's overrides, validated like the file."""
     from pydantic import ValidationError
+
+    from pipeline.reports.settings import ReportConfig
 
     data = {**cfg.report.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
     try:

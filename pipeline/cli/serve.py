@@ -10,8 +10,7 @@ import typer
 
 from pipeline.cli import consoles
 from pipeline.cli.options import ConfigOpt, StoreOpt
-from pipeline.cli.session import exit_on_error
-from pipeline.config import load_config
+from pipeline.cli.session import exit_on_error, load_config
 from pipeline.errors import ConfigError
 from pipeline.terminal import inert
 

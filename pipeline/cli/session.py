@@ -19,7 +19,7 @@ import typer
 from rich.text import Text
 
 from pipeline.cli import consoles
-from pipeline.config import Config, load_config
+from pipeline.configfile import config_file
 from pipeline.errors import SecretwatchError, StoreError
 from pipeline.store import open_store
 from pipeline.store.remote import TOKEN_ENV, RemoteStore
@@ -27,6 +27,7 @@ from pipeline.terminal import inert
 
 if TYPE_CHECKING:
     from pipeline.collectors.settings import ApiConfig
+    from pipeline.config import Config
     from pipeline.store import Store
 
 HINT = (
@@ -48,6 +49,29 @@ def exit_on_error() -> Iterator[None]:
         yield
     except SecretwatchError as exc:
         raise fail(exc) from None
+
+
+def load_config(path: Path | None) -> Config:
+    """`pipeline.config.load_config`, imported when a command first loads a config."""
+    from pipeline.config import load_config as load
+
+    return load(path)
+
+
+@contextmanager
+def reading(
+    config: Path | None, store_path: Path | None, *, read_only: bool, server: str | None
+) -> Iterator[Store]:
+    """`session`'s store, for the commands that need no config besides: through `--server`
+    with no config file to read (none given, in $SECRETWATCH_CONFIG or at
+    config/default.yaml), the config is not loaded at all (a fifth of a second of a start),
+    and the token is $SECRETWATCH_API_TOKEN's."""
+    if server is not None and config_file(config) is None:
+        with exit_on_error(), closing(open_remote(server, api_token(None))) as store:
+            yield store
+        return
+    with session(config, store_path, read_only=read_only, server=server) as (_, store):
+        yield store
 
 
 @contextmanager
@@ -114,9 +138,9 @@ def api_url(api: ApiConfig) -> str:
     return f"http://[{host}]:{api.port}" if ":" in host else f"http://{host}:{api.port}"
 
 
-def api_token(cfg: Config) -> str | None:
+def api_token(cfg: Config | None) -> str | None:
     """$SECRETWATCH_API_TOKEN, else the token the config's `api:` names (if any)."""
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
         return token
-    return cfg.api.token() if cfg.api is not None else None
+    return cfg.api.token() if cfg is not None and cfg.api is not None else None
