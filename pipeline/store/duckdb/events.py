@@ -25,7 +25,7 @@ from pipeline.sources.base import DeadLetter
 from pipeline.store.base import GROUPABLE, Checkpoint, EventFilter
 from pipeline.store.duckdb import archived
 from pipeline.store.duckdb.connection import now
-from pipeline.store.rows import EVENT_COLUMNS, dedupe, rows_to_arrow
+from pipeline.store.rows import EVENT_COLUMNS, dedupe, ids_batch, rows_to_batch
 
 _PROVISIONAL_US = 3_600_000_000  # how much earlier a provisional event may be than its record
 _AT = "make_timestamp({}::BIGINT)::TIMESTAMPTZ"
@@ -57,7 +57,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, rows: list[EventRow]) -> int:
     """Insert the rows whose ids are not stored yet; return how many that was."""
     stamps = [r[1] for r in rows]
     lo, hi = min(stamps), max(stamps)
-    ids = pa.table({"event_id": pa.array([r[0] for r in rows], pa.string())})  # noqa: F841
+    ids = ids_batch([r[0] for r in rows])  # noqa: F841
     # Only ids already stored come back, found by zone maps on `ts`. A provisional event
     # (a Vault request without its response yet, a Kubernetes watch started) is earlier
     # than the complete record that replaces it, by at most the request's duration: that
@@ -91,7 +91,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, rows: list[EventRow]) -> int:
         rows = [r for r in rows if r[0] not in known]
         if not rows:
             return 0
-    batch = rows_to_arrow(rows)  # noqa: F841 - DuckDB reads it by name in the SQL below
+    batch = rows_to_batch(rows)  # noqa: F841 - DuckDB reads it by name in the SQL below
     con.execute(f"INSERT INTO events ({_COLUMNS}) SELECT * FROM batch")  # noqa: S608
     return len(rows)
 
