@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -37,6 +38,9 @@ def serve(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         service.start()
+        # What start-up built (modules, config, the API) lives as long as the process:
+        # frozen, full collections stop walking it (pauses of 0.1-0.3 s every few seconds).
+        gc.freeze()
     for name, where in service.addresses():
         consoles.out.print(inert(f"collector {name}: {where}"), soft_wrap=True)
     if service.api_address:

@@ -18,6 +18,7 @@ thread here turns into log lines, metrics and a wake-up of the delivery thread.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing as mp
 import threading
@@ -245,6 +246,7 @@ def _child_main(
         detection = EmbeddedDetection(store, DetectorsConfig.model_validate(cfg))
         detection.live.background = True  # a large open batch does not hold up new events
         detection.own()
+        gc.freeze()  # the loaded state: as `serve` does after its start (pipeline/cli/serve.py)
     except BaseException as exc:
         results.send(_portable(exc))
         return
