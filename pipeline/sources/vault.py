@@ -126,8 +126,6 @@ _RESPONSE_HINT = b'"type":"response"'
 _REQUEST_HINT = b'"type":"request"'
 _RESPONSE_END = b'"type":"response"}'  # Vault writes `type` last
 _REQUEST_END = b'"type":"request"}'
-
-
 _ID_AT = b'"request":{"id":"'
 _LAST_ID = b',"id":"'
 
@@ -808,8 +806,9 @@ class VaultParser:
             entry = _decode(raw[json_start(raw) :])
             if entry.type != "request":
                 raise ParseError(f"vault entry `type` is {entry.type!r}, not request/response")
-            if head is None and pair_key(entry) != key:  # an id misread off the line
-                key = pair_key(entry)
+            own = pair_key(entry)
+            if head is None and own != key:  # an id misread off the line
+                key = own
                 if key in self._answered:
                     out.consumed += 1  # its response made the event
                     return

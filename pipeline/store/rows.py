@@ -11,25 +11,13 @@ from pipeline.record import FIELDS, PROVISIONAL_NOTE, EventRow
 EVENT_COLUMNS = ["ts" if f == "ts_us" else f for f in FIELDS]  # the stored column of each field
 
 
-def rows_to_arrow(rows: list[EventRow]) -> pa.Table:
-    """Transpose rows into Arrow columns (C-level zip; no per-field Python loop)."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(FIELDS)
-    arrays = []
-    for name, column in zip(FIELDS, columns, strict=True):
-        if name == "ts_us":
-            arrays.append(pa.array(column, pa.int64()).cast(pa.timestamp("us", tz="UTC")))
-        else:
-            arrays.append(pa.array(column, pa.string()))
-    return pa.Table.from_arrays(arrays, names=EVENT_COLUMNS)
-
-
 _TS = na.timestamp("us", timezone="UTC")
 
 
 def rows_to_batch(rows: list[EventRow]) -> na.Array:
-    """`rows_to_arrow`'s columns built with nanoarrow, for DuckDB to scan on the write path:
-    pyarrow's first conversion in a process loads its pandas support and compute functions
-    (0.4 s of every `ingest`), nanoarrow loads nothing, and builds the columns as fast."""
+    """Transpose rows into Arrow columns (C-level zip; no per-field Python loop), built with
+    nanoarrow: DuckDB scans them on the write path, where pyarrow's first conversion in a
+    process would load its pandas support and compute functions (0.4 s of every `ingest`)."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(FIELDS)
     arrays = []
     for name, column in zip(FIELDS, columns, strict=True):
@@ -38,16 +26,24 @@ def rows_to_batch(rows: list[EventRow]) -> na.Array:
             arrays.append(na.c_array_from_buffers(_TS, len(column), stamps))
         else:
             arrays.append(na.c_array(column, na.string()))
-    fields = zip(EVENT_COLUMNS, arrays, strict=True)
-    schema = na.struct({name: array.schema for name, array in fields})
-    return na.Array(na.c_array_from_buffers(schema, len(rows), [None], children=arrays))
+    return _table(dict(zip(EVENT_COLUMNS, arrays, strict=True)), len(rows))
+
+
+def rows_to_arrow(rows: list[EventRow]) -> pa.Table:
+    """`rows_to_batch` as a pyarrow table, for replay's frames."""
+    return pa.table(rows_to_batch(rows))
 
 
 def ids_batch(ids: list[str]) -> na.Array:
     """One `event_id` column, as `rows_to_batch` builds it."""
-    column = na.c_array(ids, na.string())
-    schema = na.struct({"event_id": column.schema})
-    return na.Array(na.c_array_from_buffers(schema, len(ids), [None], children=[column]))
+    return _table({"event_id": na.c_array(ids, na.string())}, len(ids))
+
+
+def _table(columns: dict[str, na.CArray], length: int) -> na.Array:
+    """Named columns as one struct array: what DuckDB and pyarrow read as a table."""
+    schema = na.struct({name: column.schema for name, column in columns.items()})
+    children = list(columns.values())
+    return na.Array(na.c_array_from_buffers(schema, length, [None], children=children))
 
 
 def dedupe(rows: list[EventRow]) -> list[EventRow]:
