@@ -260,6 +260,8 @@ class Detection:
                 self.open[f.identity] = incident
             elif self.known and incident.id not in self.raised:
                 incident = self._join_known(incident, f, gap, changed)
+            elif self.known:
+                incident = self._reach_known(incident, f, gap)
             if incident.add(f):
                 changed[id(incident)] = incident
         return list(changed.values())
@@ -281,6 +283,27 @@ class Detection:
         self.open[f.identity] = raised
         changed[id(raised)] = raised
         return raised
+
+    def _reach_known(self, incident: Incident, f: Finding, gap: int) -> Incident:
+        """Judged again, a raised incident may reach a younger raised one (the first
+        judgement missed the findings between them). Neither can be taken back, so the
+        older one ends where the younger begins: a finding from its start on is the
+        younger's, as the first judgement had it, never the older's grown over it."""
+        mine = self.known.get(f.identity)
+        if not mine:
+            return incident
+        reached = [
+            i for i in mine if incident.start_us < i.start_us <= f.start_us <= i.end_us + gap
+        ]
+        if not reached:
+            return incident
+        found = min(reached, key=lambda i: (i.start_us, i.id))
+        mine.remove(found)
+        if not mine:
+            del self.known[f.identity]
+        self.closed.append(incident)
+        self.open[f.identity] = found
+        return found
 
     def _known(self, f: Finding, gap: int) -> Incident | None:
         """The known incident `f` belongs to (within the gap of it), taken out of `known`."""

@@ -137,6 +137,28 @@ def test_a_stored_incident_is_never_folded_into_another(trained):
     assert detection.merged == set()
 
 
+def test_a_raised_incident_judged_again_never_grows_over_a_younger_raised_one(trained):
+    """After a takeover the snapshot's open incident is raised, and so is a younger one the
+    previous owner raised after the snapshot. Judged again, findings the first judgement
+    missed can bridge the two: both stay as raised, the older one ending where the younger
+    begins (before, it grew over the younger one's findings, two alerts for one span)."""
+    detection = Detection(trained, DetectorsConfig())
+    older = Incident("orders/api", baseline_version=1)
+    older.add(_finding("orders/api", 0))
+    younger = Incident("orders/api", baseline_version=1)
+    younger.add(_finding("orders/api", 60))
+    detection.open = {"orders/api": older}
+    detection.known = {"orders/api": [younger]}
+    detection.raised = {older.id, younger.id}
+    hours = [30, 55, 60, 62, 90]  # 30 and 55 bridge; 60 is the younger one's own
+    changed = detection._group([_finding("orders/api", h) for h in hours])
+    assert {i.id for i in changed} == {older.id, younger.id}
+    assert older.end_us < younger.start_us
+    assert len(older.findings) == 3 and len(younger.findings) == 3
+    assert detection.open["orders/api"] is younger
+    assert [i.id for i in detection.incidents()] == [older.id, younger.id]
+
+
 def _root_calls(minutes: list[int]) -> list:
     return [
         row("root", after(3) + timedelta(minutes=m), f"secret/p/{m}", kind="root") for m in minutes
