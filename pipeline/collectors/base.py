@@ -72,6 +72,16 @@ class Intake:
             self.counts.records += len(lines)
         self.wake()
 
+    def accept_block(self, data: bytes, lines: int, sync: bool = True) -> None:
+        """Spool `data`: `lines` whole lines, each ending in a newline (`Spool.append_block`)."""
+        if not lines:
+            return
+        self.spool.append_block(data, lines, sync)
+        with self._lock:
+            self.counts.requests += 1
+            self.counts.records += lines
+        self.wake()
+
     def reject(self, where: str, reason: str, raw: bytes, fmt: str | None = None) -> None:
         """A dead letter for input that never reached the spool; redacted like any other."""
         letter = DeadLetter(

@@ -73,13 +73,21 @@ class Spool:
         data = b"\n".join(lines) + b"\n"
         if data.count(b"\n") != len(lines):
             raise ValueError("a spooled record must not contain a newline")
+        self.append_block(data, len(lines), sync)
+
+    def append_block(self, data: bytes, lines: int, sync: bool = True) -> None:
+        """Append `data`, whole lines each ending in a newline (`lines` of them), as
+        `append` does: a collector that reads a stream of lines spools what it read as is,
+        without cutting it into records first."""
+        if not data.endswith(b"\n"):
+            raise ValueError("a spooled block must end with a newline")
         with self._write:
             view = memoryview(data)
             while view:
                 n = os.write(self._fd, view)
                 view = view[n:]
             self._written += len(data)
-            self.lines += len(lines)
+            self.lines += lines
             mine = self._written
             full = os.fstat(self._fd).st_size >= self.segment_bytes and not self._waiting
         if sync or full:

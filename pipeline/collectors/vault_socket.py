@@ -209,10 +209,16 @@ class Lines:
             self.rest += data
             self._bound()
             return
-        head = bytes(self.rest) + data[:cut] if self.rest else data[:cut]
+        head = bytes(self.rest) + data[: cut + 1] if self.rest else data[: cut + 1]
         self.rest = bytearray(data[cut + 1 :])
+        if len(head) <= self.max_line and b"\n\n" not in head and head[:1] != b"\n":
+            # No line in it can be over the cap, and none is empty: spooled as read, not
+            # cut into lines and joined again (a line's own spaces are the parser's to skip).
+            self.intake.accept_block(head, head.count(b"\n"), sync=False)
+            self._bound()
+            return
         lines: list[bytes] = []
-        for line in head.split(b"\n"):
+        for line in head[:-1].split(b"\n"):
             line = line.strip()
             if not line:
                 continue

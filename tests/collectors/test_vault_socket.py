@@ -67,6 +67,21 @@ def test_tcp_lines_cut_across_writes_are_spooled_whole(
     assert intake.counts.requests >= 2  # spooled read by read, not at the end
 
 
+def test_crlf_endings_and_blank_lines_are_counted_as_the_lines_they_hold(
+    start: Callable[..., tuple[VaultSocketCollector, Intake]],
+) -> None:
+    """Reads without blank lines are spooled as read (CRLF endings kept: the reader drops
+    the CR), reads with them line by line: either way one record per line."""
+    collector, intake = start()
+    crlf = b"\r\n".join(LINES[:3]) + b"\r\n"
+    with connect(collector) as sock:
+        sock.sendall(crlf)
+        wait_until(lambda: intake.counts.records == 3)
+        sock.sendall(b"\n" + LINES[3] + b"\n\n\n" + LINES[4] + b"\n")
+        wait_until(lambda: intake.counts.records == 5)
+    assert [line for line in spooled(intake.spool) if line] == LINES[:5]
+
+
 def test_unix_socket_and_a_closed_connections_tail(
     tmp_path: Path, start: Callable[..., tuple[VaultSocketCollector, Intake]]
 ) -> None:
