@@ -81,13 +81,16 @@ class IngestSummary:
                 self.dead_examples.append(letter)
 
 
+GC_THRESHOLDS = (200_000, 50, 100)  # a young-generation pass every 200,000 allocations
+
+
 @contextmanager
 def fewer_gc_passes() -> Iterator[None]:
     """Ingest allocates millions of short-lived tuples and builds no reference cycles; at
     the cyclic collector's default cadence (every 700 allocations) its passes over the
     growing batch cost a tenth of the run, so they are spaced out while ingesting."""
     old = gc.get_threshold()
-    gc.set_threshold(200_000, 50, 100)
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         yield
     finally:

@@ -25,6 +25,7 @@ def serve(
     """Run every configured collector, store what they receive, detect and deliver alerts,
     and answer /healthz, /readyz, /metrics and queries on `api.listen`, until SIGTERM or
     Ctrl-C; then finish the work in flight and exit 0."""
+    from pipeline.ingest import GC_THRESHOLDS
     from pipeline.run import configure_logging
     from pipeline.service.runtime import Service
 
@@ -41,6 +42,9 @@ def serve(
         # What start-up built (modules, config, the API) lives as long as the process:
         # frozen, full collections stop walking it (pauses of 0.1-0.3 s every few seconds).
         gc.freeze()
+        # Collections spaced out as `ingest` spaces them: the reader's batches (up to
+        # `follow.BATCH_EVENTS` events) are millions of short-lived objects in no cycle.
+        gc.set_threshold(*GC_THRESHOLDS)
     for name, where in service.addresses():
         consoles.out.print(inert(f"collector {name}: {where}"), soft_wrap=True)
     if service.api_address:

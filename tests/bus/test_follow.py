@@ -619,6 +619,35 @@ def assert_paired_once(follower: Stepper, store: DuckDBStore, expected: set[str]
 
 
 @pytest.mark.usefixtures("no_idle_flush")
+def test_a_follower_behind_stores_what_is_waiting_in_few_large_batches(
+    log: Path,
+    store: DuckDBStore,
+    stepper: Callable[[Path], Stepper],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A poll reads on while the file holds more, up to `BATCH_EVENTS` events in one
+    stored batch (one store transaction, one WAL fsync), not one read's worth; every pair
+    is still stored once, paired."""
+    monkeypatch.setattr(follow_mod, "READ_BYTES", 16 << 10)
+    monkeypatch.setattr(follow_mod, "BATCH_EVENTS", 500)
+    log.write_bytes(pairs(range(1200)))
+    assert log.stat().st_size > 20 * follow_mod.READ_BYTES
+    follower = stepper(log)
+    writes: list[int] = []
+    real = store.write_batch
+
+    def counted(rows, dead=(), checkpoints=()):  # type: ignore[no-untyped-def]
+        writes.append(len(rows))
+        return real(rows, dead, checkpoints)
+
+    monkeypatch.setattr(store, "write_batch", counted)
+    follower.drain()
+    assert 500 <= writes[0] < 600  # read on past 500 events' worth only to a read's end
+    assert len([n for n in writes if n]) == 3
+    assert_paired_once(follower, store, ids(range(1200)))
+
+
+@pytest.mark.usefixtures("no_idle_flush")
 def test_copytruncate_loses_nothing_written_before_the_copy_or_after_the_truncation(
     log: Path, store: DuckDBStore, stepper: Callable[[Path], Stepper]
 ) -> None:
@@ -718,6 +747,7 @@ def test_copytruncate_then_kill_resumes_in_the_copy_without_gaps(
     """Killed at every stage of a copytruncate: before noticing it, while reading the copy,
     and after leaving the copy with a request from it still waiting for its response."""
     monkeypatch.setattr(follow_mod, "READ_BYTES", 700)  # a few lines per poll
+    monkeypatch.setattr(follow_mod, "BATCH_EVENTS", 0)  # and one read per poll
     log.write_bytes(pairs(range(3)))
     first = stepper(log)
     first.drain()
@@ -794,7 +824,8 @@ def test_copytruncate_without_a_copy_beside_the_file_warns_what_may_be_lost(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(follow_mod, "READ_BYTES", 1000)  # the follower is behind the writer
+    monkeypatch.setattr(follow_mod, "READ_BYTES", 1000)  # the follower is behind the writer:
+    monkeypatch.setattr(follow_mod, "BATCH_EVENTS", 0)  # a step reads one read's worth
     log.write_bytes(pairs(range(10)))
     follower = stepper(log)
     follower.step()
