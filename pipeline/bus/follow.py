@@ -27,6 +27,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -128,22 +129,52 @@ def step(
 ) -> bool:
     """One poll of one file, its batch stored with its checkpoint in one transaction; True
     if anything was read (tests drive a follower with this, one poll at a time)."""
+    batch = read_batch(f, config, summary)
+    if batch is None:
+        return False
+    store_batch(batch, store, summary, on_stored)
+    return bool(batch.result.accounted or batch.result.rows)
+
+
+@dataclass
+class Batch:
+    """What one poll read from a followed file, and the checkpoint to store it with."""
+
+    result: FeedResult
+    checkpoint: Checkpoint
+
+
+def read_batch(f: Followed, config: Config, summary: IngestSummary) -> Batch | None:
+    """Poll `f` (reading on while it holds more, up to `BATCH_EVENTS` events), quarantine
+    implausible times and count it all in `summary`; None when nothing was new."""
     result = poll_followed(f, summary, config)
     if not (result.rows or result.dead or result.accounted):
-        return False
+        return None
     while len(result.rows) < BATCH_EVENTS and _more_waiting(f):
         more = poll_followed(f, summary, config)
         if not (more.rows or more.dead or more.accounted):
             break
         result.extend(more)
     now_us = int(time.time() * 1_000_000)
-    name = f.reading or str(f.path)
-    quarantine(result, name, f.fmt, config.ingest.time_window, now_us)
+    quarantine(result, f.reading or str(f.path), f.fmt, config.ingest.time_window, now_us)
     summary.add(result)
-    summary.stored += store.write_batch(result.rows, result.dead, [f.checkpoint()])
-    if on_stored is not None and result.rows:
-        on_stored(result.rows)
-    return bool(result.accounted or result.rows)
+    return Batch(result, f.checkpoint())
+
+
+def store_batch(
+    batch: Batch,
+    store: EventLog,
+    summary: IngestSummary,
+    on_stored: Callable[[list[EventRow]], None] | None = None,
+) -> int:
+    """Store a batch with its checkpoint in one transaction, then hand its rows on; return
+    how many events were new."""
+    rows = batch.result.rows
+    stored = store.write_batch(rows, batch.result.dead, [batch.checkpoint])
+    summary.stored += stored
+    if on_stored is not None and rows:
+        on_stored(rows)
+    return stored
 
 
 def _more_waiting(f: Followed) -> bool:

@@ -2,24 +2,29 @@
 the `file` collectors' paths) with the machinery of `ingest --follow`, so each batch is
 stored with its checkpoint in one transaction and a restart resumes from there.
 
-Collectors wake it as soon as they have spooled something; the follow poll interval only
-bounds the wait (rotation, quiet Vault requests). After each pass it stores the dead
-letters collectors rejected at the door, prunes each spool behind its checkpoint and
-updates the spool depths; the first pass that finds nothing new makes the service ready.
-When the store refuses a write (a cluster away, a disk full) it waits, with back-off, and
-reads again from the stored checkpoints: the collectors go on spooling meanwhile.
+Two threads share the work: the reader parses the next batch while a writer stores the one
+before (the store works without the interpreter lock, and a commit waits on the disk),
+one batch waiting between them at most, stored in the order read. Collectors wake the
+reader as soon as they have spooled something; the follow poll interval only bounds the
+wait (rotation, quiet Vault requests). The writer also stores the dead letters collectors
+rejected at the door, prunes each spool behind its checkpoint and updates the spool
+depths; the first pass that finds nothing new, with nothing left to store, makes the
+service ready. When the store refuses a write (a cluster away, a disk full) the writer
+drops what is queued, and the reader waits, with back-off, and reads again from the stored
+checkpoints: the collectors go on spooling meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.bus.follow import open_followed, step
+from pipeline.bus.follow import Batch, open_followed, read_batch, store_batch
 from pipeline.bus.followed import Followed
 from pipeline.collectors.base import Intake
 from pipeline.collectors.spool import Spool
@@ -34,6 +39,7 @@ from pipeline.store.base import EventLog
 
 log = logging.getLogger(__name__)
 
+REJECTED = "rejected"  # queued for the writer: store the door's dead letters
 DRAIN_SECONDS = 30.0  # at shutdown, how long the reader may go on storing what is spooled
 RETRY_SECONDS = 0.5  # the first wait after the store refused a write; doubled up to:
 MAX_RETRY_SECONDS = 30.0
@@ -86,6 +92,14 @@ class Reader:
         self._retry = RETRY_SECONDS
         self._rejected: list[tuple[Source, list[DeadLetter]]] = []  # taken, not yet stored
         self._thread: threading.Thread | None = None
+        # Following, the reader thread parses the next batch while a writer thread stores
+        # the one before (DuckDB and Elasticsearch work without the interpreter lock, and a
+        # commit waits on the disk): batches in order, one waiting at most. A write that
+        # failed stops the writing until the reader has reopened from the checkpoints.
+        self._batches: queue.Queue[tuple[Source, Batch] | str | None] = queue.Queue(maxsize=1)
+        self._failure: BaseException | None = None
+        self._rejected_lock = threading.Lock()  # the reader takes them, the writer stores
+        self._rejected_queued = threading.Event()  # a REJECTED waits for the writer
 
     def open(self) -> None:
         """Open every followed file where its stored checkpoint left it (in the caller's
@@ -121,30 +135,80 @@ class Reader:
                 s.followed.handle.close()
 
     def _run(self) -> None:
+        writer = threading.Thread(target=self._write, name="secretwatch-writer", daemon=True)
+        writer.start()
         try:
             while not self._stop.is_set():
                 try:
                     self._follow()
                 except StoreError as exc:
                     self._wait_for_store(exc)
+            try:
+                self._settle()  # what is queued is stored before the drain below
+            except StoreError as exc:
+                self._wait_for_store(exc)  # the drain reads it again from the checkpoints
             deadline = time.monotonic() + self._drain_seconds
             while self.pass_once() and time.monotonic() < deadline:
                 pass
         except BaseException as exc:  # the service sees it through `errors` and `alive`
             self.errors.append(exc)
             log.exception("event=reader_failed")
+        finally:
+            self._batches.put(None)
+            writer.join()
 
     def _follow(self) -> None:
         poll = self.config.ingest.follow_poll_seconds
         while not self._stop.is_set():
+            self._settle(only_if_failed=True)
             self.wake.clear()
-            if not self.pass_once():
-                if not self.ready.is_set():
+            grew = False
+            for s in self.sources:
+                assert s.followed is not None  # noqa: S101 - opened
+                batch = read_batch(s.followed, self.config, s.summary)
+                if batch is not None:
+                    self._batches.put((s, batch))
+                    grew = True
+            self._take_rejected()
+            if self._rejected and not self._rejected_queued.is_set():
+                self._rejected_queued.set()
+                self._batches.put(REJECTED)
+            if not grew:
+                if not self.ready.is_set() and not self._batches.unfinished_tasks:
                     self.ready.set()
                     self.metrics.ready.set(1)
                     log.info("event=ready sources=%d", len(self.sources))
                 self.wake.wait(poll)
             self._retry = RETRY_SECONDS
+
+    def _settle(self, only_if_failed: bool = False) -> None:
+        """Wait until every queued batch is stored (or, `only_if_failed`, only when a write
+        failed), then raise that failure: reading goes on from the stored checkpoints."""
+        if only_if_failed and self._failure is None:
+            return
+        self._batches.join()
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    def _write(self) -> None:
+        """The writer thread: stores queued batches in order; after a failure, drops what
+        is queued until the reader has settled (it reads those again)."""
+        while (item := self._batches.get()) is not None:
+            try:
+                if item == REJECTED:
+                    self._rejected_queued.clear()
+                if self._failure is not None:
+                    pass  # read again once the reader has settled
+                elif item == REJECTED:
+                    self._store_rejected()
+                elif isinstance(item, tuple):
+                    self._store(*item)
+            except BaseException as exc:  # noqa: BLE001 - the reader raises it (_settle)
+                self._failure = exc
+            finally:
+                self._batches.task_done()
+        self._batches.task_done()
 
     def _wait_for_store(self, exc: StoreError) -> None:
         """The store refused a write (a cluster down, a disk full): what was read since the
@@ -171,20 +235,22 @@ class Reader:
 
     def _step(self, s: Source) -> bool:
         assert s.followed is not None  # noqa: S101 - opened
-        summary = s.summary
-        before = summary.stored, summary.skipped_records, summary.dead_lettered
-        grew = step(s.followed, self.store, self.config, summary, self.on_stored)
-        if not grew:
+        batch = read_batch(s.followed, self.config, s.summary)
+        if batch is None:
             return False
-        label = s.collector, s.source
-        self.metrics.stored.labels(*label).inc(summary.stored - before[0])
-        self.metrics.skipped.labels(*label).inc(summary.skipped_records - before[1])
-        self.metrics.dead.labels(*label).inc(summary.dead_lettered - before[2])
-        if s.spool is not None:
-            checkpoint = s.followed.checkpoint()
-            s.spool.prune(checkpoint)
-            self._depth(s, s.spool.depth(checkpoint))
+        self._store(s, batch)
         return True
+
+    def _store(self, s: Source, batch: Batch) -> None:
+        """Store one batch, count it, and let its spool go behind its checkpoint."""
+        stored = store_batch(batch, self.store, s.summary, self.on_stored)
+        label = s.collector, s.source
+        self.metrics.stored.labels(*label).inc(stored)
+        self.metrics.skipped.labels(*label).inc(batch.result.skipped_records)
+        self.metrics.dead.labels(*label).inc(len(batch.result.dead))
+        if s.spool is not None:
+            s.spool.prune(batch.checkpoint)
+            self._depth(s, s.spool.depth(batch.checkpoint))
 
     def _depth(self, s: Source, depth: int) -> None:
         self.metrics.spool_depth.labels(s.collector).set(depth)
@@ -200,12 +266,22 @@ class Reader:
             log.info("event=spool_caught_up collector=%s depth_bytes=%d", s.collector, depth)
         s.over_warning = depth > warn
 
-    def _store_rejected(self) -> None:
+    def _take_rejected(self) -> None:
+        """Take the dead letters collectors made at the door, to be stored."""
         for s in self.sources:
             if s.intake is not None and (dead := s.intake.take_dead()):
-                self._rejected.append((s, dead))
-        while self._rejected:  # kept until stored, through a store outage
-            s, dead = self._rejected[0]
+                with self._rejected_lock:
+                    self._rejected.append((s, dead))
+
+    def _store_rejected(self) -> None:
+        """Store the door's dead letters; kept until stored, through a store outage."""
+        self._take_rejected()
+        while True:
+            with self._rejected_lock:
+                if not self._rejected:
+                    return
+                s, dead = self._rejected[0]
             self.store.write_batch([], dead, [])
-            self._rejected.pop(0)
+            with self._rejected_lock:
+                self._rejected.pop(0)
             self.metrics.dead.labels(s.collector, s.source).inc(len(dead))

@@ -106,3 +106,58 @@ def test_a_segment_rotated_before_any_checkpoint_is_read_first(tmp_path: Path) -
     reader.stop(0)
     store.close()
     spool.close()
+
+
+class Held:
+    """A real DuckDB store whose first write of events waits until `go` is set."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        self.holding = threading.Event()
+        self.go = threading.Event()
+        self.written: list[int] = []
+
+    def write_batch(
+        self, rows: list[Any], dead: Sequence[Any] = (), checkpoints: Sequence[Any] = ()
+    ) -> int:
+        if rows and not self.written:
+            self.holding.set()
+            assert self.go.wait(60)
+        self.written.append(len(rows))
+        return self.store.write_batch(rows, dead, checkpoints)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_the_next_batch_is_read_while_the_one_before_is_stored(tmp_path: Path) -> None:
+    """The reader parses on while the writer thread stores (a commit waits on the disk, and
+    the store works without the interpreter lock); batches are stored in order, once."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.open()
+    spool = Spool(tmp_path / "spool")
+    intake = Intake("vault", spool)
+    held = Held(store)
+    metrics = ServiceMetrics([intake])
+    cfg = Config.model_validate({"ingest": {"follow_poll_seconds": 0.05}})
+    source = Source("vault", spool.path, "vault", spool, intake)
+    reader = Reader(held, cfg, [source], metrics, threading.Event())  # type: ignore[arg-type]
+    reader.open()
+    reader.start()
+    try:
+        intake.accept(vault_pairs(100, tag=1))
+        wait_until(held.holding.is_set)
+        intake.accept(vault_pairs(50, tag=2))
+        wait_until(lambda: source.summary.events == 150)  # read while the first is held
+        assert held.written == []
+        held.go.set()
+        stored = metrics.stored.labels("vault", "vault")
+        wait_until(lambda: stored._value.get() == 150)
+    finally:
+        held.go.set()
+        reader.stop(5)
+    assert reader.errors == []
+    assert [n for n in held.written if n] == [100, 50]
+    assert store.count() == 150
+    store.close()
+    spool.close()
