@@ -289,34 +289,31 @@ class Detection:
         judgement missed the findings between them). Neither can be taken back, so the
         older one ends where the younger begins: a finding from its start on is the
         younger's, as the first judgement had it, never the older's grown over it."""
-        mine = self.known.get(f.identity)
-        if not mine:
+        found = self._take_known(
+            f.identity, lambda i: incident.start_us < i.start_us <= f.start_us <= i.end_us + gap
+        )
+        if found is None:
             return incident
-        reached = [
-            i for i in mine if incident.start_us < i.start_us <= f.start_us <= i.end_us + gap
-        ]
-        if not reached:
-            return incident
-        found = min(reached, key=lambda i: (i.start_us, i.id))
-        mine.remove(found)
-        if not mine:
-            del self.known[f.identity]
         self.closed.append(incident)
         self.open[f.identity] = found
         return found
 
     def _known(self, f: Finding, gap: int) -> Incident | None:
         """The known incident `f` belongs to (within the gap of it), taken out of `known`."""
-        mine = self.known.get(f.identity)
-        if not mine:
-            return None
-        near = [i for i in mine if i.start_us - gap <= f.end_us and f.start_us <= i.end_us + gap]
-        if not near:
-            return None
-        found = min(near, key=lambda i: (i.start_us, i.id))
-        mine.remove(found)
-        if not mine:
-            del self.known[f.identity]
+        return self._take_known(
+            f.identity, lambda i: i.start_us - gap <= f.end_us and f.start_us <= i.end_us + gap
+        )
+
+    def _take_known(self, identity: str, near: Callable[[Incident], bool]) -> Incident | None:
+        """The earliest known incident of `identity` that is `near`, taken out of `known`."""
+        mine = self.known.get(identity)
+        found = min(
+            (i for i in mine or () if near(i)), key=lambda i: (i.start_us, i.id), default=None
+        )
+        if mine and found is not None:
+            mine.remove(found)
+            if not mine:
+                del self.known[identity]
         return found
 
     def incidents(self) -> list[Incident]:
