@@ -11,6 +11,13 @@ buffer is; they hold every identity, secret, network and client seen in between.
 It also keeps apart the chunks added since the open batch was last judged (`fresh`), so a
 stream can judge what is new without cutting out the whole batch again.
 
+Nothing done per poll costs in proportion to everything held (an open batch of an hour at
+10,000 events a second holds 36 million): chunks are merged as a binary counter merges its
+digits (a chunk no larger than the one after it is merged into it), so an event is copied
+a logarithmic number of times and few chunks are kept; and each chunk's events of given
+identities are found through an index by identity code, built once per chunk, rather
+than by scanning every chunk (`peek` of some identities, what each poll judges).
+
 The buffer also knows the ids of what it holds and of the last `learned_kept` events
 learned from: a record delivered again (read again after a rebalance) is judged once, and
 one learned from lately is a copy, not a late event.
@@ -27,7 +34,7 @@ from detectors.events import Events
 
 _FIELDS = [f.name for f in fields(Events)]
 _CODED = [("icode", "identity"), ("scode", "secret"), ("ncode", "net"), ("ccode", "client")]
-MAX_CHUNKS = 32  # prepared chunks kept apart before they are merged into one
+MAX_CHUNKS = 32  # prepared chunks kept apart at most (binary merging keeps far fewer)
 LEARNED_KEPT = 200_000  # ids of events learned from, kept to tell a copy from a late event
 
 
@@ -42,11 +49,14 @@ class EventBuffer:
         self._tables: dict[str, dict[str, int]] = {code: {} for code, _ in _CODED}
         self.seen: set[str] = set()  # ids of the events held
         self.learned: dict[str, None] = {}  # ids of the last events learned from, in order
+        # id(chunk) -> (chunk, its events by identity); the chunk is kept so its id is not reused
+        self._index: dict[int, tuple[Events, _ByIdentity]] = {}
 
     def clear(self) -> None:
         """Forget everything (a reload fills the buffer again from the store)."""
         self.chunks, self.fresh, self.seen, self.learned = [], [], set(), {}
         self._tables = {code: {} for code, _ in _CODED}
+        self._index = {}
 
     def __len__(self) -> int:
         return sum(len(c) for c in self.chunks)
@@ -63,8 +73,12 @@ class EventBuffer:
         chunk = self._coded(chunk)
         self.chunks.append(chunk)
         self.fresh.append(chunk)
-        if len(self.chunks) > MAX_CHUNKS:
-            self.chunks = [ordered(self.chunks, self.empty)]
+        chunks = self.chunks
+        while len(chunks) > 1 and len(chunks[-2]) <= len(chunks[-1]):
+            chunks[-2:] = [ordered(chunks[-2:], self.empty)]
+        if len(chunks) > MAX_CHUNKS:
+            self.chunks = [ordered(chunks, self.empty)]
+        self._forget_index()
 
     def first_us(self) -> int | None:
         return min((int(c.ts_us[0]) for c in self.chunks), default=None)
@@ -91,23 +105,32 @@ class EventBuffer:
         the ones with at most `most` events there), left in the buffer."""
         if identities is None:
             return joined(self.parts(end_us), self.empty)
-        cuts = [(c, cut) for c in self.chunks if (cut := _cut(c, end_us))]
-        masks = []
-        counts: dict[str, int] = dict.fromkeys(identities, 0)
         table = self._tables["icode"]
-        codes = {table[i]: i for i in identities if i in table}
-        for c, cut in cuts:
-            mask = np.isin(c.icode[:cut], list(codes))
-            masks.append(mask)
-            if most is not None and codes:
-                found, n = np.unique(c.icode[:cut][mask], return_counts=True)
-                for code, k in zip(found.tolist(), n.tolist(), strict=True):
-                    counts[codes[code]] += k
-        if most is not None and any(n > most for n in counts.values()):
-            # count first, cut out after: a busy identity's events are not copied at all
-            return self.peek(end_us, [i for i, n in counts.items() if n <= most])
-        parts = [c.slice(0, cut).take(mask) for (c, cut), mask in zip(cuts, masks, strict=True)]
+        known = [i for i in identities if i in table]
+        codes = np.array(sorted(table[i] for i in known), dtype=np.int64)
+        cuts = [(c, cut) for c in self.chunks if (cut := _cut(c, end_us))]
+        found = [self._by_identity(c).find(codes, cut) for c, cut in cuts]
+        if most is not None and codes.size:
+            counts = np.sum([n for _, n in found], axis=0)
+            if (counts > most).any():
+                # count first, cut out after: a busy identity's events are not copied at all
+                name = {table[i]: i for i in known}
+                busy = set(codes[counts > most].tolist())
+                return self.peek(end_us, [n for c, n in name.items() if c not in busy])
+        parts = [c.take(at) for (c, _), (at, _) in zip(cuts, found, strict=True) if at.size]
         return joined(parts, self.empty)
+
+    def _by_identity(self, chunk: Events) -> _ByIdentity:
+        entry = self._index.get(id(chunk))
+        if entry is None or entry[0] is not chunk:
+            entry = self._index[id(chunk)] = (chunk, _ByIdentity.of(chunk.icode))
+        return entry[1]
+
+    def _forget_index(self) -> None:
+        """Drop the indexes of chunks no longer held (merged, or learned from)."""
+        held = {id(c) for c in self.chunks}
+        if len(self._index) > len(held) or not held.issuperset(self._index):
+            self._index = {k: v for k, v in self._index.items() if k in held}
 
     def _coded(self, chunk: Events) -> Events:
         """A prepared chunk with its codes (0.. in order of first appearance, per chunk)
@@ -144,11 +167,36 @@ class EventBuffer:
             if cut < len(c):
                 kept.append(c.slice(cut, len(c)) if cut else c)
         self.chunks = kept
+        self._forget_index()
         if not kept:
             self._tables = {code: {} for code, _ in _CODED}
         if len(self.learned) > 2 * self.learned_kept:
             self.learned = dict.fromkeys(list(self.learned)[-self.learned_kept :])
         return recode(ordered(parts, self.empty))
+
+
+class _ByIdentity:
+    """One chunk's event positions ordered by identity code (then position, so each
+    identity's positions stay in the chunk's time order)."""
+
+    def __init__(self, order: np.ndarray, codes: np.ndarray) -> None:
+        self.order, self.codes = order, codes
+
+    @classmethod
+    def of(cls, icode: np.ndarray) -> _ByIdentity:
+        order = np.argsort(icode, kind="stable")
+        return cls(order, icode[order])
+
+    def find(self, wanted: np.ndarray, cut: int) -> tuple[np.ndarray, np.ndarray]:
+        """The positions before `cut` of the identity codes `wanted` (sorted), in the
+        chunk's order, and how many each code has there."""
+        lo = np.searchsorted(self.codes, wanted, side="left")
+        hi = np.searchsorted(self.codes, wanted, side="right")
+        runs = [self.order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+        runs = [r[: np.searchsorted(r, cut)] for r in runs]  # each run ascends
+        counts = np.array([len(r) for r in runs], dtype=np.int64)
+        at = np.sort(np.concatenate(runs)) if runs else np.empty(0, dtype=np.int64)
+        return at, counts
 
 
 def joined(parts: list[Events], empty: Events) -> Events:

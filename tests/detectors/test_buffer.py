@@ -69,6 +69,32 @@ def test_peek_of_some_identities_survives_the_merging_of_chunks():
     assert len(buffer.peek(end, ["nobody"])) == 0
 
 
+def test_chunks_merge_as_a_binary_counter_carries():
+    """Merging everything once chunks were many copied the whole open batch every few
+    polls; now an event is copied a logarithmic number of times."""
+    buffer = EventBuffer(_chunk())
+    for n in range(37):  # 37 = 32 + 4 + 1
+        buffer.add(_chunk(0.001 * n, who=f"svc-{n % 5}"))
+    assert [len(c) for c in buffer.chunks] == [32, 4, 1]
+    merged = buffer.peek(int(_chunk(1.0).ts_us[0]))
+    assert list(merged.ts_us) == sorted(merged.ts_us) and len(merged) == 37
+
+
+def test_peek_of_some_identities_after_learning_part_of_the_chunks():
+    buffer = EventBuffer(_chunk())
+    for n in range(21):
+        buffer.add(_chunk(0.01 * n, 0.01 * n + 0.5, who=f"svc-{n % 4}"))
+    buffer.peek(int(_chunk(2.0).ts_us[0]), ["svc-1"])  # indexes the chunks as they are
+    buffer.take(int(_chunk(0.3).ts_us[0]))  # cuts them: what is left is indexed anew
+    buffer.add(_chunk(0.9, who="svc-1"))
+    end = int(_chunk(0.75).ts_us[0])
+    every = buffer.peek(end)
+    some = buffer.peek(end, ["svc-1", "svc-3"])
+    wanted = np.isin(every.identity, ["svc-1", "svc-3"])
+    assert list(some.event_id) == list(every.event_id[wanted]) and len(some) > 0
+    assert len(buffer.peek(end, ["svc-1", "svc-3"], most=2)) == 0  # each has more than 2
+
+
 def test_chunks_in_order_are_joined_as_they_are_and_others_sorted():
     a, b = _chunk(0.1, 0.2), _chunk(0.3)
     assert list(ordered([a, b], _chunk()).event_id) == [*a.event_id, *b.event_id]
