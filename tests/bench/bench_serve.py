@@ -14,6 +14,9 @@
 (c) queries while (b) ingests: `GET /api/events?limit=100` and `/api/events/count` on the
     service's API, and the CLI's `secretwatch events --limit 100` (a new process: its import
     time is included and printed apart). Goal: under 1 s.
+With `--one-core`, the service (every thread of it and of its detection process) runs on
+the first CPU and this benchmark (senders, receiver, queries) on the other: the goal's
+"on one core", with the load generator kept off it.
 Not run by the test suite.
 """
 
@@ -35,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests" / "bench"), str(REPO / "tests" / "service")]
 
 from bench_delivery import SECRET, Receiver, _pct, _root_call  # noqa: E402
-from servehelp import SECRETWATCH, Served, fixture_lines, write_config  # noqa: E402
+from servehelp import SECRETWATCH, Served, children_of, fixture_lines, write_config  # noqa: E402
 
 TEMPLATE = b"11111111-1111-4111-8111-000000000001"
 
@@ -212,6 +215,17 @@ def _cli_query(served: Served) -> str:
     )
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` and of its children onto `cpus` (threads started later inherit
+    it from the thread that starts them)."""
+    for each in (pid, *children_of(pid)):
+        for task in Path(f"/proc/{each}/task").iterdir():
+            try:
+                os.sched_setaffinity(int(task.name), cpus)
+            except ProcessLookupError:  # a thread that ended meanwhile
+                pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -219,16 +233,25 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--goal-rate", type=float, default=20_000.0, help="(a) paced")
     parser.add_argument("--rate", type=float, default=10_000.0, help="(b)'s background")
+    parser.add_argument("--one-core", action="store_true", help="the service on CPU 0 only")
     args = parser.parse_args()
     os.environ["BENCH_SECRET"] = SECRET
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        cpus = sorted(os.sched_getaffinity(0))
+        if args.one_core and len(cpus) < 2:
+            parser.error("--one-core needs two CPUs: one for the service, one for the load")
+        if args.one_core:
+            os.sched_setaffinity(0, set(cpus[1:]))  # the receiver inherits it
         rx = Receiver(folder)
         served: Served | None = None
         try:
             hook = type("Hook", (), {"url": rx.url})()
             config = write_config(folder, hook)
             served = Served(config, folder)
+            if args.one_core:
+                pin(served.proc.pid, {cpus[0]})
+                print(f"service on CPU {cpus[0]}, load on CPU {','.join(map(str, cpus[1:]))}")
             throughput(served, args.seconds, 1)
             throughput(served, args.seconds, 2, args.goal_rate)
             latency(served, rx, args.rate, args.alerts, args.interval)
