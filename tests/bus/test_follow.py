@@ -29,6 +29,7 @@ from pipeline.config import Config
 from pipeline.ingest import IngestSummary
 from pipeline.record import PROVISIONAL_NOTE
 from pipeline.store.duckdb import DuckDBStore
+from pipeline.store.duckdb.connection import connect, disconnect
 
 POLL = 0.02
 WAIT_SECONDS = 60.0  # bounds, not expectations: a loaded machine may take long
@@ -124,13 +125,14 @@ class Follower:
 
 
 class Reader:
-    """Reads the store from the test thread through its own cursor (a separate connection)."""
+    """Reads the store from the test thread through a connection of its own."""
 
     def __init__(self, store: DuckDBStore) -> None:
-        self.cursor: duckdb.DuckDBPyConnection = store.con.cursor()
+        self.path = store.path
+        self.cursor: duckdb.DuckDBPyConnection = connect(store.path, read_only=False)
 
     def close(self) -> None:
-        self.cursor.close()
+        disconnect(self.path, self.cursor)
 
     def count(self) -> int:
         row = self.cursor.execute("SELECT count(*) FROM events").fetchone()

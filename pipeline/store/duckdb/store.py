@@ -25,7 +25,7 @@ from pipeline.store.base import (
     PendingDelivery,
 )
 from pipeline.store.duckdb import detection, events, outbox, reports, schema
-from pipeline.store.duckdb.connection import connect, transaction
+from pipeline.store.duckdb.connection import connect, disconnect, transaction
 
 
 class DuckDBStore:
@@ -50,8 +50,8 @@ class DuckDBStore:
 
     def close(self) -> None:
         if self._con is not None:
-            self._con.close()
-            self._con = None
+            con, self._con = self._con, None
+            disconnect(self.path, con)
 
     def __enter__(self) -> DuckDBStore:
         self.open()
