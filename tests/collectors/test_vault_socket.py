@@ -155,9 +155,8 @@ def test_a_stale_unix_socket_is_replaced_a_live_one_is_not(
     tmp_path: Path, start: Callable[..., tuple[VaultSocketCollector, Intake]]
 ) -> None:
     path = tmp_path / "a.sock"
-    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    stale.bind(str(path))
-    stale.close()  # the file stays, nobody listens
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stale:
+        stale.bind(str(path))  # closed on the way out, even when this fails: the file stays
     collector, _ = start(f"unix://{path}")
     assert collector.listening
     with pytest.raises(ConfigError, match="another process listens"):
