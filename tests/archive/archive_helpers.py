@@ -13,6 +13,7 @@ import yaml
 from pipeline.archive import keys
 from pipeline.record import EventRow
 from pipeline.store.duckdb import DuckDBStore
+from pipeline.store.duckdb.connection import connect, disconnect
 
 DAY0 = date(2024, 3, 1)
 SOURCES = ("vault", "aws", "k8s")
@@ -78,11 +79,11 @@ def setup(tmp: Path, **retention: object) -> tuple[Path, Path, Path, Path]:
 
 def ids(store_path: Path, archive: Path) -> tuple[Counter[str], Counter[str]]:
     """Event ids (with multiplicity) in the hot store and in the archive's Parquet files."""
-    con = duckdb.connect(str(store_path))  # as the store opens it (one config per process)
+    con = connect(store_path, read_only=False)  # as the store opens it: one per process
     try:
         hot = Counter(r[0] for r in con.execute("SELECT event_id FROM events").fetchall())
     finally:
-        con.close()
+        disconnect(store_path, con)
     files = sorted((archive / "events").rglob("*.parquet"))
     cold: Counter[str] = Counter()
     if files:

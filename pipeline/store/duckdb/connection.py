@@ -7,7 +7,8 @@ than opened as its main database, because only an attached database takes a row 
 cache would share a file opened directly: the first `connect` attaches it, each gives a
 connection of its own on it (threads each use theirs), and the last `disconnect` (or the
 garbage collection of a connection never given back) closes it, which checkpoints the file
-and lets other processes open it.
+and lets other processes open it. While it is attached, DuckDB refuses any other opening of
+the file in this process (`duckdb.connect(path)` included): go through `connect`.
 """
 
 from __future__ import annotations
