@@ -107,16 +107,15 @@ class EventBuffer:
             return joined(self.parts(end_us), self.empty)
         table = self._tables["icode"]
         known = [i for i in identities if i in table]
-        codes = np.array(sorted(table[i] for i in known), dtype=np.int64)
+        codes = np.array(sorted({table[i] for i in known}), dtype=np.int64)
         cuts = [(c, cut) for c in self.chunks if (cut := _cut(c, end_us))]
         found = [self._by_identity(c).find(codes, cut) for c, cut in cuts]
-        if most is not None and codes.size:
-            counts = np.sum([n for _, n in found], axis=0)
+        if most is not None:
+            counts = sum((n for _, n in found), np.zeros(len(codes), dtype=np.int64))
             if (counts > most).any():
                 # count first, cut out after: a busy identity's events are not copied at all
-                name = {table[i]: i for i in known}
                 busy = set(codes[counts > most].tolist())
-                return self.peek(end_us, [n for c, n in name.items() if c not in busy])
+                return self.peek(end_us, [i for i in known if table[i] not in busy])
         parts = [c.take(at) for (c, _), (at, _) in zip(cuts, found, strict=True) if at.size]
         return joined(parts, self.empty)
 
@@ -129,8 +128,7 @@ class EventBuffer:
     def _forget_index(self) -> None:
         """Drop the indexes of chunks no longer held (merged, or learned from)."""
         held = {id(c) for c in self.chunks}
-        if len(self._index) > len(held) or not held.issuperset(self._index):
-            self._index = {k: v for k, v in self._index.items() if k in held}
+        self._index = {k: v for k, v in self._index.items() if k in held}
 
     def _coded(self, chunk: Events) -> Events:
         """A prepared chunk with its codes (0.. in order of first appearance, per chunk)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from clitext import flat
 from starlette.applications import Starlette
 from typer.testing import CliRunner
 
@@ -49,11 +50,6 @@ HOLDER = textwrap.dedent(
     os._exit(0)
     """
 )
-
-
-def flat(text: str) -> str:
-    """Output without rich's box drawing and line wrapping, for substring checks."""
-    return " ".join(re.sub(r"[│╭╮╰╯─┃┏┓┗┛━]", " ", text).split())
 
 
 @pytest.fixture

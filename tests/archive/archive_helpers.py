@@ -83,7 +83,7 @@ def ids(store_path: Path, archive: Path) -> tuple[Counter[str], Counter[str]]:
     try:
         hot = Counter(r[0] for r in con.execute("SELECT event_id FROM events").fetchall())
     finally:
-        disconnect(store_path, con)
+        disconnect(con)
     files = sorted((archive / "events").rglob("*.parquet"))
     cold: Counter[str] = Counter()
     if files:

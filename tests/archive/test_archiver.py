@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from archive_helpers import DAY0, SOURCES, day_rows, fill, ids, row, setup
+from clitext import flat
 from typer.testing import CliRunner
 
 from pipeline.archive import layout
@@ -20,15 +21,9 @@ BEFORE = (DAY0 + timedelta(days=3)).isoformat()  # days 0, 1, 2 go; day 3 stays 
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr with each run of whitespace made one space: the console
-    wraps at its width, so where a line breaks depends on the length of the temporary
-    paths it names (a check for "in use" once met "in \\nuse")."""
+    """Exit code, stdout and stderr, flat (a check for "in use" once met "in \\nuse")."""
     result = CliRunner().invoke(app, list(args))
-    return result.exit_code, _flat(result.stdout), _flat(result.stderr)
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.split())
+    return result.exit_code, flat(result.stdout), flat(result.stderr)
 
 
 def test_archive_moves_whole_days_and_rerun_changes_nothing(tmp_path: Path) -> None:

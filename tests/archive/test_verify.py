@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from archive_helpers import DAY0, fill, setup
+from clitext import flat
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
@@ -162,9 +163,7 @@ def test_cli_exits_1_and_names_the_problem(built: tuple[Path, Path], archive: Pa
         app, ["archive", "verify", "--archive", str(archive), "-c", str(config)]
     )
     assert bad.exit_code == 1
-    assert f"changed file events/2024/03/{DAYS[1]}.vault.0.parquet" in " ".join(
-        bad.stderr.split()
-    )  # wrapped anywhere
+    assert f"changed file events/2024/03/{DAYS[1]}.vault.0.parquet" in flat(bad.stderr)
     assert "1 problems" in bad.stdout
 
 
@@ -234,4 +233,4 @@ def test_cli_verifies_an_archive_folder_without_a_config(archive: Path, tmp_path
         app, ["archive", "verify", "--archive", str(archive), "-c", str(empty)]
     )
     assert done.exit_code == 0, done.stderr
-    assert "archive's own public_key.pem" in " ".join(done.stderr.split())
+    assert "archive's own public_key.pem" in flat(done.stderr)

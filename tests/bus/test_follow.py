@@ -128,11 +128,10 @@ class Reader:
     """Reads the store from the test thread through a connection of its own."""
 
     def __init__(self, store: DuckDBStore) -> None:
-        self.path = store.path
         self.cursor: duckdb.DuckDBPyConnection = connect(store.path, read_only=False)
 
     def close(self) -> None:
-        disconnect(self.path, self.cursor)
+        disconnect(self.cursor)
 
     def count(self) -> int:
         row = self.cursor.execute("SELECT count(*) FROM events").fetchone()

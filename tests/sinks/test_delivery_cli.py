@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import receivers
+from clitext import flat
 from outbox import SECRET, many
 from typer.testing import CliRunner
 
@@ -23,10 +23,6 @@ from pipeline.store.duckdb import DuckDBStore
 
 WIDE = {"COLUMNS": "250", "TEST_WEBHOOK_SECRET": SECRET}
 RUN = "from pipeline.cli import app; app()"
-
-
-def flat(text: str) -> str:
-    return " ".join(re.sub(r"[│╭╮╰╯─┃┏┓┗┛━]", " ", text).split())
 
 
 def invoke(*args: str) -> tuple[int, str]:

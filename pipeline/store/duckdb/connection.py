@@ -79,12 +79,12 @@ def connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         con.execute("USE store")
         con.execute("SET TimeZone = 'UTC'")
     except BaseException:
-        disconnect(path, con)
+        disconnect(con)
         raise
     return con
 
 
-def disconnect(path: Path, con: duckdb.DuckDBPyConnection) -> None:
+def disconnect(con: duckdb.DuckDBPyConnection) -> None:
     """Close a connection `connect` gave; the last one of a file detaches it."""
     con.close()
     release = _RELEASES.get(id(con))
@@ -109,14 +109,13 @@ def _attach(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     root = duckdb.connect(":memory:")
     options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
     try:
-        root.execute(f"ATTACH {_literal(str(path))} AS store ({options})")
-        root.execute(f"SET temp_directory = {_literal(str(path) + '.tmp')}")
-    except duckdb.IOException as exc:
-        root.close()
-        raise StoreError(_explain_io(path, exc)) from exc
-    except duckdb.Error as exc:
-        root.close()
-        raise StoreError(f"store {path} cannot be opened: {exc}") from exc
+        try:
+            root.execute(f"ATTACH {_literal(str(path))} AS store ({options})")
+            root.execute(f"SET temp_directory = {_literal(str(path) + '.tmp')}")
+        except duckdb.IOException as exc:
+            raise StoreError(_explain_io(path, exc)) from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"store {path} cannot be opened: {exc}") from exc
     except BaseException:
         root.close()
         raise

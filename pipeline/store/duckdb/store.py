@@ -51,7 +51,7 @@ class DuckDBStore:
     def close(self) -> None:
         if self._con is not None:
             con, self._con = self._con, None
-            disconnect(self.path, con)
+            disconnect(con)
 
     def __enter__(self) -> DuckDBStore:
         self.open()
