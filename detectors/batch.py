@@ -52,9 +52,13 @@ class Batch:
         return int(self.ev.ts_us[positions].min())
 
     def when(self, us: int) -> str:
-        """`03:10 on Sunday 2026-05-03` in the configured time zone."""
-        t = pd.Timestamp(us, unit="us", tz="UTC").tz_convert(self.cfg.timezone)
-        return f"{t:%H:%M} on {DAYS[t.weekday()]} {t:%Y-%m-%d}"
+        return when(us, self.cfg.timezone)
+
+
+def when(us: int, tz: str) -> str:
+    """`03:10 on Sunday 2026-05-03` in the time zone `tz`."""
+    t = pd.Timestamp(us, unit="us", tz="UTC").tz_convert(tz)
+    return f"{t:%H:%M} on {DAYS[t.weekday()]} {t:%Y-%m-%d}"
 
 
 def plural(n: int, word: str) -> str:

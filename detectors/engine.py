@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ from detectors import (
 )
 from detectors.alert import Finding, Incident
 from detectors.baseline import Baselines, learn
-from detectors.batch import Batch
+from detectors.batch import Batch, when
 from detectors.events import HOUR_US, Events
 from detectors.settings import DetectorsConfig
 
@@ -180,17 +181,18 @@ class Detection:
         findings = [f for part, fs in parts for f in self._networks(part, fs)]
         return self._group(self._hold(findings) if self.cfg.fleet.enabled else findings)
 
-    def judge_part(
-        self, ev: Events, start_us: int, end_us: int
-    ) -> tuple[Batch | None, list[Finding]]:
-        """What every detector finds in `ev`, the part of the open batch seen so far,
-        before findings across identities are made and grouped (`apply_peek`): the part
-        of `peek` that another thread may run while nothing learns from a batch."""
-        return self._detect(ev, start_us, end_us)
+    def judge_part(self, ev: Events, start_us: int, end_us: int) -> list[Finding]:
+        """What every detector finds in `ev`, the part of the open batch seen so far, with
+        new sources tagged by network, before they are made into findings across identities
+        and grouped (`apply_peek`): the part of `peek` that reads only the baselines, which
+        another process may run while nothing learns from a batch (`background.py`)."""
+        batch, findings = self._detect(ev, start_us, end_us)
+        return [] if batch is None else fleet.tag_networks(self.base, batch, findings)
 
-    def apply_peek(self, batch: Batch, findings: list[Finding]) -> list[Incident]:
+    def apply_peek(self, findings: list[Finding]) -> list[Incident]:
         """Group what `judge_part` found, as `peek` does."""
-        return self._group(self._across(batch, findings, peeking=True))
+        findings = self._shared(findings, partial(when, tz=self.cfg.timezone))
+        return self._group(self._hold(findings) if self.cfg.fleet.enabled else findings)
 
     def _holds(self, f: Finding) -> bool:
         incident = self.open.get(f.identity)
@@ -239,11 +241,13 @@ class Detection:
     def _networks(self, batch: Batch, findings: list[Finding]) -> list[Finding]:
         """New-source findings tagged with their outside network, and those of identities
         sharing one (with the sightings of open incidents) made one `shared_source`."""
-        findings = fleet.tag_networks(self.base, batch, findings)
+        return self._shared(fleet.tag_networks(self.base, batch, findings), batch.when)
+
+    def _shared(self, findings: list[Finding], when: Callable[[int], str]) -> list[Finding]:
         shared = self.cfg.shared_source
         if shared.enabled:
             earlier = (f for i in self.open.values() for f in i.findings if f.network)
-            findings = fleet.shared_sources(batch, findings, earlier, shared)
+            findings = fleet.shared_sources(findings, earlier, shared, when)
         return findings
 
     def _group(self, findings: list[Finding]) -> list[Incident]:

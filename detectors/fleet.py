@@ -23,7 +23,7 @@ writes that explain a fleet are held in memory: a restart forgets those before i
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -57,11 +57,15 @@ def tag_networks(base: Baselines, batch: Batch, findings: list[Finding]) -> list
 
 
 def shared_sources(
-    batch: Batch, findings: list[Finding], earlier: Iterable[Finding], cfg: SharedSource
+    findings: list[Finding],
+    earlier: Iterable[Finding],
+    cfg: SharedSource,
+    when: Callable[[int], str],
 ) -> list[Finding]:
     """`findings` (tagged) with the new-source findings of identities sharing an outside
     network replaced by one `shared_source` finding each; `earlier` are the tagged findings
-    of open incidents (sightings of previous batches)."""
+    of open incidents (sightings of previous batches). `when` words an instant
+    (`Batch.when`)."""
     window = int(cfg.window_hours * HOUR_US)
     now = [f for f in findings if f.network and f.detector == "new_source"]
     if not now:
@@ -85,7 +89,7 @@ def shared_sources(
             current = [f for f in chain if f.key in fresh]
             if len(who) < cfg.min_identities or not current:
                 continue
-            made.append(_shared(batch, net, first, chain, who, cfg))
+            made.append(_shared(when, net, first, chain, who, cfg))
             absorbed.update(f.key for f in current if f.identity != first.identity)
     kept = [f for f in findings if f.key not in absorbed]
     return kept + made
@@ -101,7 +105,7 @@ def _named(chain: list[Finding]) -> list[str]:
 
 
 def _shared(
-    batch: Batch,
+    when: Callable[[int], str],
     net: str,
     first: Finding,
     chain: list[Finding],
@@ -125,7 +129,7 @@ def _shared(
         explanation=(
             f"{len(who)} identities came from one outside network, {net}, that none of them"
             f" had used, within {span:.1f} hours: {', '.join(who)}; first {first.identity}"
-            f" at {batch.when(first.at_us)}. One source with several credentials."
+            f" at {when(first.at_us)}. One source with several credentials."
         ),
         evidence=tuple(evidence),
         identities=tuple(who),

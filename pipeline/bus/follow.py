@@ -78,9 +78,11 @@ def follow_files(
     console: Console | None = None,
     stop: threading.Event | None = None,
     on_stored: Callable[[list[EventRow]], None] | None = None,
+    before_store: Callable[[list[EventRow]], None] | None = None,
 ) -> IngestSummary:
     """Follow `paths` until `stop` is set (or Ctrl-C / SIGTERM); return what was ingested.
-    `on_stored` gets each batch once it is stored with its checkpoint (live detection)."""
+    `on_stored` gets each batch once it is stored with its checkpoint (live detection),
+    `before_store` before (live detection notes where it began: `store_batch`)."""
     if stop is None:
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():
@@ -92,7 +94,7 @@ def follow_files(
             files.append(
                 open_followed(Path(p), store.checkpoint, fmt, config.backends, summary, console)
             )
-        _loop(files, store, config, summary, stop, on_stored)
+        _loop(files, store, config, summary, stop, on_stored, before_store)
     finally:
         for followed in files:
             if followed.handle:
@@ -107,13 +109,14 @@ def _loop(
     summary: IngestSummary,
     stop: threading.Event,
     on_stored: Callable[[list[EventRow]], None] | None = None,
+    before_store: Callable[[list[EventRow]], None] | None = None,
 ) -> None:
     poll = config.ingest.follow_poll_seconds
     try:
         while not stop.is_set():
             grew = False
             for followed in files:
-                grew = step(followed, store, config, summary, on_stored) or grew
+                grew = step(followed, store, config, summary, on_stored, before_store) or grew
             if not grew:
                 stop.wait(poll)
     except KeyboardInterrupt:
@@ -126,13 +129,14 @@ def step(
     config: Config,
     summary: IngestSummary,
     on_stored: Callable[[list[EventRow]], None] | None = None,
+    before_store: Callable[[list[EventRow]], None] | None = None,
 ) -> bool:
     """One poll of one file, its batch stored with its checkpoint in one transaction; True
     if anything was read (tests drive a follower with this, one poll at a time)."""
     batch = read_batch(f, config, summary)
     if batch is None:
         return False
-    store_batch(batch, store, summary, on_stored)
+    store_batch(batch, store, summary, on_stored, before_store)
     return bool(batch.result.accounted or batch.result.rows)
 
 
@@ -166,10 +170,15 @@ def store_batch(
     store: EventLog,
     summary: IngestSummary,
     on_stored: Callable[[list[EventRow]], None] | None = None,
+    before_store: Callable[[list[EventRow]], None] | None = None,
 ) -> int:
     """Store a batch with its checkpoint in one transaction, then hand its rows on; return
-    how many events were new."""
+    how many events were new. `before_store` sees the rows first: live detection that has
+    judged nothing yet notes where it begins, or a kill before it judged them would leave
+    them stored, their checkpoint passed, and never judged."""
     rows = batch.result.rows
+    if before_store is not None and rows:
+        before_store(rows)
     stored = store.write_batch(rows, batch.result.dead, [batch.checkpoint])
     summary.stored += stored
     if on_stored is not None and rows:

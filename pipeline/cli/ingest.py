@@ -158,9 +158,16 @@ def _follow(
                 lambda: make_store(cfg, store_path, read_only=False), cfg
             )
     on_stored = live.stored if live is not None else None
+    before_store = live.anchor if live is not None else None
     try:
         summary = follow_files(
-            paths, store, cfg, fmt=fmt, console=consoles.err, on_stored=on_stored
+            paths,
+            store,
+            cfg,
+            fmt=fmt,
+            console=consoles.err,
+            on_stored=on_stored,
+            before_store=before_store,
         )
         if live is not None:
             live.snapshot()

@@ -1,25 +1,32 @@
-"""Judging a large open batch whole in a thread of its own, so that judging each poll's
+"""Judging a large open batch whole in a process of its own, so that judging each poll's
 new events (`Detection.peek_new`) goes on meanwhile: a root token seen while half a
 million events are judged again is raised within a poll, not after them.
 
-The thread only computes findings, from events cut out of the buffer when it started
-(immutable arrays) and baselines that nothing changes while it runs: the caller waits for
-it (`wait`) before learning from a batch. The caller applies what it found
-(`Detection.apply_peek`) in its own thread, so incidents change in one thread only.
+A thread would not do: cutting out and judging a million events holds the interpreter
+lock for most of a second at a time, and the poll's events, the reader's hand-over and
+storing all wait for it (the p99 of bench_serve's (b) measured it). So the judging runs in
+a fork of this process: it reads the events cut out of the buffer when it started
+(immutable arrays) and the baselines as they were then, which nothing changes while it
+runs anyway (the caller waits for it, `wait`, before learning from a batch). It sends back
+only its findings, pickled; a thread here reads them (blocked on the pipe, it holds no
+lock). The caller applies them (`Detection.apply_peek`) in its own thread, so incidents
+change in one thread only.
 """
 
 from __future__ import annotations
 
+import gc
+import os
+import pickle
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from detectors.alert import Finding
-from detectors.batch import Batch
 from detectors.events import Events
 
-Judge = Callable[[Events, int, int], tuple[Batch | None, list[Finding]]]
+Judge = Callable[[Events, int, int], list[Finding]]
 
 
 @dataclass
@@ -27,7 +34,6 @@ class Found:
     """What one whole judging found, and what it took (seconds, for the throttle)."""
 
     start_us: int
-    batch: Batch | None
     findings: list[Finding]
     took: float
 
@@ -47,19 +53,30 @@ class WholeJudging:
         return self._thread is not None
 
     def start(self, cut: Callable[[], Events], judge: Judge, start_us: int, end_us: int) -> None:
-        """Judge `cut()` (the batch's events, made in the thread: merging them costs in
+        """Judge `cut()` (the batch's events, made in the fork: merging them costs in
         proportion to the batch too) over [start_us, end_us)."""
+        began = self.monotonic()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the fork: judge, send what was found, and end without cleaning up
+            os.close(read)
+            _judge_and_exit(write, lambda: judge(cut(), start_us, end_us))
+        os.close(write)
 
         def work() -> None:
-            began = self.monotonic()
+            with os.fdopen(read, "rb") as pipe:
+                sent = pipe.read()
+            os.waitpid(pid, 0)
+            took = self.monotonic() - began
             try:
-                batch, findings = judge(cut(), start_us, end_us)
-                done = Found(start_us, batch, findings, self.monotonic() - began)
-                with self._lock:
-                    self._done = done
-            except BaseException as exc:  # raised in the caller's thread by `take`
-                with self._lock:
-                    self._error = exc
+                outcome, value = pickle.loads(sent)  # noqa: S301 - our own fork's
+            except Exception:
+                outcome, value = "error", RuntimeError("the whole judging ended without a word")
+            with self._lock:
+                if outcome == "found":
+                    self._done = Found(start_us, value, took)
+                else:
+                    self._error = value
 
         self._thread = threading.Thread(target=work, name="detection-whole", daemon=True)
         self._thread.start()
@@ -86,3 +103,21 @@ class WholeJudging:
         """Wait for a judging in flight to finish; what it found."""
         self.join()
         return self.take()
+
+
+def _judge_and_exit(write: int, judging: Callable[[], list[Finding]]) -> None:
+    """In the fork: send ("found", findings) or ("error", exception) and exit at once
+    (`os._exit`: no handlers, buffers or finalizers of the parent's run here)."""
+    gc.disable()  # short-lived: collecting would only copy the parent's pages
+    try:
+        try:
+            sent = pickle.dumps(("found", judging()))
+        except BaseException as exc:  # raised in the caller's thread by `take`
+            try:
+                sent = pickle.dumps(("error", exc))
+            except Exception:
+                sent = pickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(sent)
+    finally:
+        os._exit(0)

@@ -151,6 +151,16 @@ class Origin(_Doc):
     member: str
 
 
+def save_origin(store: DetectionState, start_us: int, member: str, version: int = 0) -> None:
+    """Note where live detection began (the earliest start noted is kept): until the first
+    snapshot, it is where judging again starts after a crash or a kill."""
+    raw = store.detection_state(ORIGIN)
+    if raw is not None:
+        start_us = min(start_us, Origin.decode(raw, ORIGIN).watermark_us)
+    state = {ORIGIN: Origin(watermark_us=start_us, member=member).encode()}
+    store.save_detection([], state, [], version)
+
+
 _INCIDENTS = TypeAdapter(tuple[IncidentDoc, ...])
 
 

@@ -63,6 +63,10 @@ class EmbeddedDetection:
             self.delivery.wake()  # deliver now, not at the next poll
         return alerts
 
+    def anchor(self, rows: list[EventRow]) -> None:
+        """A follower's hook (`before_store`): see `LiveDetection.anchor`."""
+        self.live.anchor(rows)
+
     def stored(self, rows: list[EventRow]) -> None:
         """A follower's hook (`on_stored`): judge what it has just stored."""
         self.feed(rows)

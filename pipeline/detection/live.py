@@ -90,7 +90,7 @@ class LiveDetection:
         self.whole: tuple[int, float, float] | None = None
         self.peek_always = PEEK_ALWAYS
         self.monotonic: Callable[[], float] = time.monotonic
-        # Judge a large open batch whole in a thread of its own (`serve`'s detection
+        # Judge a large open batch whole in a process of its own (`serve`'s detection
         # process does): each poll's new events are judged at once meanwhile.
         self.background = False
         self.judging = WholeJudging(monotonic=lambda: self.monotonic())
@@ -238,15 +238,15 @@ class LiveDetection:
             raise
 
     def _process(self, rows: Sequence[EventRow], clock_us: int | None, stored: bool) -> list[Alert]:
+        fresh = self._sort(rows)
+        if self.start is None and fresh:  # before they are stored: see `_save_origin`
+            self._save_origin(self.clock.align(min(r.ts_us for r in fresh)))
         if rows and not stored:
             self.store.write_batch(list(rows))
-        fresh = self._sort(rows)
         if self.ledger.unsaved:  # listed before any alert judged without them is stored
             lists = self.ledger.unsaved_lists(self.start)
             self.store.save_detection([], lists, [], self.detection.base.version)
             self.ledger.listed()
-        if self.start is None and fresh:
-            self._save_origin(self.clock.align(min(r.ts_us for r in fresh)))
         self.unsaved.update(self._judge(fresh, clock_us))
         merged = self.detection.merged  # into an incident raised before (engine.py)
         alerts = [i.alert() for i in self.unsaved.values() if i.id not in merged]
@@ -277,14 +277,20 @@ class LiveDetection:
                     self.ledger.note(r.event_id, key, r.identity)
         return fresh
 
+    def anchor(self, rows: Sequence[EventRow]) -> None:
+        """Before someone else stores `rows` for this runtime to judge (`process(...,
+        stored=True)`): until it has a start, note where live detection begins, as
+        `process` does before storing them itself."""
+        if self.start is None:
+            owned = [r.ts_us for r in rows if self.owner(r.identity) is not None]
+            if owned:
+                self._save_origin(self.clock.align(min(owned)))
+
     def _save_origin(self, start_us: int) -> None:
-        """Nothing tells where live detection began until the first snapshot: store it, so
+        """Nothing tells where live detection began until the first snapshot: store it
+        before the events (a kill in between would leave them stored and never judged), so
         that an owner taking over before then judges again from there."""
-        raw = self.store.detection_state(cp.ORIGIN)
-        if raw is not None:
-            start_us = min(start_us, cp.Origin.decode(raw, cp.ORIGIN).watermark_us)
-        state = {cp.ORIGIN: cp.Origin(watermark_us=start_us, member=self.member).encode()}
-        self.store.save_detection([], state, [], self.detection.base.version)
+        cp.save_origin(self.store, start_us, self.member, self.detection.base.version)
 
     def _add(self, rows: list[EventRow]) -> None:
         """Prepare new events, as one more chunk."""
@@ -346,7 +352,7 @@ class LiveDetection:
         In between, each poll's events are judged with the detectors that can judge a
         part alone (`Detection.peek_new`): a root token or a new source is raised within
         a poll at any load, a rate or a count once the whole batch is judged again.
-        With `background`, that judging runs in a thread of its own (`background.py`)."""
+        With `background`, that judging runs in a process of its own (`background.py`)."""
         if self.judging.running:
             return False
         if count <= self.peek_always or self.whole is None or self.whole[0] != start:
@@ -358,10 +364,10 @@ class LiveDetection:
         """The incidents a whole judging in the background has opened or grown, once it
         is done (and if its batch is still the open one)."""
         done = self.judging.take()
-        if done is None or done.batch is None or done.start_us != self.start:
+        if done is None or done.start_us != self.start:
             return {}
         self.whole = (done.start_us, self.monotonic(), done.took)
-        return {i.id: i for i in self.detection.apply_peek(done.batch, done.findings)}
+        return {i.id: i for i in self.detection.apply_peek(done.findings)}
 
     def _run(self, clock_us: int) -> dict[str, Incident]:
         """Judge and learn from the complete batches (ending by `clock_us`), jumping over

@@ -27,7 +27,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, cast
 
+from detectors.clock import BatchClock
 from detectors.settings import DetectorsConfig
+from pipeline.detection import checkpoint as cp
+from pipeline.detection.embedded import EMBEDDED
 from pipeline.errors import StoreError
 from pipeline.record import EventRow
 
@@ -83,6 +86,7 @@ class DetectionProcess:
         self._feed: Connection | None = None
         self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
+        self._anchored = False  # the store says where live detection begins (`anchor`)
 
     def own(self) -> None:
         """Start the child and wait until it has loaded the detection state (an error
@@ -108,11 +112,27 @@ class DetectionProcess:
         if isinstance(first, BaseException):
             self._kill()
             raise first
+        self._anchored = bool(first[1])
         thread = threading.Thread(
             target=self._read_results, args=(results,), name="detection-results", daemon=True
         )
         thread.start()
         self._threads.append(thread)
+
+    def anchor(self, rows: list[EventRow]) -> None:
+        """Before the reader stores `rows` (`before_store`): when the child started with
+        nothing to judge again from (a new store), note where live detection begins, as
+        the child would once it judged them; killed before that, the next start would
+        not know they were owed. Once per child; the child keeps the earliest start."""
+        if self._anchored or not rows:
+            return
+        store = self.open_store()
+        try:
+            clock = BatchClock(self.cfg.batch_minutes * 60_000_000, 0)
+            cp.save_origin(store, clock.align(min(r.ts_us for r in rows)), EMBEDDED)
+        finally:
+            store.close()
+        self._anchored = True
 
     def feed(self, rows: list[EventRow]) -> None:
         """Hand stored events to the child (waits while it still holds the batch before).
@@ -250,7 +270,7 @@ def _child_main(
     except BaseException as exc:
         results.send(_portable(exc))
         return
-    results.send(("ready", None))
+    results.send(("ready", detection.live.start is not None))
     try:
         while True:
             try:

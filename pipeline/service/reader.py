@@ -78,13 +78,14 @@ class Reader:
         metrics: ServiceMetrics,
         wake: threading.Event,
         on_stored: Callable[[list[EventRow]], None] | None = None,
+        before_store: Callable[[list[EventRow]], None] | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.sources = sources
         self.metrics = metrics
         self.wake = wake
-        self.on_stored = on_stored
+        self.on_stored, self.before_store = on_stored, before_store
         self.ready = threading.Event()
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
@@ -243,7 +244,7 @@ class Reader:
 
     def _store(self, s: Source, batch: Batch) -> None:
         """Store one batch, count it, and let its spool go behind its checkpoint."""
-        stored = store_batch(batch, self.store, s.summary, self.on_stored)
+        stored = store_batch(batch, self.store, s.summary, self.on_stored, self.before_store)
         label = s.collector, s.source
         self.metrics.stored.labels(*label).inc(stored)
         self.metrics.skipped.labels(*label).inc(batch.result.skipped_records)

@@ -82,8 +82,9 @@ class Service:
         for collector in self.collectors:
             collector.start()
             self._started.append(collector)
+        before = self.detection.anchor if self.detection is not None else None
         self.reader = Reader(
-            self.store, cfg, self.sources, self.metrics, self.wake, self._on_stored
+            self.store, cfg, self.sources, self.metrics, self.wake, self._on_stored, before
         )
         self.reader.open()
         self.reader.start()

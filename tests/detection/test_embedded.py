@@ -103,3 +103,46 @@ def test_a_large_open_batch_is_judged_whole_only_now_and_then(tmp_path: Path):
     assert "enumeration" not in raised["background"][2]
     assert "enumeration" in raised["background"][3]
     assert final["throttled"] == final["whole"] == final["background"]
+
+
+class _DiesAfterWriting:
+    """A store whose process dies (an exception here) right after it stored events."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+
+    def write_batch(self, *args, **kwargs):
+        self.store.write_batch(*args, **kwargs)
+        raise SystemExit("killed")
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+
+def test_a_new_store_notes_where_detection_began_before_its_first_events_are_stored(
+    tmp_path: Path,
+):
+    """With nothing to judge again from, a runtime killed between storing its first events
+    and judging them still owes them: both ways of storing (the follower's, `anchor` before
+    its write, and `process` writing itself) note the origin first."""
+    root = row("root", after(3.2), kind="root")
+    later = row("orders/orders-api", after(3.3))
+    for way in ("itself", "follower"):
+        with DuckDBStore(tmp_path / f"{way}.duckdb") as store:
+            runtime = EmbeddedDetection(store, DetectorsConfig())
+            runtime.own()
+            if way == "follower":
+                runtime.anchor([root])
+                store.write_batch([root])  # then killed, before `stored`
+            else:
+                runtime.live.store = _DiesAfterWriting(store)  # type: ignore[assignment]
+                try:
+                    runtime.live.process([root])
+                except SystemExit:
+                    pass
+            assert len(store.alerts()) == 0
+            again = EmbeddedDetection(store, DetectorsConfig())
+            again.own()
+            store.write_batch([later])
+            raised = again.feed([later])
+            assert [a.identity for a in raised] == ["root"], way

@@ -6,6 +6,7 @@ takes the last snapshot."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,14 +26,21 @@ from world import START, TRAIN_DAYS, after, row, us, world  # noqa: E402
 CUT = START + timedelta(days=TRAIN_DAYS)
 
 
-def test_the_child_judges_stored_events_and_survives_its_own_death(tmp_path: Path) -> None:
-    path = tmp_path / "s.duckdb"
-    heard: list[Judged] = []
+def _opener(path: Path) -> Callable[[], DuckDBStore]:
+    """What the parent answers the child's store calls with: a store of its own."""
 
     def opener() -> DuckDBStore:
         store = DuckDBStore(path)
         store.open()
         return store
+
+    return opener
+
+
+def test_the_child_judges_stored_events_and_survives_its_own_death(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    heard: list[Judged] = []
+    opener = _opener(path)
 
     with DuckDBStore(path) as store:
         store.write_batch([r for r in world() if r.ts_us < us(CUT)])
@@ -59,3 +67,34 @@ def test_the_child_judges_stored_events_and_survives_its_own_death(tmp_path: Pat
         finally:
             assert child.close() == []
         assert store.detection_state("live/" + EMBEDDED) is not None  # the last snapshot
+
+
+def test_events_stored_before_the_first_child_judged_them_are_judged_after_a_kill(
+    tmp_path: Path,
+) -> None:
+    """A new store, nothing to judge again from: the reader stores a batch (`anchor` first,
+    as its `before_store`), and the service is killed before the child judged it. The next
+    start still owes it: the root token is raised then."""
+    path = tmp_path / "s.duckdb"
+    heard: list[Judged] = []
+    opener = _opener(path)
+
+    root = row("root", after(3.2), kind="root")
+    with DuckDBStore(path) as store:
+        first = DetectionProcess(opener, DetectorsConfig(), heard.append)
+        first.own()
+        first.anchor([root])
+        store.write_batch([root])
+        first._kill()  # noqa: SLF001 - as kill -9 of the service would, before any feed
+        assert heard == [] and len(store.alerts()) == 0
+        again = DetectionProcess(opener, DetectorsConfig(), heard.append)
+        again.own()
+        try:
+            later = row("orders/orders-api", after(3.3))
+            again.anchor([later])  # the store says where detection began: nothing written
+            store.write_batch([later])
+            again.feed([later])
+            wait_until(lambda: any(j.alerts for j in heard), what="the owed alert")
+            assert [a.identity for j in heard for a in j.alerts] == ["root"]
+        finally:
+            assert again.close() == []
