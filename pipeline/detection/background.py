@@ -20,6 +20,7 @@ import os
 import pickle
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -57,7 +58,11 @@ class WholeJudging:
         proportion to the batch too) over [start_us, end_us)."""
         began = self.monotonic()
         read, write = os.pipe()
-        pid = os.fork()
+        # Python 3.12 warns of forking with threads running; the fork runs only the
+        # detectors and pickle, no code of those threads, and ends with `os._exit`.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the fork: judge, send what was found, and end without cleaning up
             os.close(read)
             _judge_and_exit(write, lambda: judge(cut(), start_us, end_us))
