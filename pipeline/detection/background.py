@@ -16,6 +16,7 @@ change in one thread only.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import pickle
 import threading
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 
 from detectors.alert import Finding
 from detectors.events import Events
+
+log = logging.getLogger(__name__)
 
 Judge = Callable[[Events, int, int], list[Finding]]
 
@@ -53,16 +56,23 @@ class WholeJudging:
     def running(self) -> bool:
         return self._thread is not None
 
-    def start(self, cut: Callable[[], Events], judge: Judge, start_us: int, end_us: int) -> None:
+    def start(self, cut: Callable[[], Events], judge: Judge, start_us: int, end_us: int) -> bool:
         """Judge `cut()` (the batch's events, made in the fork: merging them costs in
-        proportion to the batch too) over [start_us, end_us)."""
+        proportion to the batch too) over [start_us, end_us). False if no fork could be
+        made (out of memory or processes): then the caller judges the batch itself."""
         began = self.monotonic()
         read, write = os.pipe()
-        # Python 3.12 warns of forking with threads running; the fork runs only the
-        # detectors and pickle, no code of those threads, and ends with `os._exit`.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
+        try:
+            # Python 3.12 warns of forking with threads running; the fork runs only the
+            # detectors and pickle, no code of those threads, and ends with `os._exit`.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError as exc:
+            os.close(read)
+            os.close(write)
+            log.warning("event=whole_judging_not_forked error=%s", exc.strerror or exc)
+            return False
         if pid == 0:  # the fork: judge, send what was found, and end without cleaning up
             os.close(read)
             _judge_and_exit(write, lambda: judge(cut(), start_us, end_us))
@@ -71,12 +81,13 @@ class WholeJudging:
         def work() -> None:
             with os.fdopen(read, "rb") as pipe:
                 sent = pipe.read()
-            os.waitpid(pid, 0)
+            _, status = os.waitpid(pid, 0)
             took = self.monotonic() - began
             try:
                 outcome, value = pickle.loads(sent)  # noqa: S301 - our own fork's
-            except Exception:
-                outcome, value = "error", RuntimeError("the whole judging ended without a word")
+            except Exception:  # killed (the kernel's OOM killer, say): found nothing
+                log.warning("event=whole_judging_lost status=%s", status)
+                outcome, value = "found", []
             with self._lock:
                 if outcome == "found":
                     self._done = Found(start_us, value, took)
@@ -85,6 +96,7 @@ class WholeJudging:
 
         self._thread = threading.Thread(target=work, name="detection-whole", daemon=True)
         self._thread.start()
+        return True
 
     def take(self) -> Found | None:
         """What a finished judging found (once), or None while it runs or if none ran."""

@@ -318,10 +318,7 @@ class LiveDetection:
         if count and self.peeked != (start, count):
             if not self._whole_due(start, count):
                 judged = self._peek_new(start, end)
-            elif self.background and count > self.peek_always:
-                parts, empty = self.pending.parts(end), self.pending.empty
-                judge = self.detection.judge_part
-                self.judging.start(lambda: joined(parts, empty), judge, start, end)
+            elif self.background and count > self.peek_always and self._fork_whole(start, end):
                 judged = self._peek_new(start, end)  # meanwhile, this poll's events at once
             else:
                 began = self.monotonic()
@@ -333,6 +330,14 @@ class LiveDetection:
                 changed[incident.id] = incident
             self.peeked = (start, count)
         return changed
+
+    def _fork_whole(self, start: int, end: int) -> bool:
+        """Start judging the open batch whole in a fork (`background.py`); False if none
+        could be made: then it is judged here, as without `background`."""
+        parts, empty = self.pending.parts(end), self.pending.empty
+        return self.judging.start(
+            lambda: joined(parts, empty), self.detection.judge_part, start, end
+        )
 
     def _peek_new(self, start: int, end: int) -> list[Incident]:
         """Judge the open batch's events that came since it was last judged."""

@@ -17,7 +17,7 @@ def test_what_it_found_is_taken_once_and_only_when_done():
         return [ev, start_us, end_us, os.getpid()]
 
     judging = WholeJudging(monotonic=iter([1.0, 3.5]).__next__)
-    judging.start(lambda: "events", judge, 10, 20)
+    assert judging.start(lambda: "events", judge, 10, 20)
     try:
         assert judging.running and judging.take() is None  # still running
     finally:
@@ -46,11 +46,25 @@ def test_an_error_in_the_fork_is_raised_in_the_callers():
     assert not judging.running
 
 
-def test_a_fork_that_dies_without_a_word_is_an_error():
+def test_a_fork_that_dies_without_a_word_found_nothing(caplog: pytest.LogCaptureFixture):
+    """Killed (by the kernel's OOM killer, say): logged, and the batch is judged whole
+    again next time; the detection process goes on."""
+
     def judge(ev, start_us, end_us):
-        os._exit(3)  # killed, say, by the kernel for memory
+        os._exit(3)
 
     judging = WholeJudging()
-    judging.start(lambda: None, judge, 0, 1)
-    with pytest.raises(RuntimeError, match="without a word"):
-        judging.wait()
+    assert judging.start(lambda: None, judge, 5, 6)
+    done = judging.wait()
+    assert done is not None and (done.start_us, done.findings) == (5, [])
+    assert "event=whole_judging_lost status=768" in caplog.text  # exit status 3
+
+
+def test_no_fork_to_be_had_is_said(monkeypatch: pytest.MonkeyPatch):
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    judging = WholeJudging()
+    assert not judging.start(lambda: None, lambda *_: [], 0, 1)
+    assert not judging.running and judging.wait() is None

@@ -73,7 +73,7 @@ def test_a_large_open_batch_is_judged_whole_only_now_and_then(tmp_path: Path):
     ]
     raised: dict[str, list[list[str]]] = {}
     final: dict[str, list[tuple[str, list[str], int]]] = {}
-    for way in ("throttled", "background", "whole"):
+    for way in ("throttled", "background", "whole", "no fork"):
         with DuckDBStore(tmp_path / f"{way}.duckdb") as store:
             store.write_batch([r for r in world() if r.ts_us < us(CUT)])
             train_store(store, DetectorsConfig(), CUT)
@@ -83,8 +83,10 @@ def test_a_large_open_batch_is_judged_whole_only_now_and_then(tmp_path: Path):
             live.peek_always = 10**6 if way == "whole" else 3
             # background: a clock that stands still (a whole judging takes no time, so one
             # starts at every poll); otherwise every whole judging takes a second
-            live.monotonic = (lambda: 0.0) if way == "background" else _ticking()
-            live.background = way == "background"
+            live.monotonic = (lambda: 0.0) if way in ("background", "no fork") else _ticking()
+            live.background = way in ("background", "no fork")
+            if way == "no fork":  # none to be had: judged whole here, at every poll
+                live.judging.start = lambda *_: False  # type: ignore[method-assign]
             raised[way] = []
             for rows in polls:
                 store.write_batch(rows)
@@ -102,7 +104,8 @@ def test_a_large_open_batch_is_judged_whole_only_now_and_then(tmp_path: Path):
     assert "root_token" in raised["background"][1]
     assert "enumeration" not in raised["background"][2]
     assert "enumeration" in raised["background"][3]
-    assert final["throttled"] == final["whole"] == final["background"]
+    assert raised["no fork"] == raised["whole"]
+    assert final["throttled"] == final["whole"] == final["background"] == final["no fork"]
 
 
 class _DiesAfterWriting:
