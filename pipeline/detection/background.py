@@ -126,6 +126,7 @@ def _judge_and_exit(write: int, judging: Callable[[], list[Finding]]) -> None:
     """In the fork: send ("found", findings) or ("error", exception) and exit at once
     (`os._exit`: no handlers, buffers or finalizers of the parent's run here)."""
     gc.disable()  # short-lived: collecting would only copy the parent's pages
+    os.nice(10)  # on a busy core, storing and judging each poll come first
     try:
         try:
             sent = pickle.dumps(("found", judging()))

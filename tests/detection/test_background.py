@@ -14,7 +14,7 @@ def test_what_it_found_is_taken_once_and_only_when_done():
 
     def judge(ev, start_us, end_us):
         assert os.read(release, 1) == b"!"
-        return [ev, start_us, end_us, os.getpid()]
+        return [ev, start_us, end_us, os.getpid(), os.nice(0)]
 
     judging = WholeJudging(monotonic=iter([1.0, 3.5]).__next__)
     assert judging.start(lambda: "events", judge, 10, 20)
@@ -29,7 +29,8 @@ def test_what_it_found_is_taken_once_and_only_when_done():
         ["events", 10, 20],
         2.5,
     )
-    assert done.findings[3] != os.getpid()  # judged in another process
+    assert done.findings[3] != os.getpid()  # judged in another process,
+    assert done.findings[4] == min(19, os.nice(0) + 10)  # which yields a busy core
     assert not judging.running and judging.take() is None and judging.wait() is None
     os.close(release)
     os.close(go)
