@@ -19,6 +19,8 @@ import gc
 import logging
 import os
 import pickle
+import select
+import signal
 import threading
 import time
 import warnings
@@ -29,6 +31,8 @@ from detectors.alert import Finding
 from detectors.events import Events
 
 log = logging.getLogger(__name__)
+
+FORK_SECONDS = 300.0
 
 Judge = Callable[[Events, int, int], list[Finding]]
 
@@ -47,6 +51,9 @@ class WholeJudging:
     """At most one whole judging at a time."""
 
     monotonic: Callable[[], float] = time.monotonic
+    # A fork still judging after this long is killed (found nothing): learning waits for
+    # it, so one that hung would stop detection. Judging a million events takes seconds.
+    timeout_seconds: float = FORK_SECONDS
     _thread: threading.Thread | None = None
     _done: Found | None = None
     _error: BaseException | None = None
@@ -79,8 +86,10 @@ class WholeJudging:
         os.close(write)
 
         def work() -> None:
-            with os.fdopen(read, "rb") as pipe:
-                sent = pipe.read()
+            sent = _read_until(read, time.monotonic() + self.timeout_seconds)
+            if sent is None:
+                os.kill(pid, signal.SIGKILL)
+                sent = b""
             _, status = os.waitpid(pid, 0)
             took = self.monotonic() - began
             try:
@@ -120,6 +129,21 @@ class WholeJudging:
         """Wait for a judging in flight to finish; what it found."""
         self.join()
         return self.take()
+
+
+def _read_until(fd: int, deadline: float) -> bytes | None:
+    """All a pipe carries until its writer closes it (and close it here), or None at the
+    deadline (monotonic seconds)."""
+    parts: list[bytes] = []
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                return None
+            part = pipe.read(1 << 16)
+            if not part:
+                return b"".join(parts)
+            parts.append(part)
 
 
 def _judge_and_exit(write: int, judging: Callable[[], list[Finding]]) -> None:

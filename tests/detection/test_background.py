@@ -69,3 +69,20 @@ def test_no_fork_to_be_had_is_said(monkeypatch: pytest.MonkeyPatch):
     judging = WholeJudging()
     assert not judging.start(lambda: None, lambda *_: [], 0, 1)
     assert not judging.running and judging.wait() is None
+
+
+def test_a_fork_that_hangs_is_killed_at_its_deadline(caplog: pytest.LogCaptureFixture):
+    """Learning waits for a whole judging: one that never ends must not stop detection."""
+    never, _keep = os.pipe()  # nothing is ever written: the fork waits for good
+
+    def judge(ev, start_us, end_us):
+        os.read(never, 1)
+        return []
+
+    judging = WholeJudging(timeout_seconds=0.3)
+    assert judging.start(lambda: None, judge, 7, 8)
+    done = judging.wait()
+    assert done is not None and (done.start_us, done.findings) == (7, [])
+    assert "event=whole_judging_lost status=9" in caplog.text  # SIGKILL
+    os.close(never)
+    os.close(_keep)
