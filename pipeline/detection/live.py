@@ -239,8 +239,7 @@ class LiveDetection:
 
     def _process(self, rows: Sequence[EventRow], clock_us: int | None, stored: bool) -> list[Alert]:
         fresh = self._sort(rows)
-        if self.start is None and fresh:  # before they are stored: see `_save_origin`
-            self._save_origin(self.clock.align(min(r.ts_us for r in fresh)))
+        self.anchor(fresh)  # before they are stored: see `_save_origin`
         if rows and not stored:
             self.store.write_batch(list(rows))
         if self.ledger.unsaved:  # listed before any alert judged without them is stored
@@ -278,9 +277,9 @@ class LiveDetection:
         return fresh
 
     def anchor(self, rows: Sequence[EventRow]) -> None:
-        """Before someone else stores `rows` for this runtime to judge (`process(...,
-        stored=True)`): until it has a start, note where live detection begins, as
-        `process` does before storing them itself."""
+        """Before `rows` are stored for this runtime to judge (by `process`, or by a
+        follower before `process(..., stored=True)`): until it has a start, note where
+        live detection begins."""
         if self.start is None:
             owned = [r.ts_us for r in rows if self.owner(r.identity) is not None]
             if owned:
