@@ -1,7 +1,7 @@
 """Ingest benchmark: full Vault ingest versus bare `orjson.loads`, in one process, one core.
 
     python tests/bench/bench_ingest.py [--shape all|generator|harness|real] [--lines 1000000]
-                                       [--seed 7] [--repeat 3] [--clock wall|cpu]
+                                       [--seed 7] [--repeat 3] [--clock wall|cpu] [--stages]
 
 Three shapes of Vault audit lines, each cached under the bench cache once generated:
 - `generator`: `vault_gen.py` (compact lines, `type` and `request.id` first);
@@ -15,6 +15,13 @@ any JSON ingest); (b) runs the real ingest of the same file: read, frame, decode
 normalize and store into a fresh DuckDB file. The two alternate, `--repeat` times, and each
 keeps its best run. Goal: (b) reaches at least 60% of (a)'s lines per second on every shape.
 The process is pinned to one CPU so DuckDB's threads cannot make (b) look better than it is.
+
+`--stages` also says where (b)'s time goes, per shape (best of `--repeat` each): framing
+(reading and splitting lines), decoding and pairing (the parser with `vault.normalize`
+swapped for a constant row), normalizing (the parser's time less that), storing (one
+`write_batch` of the parsed events), and the rest of (b) (dead-letter
+and time-window checks, the summary). It prints the ratio (b) would reach if normalizing
+cost nothing: the room left for it.
 """
 
 from __future__ import annotations
@@ -35,7 +42,11 @@ import real_gen  # noqa: E402
 import scenario_gen  # noqa: E402
 import vault_gen  # noqa: E402
 
-from pipeline.ingest import Ingestor  # noqa: E402
+from pipeline.ingest import Ingestor, fewer_gc_passes  # noqa: E402
+from pipeline.limits import Limits  # noqa: E402
+from pipeline.record import EventRow  # noqa: E402
+from pipeline.sources import vault  # noqa: E402
+from pipeline.sources.framing import file_records  # noqa: E402
 from pipeline.store.duckdb import DuckDBStore  # noqa: E402
 
 CACHE = Path(
@@ -107,6 +118,81 @@ def full_ingest(path: Path, folder: Path) -> tuple[int, int, float]:
     return summary.records, summary.stored, elapsed
 
 
+def framing(path: Path) -> float:
+    start = clock()
+    for _ in file_records(path, None, Limits()):
+        pass
+    return clock() - start
+
+
+def parsing(path: Path, rows: list[EventRow] | None = None) -> float:
+    """The Vault parser over the file (framing included); its events go to `rows`."""
+    parser = vault.VaultParser()
+    with fewer_gc_passes():
+        start = clock()
+        for chunk in file_records(path, None, Limits()):
+            made = parser.feed(chunk, path.name).rows
+            if rows is not None:
+                rows += made
+        made = parser.flush(path.name).rows
+        elapsed = clock() - start
+    if rows is not None:
+        rows += made
+    return elapsed
+
+
+def _constant_row(entry: object, backend: str | None, event_id: str, *_: object) -> EventRow:
+    """`vault.normalize` doing no work: pairing still makes one event per call."""
+    fields = (event_id, 0, "vault", "vault", "x", "unknown", None, "other", "", "success")
+    return tuple.__new__(EventRow, (*fields, None, None, None, None, None, None))
+
+
+def parsing_without_normalizing(path: Path) -> float:
+    normalize, vault.normalize = vault.normalize, _constant_row
+    try:
+        return parsing(path)
+    finally:
+        vault.normalize = normalize
+
+
+def storing(rows: list[EventRow]) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = DuckDBStore(Path(tmp) / "bench.duckdb")
+        store.open()
+        start = clock()
+        store.write_batch(rows, [])
+        elapsed = clock() - start
+        store.close()
+        return elapsed
+
+
+def stages(path: Path, repeat: int, a_seconds: float, b_seconds: float) -> None:
+    """Where the full ingest's time goes (best of `repeat` runs of each stage)."""
+    rows: list[EventRow] = []
+    parsing(path, rows)
+    best = {"framing": float("inf"), "bare": float("inf"), "parse": float("inf")}
+    best["store"] = float("inf")
+    for _ in range(repeat):
+        best["framing"] = min(best["framing"], framing(path))
+        best["bare"] = min(best["bare"], parsing_without_normalizing(path))
+        best["parse"] = min(best["parse"], parsing(path))
+        best["store"] = min(best["store"], storing(rows))
+    normalizing = max(0.0, best["parse"] - best["bare"])
+    parts = {
+        "framing": best["framing"],
+        "decoding and pairing": best["bare"] - best["framing"],
+        "normalizing": normalizing,
+        "storing": best["store"],
+        "the rest": b_seconds - best["parse"] - best["store"],
+    }
+    print(f"  where (b)'s {b_seconds:.2f} s go, best of {repeat} each:")
+    for name, seconds in parts.items():
+        share = seconds / b_seconds if b_seconds else 0.0
+        print(f"    {name:<22} {seconds:>6.2f} s  {share:>4.0%}")
+    room = a_seconds / max(b_seconds - normalizing, 1e-9)
+    print(f"  ratio if normalizing cost nothing: {room:.2f}", flush=True)
+
+
 @dataclass
 class Result:
     shape: str
@@ -121,7 +207,7 @@ class Result:
         return self.rate_b / self.rate_a
 
 
-def run_shape(shape: str, lines: int, seed: int, repeat: int) -> Result:
+def run_shape(shape: str, lines: int, seed: int, repeat: int, with_stages: bool) -> Result:
     path = input_file(shape, lines, seed)
     size = path.stat().st_size
     mb, per_line = size / 1e6, size / lines
@@ -142,6 +228,8 @@ def run_shape(shape: str, lines: int, seed: int, repeat: int) -> Result:
     detail = f"{best_b:.2f} s, {stored:,} events stored"
     print(f"  (b) full ingest:        {result.rate_b:>10,.0f} lines/s  ({detail})")
     print(f"  ratio (b)/(a): {result.ratio:.2f}  (goal >= 0.60)", flush=True)
+    if with_stages:
+        stages(path, repeat, best_a, best_b)
     return result
 
 
@@ -152,6 +240,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
+    parser.add_argument("--stages", action="store_true", help="where the ingest's time goes")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
@@ -161,7 +250,9 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     CACHE.mkdir(parents=True, exist_ok=True)
     shapes = SHAPES if args.shape == "all" else (args.shape,)
-    results = [run_shape(shape, args.lines, args.seed, args.repeat) for shape in shapes]
+    results = [
+        run_shape(shape, args.lines, args.seed, args.repeat, args.stages) for shape in shapes
+    ]
     print()
     print(f"{'shape':<10} {'bytes/line':>10} {'(a) lines/s':>12} {'(b) lines/s':>12} {'ratio':>6}")
     for r in results:
