@@ -10,17 +10,20 @@ a fork of this process: it reads the events cut out of the buffer when it starte
 runs anyway (the caller waits for it, `wait`, before learning from a batch). It sends back
 only its findings, pickled; a thread here reads them (blocked on the pipe, it holds no
 lock). The caller applies them (`Detection.apply_peek`) in its own thread, so incidents
-change in one thread only.
+change in one thread only. The fork dies with this process (`_die_with_parent`): its
+findings would have no reader, and a fork left behind would hold this process's memory.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
 import pickle
 import select
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -33,6 +36,7 @@ from detectors.events import Events
 log = logging.getLogger(__name__)
 
 FORK_SECONDS = 300.0
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 
 Judge = Callable[[Events, int, int], list[Finding]]
 
@@ -68,6 +72,7 @@ class WholeJudging:
         proportion to the batch too) over [start_us, end_us). False if no fork could be
         made (out of memory or processes): then the caller judges the batch itself."""
         began = self.monotonic()
+        parent = os.getpid()
         read, write = os.pipe()
         try:
             # Python 3.12 warns of forking with threads running; the fork runs only the
@@ -82,6 +87,7 @@ class WholeJudging:
             return False
         if pid == 0:  # the fork: judge, send what was found, and end without cleaning up
             os.close(read)
+            _die_with_parent(parent)
             _judge_and_exit(write, lambda: judge(cut(), start_us, end_us))
         os.close(write)
 
@@ -144,6 +150,17 @@ def _read_until(fd: int, deadline: float) -> bytes | None:
             if not part:
                 return b"".join(parts)
             parts.append(part)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the fork, on Linux: the kernel kills it when the thread that forked it ends (the
+    detection loop's, which lives as long as its process), say when that process is
+    killed mid-judging. Elsewhere a fork outlives it until its judging ends. A parent
+    that died before this was set is caught by its pid."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 def _judge_and_exit(write: int, judging: Callable[[], list[Finding]]) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing as mp
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -261,6 +262,7 @@ def _child_main(
     # child through the pipe, after its last snapshot, and a dead parent ends it by EOF.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    close_in_forks(feed, results, calls)
     store = cast("DetectionStore", _StoreProxy(calls))
     try:
         detection = EmbeddedDetection(store, DetectorsConfig.model_validate(cfg))
@@ -300,6 +302,18 @@ def _child_main(
         except OSError:
             pass
         raise
+
+
+def close_in_forks(*pipes: Connection) -> None:
+    """A fork of this process (a whole judging, `background.py`) closes its copies of the
+    pipes to the service: were they open there, the service would see this process die
+    only once the fork ended, and meanwhile its store and result threads would wait."""
+
+    def close() -> None:
+        for pipe in pipes:
+            pipe.close()
+
+    os.register_at_fork(after_in_child=close)
 
 
 def _portable(exc: BaseException) -> BaseException:

@@ -5,16 +5,22 @@ takes the last snapshot."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import signal
 import sys
 from collections.abc import Callable
 from datetime import timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 
+import pytest
 from waiting import wait_until
 
 from detectors.settings import DetectorsConfig
+from pipeline.detection.background import WholeJudging
 from pipeline.detection.embedded import EMBEDDED
-from pipeline.detection.process import DetectionProcess, Judged
+from pipeline.detection.process import DetectionProcess, Judged, close_in_forks
 from pipeline.detection.store import train_store
 from pipeline.store.duckdb import DuckDBStore
 
@@ -98,3 +104,57 @@ def test_events_stored_before_the_first_child_judged_them_are_judged_after_a_kil
             assert [a.identity for j in heard for a in j.alerts] == ["root"]
         finally:
             assert again.close() == []
+
+
+def _judging_when_killed(service: Connection, forks: Connection) -> None:
+    """A detection process as `_child_main` sets it up (its pipe to the service closed in
+    forks), killed while a whole judging that never ends runs in its fork."""
+    close_in_forks(service)
+    never, _kept = os.pipe()
+
+    def judge(events: object, start_us: int, end_us: int) -> list[object]:
+        forks.send((os.getpid(), service.closed))
+        os.read(never, 1)  # nothing is ever written
+        return []
+
+    assert WholeJudging().start(lambda: None, judge, 0, 1)
+    service.recv()  # until killed
+
+
+def _running(pid: int) -> bool:
+    """Alive, not a zombie (the fork is reparented, maybe to a PID 1 that does not reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; prctl")
+def test_a_detection_process_killed_mid_judging_is_seen_at_once_and_its_fork_ends_too():
+    """Before: the fork held the pipes, so the service's store and result threads waited
+    for it to end (never, if it hung), and it went on holding the dead process's memory.
+    Now the fork closes them (it has no business on them) and dies with its parent."""
+    ctx = mp.get_context("spawn")  # as `serve` starts its detection process
+    service, service_child = ctx.Pipe()
+    forks, forks_child = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_judging_when_killed, args=(service_child, forks_child))
+    child.start()
+    service_child.close()
+    forks_child.close()
+    fork = 0
+    try:
+        assert forks.poll(60), "the whole judging did not start"
+        fork, closed = forks.recv()
+        assert closed, "the fork holds the pipe to the service"
+        assert _running(fork)
+        child.kill()
+        child.join(10)
+        assert service.poll(10), "the service did not see its detection process die"
+        with pytest.raises(EOFError):
+            service.recv()
+        wait_until(lambda: not _running(fork), 10, what="the fork killed with its parent")
+    finally:
+        if fork and _running(fork):
+            os.kill(fork, signal.SIGKILL)
+        child.kill()
