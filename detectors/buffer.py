@@ -6,7 +6,10 @@ cut out of the chunks, in that order, when it is judged. `prepare` numbers the g
 codes per call, so the buffer renumbers each chunk's codes, as it arrives, by tables of
 its own: any chunks cut out together are coded alike without coding them again (which,
 over a large open batch, cost more than judging it). The tables are emptied whenever the
-buffer is; they hold every identity, secret, network and client seen in between.
+buffer is. A stream's buffer never is (the next hour's events come before the last hour is
+learned from), so once a table holds many more values than the buffer does events, what
+is held is coded anew (`_compact`): otherwise a spray of random user names would grow the
+tables without end, and codes packed into 64-bit keys (`icode << 40`) would collide.
 
 It also keeps apart the chunks added since the open batch was last judged (`fresh`), so a
 stream can judge what is new without cutting out the whole batch again.
@@ -36,14 +39,18 @@ _FIELDS = [f.name for f in fields(Events)]
 _CODED = [("icode", "identity"), ("scode", "secret"), ("ncode", "net"), ("ccode", "client")]
 MAX_CHUNKS = 32  # prepared chunks kept apart at most (binary merging keeps far fewer)
 LEARNED_KEPT = 200_000  # ids of events learned from, kept to tell a copy from a late event
+TABLE_SLACK = 100_000  # values a code table may hold beyond twice the events held
 
 
 class EventBuffer:
     """Prepared events not learned from yet; `empty` is a prepared batch of none."""
 
-    def __init__(self, empty: Events, learned_kept: int = LEARNED_KEPT) -> None:
+    def __init__(
+        self, empty: Events, learned_kept: int = LEARNED_KEPT, table_slack: int | None = None
+    ) -> None:
         self.empty = empty
         self.learned_kept = learned_kept
+        self.table_slack = TABLE_SLACK if table_slack is None else table_slack
         self.chunks: list[Events] = []
         self.fresh: list[Events] = []  # chunks added since `judged` was last called
         self._tables: dict[str, dict[str, int]] = {code: {} for code, _ in _CODED}
@@ -143,6 +150,16 @@ class EventBuffer:
             codes[code] = known[local]
         return replace(chunk, **codes)
 
+    def _compact(self) -> None:
+        """Code what is held anew, by tables of its own values only (`recode` first: `_coded`
+        renumbers a chunk's own codes, 0.. as `prepare` makes them). It costs in proportion
+        to what is held, and comes only after that many new values, so it is paid once per
+        value at most."""
+        self._tables = {code: {} for code, _ in _CODED}
+        self.chunks = [self._coded(recode(c)) for c in self.chunks]
+        self.fresh = [self._coded(recode(c)) for c in self.fresh]
+        self._index = {}
+
     def new(self, start_us: int, end_us: int) -> Events:
         """The events in [start_us, end_us) added since `judged` was last called."""
         parts = [c.slice(_cut(c, start_us), _cut(c, end_us)) for c in self.fresh]
@@ -168,6 +185,8 @@ class EventBuffer:
         self._forget_index()
         if not kept:
             self._tables = {code: {} for code, _ in _CODED}
+        elif max(map(len, self._tables.values())) > 2 * len(self) + self.table_slack:
+            self._compact()
         if len(self.learned) > 2 * self.learned_kept:
             self.learned = dict.fromkeys(list(self.learned)[-self.learned_kept :])
         return recode(ordered(parts, self.empty))

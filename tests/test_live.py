@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from detectors import buffer
 from detectors.settings import DetectorsConfig
 from pipeline.detection.live import LiveDetection
 from pipeline.detection.store import train_store
@@ -169,3 +170,38 @@ def test_baselines_trained_with_another_layout_are_refused(
     with pytest.raises(StoreError) as info:
         live.assign(lambda identity: "events/0")
     assert named in str(info.value) and "secretwatch train" in str(info.value)
+
+
+def test_codes_made_anew_while_streaming_change_no_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A stream's buffer is never empty, so it codes what it holds anew once its code
+    tables outgrow it (detectors/buffer.py): forced here whenever they hold more values
+    than twice its events, through a spray of user names, with the same alerts."""
+    spray = [row(f"user-{n}", after(n * 0.04), kind="human", outcome="denied") for n in range(280)]
+    events = sorted([*_events(), *spray], key=lambda r: r.ts_us)
+    later = [r for r in events if r.ts_us >= us(CUT)]
+    stream = [later[i : i + 50] for i in range(0, len(later), 50)]
+
+    def alerts(path: Path) -> dict[str, set[str]]:
+        with DuckDBStore(path) as opened:
+            opened.write_batch([r for r in events if r.ts_us < us(CUT)])
+            train_store(opened, CFG, CUT)
+            live = LiveDetection(opened, CFG, "m0", lateness_seconds=0)
+            live.assign(lambda identity: "events/0")
+            _feed([(live, lambda identity: "events/0")], stream)
+            return _evidence(opened)
+
+    as_before = alerts(tmp_path / "before.duckdb")
+    compacted = []
+    original = buffer.EventBuffer._compact
+
+    def compact(self: buffer.EventBuffer) -> None:
+        compacted.append(len(self))
+        original(self)
+
+    monkeypatch.setattr(buffer, "TABLE_SLACK", 0)
+    monkeypatch.setattr(buffer.EventBuffer, "_compact", compact)
+    assert alerts(tmp_path / "anew.duckdb") == as_before
+    assert len(compacted) >= 3 and all(compacted)  # a buffer never empty, coded anew
+    assert len(as_before) >= 2

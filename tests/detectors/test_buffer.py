@@ -112,3 +112,38 @@ def test_peek_of_some_identities_leaves_out_the_busy_ones():
     end = int(_chunk(1.0).ts_us[0])
     assert set(buffer.peek(end, ["busy", "quiet"], most=3).identity) == {"quiet"}
     assert len(buffer.peek(end, ["busy", "quiet"], most=4)) == 5
+
+
+def test_codes_stay_as_few_as_what_is_held_in_a_stream_that_never_empties():
+    """A service's buffer is never empty (the next hour's events are in before the last
+    hour is learned from), so its code tables never emptied: they kept every identity,
+    secret, network and client ever seen. A password spray of random user names grew
+    them without end, and codes are packed into 64-bit keys (`icode << 40`): past 2**23
+    identities, identities would share keys. Now the tables hold what the buffer does."""
+    buffer = EventBuffer(_chunk(), table_slack=100)
+    for hour in range(40):
+        sprayed = [
+            row(f"user-{hour}-{n}", after(hour + n / 100), ip=f"203.0.{hour}.{n}", kind="human")
+            for n in range(50)
+        ]
+        buffer.add(frame(sprayed))
+        buffer.add(_chunk(hour + 0.99, who="svc-orders"))
+        taken = buffer.take(int(_chunk(hour).ts_us[0]))  # the hour before, learned from
+        assert len(buffer) > 0  # never empty
+        if hour:
+            assert set(taken.identity) >= {f"user-{hour - 1}-0", "svc-orders"}
+        held = buffer.peek(int(_chunk(hour + 1).ts_us[0]))
+        for code, value in (("icode", "identity"), ("ncode", "net"), ("scode", "secret")):
+            codes, values = getattr(held, code), getattr(held, value)
+            assert int(codes.max()) < 400  # not every value seen (2,000 by the last hour)
+            # one code per value and one value per code, as before
+            pairs = set(zip(codes.tolist(), values.tolist(), strict=True))
+            assert len(pairs) == len(set(codes.tolist())) == len(set(values.tolist()))
+        some = buffer.peek(int(_chunk(hour + 1).ts_us[0]), ["svc-orders", f"user-{hour}-7"])
+        assert sorted(set(some.identity)) == sorted({"svc-orders", f"user-{hour}-7"})
+        arrived = buffer.new(int(_chunk(hour).ts_us[0]), int(_chunk(hour + 1).ts_us[0]))
+        coded = dict(zip(held.identity.tolist(), held.icode.tolist(), strict=True))
+        assert len(arrived) == 51 and all(  # what came since is coded as what is held
+            coded[i] == c for i, c in zip(arrived.identity, arrived.icode.tolist(), strict=True)
+        )
+        buffer.judged()  # as live detection does at every poll
