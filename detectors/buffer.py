@@ -9,7 +9,7 @@ over a large open batch, cost more than judging it). The tables are emptied when
 buffer is. A stream's buffer never is (the next hour's events come before the last hour is
 learned from), so once a table holds many more values than the buffer does events, what
 is held is coded anew (`_compact`): otherwise a spray of random user names would grow the
-tables without end, and codes packed into 64-bit keys (`icode << 40`) would collide.
+tables without end, and codes packed into 64-bit keys (`icode << 40`) wrap past 2**24.
 
 It also keeps apart the chunks added since the open batch was last judged (`fresh`), so a
 stream can judge what is new without cutting out the whole batch again.

@@ -118,8 +118,8 @@ def test_codes_stay_as_few_as_what_is_held_in_a_stream_that_never_empties():
     """A service's buffer is never empty (the next hour's events are in before the last
     hour is learned from), so its code tables never emptied: they kept every identity,
     secret, network and client ever seen. A password spray of random user names grew
-    them without end, and codes are packed into 64-bit keys (`icode << 40`): past 2**23
-    identities, identities would share keys. Now the tables hold what the buffer does."""
+    them without end, and codes are packed into 64-bit keys (`icode << 40`), which wrap
+    past 2**24 identities: two would share a key. Now the tables hold what the buffer does."""
     buffer = EventBuffer(_chunk(), table_slack=100)
     for hour in range(40):
         sprayed = [
