@@ -7,17 +7,18 @@ queue message, commit the offset). Parsing, storing and detection happen later, 
 spool, so a slow store never makes a sender wait or drop events.
 
 Input the collector cannot even frame (a body that is not JSON, a request too large) is
-`reject`ed: it becomes a dead letter naming the collector, and the stream goes on.
+`reject`ed: it becomes a dead letter naming the collector, on disk before the collector
+answers (`rejected.py`), and the stream goes on.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pipeline.collectors.rejected import Rejected
 from pipeline.collectors.spool import Spool
 from pipeline.redact import redact_raw
 from pipeline.sources.base import DeadLetter
@@ -58,8 +59,11 @@ class Intake:
     spool: Spool
     wake: Callable[[], None] = lambda: None  # tells the service's reader there is more
     counts: IntakeCounts = field(default_factory=IntakeCounts)
-    _dead: deque[DeadLetter] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _rejected: Rejected = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._rejected = Rejected(self.spool.folder)
 
     def accept(self, lines: Sequence[bytes], sync: bool = True) -> None:
         """Spool `lines` (one record or document each, no newline inside), fsynced unless
@@ -83,22 +87,28 @@ class Intake:
         self.wake()
 
     def reject(self, where: str, reason: str, raw: bytes, fmt: str | None = None) -> None:
-        """A dead letter for input that never reached the spool; redacted like any other."""
+        """A dead letter for input that never reached the spool; redacted like any other,
+        and on disk when this returns (the collector answers its sender next)."""
         letter = DeadLetter(
             f"collector {self.collector}: {where}", 0, 0, reason, redact_raw(raw), fmt
         )
+        self._rejected.append(letter)
         with self._lock:
             self.counts.rejected += 1
-            self._dead.append(letter)
         self.wake()
 
     def unauthorized(self) -> None:
         with self._lock:
             self.counts.unauthorized += 1
 
+    def dead_waiting(self) -> bool:
+        """Whether dead letters wait to be stored."""
+        return self._rejected.waiting()
+
     def take_dead(self) -> list[DeadLetter]:
-        """The dead letters rejected since the last call (the service stores them)."""
-        with self._lock:
-            letters = list(self._dead)
-            self._dead.clear()
-        return letters
+        """The dead letters not stored yet; the same again until `dead_stored`."""
+        return self._rejected.take()
+
+    def dead_stored(self) -> None:
+        """The letters `take_dead` returned are stored."""
+        self._rejected.taken()

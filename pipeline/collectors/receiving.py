@@ -116,14 +116,14 @@ async def _receive(endpoint: Endpoint, request: Request) -> Response:
             body = await read_body(request, endpoint.max_body_bytes)
     except TimeoutError:
         reason = f"the body did not arrive within {endpoint.body_seconds:g} s (body_seconds)"
-        intake.reject(where, f"request refused (408): {reason}", b"")
+        await _reject(intake, where, f"request refused (408): {reason}")
         return _error(408, reason)
     except BodyTooLarge as exc:
-        intake.reject(where, f"request refused (413): {exc}", b"")
+        await _reject(intake, where, f"request refused (413): {exc}")
         return _error(413, f"{exc}; the limit is max_body_bytes")
     except ValueError as exc:
         reason = clean_error(str(exc)) or "unreadable body"
-        intake.reject(where, reason, b"")
+        await _reject(intake, where, reason)
         return _error(400, reason)
     try:
         framed = await anyio.to_thread.run_sync(_spool, endpoint, where, body)
@@ -133,6 +133,11 @@ async def _receive(endpoint: Endpoint, request: Request) -> Response:
     if framed.bad and not framed.lines:
         return _error(400, _summary(framed.bad))
     return JSONResponse({"accepted": len(framed.lines), "rejected": len(framed.bad)})
+
+
+async def _reject(intake: Intake, where: str, reason: str) -> None:
+    """A refused request's dead letter, written (and fsynced) off the event loop."""
+    await anyio.to_thread.run_sync(intake.reject, where, reason, b"")
 
 
 def _spool(endpoint: Endpoint, where: str, body: bytes) -> Framed:

@@ -34,7 +34,6 @@ from pipeline.errortext import clean_error
 from pipeline.ingest import IngestSummary
 from pipeline.record import EventRow
 from pipeline.service.metrics import ServiceMetrics
-from pipeline.sources.base import DeadLetter
 from pipeline.store.base import EventLog
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,6 @@ class Reader:
         self._stop = threading.Event()
         self._drain_seconds = DRAIN_SECONDS
         self._retry = RETRY_SECONDS
-        self._rejected: list[tuple[Source, list[DeadLetter]]] = []  # taken, not yet stored
         self._thread: threading.Thread | None = None
         # Following, the reader thread parses the next batch while a writer thread stores
         # the one before (DuckDB and Elasticsearch work without the interpreter lock, and a
@@ -99,7 +97,6 @@ class Reader:
         # failed stops the writing until the reader has reopened from the checkpoints.
         self._batches: queue.Queue[tuple[Source, Batch] | str | None] = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
-        self._rejected_lock = threading.Lock()  # the reader takes them, the writer stores
         self._rejected_queued = threading.Event()  # a REJECTED waits for the writer
 
     def open(self) -> None:
@@ -170,8 +167,8 @@ class Reader:
                 if batch is not None:
                     self._batches.put((s, batch))
                     grew = True
-            self._take_rejected()
-            if self._rejected and not self._rejected_queued.is_set():
+            rejected = any(s.intake is not None and s.intake.dead_waiting() for s in self.sources)
+            if rejected and not self._rejected_queued.is_set():
                 self._rejected_queued.set()
                 self._batches.put(REJECTED)
             if not grew:
@@ -267,22 +264,11 @@ class Reader:
             log.info("event=spool_caught_up collector=%s depth_bytes=%d", s.collector, depth)
         s.over_warning = depth > warn
 
-    def _take_rejected(self) -> None:
-        """Take the dead letters collectors made at the door, to be stored."""
+    def _store_rejected(self) -> None:
+        """Store the door's dead letters; kept on disk until stored (through a store outage
+        or a kill: `pipeline/collectors/rejected.py`)."""
         for s in self.sources:
             if s.intake is not None and (dead := s.intake.take_dead()):
-                with self._rejected_lock:
-                    self._rejected.append((s, dead))
-
-    def _store_rejected(self) -> None:
-        """Store the door's dead letters; kept until stored, through a store outage."""
-        self._take_rejected()
-        while True:
-            with self._rejected_lock:
-                if not self._rejected:
-                    return
-                s, dead = self._rejected[0]
-            self.store.write_batch([], dead, [])
-            with self._rejected_lock:
-                self._rejected.pop(0)
-            self.metrics.dead.labels(s.collector, s.source).inc(len(dead))
+                self.store.write_batch([], dead, [])
+                s.intake.dead_stored()
+                self.metrics.dead.labels(s.collector, s.source).inc(len(dead))

@@ -180,7 +180,8 @@ class CuttableProxy:
             listener, self.listener = self.listener, None
             conns, self.conns = self.conns, []
         if listener is not None:
-            listener.close()
+            _close(listener)  # shut down first: a close alone leaves a blocked accept()
+            # listening on, and `restore` could not bind the port again
         for conn in conns:
             _close(conn)
 
