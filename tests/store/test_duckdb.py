@@ -7,8 +7,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import orjson
 import pandas as pd
 import pytest
 
@@ -373,3 +375,69 @@ def test_a_store_dropped_without_closing_lets_the_file_go(tmp_path: Path) -> Non
         assert con.execute("SELECT count(*) FROM events").fetchone() == (2,)
     finally:
         con.close()
+
+
+def test_a_verdict_waits_for_detection_growing_the_same_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's concurrency is optimistic: the later writer of a row fails. Before, an
+    analyst's verdict given while detection's transaction grew the alert undid the growth
+    (an UPDATE ... RETURNING is not checked for conflicts), or, counted, was a 503."""
+    from test_store_contract import NOW, _alert
+
+    from pipeline.store.duckdb import connection, detection
+
+    path = tmp_path / "s.duckdb"
+    with DuckDBStore(path) as analyst, DuckDBStore(path) as detecting:
+        alert = _alert("root")
+        analyst.save_detection([], {}, [alert], version=1)
+        grown = _alert("root", evidence=("e1", "e2"))
+        assert grown["id"] == alert["id"]
+        detecting.con.execute("BEGIN")
+        detection.save(detecting.con, [], {}, [grown], 1, False)  # not committed yet
+        waited: list[float] = []
+
+        def pause(seconds: float) -> None:
+            if not waited:
+                detecting.con.execute("COMMIT")  # detection is done meanwhile
+            waited.append(seconds)
+
+        monkeypatch.setattr(connection, "_pause", pause)
+        analyst.resolve_alert(alert["id"], "false_positive", "ana", "planned", NOW)
+        if not waited:
+            detecting.con.execute("COMMIT")
+        row = analyst.alerts().iloc[0]
+        assert row["resolution"] == "false_positive"
+        assert orjson.loads(row["body"])["evidence"] == ["e1", "e2"]  # both writes stand
+        assert waited == [0.05]  # the verdict collided once, waited, then landed
+
+
+def test_detection_writes_again_after_a_verdict_landed_during_its_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, detection's write failed ("Conflict on update") and live detection stopped
+    and started over; now its transaction runs again, and the verdict stays."""
+    from test_store_contract import NOW, _alert
+
+    from pipeline.store.duckdb import connection, detection
+
+    path = tmp_path / "s.duckdb"
+    with DuckDBStore(path) as detecting, DuckDBStore(path) as analyst:
+        alert = _alert("root")
+        detecting.save_detection([], {}, [alert], version=1)
+        save, attempts = detection.save, []
+
+        def save_while_an_analyst_resolves(con: duckdb.DuckDBPyConnection, *args: Any) -> None:
+            con.execute("SELECT count(*) FROM alerts").fetchall()  # the transaction is underway
+            if not attempts:
+                analyst.resolve_alert(alert["id"], "true_positive", "ana", None, NOW)
+            attempts.append(1)
+            save(con, *args)
+
+        monkeypatch.setattr(detection, "save", save_while_an_analyst_resolves)
+        monkeypatch.setattr(connection, "_pause", lambda seconds: None)
+        detecting.save_detection([], {}, [_alert("root", evidence=("e1", "e3"))], version=2)
+        assert len(attempts) == 2
+        row = detecting.alerts().iloc[0]
+        assert row["resolution"] == "true_positive"
+        assert orjson.loads(row["body"])["evidence"] == ["e1", "e3"]

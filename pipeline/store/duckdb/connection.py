@@ -1,5 +1,6 @@
 """The DuckDB connection: opening a store file with errors that name the fix, one
-transaction at a time, and the wall clock for bookkeeping columns.
+transaction at a time (`retried` when two writers collide on the same rows), and the wall
+clock for bookkeeping columns.
 
 A store file is attached to an in-memory DuckDB instance (`ATTACH ... AS store`) rather
 than opened as its main database, because only an attached database takes a row group size
@@ -14,12 +15,14 @@ the file in this process (`duckdb.connect(path)` included): go through `connect`
 from __future__ import annotations
 
 import threading
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -142,6 +145,38 @@ def transaction(con: duckdb.DuckDBPyConnection, doing: str) -> Iterator[duckdb.D
     except BaseException:
         con.execute("ROLLBACK")  # leave no open transaction behind, whatever failed
         raise
+
+
+CONFLICT_RETRIES = 10  # a transaction that collided is run again up to this many times,
+_FIRST_PAUSE, _MOST_PAUSE = 0.05, 1.0  # after waiting 0.05 s, doubled up to 1 s (~6 s in all)
+_pause = time.sleep
+Con = duckdb.DuckDBPyConnection
+T = TypeVar("T")
+
+
+def retried(con: duckdb.DuckDBPyConnection, doing: str, work: Callable[[Con], T]) -> T:
+    """`work` in one transaction, run again while it collides with another connection's
+    write to the same rows. DuckDB's concurrency is optimistic: the later of two writers
+    of a row fails ("Conflict on update") and rolls back whole, so running it again once
+    the other has committed is what both meant. An analyst's verdict and detection growing
+    the same alert collide so: without this, the verdict was a 503, or detection's write
+    failed and live detection started over."""
+    pause = _FIRST_PAUSE
+    for attempt in range(CONFLICT_RETRIES + 1):
+        try:
+            with transaction(con, doing) as tx:
+                return work(tx)
+        except StoreError as exc:
+            if attempt == CONFLICT_RETRIES or not _collided(exc):
+                raise
+        _pause(pause)
+        pause = min(pause * 2, _MOST_PAUSE)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _collided(exc: StoreError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, duckdb.TransactionException) and "Conflict" in str(cause)
 
 
 def now() -> datetime:

@@ -168,25 +168,35 @@ def resolve_alert(
     note: str | None,
     now: datetime,
 ) -> bool:
-    """Store the verdict; whether the alert exists."""
-    found = con.execute(
-        f"""UPDATE alerts SET resolution = ?, resolved_by = ?, resolved_at = ?, note = ?,
-              revision = {rules.resolved_revision_sql("revision")}, updated_at = ?
-            WHERE id = ? RETURNING id""",  # noqa: S608 - constants only
-        [*rules.verdict(resolution, by, note, now), now, alert_id],
-    ).fetchall()
-    return bool(found)
+    """Store the verdict; whether the alert exists. Counted, not `RETURNING id`: DuckDB
+    (2.0) checks an UPDATE ... RETURNING for no write conflict, so a verdict given while
+    detection's transaction grew the alert silently undid that growth (`_updated`)."""
+    return bool(
+        _updated(
+            con,
+            f"""UPDATE alerts SET resolution = ?, resolved_by = ?, resolved_at = ?, note = ?,
+                  revision = {rules.resolved_revision_sql("revision")}, updated_at = ?
+                WHERE id = ?""",  # noqa: S608 - constants only
+            [*rules.verdict(resolution, by, note, now), now, alert_id],
+        )
+    )
+
+
+def _updated(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> int:
+    """Run an UPDATE; how many rows it changed (DuckDB answers an UPDATE with its count)."""
+    row = con.execute(sql, params).fetchone()
+    return int(row[0]) if row else 0
 
 
 def redrive(con: duckdb.DuckDBPyConnection, sink: str | None, alert_id: str | None) -> int:
     changes = ", ".join(f"{name} = ?" for name in rules.REDRIVEN)
-    moved = con.execute(
+    return _updated(  # counted, not RETURNING: see `resolve_alert`
+        con,
         f"""UPDATE deliveries SET {changes}, updated_at = ?
             WHERE state = ? AND (?::VARCHAR IS NULL OR sink = ?)
-              AND (?::VARCHAR IS NULL OR alert_id = ?) RETURNING alert_id""",  # noqa: S608
+              AND (?::VARCHAR IS NULL OR alert_id = ?)""",  # noqa: S608 - constants only
         [*rules.REDRIVEN.values(), clock(), rules.DEAD, sink, sink, alert_id, alert_id],
-    ).fetchall()
-    return len(moved)
+    )
 
 
 def decide_fold(

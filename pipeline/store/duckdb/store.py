@@ -25,7 +25,7 @@ from pipeline.store.base import (
     PendingDelivery,
 )
 from pipeline.store.duckdb import detection, events, outbox, reports, schema
-from pipeline.store.duckdb.connection import connect, disconnect, transaction
+from pipeline.store.duckdb.connection import connect, disconnect, retried, transaction
 
 
 class DuckDBStore:
@@ -116,8 +116,11 @@ class DuckDBStore:
         """Store baselines, detection state and new or grown alerts in one transaction, so
         a restart resumes exactly where the stored watermark says, with the alerts of
         everything before it. `replace` drops all previous baselines first (a retrain)."""
-        with transaction(self.con, f"writing detection state to store {self.path}") as con:
-            detection.save(con, baselines, state, alerts, version, replace)
+        retried(
+            self.con,
+            f"writing detection state to store {self.path}",
+            lambda con: detection.save(con, baselines, state, alerts, version, replace),
+        )
 
     def baselines(self, identities: Sequence[str] | None = None) -> list[tuple[str, bytes]]:
         return detection.baselines(self.con, identities)
@@ -146,8 +149,11 @@ class DuckDBStore:
         if not outcomes:
             return
         rules.check_outcomes(outcomes)
-        with self._transaction("recording deliveries") as con:
-            outbox.record_delivery(con, sink, outcomes, now)
+        retried(
+            self.con,
+            f"recording deliveries in store {self.path}",
+            lambda con: outbox.record_delivery(con, sink, outcomes, now),
+        )
 
     def delivery_state(
         self,
@@ -162,16 +168,22 @@ class DuckDBStore:
         self, alert_id: str, resolution: str | None, by: str, note: str | None, now: datetime
     ) -> None:
         rules.check_resolution(resolution)
-        with self._transaction("resolving an alert") as con:
-            found = outbox.resolve_alert(con, alert_id, resolution, by, note, now)
+        found = retried(
+            self.con,
+            f"resolving an alert in store {self.path}",
+            lambda con: outbox.resolve_alert(con, alert_id, resolution, by, note, now),
+        )
         if not found:
             raise StoreError(
                 f"no alert {alert_id!r} in store {self.path}; `secretwatch alerts` lists them"
             )
 
     def redrive(self, sink: str | None = None, alert_id: str | None = None) -> int:
-        with self._transaction("re-driving dead deliveries") as con:
-            return outbox.redrive(con, sink, alert_id)
+        return retried(
+            self.con,
+            f"re-driving dead deliveries in store {self.path}",
+            lambda con: outbox.redrive(con, sink, alert_id),
+        )
 
     def decide_fold(self, alert_id: str, into: str | None, now: datetime) -> str | None:
         rules.check_fold(alert_id, into)
