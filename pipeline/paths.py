@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -44,3 +45,12 @@ def make_folder(folder: Path) -> None:
         if blocker is None:
             raise
         raise NotADirectoryError(f"{blocker} is a file, not a directory") from None
+
+
+def sync_folder(folder: Path) -> None:
+    """Make a file created or renamed in `folder` durable: fsync the folder itself."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

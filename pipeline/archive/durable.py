@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from pipeline.archive.layout import TMP_SUFFIX
-from pipeline.paths import make_folder
+from pipeline.paths import make_folder, sync_folder
 
 CHUNK = 8 << 20  # hashing reads 8 MiB at a time (hashlib releases the GIL on big updates)
 
@@ -75,14 +75,6 @@ def write_durably(path: Path, data: bytes | memoryview) -> None:
         os.close(fd)
     os.replace(tmp, path)
     sync_folder(path.parent)
-
-
-def sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sha256_file(path: Path | str, follow: bool = True) -> tuple[str, int]:

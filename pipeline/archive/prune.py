@@ -22,7 +22,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline.archive import chain, layout
-from pipeline.archive.durable import sha256_bytes, sync_folder
+from pipeline.archive.durable import sha256_bytes
+from pipeline.paths import sync_folder
 
 
 @dataclass

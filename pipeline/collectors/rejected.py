@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from pipeline.paths import sync_folder
 from pipeline.sources.base import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,15 @@ class Rejected:
     def append(self, letter: DeadLetter) -> None:
         line = orjson.dumps(_fields(letter)) + b"\n"
         with self._lock:
+            created = not self.path.exists()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line)
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if created:
+                sync_folder(self.path.parent)  # the new name outlives a crash of the machine
 
     def waiting(self) -> bool:
         return self.taking.exists() or self.path.exists()

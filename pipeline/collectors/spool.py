@@ -22,6 +22,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.paths import sync_folder
 from pipeline.store.base import Checkpoint
 
 CURRENT = "current.jsonl"
@@ -133,7 +134,7 @@ class Spool:
             self._waiting = True
             old, self._fd = self._fd, self._open()
             os.close(old)
-        _sync_folder(self.folder)
+        sync_folder(self.folder)
 
     def _segment_left(self) -> bool:
         """Is a rotated segment still there (not yet read and pruned)? Then `current.jsonl`
@@ -214,12 +215,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make a rename durable: fsync the folder that holds it."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
