@@ -54,7 +54,9 @@ _VAULT_SYS = {
     "sys/policies/rgp/": ("policy-write", "policy-delete", "Sentinel policy"),
     "sys/policies/egp/": ("policy-write", "policy-delete", "Sentinel policy"),
     "sys/auth/": ("auth-enable", "auth-disable", "auth method"),
+    "sys/mounts/": ("mount-enable", "mount-disable", "secrets engine"),
 }
+_MOUNTED = {"sys/auth/": "auth", "sys/mounts/": "mount"}  # enabled and disabled, and tuned
 _TOKEN_CREATE = ("auth/token/create", "auth/token/create-orphan")
 
 
@@ -89,20 +91,25 @@ def vault(path: str, op: str) -> Change | None:
         if step == "status":
             return None
         return _change(path, f"generate-root-{step}", f"{step} of a root token generation")
+    if path == "sys/remount" and op in _WRITES:  # where from and to is HMAC'd request data
+        return _change(path, "mount-move", "moved a secrets engine or auth method to another path")
     for prefix, (write, delete, kind) in _VAULT_SYS.items():
         if path.startswith(prefix) and len(path) > len(prefix):
             name = path[len(prefix) :]
-            if prefix == "sys/auth/" and name.endswith("/tune"):
+            mounted = _MOUNTED.get(prefix)
+            if mounted and name.endswith("/tune"):
                 if op in _WRITES:
                     name = name.removesuffix("/tune")
-                    return _change(f"sys/auth/{name}", "auth-tune", f"tuned the auth method {name}")
+                    return _change(f"{prefix}{name}", f"{mounted}-tune", f"tuned the {kind} {name}")
                 return None
+            name = name.rstrip("/")
             if op in _WRITES:
-                verb = "enabled" if prefix == "sys/auth/" else "wrote"
-                return _change(path, write, f"{verb} the {kind} {name.rstrip('/')}")
+                verb = "enabled" if mounted else "wrote"
+                return _change(path, write, f"{verb} the {kind} {name}")
             if op == "delete":
-                verb = "disabled" if prefix == "sys/auth/" else "deleted"
-                return _change(path, delete, f"{verb} the {kind} {name.rstrip('/')}")
+                verb = "disabled" if mounted else "deleted"
+                every = " (and every secret in it)" if prefix == "sys/mounts/" else ""
+                return _change(path, delete, f"{verb} the {kind} {name}{every}")
             return None
     return None
 

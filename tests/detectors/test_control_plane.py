@@ -222,6 +222,33 @@ def test_replay_audit_disable_alerts_and_weekly_policy_writes_do_not():
     assert admin == {"policy-write"}  # learned in training, and kept
 
 
+def test_replay_a_secrets_engine_disabled_alerts_and_weekly_mounts_do_not():
+    """vault-admin enables a secrets engine every week of the history; orders-api never
+    touched one. Then orders-api disables the KV engine (every secret in it goes) and
+    vault-admin enables its weekly one. Before, both were `other`: nothing was raised."""
+    weekly = [
+        ("sys/mounts/kv1", "vault-admin", "update", START + timedelta(days=d, hours=9))
+        for d in range(0, TRAIN_DAYS, 7)
+    ]
+    attack = [
+        ("sys/mounts/kv1", "orders/orders-api", "delete", after(4)),
+        ("sys/mounts/kv1", "vault-admin", "update", after(9)),
+    ]
+    control_rows = _vault_rows([*weekly, *attack])
+    assert [r.operation for r in control_rows[-2:]] == ["mount-disable", "mount-enable"]
+    rows = world(TRAIN_DAYS + 1) + control_rows
+    events = rows_to_arrow(sorted(rows, key=lambda r: (r.ts_us, r.event_id))).to_pandas()
+    events = events.sort_values(["ts", "event_id"], kind="stable", ignore_index=True)
+    detection = replay(events, us(after(0)), DetectorsConfig())
+    found = [f for i in detection.incidents() for f in i.findings if f.detector == "control_plane"]
+    [finding] = found
+    assert (finding.identity, finding.severity) == ("orders/orders-api", "medium")
+    assert finding.evidence == (control_rows[-2].event_id,)
+    assert finding.explanation.startswith(
+        "disabled the secrets engine kv1 (and every secret in it) at 04:00 on Monday"
+    )
+
+
 def test_replay_of_the_stratus_hour_names_the_trail_tampering():
     """The real CloudTrail hour of Stratus Red Team detonations (invictus-ir): the trail
     stopped, deleted and its event selectors changed, and secrets deleted without

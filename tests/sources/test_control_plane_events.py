@@ -170,6 +170,35 @@ def test_vault_policy_deleted_auth_tuned_raw_and_generate_root() -> None:
     )
 
 
+def test_vault_secrets_engines_enabled_tuned_moved_and_disabled(vault_log: FeedResult) -> None:
+    """Disabling a secrets engine deletes every secret in it; enabling, tuning or moving
+    one (`sys/remount`: its path leaves the policies that named it) changes what can be
+    read where. Before, all four were `other` with no secret, so never judged."""
+    enabled = _rows(vault_log, "mount-enable")  # ops 14 and 29 of the real server's log
+    assert sorted((r.secret, r.action, r.note) for r in enabled) == [
+        ("sys/mounts/kv1", "control", f"{CONTROL_NOTE}enabled the secrets engine kv1"),
+        ("sys/mounts/transit", "control", f"{CONTROL_NOTE}enabled the secrets engine transit"),
+    ]
+    mount = _vault_entries("sys/mounts/kv1")
+    row = _vault_call(mount, operation="delete")
+    assert (row.secret, row.operation, row.note) == (
+        "sys/mounts/kv1",
+        "mount-disable",
+        f"{CONTROL_NOTE}disabled the secrets engine kv1 (and every secret in it)",
+    )
+    row = _vault_call(mount, path="sys/mounts/kv1/tune")
+    assert (row.secret, row.operation, row.action) == ("sys/mounts/kv1", "mount-tune", "control")
+    row = _vault_call(mount, path="sys/remount")
+    assert (row.secret, row.operation, row.note) == (
+        "sys/remount",
+        "mount-move",
+        f"{CONTROL_NOTE}moved a secrets engine or auth method to another path",
+    )
+    assert control_plane.vault("sys/mounts", "read") is None  # listing them
+    assert control_plane.vault("sys/mounts/kv1/tune", "read") is None
+    assert control_plane.vault("sys/remount/status/abc", "read") is None  # a move's progress
+
+
 def test_vault_root_and_orphan_tokens() -> None:
     create = _vault_entries("auth/token/create")[:2]  # op 55: a child token, orders-read
     row = _vault_call(create, new_policies=["root"])

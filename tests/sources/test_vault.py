@@ -205,7 +205,7 @@ def test_identity_rules_inline(auth: dict | None, identity: str, kind: str) -> N
         (15, "team-a/secret/cfg", "read", "read"),  # namespace prefixes the secret
         (10, "database/creds/readonly", "read", "read"),  # dynamic credentials are reads
         (17, "database/rotate-root/orders-db", "rotate", "update"),
-        (6, None, "other", "update"),  # sys/ is kept but is no secret access
+        (6, "sys/mounts/kv2", "control", "mount-enable"),  # a secrets engine enabled
         (7, None, "auth", "read"),  # auth/token/lookup-self
         (8, None, "auth", "update"),  # auth/token/renew-self
         (9, None, "auth", "update"),  # sys/leases/renew

@@ -85,8 +85,10 @@ CONTROL = {
     1: ("sys/config/auditing/request-headers/x-gt-op", "control"),  # audited header set
     20: ("sys/policies/acl/orders-read", "control"),  # policy write
     21: ("sys/policies/acl/billing-read", "control"),
+    14: ("sys/mounts/kv1", "control"),  # a secrets engine enabled
     22: ("sys/auth/userpass", "control"),  # auth enable
     25: ("sys/auth/approle", "control"),
+    29: ("sys/mounts/transit", "control"),
 }
 
 # op -> {field: what secretwatch stores}, where that differs from the row (after the
