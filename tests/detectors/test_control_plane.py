@@ -16,7 +16,9 @@ import pytest
 from judge import judge
 from world import START, TRAIN_DAYS, after, row, us, world
 
+from detectors.alert import Finding
 from detectors.baseline import FORMAT, Baselines
+from detectors.engine import Detection
 from detectors.settings import DetectorsConfig
 from pipeline.detection.replay import load_events, replay
 from pipeline.record import CONTROL_NOTE, TAMPER_NOTE, EventRow
@@ -186,6 +188,17 @@ def _vault_rows(calls: list[tuple[str, str, str, object]]) -> list[EventRow]:
     return out.rows
 
 
+def _replayed(control_rows: list[EventRow]) -> tuple[Detection, list[Finding]]:
+    """The test world's history and next day with `control_rows` among it, replayed: the
+    detection, and its control_plane findings after the history."""
+    rows = world(TRAIN_DAYS + 1) + control_rows
+    events = rows_to_arrow(sorted(rows, key=lambda r: (r.ts_us, r.event_id))).to_pandas()
+    events = events.sort_values(["ts", "event_id"], kind="stable", ignore_index=True)
+    detection = replay(events, us(after(0)), DetectorsConfig())
+    found = [f for i in detection.incidents() for f in i.findings if f.detector == "control_plane"]
+    return detection, found
+
+
 def test_replay_audit_disable_alerts_and_weekly_policy_writes_do_not():
     """Eight weeks of history (the test world, plus a weekly ACL policy write by the AppRole
     vault-admin), no control-plane change by orders/orders-api; then orders-api disables
@@ -206,13 +219,7 @@ def test_replay_audit_disable_alerts_and_weekly_policy_writes_do_not():
     control_rows = _vault_rows([*weekly, *attack])
     assert [r.operation for r in control_rows[-2:]] == ["audit-disable", "policy-write"]
     assert {r.identity for r in control_rows} == {"vault-admin", "orders/orders-api"}
-    rows = world(TRAIN_DAYS + 1) + control_rows
-    events = rows_to_arrow(sorted(rows, key=lambda r: (r.ts_us, r.event_id))).to_pandas()
-    events = events.sort_values(["ts", "event_id"], kind="stable", ignore_index=True)
-    cfg = DetectorsConfig()
-    detection = replay(events, us(after(0)), cfg)
-    found = [f for i in detection.incidents() for f in i.findings if f.detector == "control_plane"]
-    [finding] = found
+    detection, [finding] = _replayed(control_rows)
     assert (finding.identity, finding.severity) == ("orders/orders-api", "critical")
     assert finding.evidence == (control_rows[-2].event_id,)
     assert finding.explanation.startswith(
@@ -236,12 +243,7 @@ def test_replay_a_secrets_engine_disabled_alerts_and_weekly_mounts_do_not():
     ]
     control_rows = _vault_rows([*weekly, *attack])
     assert [r.operation for r in control_rows[-2:]] == ["mount-disable", "mount-enable"]
-    rows = world(TRAIN_DAYS + 1) + control_rows
-    events = rows_to_arrow(sorted(rows, key=lambda r: (r.ts_us, r.event_id))).to_pandas()
-    events = events.sort_values(["ts", "event_id"], kind="stable", ignore_index=True)
-    detection = replay(events, us(after(0)), DetectorsConfig())
-    found = [f for i in detection.incidents() for f in i.findings if f.detector == "control_plane"]
-    [finding] = found
+    _, [finding] = _replayed(control_rows)
     assert (finding.identity, finding.severity) == ("orders/orders-api", "medium")
     assert finding.evidence == (control_rows[-2].event_id,)
     assert finding.explanation.startswith(
