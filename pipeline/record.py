@@ -95,7 +95,9 @@ class EventRow(NamedTuple):
 FIELDS: tuple[str, ...] = EventRow._fields
 
 # The note of an event built from an incomplete record (a Vault request whose response has
-# not been seen). Stores let a later complete record with the same id replace it.
+# not been seen), alone or followed by "; " and what else the parser noted (a lone request
+# to disable an audit device keeps its tampering mark: `provisional`). Stores let a later
+# complete record with the same id replace it.
 PROVISIONAL_NOTE = "provisional: no response entry yet; outcome from the request"
 # Notes that mark control-plane events (`pipeline.sources.control_plane`): a change to who
 # can read secrets, or to whether anyone can see it (tampering with audit itself). The
@@ -152,3 +154,14 @@ def clip(value: object, limit: int = 256) -> str | None:
         return None
     text = value if isinstance(value, str) else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def provisional(note: str | None) -> bool:
+    """Whether an event's note marks it provisional (`PROVISIONAL_NOTE`, then maybe more).
+
+    >>> provisional(PROVISIONAL_NOTE), provisional(PROVISIONAL_NOTE + "; audit tampering: x")
+    (True, True)
+    >>> provisional(None), provisional("control-plane: wrote the ACL policy a")
+    (False, False)
+    """
+    return note is not None and note.startswith(PROVISIONAL_NOTE)

@@ -541,10 +541,9 @@ def normalize(
     secret, action = secret_and_action(path, operation, mount_type, request.mount_point, kv1)
     if path[:4] in ("sys/", "auth"):  # control-plane calls (`control_plane`)
         change = _control(entry, path, operation, secret, action)
-        if change is not None:
+        if change is not None:  # a provisional note stays first: stores match its start
             secret, action, operation = change.secret, change.action, change.operation
-            if note != PROVISIONAL_NOTE:  # stores match a provisional note exactly
-                note = f"{note}; {change.note}" if note else change.note
+            note = f"{note}; {change.note}" if note else change.note
     namespace = request.namespace
     if namespace is not None and namespace.path and secret:
         secret = namespace.path.rstrip("/") + "/" + secret
@@ -640,7 +639,7 @@ def _auth_call(
         user = login_user(path)
         if user:
             identity, kind = user, "human"
-            note = note or LOGIN_NOTE  # a provisional note stays exact: stores match it
+            note = note or LOGIN_NOTE  # a provisional note wins: its complete record says it
         elif memory is not None and mount_type == "approle" and path.endswith("/login"):
             role_id = _credentials(request.data if request is not None else None)
             role = memory.roles.get(role_id) if role_id else None

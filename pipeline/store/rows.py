@@ -6,7 +6,7 @@ from __future__ import annotations
 import nanoarrow as na
 import pyarrow as pa
 
-from pipeline.record import FIELDS, PROVISIONAL_NOTE, EventRow
+from pipeline.record import FIELDS, EventRow, provisional
 
 EVENT_COLUMNS = ["ts" if f == "ts_us" else f for f in FIELDS]  # the stored column of each field
 
@@ -55,6 +55,6 @@ def dedupe(rows: list[EventRow]) -> list[EventRow]:
     chosen: dict[str, EventRow] = {}
     for row in rows:
         held = chosen.get(row[0])
-        if held is None or (held.note == PROVISIONAL_NOTE and row.note != PROVISIONAL_NOTE):
+        if held is None or (provisional(held.note) and not provisional(row.note)):
             chosen[row[0]] = row
     return list(chosen.values())

@@ -21,7 +21,7 @@ from detectors.baseline import FORMAT, Baselines
 from detectors.engine import Detection
 from detectors.settings import DetectorsConfig
 from pipeline.detection.replay import load_events, replay
-from pipeline.record import CONTROL_NOTE, TAMPER_NOTE, EventRow
+from pipeline.record import CONTROL_NOTE, PROVISIONAL_NOTE, TAMPER_NOTE, EventRow
 from pipeline.sources import vault
 from pipeline.store.rows import rows_to_arrow
 
@@ -160,6 +160,21 @@ def _template(path: str) -> list[dict]:
     return [e for e in lines if e["type"] == "response"][:1]
 
 
+def _vault_rows_auth(caller: str, n: int) -> dict[str, object]:
+    """The auth block of the AppRole `vault-admin` or of orders/orders-api (token `n`)."""
+    meta = (
+        {"role_name": "vault-admin"}
+        if caller == "vault-admin"
+        else {"service_account_name": "orders-api", "service_account_namespace": "orders"}
+    )
+    return {
+        "accessor": f"hmac-sha256:{n:064x}",
+        "display_name": "approle" if caller == "vault-admin" else "kubernetes-orders-api",
+        "policies": ["default", "admin"],
+        "metadata": meta,
+    }
+
+
 def _vault_rows(calls: list[tuple[str, str, str, object]]) -> list[EventRow]:
     """(template path, path, operation, when) -> events, through the Vault parser: the real
     response entry of the template call, at `when`, by the AppRole `vault-admin` or the
@@ -170,17 +185,7 @@ def _vault_rows(calls: list[tuple[str, str, str, object]]) -> list[EventRow]:
         entry["time"] = pd.Timestamp(when).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         entry["request"]["id"] = f"00000000-0000-4000-8000-{n:012d}"
         entry["request"]["operation"] = operation
-        meta = (
-            {"role_name": "vault-admin"}
-            if caller == "vault-admin"
-            else {"service_account_name": "orders-api", "service_account_namespace": "orders"}
-        )
-        entry["auth"] = {
-            "accessor": f"hmac-sha256:{n:064x}",
-            "display_name": "approle" if caller == "vault-admin" else "kubernetes-orders-api",
-            "policies": ["default", "admin"],
-            "metadata": meta,
-        }
+        entry["auth"] = _vault_rows_auth(caller, n)
         records.append((orjson.dumps(entry), n, n * 1000))
     parser = vault.VaultParser()
     out = parser.feed(records, "replay")
@@ -249,6 +254,38 @@ def test_replay_a_secrets_engine_disabled_alerts_and_weekly_mounts_do_not():
     assert finding.explanation.startswith(
         "disabled the secrets engine kv1 (and every secret in it) at 04:00 on Monday"
     )
+
+
+def test_replay_an_audit_device_disabled_with_no_response_logged_is_critical():
+    """Disabling the audit device secretwatch reads from leaves only the request in that
+    log: Vault writes the response to the devices still enabled. That request counts
+    alone, provisional, and before its note was only the provisional one: the tampering
+    mark was dropped, so the attempt was an ordinary control change (medium, or nothing
+    for an identity that had disabled a device before)."""
+    history = [
+        ("sys/audit/file2", "orders/orders-api", "delete", START + timedelta(days=d, hours=8))
+        for d in range(0, TRAIN_DAYS, 7)
+    ]
+    rows = _vault_rows(history)
+    request = copy.deepcopy(
+        next(
+            json.loads(x)
+            for x in VAULT_LOG.read_text().splitlines()
+            if '"path":"sys/audit/file2"' in x and '"type":"request"' in x
+        )
+    )
+    request["time"] = pd.Timestamp(after(5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    request["request"]["operation"] = "delete"
+    request["request"]["path"] = "sys/audit/socket"
+    request["auth"] = _vault_rows_auth("orders/orders-api", 99)
+    parser = vault.VaultParser()
+    parser.feed([(orjson.dumps(request), 1, 0)], "replay")
+    [lone] = parser.flush("replay").rows  # never answered in this log
+    assert lone.note.startswith(PROVISIONAL_NOTE) and TAMPER_NOTE in lone.note
+    _, [finding] = _replayed([*rows, lone])
+    assert (finding.identity, finding.severity) == ("orders/orders-api", "critical")
+    assert finding.evidence == (lone.event_id,)
+    assert finding.explanation.startswith("disabled the Vault audit device socket/ at 05:00")
 
 
 def test_replay_of_the_stratus_hour_names_the_trail_tampering():

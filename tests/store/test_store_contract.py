@@ -132,8 +132,14 @@ def test_empty_batch(store: Store) -> None:
     assert len(store.events()) == 0
 
 
-def test_complete_row_replaces_provisional(store: Store) -> None:
-    lone = make_row("r1", "2026-05-01T03:00:00Z", note=PROVISIONAL_NOTE)
+# A provisional note, alone or followed by what else the parser noted (a lone request to
+# disable an audit device keeps its tampering mark: pipeline/record.py `provisional`).
+PROVISIONAL_NOTES = [PROVISIONAL_NOTE, f"{PROVISIONAL_NOTE}; audit tampering: disabled x/"]
+
+
+@pytest.mark.parametrize("note", PROVISIONAL_NOTES)
+def test_complete_row_replaces_provisional(store: Store, note: str) -> None:
+    lone = make_row("r1", "2026-05-01T03:00:00Z", note=note)
     assert store.write_batch([lone]) == 1
     complete = make_row("r1", "2026-05-01T03:00:01Z", outcome="denied")
     store.write_batch([complete])
@@ -146,13 +152,14 @@ def test_complete_row_replaces_provisional(store: Store) -> None:
     assert store.events()["outcome"][0] == "denied"
 
 
+@pytest.mark.parametrize("note", PROVISIONAL_NOTES)
 def test_a_provisional_event_pairs_with_its_record_across_batches_and_minutes(
-    store: Store,
+    store: Store, note: str
 ) -> None:
     """A request answered 45 minutes later (a long Kubernetes watch, a slow Vault call):
     the complete record still replaces the provisional one, and the provisional one read
     again later (a restart) is not stored beside it."""
-    lone = make_row("slow", "2026-05-01T03:00:00Z", note=PROVISIONAL_NOTE)
+    lone = make_row("slow", "2026-05-01T03:00:00Z", note=note)
     store.write_batch([make_row("before", "2026-05-01T02:59:00Z"), lone])
     complete = make_row("slow", "2026-05-01T03:45:00Z", outcome="denied")
     assert store.write_batch([complete, make_row("after", "2026-05-01T03:45:00Z")]) == 2

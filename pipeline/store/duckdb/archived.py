@@ -170,7 +170,7 @@ def _deduped(days: set[date], paths: list[Path]) -> str:
     return f"""SELECT * EXCLUDE (_origin, _n) FROM (
         SELECT *, row_number() OVER (
             PARTITION BY event_id
-            ORDER BY note IS NOT DISTINCT FROM {provisional}, _origin) AS _n
+            ORDER BY coalesce(starts_with(note, {provisional}), false), _origin) AS _n
         FROM (SELECT {_COLUMNS}, 0 AS _origin FROM {HOT} WHERE {_in_days(days)}
               UNION ALL BY NAME
               SELECT *, 1 AS _origin FROM ({_parquet(paths)})))

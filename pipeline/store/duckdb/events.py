@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.errors import StoreError
-from pipeline.record import PROVISIONAL_NOTE, EventRow
+from pipeline.record import PROVISIONAL_NOTE, EventRow, provisional
 from pipeline.sources.base import DeadLetter
 from pipeline.store.base import GROUPABLE, Checkpoint, EventFilter
 from pipeline.store.duckdb import archived
@@ -29,6 +29,7 @@ from pipeline.store.rows import EVENT_COLUMNS, dedupe, ids_batch, rows_to_batch
 
 _PROVISIONAL_US = 3_600_000_000  # how much earlier a provisional event may be than its record
 _AT = "make_timestamp({}::BIGINT)::TIMESTAMPTZ"
+_PROVISIONAL = "coalesce(starts_with(note, $p), false)"  # `record.provisional`, in SQL
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 
 
@@ -63,19 +64,19 @@ def _insert_events(con: duckdb.DuckDBPyConnection, rows: list[EventRow]) -> int:
     # than the complete record that replaces it, by at most the request's duration: that
     # pair is looked for `_PROVISIONAL_US` either way, and such events are few.
     stored = con.execute(
-        f"""SELECT event_id, note IS NOT DISTINCT FROM $p FROM events
+        f"""SELECT event_id, {_PROVISIONAL} FROM events
             WHERE ts BETWEEN {_AT.format("$lo")} AND {_AT.format("$hi")}
               AND event_id IN (SELECT event_id FROM ids)
             UNION ALL
             SELECT event_id, true FROM events
-            WHERE note = $p AND ts BETWEEN {_AT.format("$early")} AND {_AT.format("$hi")}
+            WHERE {_PROVISIONAL} AND ts BETWEEN {_AT.format("$early")} AND {_AT.format("$hi")}
               AND event_id IN (SELECT event_id FROM ids)""",  # noqa: S608 - constants
         {"p": PROVISIONAL_NOTE, "lo": lo, "hi": hi, "early": lo - _PROVISIONAL_US},
     ).fetchall()
-    lone = [r[0] for r in rows if r.note == PROVISIONAL_NOTE]
+    lone = [r[0] for r in rows if provisional(r.note)]
     if lone:  # is the complete record already stored, a little later?
         stored += con.execute(
-            f"""SELECT event_id, note IS NOT DISTINCT FROM $p FROM events
+            f"""SELECT event_id, {_PROVISIONAL} FROM events
                 WHERE ts BETWEEN {_AT.format("$lo")} AND {_AT.format("$late")}
                   AND list_contains($lone, event_id)""",  # noqa: S608 - constants
             {"p": PROVISIONAL_NOTE, "lo": lo, "late": hi + _PROVISIONAL_US, "lone": lone},
@@ -83,7 +84,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, rows: list[EventRow]) -> int:
     if stored:
         known = {event_id: provisional for event_id, provisional in stored}
         # A complete record replaces a provisional one stored earlier under its id.
-        upgrades = [r[0] for r in rows if known.get(r[0]) and r.note != PROVISIONAL_NOTE]
+        upgrades = [r[0] for r in rows if known.get(r[0]) and not provisional(r.note)]
         if upgrades:
             con.execute("DELETE FROM events WHERE list_contains(?, event_id)", [upgrades])
             for event_id in upgrades:

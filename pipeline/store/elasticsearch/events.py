@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.errors import StoreError
-from pipeline.record import PROVISIONAL_NOTE, EventRow
+from pipeline.record import PROVISIONAL_NOTE, EventRow, provisional
 from pipeline.sources.base import DeadLetter
 from pipeline.store.base import GROUPABLE, Checkpoint, EventFilter
 from pipeline.store.elasticsearch import reports
@@ -73,7 +73,7 @@ def write_events(cluster: Cluster, rows: list[EventRow], touched: set[str]) -> i
     complete = [
         (row, index, stamp)
         for row, index, stamp in zip(rows, names, iso_stamps, strict=True)
-        if row[0] in conflicts and row.note != PROVISIONAL_NOTE
+        if row[0] in conflicts and not provisional(row.note)
     ]
     return sum(1 for i in items if i["status"] == 201) + _upgrade(cluster, complete)
 
@@ -106,7 +106,7 @@ def _across_months(
         for row, doc in zip(group, stored, strict=True):
             if doc is None:
                 continue
-            if doc["_source"].get(EVENT_FIELDS["note"]) == PROVISIONAL_NOTE != row.note:
+            if provisional(doc["_source"].get(EVENT_FIELDS["note"])) and not provisional(row.note):
                 deletes.append(action("delete", index, row[0]))
                 touched.add(index)
             else:
@@ -129,7 +129,7 @@ def _upgrade(cluster: Cluster, complete: list[tuple[EventRow, str, str]]) -> int
                     "bool": {
                         "filter": [
                             {"ids": {"values": list(part)}},
-                            {"term": {EVENT_FIELDS["note"]: PROVISIONAL_NOTE}},
+                            {"prefix": {EVENT_FIELDS["note"]: PROVISIONAL_NOTE}},
                         ]
                     }
                 },
