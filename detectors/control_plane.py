@@ -8,8 +8,9 @@ never made this kind of change (or has no history at all) making it is a finding
 for grants that can reach secrets (policies, RBAC, resource or IAM policies, root or orphan
 tokens, raw storage, root generation) and `medium` otherwise.
 
-Tampering with audit itself (a Vault audit device disabled or added, a trail stopped or
-deleted, diagnostic settings removed, audit config changed) is critical on its own,
+Tampering with audit itself (a Vault audit device disabled or added, a Vault mount tuned
+to log values unhashed, a trail stopped or deleted, diagnostic settings removed, audit
+config changed) is critical on its own,
 whatever the history and whether or not the call succeeded: an attempt is the signal.
 """
 

@@ -114,6 +114,26 @@ def vault(path: str, op: str) -> Change | None:
     return None
 
 
+# Tune settings that make every audit device log some values in clear (not HMAC'd).
+UNHASHING = ("audit_non_hmac_request_keys", "audit_non_hmac_response_keys")
+
+
+def vault_unhashed(tune: Change, settings: list[str]) -> Change:
+    """A mount or auth method tuned with `UNHASHING` settings (`settings`, by name: their
+    values are HMAC'd): the audit log itself will hold those values, secrets among them.
+
+    >>> change = vault("sys/mounts/kv/tune", "update")
+    >>> vault_unhashed(change, ["audit_non_hmac_response_keys"]).operation
+    'audit-unhash'
+    """
+    what = tune.note.removeprefix(CONTROL_NOTE).removeprefix("tuned ")
+    return _tamper(
+        tune.secret,
+        "audit-unhash",
+        f"made audit devices log values of {what} in clear ({', '.join(settings)})",
+    )
+
+
 def vault_secret_id(role_secret: str, op: str) -> Change | None:
     """An AppRole secret-id generated: a credential issued (the parser keeps it a `read` of
     the role) and a control-plane act, judged against the caller's history."""

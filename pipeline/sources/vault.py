@@ -580,11 +580,18 @@ def normalize(
 def _control(
     entry: Entry, path: str, op: str, secret: str | None, action: str
 ) -> control_plane.Change | None:
-    """The control-plane change a `sys/` or `auth/` call makes, if any: by path, an AppRole
-    secret-id generated (already a `read` of the role), or a token created with the root
-    policy or without a parent (read off the new token in the response)."""
+    """The control-plane change a `sys/` or `auth/` call makes, if any: by path (a tune
+    that unhashes audited values, by the names in its request data), an AppRole secret-id
+    generated (already a `read` of the role), or a token created with the root policy or
+    without a parent (read off the new token in the response)."""
     if path.startswith("sys/"):
-        return control_plane.vault(path, op)
+        change = control_plane.vault(path, op)
+        if change is not None and change.operation.endswith("-tune"):
+            sent = _keys(entry.request.data if entry.request is not None else None)
+            unhashing = [name for name in control_plane.UNHASHING if name in sent]
+            if unhashing:
+                return control_plane.vault_unhashed(change, unhashing)
+        return change
     if action == "read" and secret is not None and path.endswith("/secret-id"):
         return control_plane.vault_secret_id(secret, op)
     if control_plane.is_token_create(path) and op in ("create", "update"):

@@ -130,6 +130,8 @@ def _vault_call(entries: list[dict], **changes: object) -> EventRow:
                     entry["response"]["auth"]["policies"] = value
             elif key == "no_parent":
                 request.setdefault("data", {})["no_parent"] = value
+            elif key == "data":
+                request["data"] = value
             else:
                 request[key] = value
         records.append((orjson.dumps(entry), n, n * 1000))
@@ -197,6 +199,34 @@ def test_vault_secrets_engines_enabled_tuned_moved_and_disabled(vault_log: FeedR
     assert control_plane.vault("sys/mounts", "read") is None  # listing them
     assert control_plane.vault("sys/mounts/kv1/tune", "read") is None
     assert control_plane.vault("sys/remount/status/abc", "read") is None  # a move's progress
+
+
+def test_a_tune_that_unhashes_audited_values_is_tampering() -> None:
+    """`audit_non_hmac_request_keys` / `audit_non_hmac_response_keys` on a mount or an auth
+    method make every audit device log those values in clear: the log itself then holds
+    secrets. Only the setting's name is read (its value, the keys, is HMAC'd)."""
+    mount = _vault_entries("sys/mounts/kv1")
+    row = _vault_call(
+        mount,
+        path="sys/mounts/kv1/tune",
+        data={
+            "audit_non_hmac_response_keys": ["hmac-sha256:00"],
+            "max_lease_ttl": "hmac-sha256:01",
+        },
+    )
+    assert (row.secret, row.operation, row.action) == ("sys/mounts/kv1", "audit-unhash", "control")
+    assert row.note == (
+        f"{TAMPER_NOTE}made audit devices log values of the secrets engine kv1 in clear "
+        "(audit_non_hmac_response_keys)"
+    )
+    auth = _vault_entries("sys/auth/userpass")
+    row = _vault_call(
+        auth, path="sys/auth/userpass/tune", data={"audit_non_hmac_request_keys": ["x"]}
+    )
+    assert (row.secret, row.operation) == ("sys/auth/userpass", "audit-unhash")
+    assert "auth method userpass" in row.note and "(audit_non_hmac_request_keys)" in row.note
+    row = _vault_call(mount, path="sys/mounts/kv1/tune", data={"max_lease_ttl": "x"})
+    assert row.operation == "mount-tune"  # any other tune
 
 
 def test_vault_root_and_orphan_tokens() -> None:
