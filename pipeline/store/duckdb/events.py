@@ -82,7 +82,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, rows: list[EventRow]) -> int:
             {"p": PROVISIONAL_NOTE, "lo": lo, "late": hi + _PROVISIONAL_US, "lone": lone},
         ).fetchall()
     if stored:
-        known = {event_id: provisional for event_id, provisional in stored}
+        known = {event_id: was for event_id, was in stored}  # id -> stored as provisional
         # A complete record replaces a provisional one stored earlier under its id.
         upgrades = [r[0] for r in rows if known.get(r[0]) and not provisional(r.note)]
         if upgrades:
