@@ -29,8 +29,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def find_alert(store: Outbox, alert_id: str, sinks: list[str]) -> dict[str, Any] | None:
     """One stored alert as `Outbox.alerts` has it (`body` parsed) with `deliveries`, its
     state at each of `sinks`; None if there is no such alert."""
-    frame = store.alerts()
-    rows = frame[frame["id"] == alert_id]
+    rows = store.alerts(alert_id=alert_id)  # that one, not every alert filtered here
     if rows.empty:
         return None
     alert = records(rows)[0]

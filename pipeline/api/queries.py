@@ -197,8 +197,8 @@ def _dead_letters(request: Request) -> Work:
 def _alerts(request: Request) -> Work:
     params = request.query_params
     since, until = _when(params, "since"), _when(params, "until")
-    identity, limit = _text(params, "identity"), _limit(params)
-    return lambda store: _arrow(store.alerts(since, until, identity, limit), limit)
+    identity, limit, alert_id = _text(params, "identity"), _limit(params), _text(params, "alert_id")
+    return lambda store: _arrow(store.alerts(since, until, identity, limit, alert_id), limit)
 
 
 def _deliveries(request: Request) -> Work:

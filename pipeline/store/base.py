@@ -175,9 +175,10 @@ class Outbox(Protocol):
         until: datetime | None = None,
         identity: str | None = None,
         limit: int | None = None,
+        alert_id: str | None = None,
     ) -> pd.DataFrame:
         """Stored alerts, oldest first; `body` holds the full alert as JSON. `identity`
-        accepts `*` wildcards, as for events."""
+        accepts `*` wildcards, as for events; `alert_id` reads that one alert only."""
 
     def pending_deliveries(self, sink: str, limit: int, now: datetime) -> list[PendingDelivery]:
         """Up to `limit` alerts `sink` should take now, oldest alert first: revision above
@@ -267,6 +268,7 @@ class ReportSource(Protocol):
         until: datetime | None = None,
         identity: str | None = None,
         limit: int | None = None,
+        alert_id: str | None = None,
     ) -> pd.DataFrame: ...
 
     def count(self, where: EventFilter = ALL_EVENTS) -> int: ...

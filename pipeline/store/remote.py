@@ -239,8 +239,10 @@ class RemoteStore:
         until: datetime | None = None,
         identity: str | None = None,
         limit: int | None = None,
+        alert_id: str | None = None,
     ) -> pd.DataFrame:
         params = _filter_params(EventFilter(since=since, until=until, identity=identity))
+        params += [("alert_id", alert_id)] if alert_id is not None else []
         return self._frame("/api/alerts", params + _limit(limit), all_rows=limit is None)
 
     def alert(self, alert_id: str, sinks: Sequence[str] = ()) -> dict[str, Any]:

@@ -52,6 +52,9 @@ def test_every_read_is_the_store_read(store_path: Path) -> None:
         same(remote.dead_letters(), writer.dead_letters())
         same(remote.alerts(), writer.alerts())
         same(remote.alerts(SINCE, None, "ro*", 3), writer.alerts(SINCE, None, "ro*", 3))
+        one = writer.alerts()["id"].iloc[-1]  # `alerts show --server`: that alert only
+        same(remote.alerts(alert_id=one), writer.alerts(alert_id=one))
+        assert list(remote.alerts(alert_id=one)["id"]) == [one]
         for sinks in (["alerts-file"], ["alerts-file", "siem"], []):
             same(remote.delivery_state(sinks), writer.delivery_state(sinks))
         same(

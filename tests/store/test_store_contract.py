@@ -780,6 +780,11 @@ def test_resolving_an_alert_is_a_new_revision(store: Store) -> None:
         store.resolve_alert(alert["id"], "maybe", "ana", None, NOW)
 
 
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows with None for every missing value, whatever the column's dtype."""
+    return list(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"))
+
+
 def test_a_fold_verdict_is_kept_once_and_grows_the_open_alert(store: Store) -> None:
     open_, repeat = _alert("svc"), _alert("svc", "2026-05-03T03:00:00Z")
     lone = _alert("other", "2026-05-03T04:00:00Z")
@@ -800,6 +805,14 @@ def test_a_fold_verdict_is_kept_once_and_grows_the_open_alert(store: Store) -> N
     assert frame.loc[repeat["id"], "folded_into"] == open_["id"]
     with pytest.raises(StoreError):
         store.decide_fold(lone["id"], lone["id"], NOW)
+    # One alert by its id (`alerts show`, the API's alert page): that row only, as listed.
+    for alert in (open_, repeat, lone):
+        one = store.alerts(alert_id=alert["id"])
+        assert list(one["id"]) == [alert["id"]]
+        listed = frame.loc[[alert["id"]]].reset_index()[list(one.columns)]
+        assert _records(one) == _records(listed)
+    assert store.alerts(alert_id="swa-nope").empty
+    assert store.alerts(identity="other", alert_id=open_["id"]).empty  # both must hold
 
 
 def test_the_outbox_survives_reopen(store_factory, store: Store) -> None:  # noqa: ANN001

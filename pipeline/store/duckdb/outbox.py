@@ -46,8 +46,12 @@ def alerts(
     until: datetime | None,
     identity: str | None,
     limit: int | None,
+    alert_id: str | None = None,
 ) -> pd.DataFrame:
     clause, params = where_clause(EventFilter(since=since, until=until, identity=identity))
+    if alert_id is not None:
+        clause = f"{clause} AND a.id = ?" if clause else "WHERE a.id = ?"
+        params.append(alert_id)
     sql = f"""{_FOLDS}
         SELECT a.* REPLACE ({_REVISION} AS revision), coalesce(f.n, 0) AS repeats,
                fo.into_id AS folded_into

@@ -135,10 +135,11 @@ class DuckDBStore:
         until: datetime | None = None,
         identity: str | None = None,
         limit: int | None = None,
+        alert_id: str | None = None,
     ) -> pd.DataFrame:
         """Stored alerts, oldest first; `body` holds the full alert as JSON. `identity`
-        accepts `*` wildcards, as for events."""
-        return outbox.alerts(self.con, since, until, identity, limit)
+        accepts `*` wildcards, as for events; `alert_id` reads that one alert only."""
+        return outbox.alerts(self.con, since, until, identity, limit, alert_id)
 
     def pending_deliveries(self, sink: str, limit: int, now: datetime) -> list[PendingDelivery]:
         return outbox.pending(self.con, sink, limit, now)

@@ -97,12 +97,15 @@ class Outbox:
         until: datetime | None,
         identity: str | None,
         limit: int | None,
+        alert_id: str | None = None,
     ) -> pd.DataFrame:
         """The alerts index is refreshed first: a save whose own refresh failed (an
         outage mid-step) has written alerts a search would not yet see, and a detector
         taking over must see them to keep their ids."""
         self.store.refresh({self.store.index("alerts")})
         where = query(EventFilter(since=since, until=until, identity=identity), ALERT_FIELDS)
+        if alert_id is not None:  # an alert's document id is its id
+            where = {"bool": {"filter": [where, {"ids": {"values": [alert_id]}}]}}
         sort = [{"@timestamp": "asc"}, {"id": "asc"}]
         docs = self.store.sources("alerts", where, sort, limit)
         return frame(self.with_folds(docs), ALERT_COLUMNS)

@@ -392,10 +392,11 @@ class ElasticsearchStore:
         until: datetime | None = None,
         identity: str | None = None,
         limit: int | None = None,
+        alert_id: str | None = None,
     ) -> pd.DataFrame:
         """Stored alerts, oldest first; `body` holds the full alert as JSON. `identity`
-        accepts `*` wildcards, as for events."""
-        return self._outbox.alerts(since, until, identity, limit)
+        accepts `*` wildcards, as for events; `alert_id` reads that one alert only."""
+        return self._outbox.alerts(since, until, identity, limit, alert_id)
 
     # -- report aggregates (contracts in store/base.py; the work is in reports.py) ---------
     @_guard("summarizing access")
