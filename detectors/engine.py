@@ -179,7 +179,7 @@ class Detection:
             if part is not None:
                 parts.append((part, refound))
         findings = [f for part, fs in parts for f in self._networks(part, fs)]
-        return self._group(self._hold(findings) if self.cfg.fleet.enabled else findings)
+        return self._group(self._hold(findings))
 
     def judge_part(self, ev: Events, start_us: int, end_us: int) -> list[Finding]:
         """What every detector finds in `ev`, the part of the open batch seen so far, with
@@ -192,7 +192,7 @@ class Detection:
     def apply_peek(self, findings: list[Finding]) -> list[Incident]:
         """Group what `judge_part` found, as `peek` does."""
         findings = self._shared(findings, partial(when, tz=self.cfg.timezone))
-        return self._group(self._hold(findings) if self.cfg.fleet.enabled else findings)
+        return self._group(self._hold(findings))
 
     def _holds(self, f: Finding) -> bool:
         incident = self.open.get(f.identity)
@@ -233,7 +233,10 @@ class Detection:
 
     def _hold(self, findings: list[Finding]) -> list[Finding]:
         """A part's findings without those a forming fleet may claim, counting the
-        identities earlier parts of the batch saw deviating (`holding`, kept up here)."""
+        identities earlier parts of the batch saw deviating (`holding`, kept up here); all
+        of them when fleets are not looked for."""
+        if not self.cfg.fleet.enabled:
+            return findings
         also = set(self.holding)
         self.holding |= fleet.deviating(findings, self.cfg.fleet)
         return fleet.held(findings, self.cfg.fleet, also)

@@ -239,7 +239,7 @@ class LiveDetection:
 
     def _process(self, rows: Sequence[EventRow], clock_us: int | None, stored: bool) -> list[Alert]:
         fresh = self._sort(rows)
-        self.anchor(fresh)  # before they are stored: see `_save_origin`
+        self.anchor(fresh)  # before they are stored
         if rows and not stored:
             self.store.write_batch(list(rows))
         if self.ledger.unsaved:  # listed before any alert judged without them is stored
@@ -279,17 +279,14 @@ class LiveDetection:
     def anchor(self, rows: Sequence[EventRow]) -> None:
         """Before `rows` are stored for this runtime to judge (by `process`, or by a
         follower before `process(..., stored=True)`): until it has a start, note where
-        live detection begins."""
+        live detection begins. Nothing else tells it until the first snapshot; noted
+        before the events (a kill in between would leave them stored and never judged),
+        an owner taking over before then judges again from there."""
         if self.start is None:
             owned = [r.ts_us for r in rows if self.owner(r.identity) is not None]
             if owned:
-                self._save_origin(self.clock.align(min(owned)))
-
-    def _save_origin(self, start_us: int) -> None:
-        """Nothing tells where live detection began until the first snapshot: store it
-        before the events (a kill in between would leave them stored and never judged), so
-        that an owner taking over before then judges again from there."""
-        cp.save_origin(self.store, start_us, self.member, self.detection.base.version)
+                start_us = self.clock.align(min(owned))
+                cp.save_origin(self.store, start_us, self.member, self.detection.base.version)
 
     def _add(self, rows: list[EventRow]) -> None:
         """Prepare new events, as one more chunk."""

@@ -193,6 +193,14 @@ def _vault_rows(calls: list[tuple[str, str, str, object]]) -> list[EventRow]:
     return out.rows
 
 
+def _weekly(template: str, caller: str, operation: str, hour: int) -> list[tuple]:
+    """`_vault_rows` calls: the same call at `hour` on the first day of each training week."""
+    return [
+        (template, caller, operation, START + timedelta(days=d, hours=hour))
+        for d in range(0, TRAIN_DAYS, 7)
+    ]
+
+
 def _replayed(control_rows: list[EventRow]) -> tuple[Detection, list[Finding]]:
     """The test world's history and next day with `control_rows` among it, replayed: the
     detection, and its control_plane findings after the history."""
@@ -208,15 +216,7 @@ def test_replay_audit_disable_alerts_and_weekly_policy_writes_do_not():
     """Eight weeks of history (the test world, plus a weekly ACL policy write by the AppRole
     vault-admin), no control-plane change by orders/orders-api; then orders-api disables
     the audit device and vault-admin writes its weekly policy."""
-    weekly = [
-        (
-            "sys/policies/acl/orders-read",
-            "vault-admin",
-            "update",
-            START + timedelta(days=d, hours=11),
-        )
-        for d in range(0, TRAIN_DAYS, 7)
-    ]
+    weekly = _weekly("sys/policies/acl/orders-read", "vault-admin", "update", 11)
     attack = [
         ("sys/audit/file2", "orders/orders-api", "delete", after(3)),
         ("sys/policies/acl/orders-read", "vault-admin", "update", after(11)),
@@ -238,10 +238,7 @@ def test_replay_a_secrets_engine_disabled_alerts_and_weekly_mounts_do_not():
     """vault-admin enables a secrets engine every week of the history; orders-api never
     touched one. Then orders-api disables the KV engine (every secret in it goes) and
     vault-admin enables its weekly one. Before, both were `other`: nothing was raised."""
-    weekly = [
-        ("sys/mounts/kv1", "vault-admin", "update", START + timedelta(days=d, hours=9))
-        for d in range(0, TRAIN_DAYS, 7)
-    ]
+    weekly = _weekly("sys/mounts/kv1", "vault-admin", "update", 9)
     attack = [
         ("sys/mounts/kv1", "orders/orders-api", "delete", after(4)),
         ("sys/mounts/kv1", "vault-admin", "update", after(9)),
@@ -262,11 +259,7 @@ def test_replay_an_audit_device_disabled_with_no_response_logged_is_critical():
     alone, provisional, and before its note was only the provisional one: the tampering
     mark was dropped, so the attempt was an ordinary control change (medium, or nothing
     for an identity that had disabled a device before)."""
-    history = [
-        ("sys/audit/file2", "orders/orders-api", "delete", START + timedelta(days=d, hours=8))
-        for d in range(0, TRAIN_DAYS, 7)
-    ]
-    rows = _vault_rows(history)
+    rows = _vault_rows(_weekly("sys/audit/file2", "orders/orders-api", "delete", 8))
     request = copy.deepcopy(
         next(
             json.loads(x)
